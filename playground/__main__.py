@@ -1,0 +1,57 @@
+"""The command line: `python -m playground <command> [--json] ...`.
+
+Every module in `playground/commands/` contributes subcommands through `register(subparsers)`;
+each subcommand's handler returns a JSON-able object. With `--json` it is printed as one JSON
+document on stdout; without, as indented JSON for people. A `PlaygroundError` (unknown id, bad
+input) exits with status 2 and its message on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import pkgutil
+import sys
+
+import playground.commands
+from playground.errors import PlaygroundError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m playground", description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one compact JSON document on stdout")
+    parser.add_argument("--device", default=None, help="auto, cuda, mps or cpu (default: $PLAYGROUND_DEVICE or auto)")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_info in sorted(pkgutil.iter_modules(playground.commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"playground.commands.{module_info.name}")
+        module.register(subparsers)
+    for subparser in subparsers.choices.values():  # `--json` is accepted after the command too
+        subparser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return parser
+
+
+def read_text_argument(value: str) -> str:
+    """A TEXT argument: `-` reads stdin."""
+    return sys.stdin.read() if value == "-" else value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.device:
+        import os
+
+        os.environ["PLAYGROUND_DEVICE"] = args.device
+    try:
+        result = args.handler(args)
+    except PlaygroundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    text = json.dumps(result, ensure_ascii=False) if args.json else json.dumps(result, ensure_ascii=False, indent=2)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""The backend core: prompts to ids, one counted forward pass, next-token distributions, stepping.
+
+- `prompt_ids` tokenizes a prompt as the model would (BOS where its tokenizer adds one), optionally
+  through the chat template as a single user message. An empty prompt gives the distribution after
+  BOS (or after EOS for tokenizers without a BOS token).
+- `forward` is the only place that calls a model; it counts calls on the LoadedModel, so tests can
+  prove that re-filtering a distribution never re-runs the model.
+- `next_token_distribution` returns the full-vocabulary logits for a prompt, LRU-cached per
+  (model, prompt, template) and shared by all sessions.
+- `Stepper` is KV-cached incremental decoding of one sequence; generation and the sampling lab's
+  token-by-token mode are built on it.
+- `forward_all` is the same counted call returning every position's logits (teacher forcing).
+
+What it leaves out: sampling rules (`playground.sampling`), generation loops and stop reasons
+(`playground.generation`), beam search (`playground.beam`), batching across sessions.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+
+from playground.errors import PlaygroundError
+from playground.models import LoadedModel, load_model
+
+DISTRIBUTION_CACHE_SIZE = 64
+
+
+def prompt_ids(loaded: LoadedModel, prompt: str, chat_template: bool = False) -> list[int]:
+    """Token ids the model sees for `prompt` (truncated from the left to the context length)."""
+    tokenizer = loaded.tokenizer
+    if tokenizer is None:
+        raise PlaygroundError(f"Model {loaded.id} has no tokenizer on this machine.")
+    if chat_template:
+        if not getattr(tokenizer, "chat_template", None):
+            raise PlaygroundError(f"Model {loaded.id} has no chat template.")
+        ids = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True,
+            return_dict=False,
+        )
+        if isinstance(ids, dict) or hasattr(ids, "input_ids"):
+            ids = ids["input_ids"]
+        ids = list(ids)
+    else:
+        ids = list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
+    if not ids:
+        start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else loaded.eos_token_ids[0]
+        ids = [int(start)]
+    limit = loaded.context_length - 1
+    return ids[-limit:] if len(ids) > limit else ids
+
+
+@torch.inference_mode()
+def forward(loaded: LoadedModel, input_ids: torch.Tensor, cache=None, attention_mask=None,
+            position_ids=None):
+    """One model call: (logits of the last position as float32 [batch, vocab], the KV cache)."""
+    loaded.forward_calls += 1
+    out = loaded.model(
+        input_ids=input_ids.to(loaded.device),
+        cache=cache,
+        attention_mask=None if attention_mask is None else attention_mask.to(loaded.device),
+        position_ids=None if position_ids is None else position_ids.to(loaded.device),
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    return out.logits[:, -1, :].float(), out.cache
+
+
+@dataclass(frozen=True)
+class NextTokenDistribution:
+    model_id: str
+    prompt: str
+    chat_template: bool
+    input_ids: tuple[int, ...]
+    logits: torch.Tensor  # float32, CPU, shape [vocab]
+
+    @property
+    def probs(self) -> torch.Tensor:
+        return torch.softmax(self.logits, dim=-1)
+
+
+_DIST_CACHE: OrderedDict[tuple, NextTokenDistribution] = OrderedDict()
+_DIST_LOCK = threading.Lock()
+
+
+def next_token_distribution(model_id: str, prompt: str, chat_template: bool = False) -> NextTokenDistribution:
+    """The full next-token distribution after `prompt` (cached: the model runs once per prompt)."""
+    key = (model_id, prompt, bool(chat_template))
+    with _DIST_LOCK:
+        hit = _DIST_CACHE.get(key)
+        if hit is not None:
+            _DIST_CACHE.move_to_end(key)
+            return hit
+    loaded = load_model(model_id)
+    ids = prompt_ids(loaded, prompt, chat_template)
+    logits, _ = forward(loaded, torch.tensor([ids]))
+    result = NextTokenDistribution(model_id, prompt, bool(chat_template), tuple(ids), logits[0].cpu())
+    with _DIST_LOCK:
+        _DIST_CACHE[key] = result
+        while len(_DIST_CACHE) > DISTRIBUTION_CACHE_SIZE:
+            _DIST_CACHE.popitem(last=False)
+    return result
+
+
+class Stepper:
+    """KV-cached decoding of one sequence: feed the prompt once, then one token per call."""
+
+    def __init__(self, loaded: LoadedModel, input_ids: list[int]):
+        if not input_ids:
+            raise PlaygroundError("Cannot step an empty sequence.")
+        self.loaded = loaded
+        self.ids: list[int] = list(input_ids)
+        logits, self.cache = forward(loaded, torch.tensor([self.ids]))
+        self.logits: torch.Tensor = logits[0].cpu()
+
+    def append(self, token_id: int) -> torch.Tensor:
+        """Append `token_id` and return the logits for the position after it."""
+        if len(self.ids) >= self.loaded.context_length:
+            raise PlaygroundError(f"The sequence reached the model's context length ({self.loaded.context_length}).")
+        self.ids.append(int(token_id))
+        logits, self.cache = forward(self.loaded, torch.tensor([[int(token_id)]]), self.cache)
+        self.logits = logits[0].cpu()
+        return self.logits
+
+
+@torch.inference_mode()
+def forward_all(loaded: LoadedModel, input_ids: torch.Tensor) -> torch.Tensor:
+    """One counted model call returning the logits of every position ([batch, seq, vocab], on the
+    model's device, in its dtype): teacher forcing scores a whole text with it."""
+    loaded.forward_calls += 1
+    out = loaded.model(input_ids=input_ids.to(loaded.device), use_cache=False)
+    return out.logits

@@ -1,0 +1,79 @@
+"""Shared pieces of the UI: error handling for event handlers, model choices, the status line.
+
+`user_errors` wraps a handler so a `PlaygroundError` becomes a `gr.Error` with its message and any
+other exception becomes a short generic message (logged with its traceback on the server, never
+shown to the user). It works for plain and generator (streaming) handlers. What it leaves out:
+layout; each tab lays itself out.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import inspect
+import logging
+
+import gradio as gr
+
+from playground import models
+from playground.errors import PlaygroundError
+
+log = logging.getLogger("playground.ui")
+
+INTERNAL_ERROR = "Something went wrong while computing this; the server is still running. Please try again."
+
+
+def _as_gr_error(exc: Exception) -> gr.Error:
+    if isinstance(exc, gr.Error):
+        return exc
+    if isinstance(exc, PlaygroundError):
+        return gr.Error(str(exc))
+    log.exception("handler failed")
+    return gr.Error(INTERNAL_ERROR)
+
+
+def user_errors(fn):
+    """Decorator: user-facing messages instead of tracebacks (plain and generator handlers)."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def generator_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a message
+                raise _as_gr_error(exc) from None
+        return generator_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001
+            raise _as_gr_error(exc) from None
+    return wrapper
+
+
+def model_choices(role: str | None = None) -> list[tuple[str, str]]:
+    """(label, id) pairs for a model dropdown: available, non-hidden models, optionally of one role."""
+    return [
+        (f"{info.id} ({info.role})", info.id)
+        for info in models.list_models(include_hidden=False)
+        if info.available and (role is None or info.role == role)
+    ]
+
+
+def status_markdown() -> str:
+    """One line per model: availability, whether loaded, on which device."""
+    from playground.device import resolve_device
+
+    device = resolve_device()
+    loaded = {m.id: m for m in models.loaded_models()}
+    parts = []
+    for info in models.list_models(include_hidden=False):
+        if not info.available:
+            state = f"unavailable: {html.escape(info.reason)}"
+        elif info.id in loaded:
+            state = f"loaded ({loaded[info.id].dtype}".replace("torch.", "") + f", {loaded[info.id].load_seconds:.1f} s)"
+        else:
+            state = "loads on first use"
+        parts.append(f"**{html.escape(info.id)}** ({info.role}): {state}")
+    return f"Device: **{device.type}** · " + " · ".join(parts)

@@ -1,0 +1,95 @@
+"""The packaged models: offline loading, the safetensors cache (and its repair), real distributions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from playground import core, models
+from tests.conftest import ROOT
+
+PACKAGED = ["gemma-3-270m", "smollm2-135m-instruct"]
+
+
+@pytest.mark.parametrize("model_id", PACKAGED)
+def test_packaged_model_distribution_sums_to_one(model_id):
+    loaded = models.load_model(model_id)
+    dist = core.next_token_distribution(model_id, "The capital of France is")
+    assert dist.logits.shape[0] == loaded.vocab_size == len(loaded.tokenizer)
+    assert abs(float(dist.probs.double().sum()) - 1.0) < 1e-5
+
+
+def test_chat_model_knows_paris():
+    loaded = models.load_model("smollm2-135m-instruct")
+    dist = core.next_token_distribution("smollm2-135m-instruct", "The capital of France is")
+    top3 = [loaded.tokenizer.decode([i]) for i in dist.probs.topk(3).indices.tolist()]
+    assert " Paris" in top3
+
+
+def test_base_model_continues_english():
+    loaded = models.load_model("gemma-3-270m")
+    dist = core.next_token_distribution("gemma-3-270m", "The capital of France is")
+    top10 = [loaded.tokenizer.decode([i]) for i in dist.probs.topk(10).indices.tolist()]
+    assert " Paris" in top10 and dist.input_ids[0] == loaded.tokenizer.bos_token_id
+
+
+def _copy_cache(model_id, tmp_path, monkeypatch):
+    source = models.cache_dir(models.get_spec(model_id))
+    models.load_model(model_id)  # make sure the real cache exists
+    monkeypatch.setenv("PLAYGROUND_CACHE_DIR", str(tmp_path))
+    target = models.cache_dir(models.get_spec(model_id))
+    shutil.copytree(source, target)
+    return target
+
+
+@pytest.mark.parametrize("damage", ["truncate", "corrupt-header", "no-manifest"])
+def test_damaged_cache_is_detected_and_rebuilt(damage, tmp_path, monkeypatch):
+    target = _copy_cache("smollm2-135m-instruct", tmp_path, monkeypatch)
+    weights = target / "model.safetensors"
+    if damage == "truncate":
+        with weights.open("r+b") as handle:
+            handle.truncate(weights.stat().st_size // 2)
+    elif damage == "corrupt-header":
+        with weights.open("r+b") as handle:
+            handle.write(b"\xff" * 64)
+    else:
+        (target / "manifest.json").unlink()
+    saved = dict(models._LOADED)
+    models._LOADED.clear()
+    try:
+        loaded = models.load_model("smollm2-135m-instruct")
+        assert loaded.loaded_from == "gguf"
+        assert models._manifest_ok(target)
+        dist = core.forward(loaded, __import__("torch").tensor([[1, 2, 3]]))[0]
+        models._LOADED.clear()
+        assert models.load_model("smollm2-135m-instruct").loaded_from == "cache"
+        again = core.forward(models.load_model("smollm2-135m-instruct"), __import__("torch").tensor([[1, 2, 3]]))[0]
+        assert (dist - again).abs().max() < 1e-4
+    finally:
+        models._LOADED.clear()
+        models._LOADED.update(saved)
+
+
+def run_cli(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "playground", *args], cwd=ROOT, input=stdin,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_models_json():
+    result = run_cli("models", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {row["id"]: row for row in json.loads(result.stdout)}
+    assert rows["gemma-3-270m"]["available"] is True and rows["gemma-3-270m"]["role"] == "base"
+    assert rows["smollm2-135m-instruct"]["role"] == "chat"
+    assert set(rows["smollm2-135m"]) >= {"id", "role", "source", "available", "reason"}
+
+
+def test_cli_unknown_id_exits_2_with_valid_ids():
+    result = run_cli("--json", "next-token", "--model", "nope", "Hello")
+    assert result.returncode == 2
+    assert "nope" in result.stderr and "smollm2-135m-instruct" in result.stderr
+    assert "Traceback" not in result.stderr
