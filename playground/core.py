@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from playground import batching, fastpath
 from playground.errors import PlaygroundError
 from playground.models import LoadedModel, load_model
 
@@ -96,8 +97,8 @@ def next_token_distribution(model_id: str, prompt: str, chat_template: bool = Fa
             return hit
     loaded = load_model(model_id)
     ids = prompt_ids(loaded, prompt, chat_template)
-    logits, _ = forward(loaded, torch.tensor([ids]))
-    result = NextTokenDistribution(model_id, prompt, bool(chat_template), tuple(ids), logits[0].cpu())
+    logits = batching.next_token_logits(loaded, ids)  # grouped with other sessions' requests
+    result = NextTokenDistribution(model_id, prompt, bool(chat_template), tuple(ids), logits)
     with _DIST_LOCK:
         _DIST_CACHE[key] = result
         while len(_DIST_CACHE) > DISTRIBUTION_CACHE_SIZE:
@@ -106,24 +107,58 @@ def next_token_distribution(model_id: str, prompt: str, chat_template: bool = Fa
 
 
 class Stepper:
-    """KV-cached decoding of one sequence: feed the prompt once, then one token per call."""
+    """KV-cached decoding of one sequence: feed the prompt once, then one token per call.
+
+    On CUDA it borrows a graph-captured static decoder from the model's pool while the sequence
+    fits its cache (`playground.fastpath`), else it uses the plain dynamic cache. Call `close()`
+    (or use it as a context manager) to hand the decoder back early; it is also returned when the
+    stepper is garbage-collected or the sequence outgrows the static cache.
+    """
 
     def __init__(self, loaded: LoadedModel, input_ids: list[int]):
         if not input_ids:
             raise PlaygroundError("Cannot step an empty sequence.")
         self.loaded = loaded
         self.ids: list[int] = list(input_ids)
-        logits, self.cache = forward(loaded, torch.tensor([self.ids]))
-        self.logits: torch.Tensor = logits[0].cpu()
+        self.cache = None
+        self._pool = fastpath.pool_for(loaded)
+        self._decoder = self._pool.acquire() if self._pool is not None else None
+        if self._decoder is not None and len(self.ids) < self._decoder.max_len:
+            self.logits: torch.Tensor = self._decoder.prefill(self.ids).cpu()
+        else:
+            self.close()
+            logits, self.cache = forward(loaded, torch.tensor([self.ids]))
+            self.logits = logits[0].cpu()
 
     def append(self, token_id: int) -> torch.Tensor:
         """Append `token_id` and return the logits for the position after it."""
         if len(self.ids) >= self.loaded.context_length:
             raise PlaygroundError(f"The sequence reached the model's context length ({self.loaded.context_length}).")
         self.ids.append(int(token_id))
-        logits, self.cache = forward(self.loaded, torch.tensor([[int(token_id)]]), self.cache)
+        if self._decoder is not None and len(self.ids) > self._decoder.max_len:
+            self.close()  # outgrew the static cache: rebuild a dynamic cache from the ids
+            logits, self.cache = forward(self.loaded, torch.tensor([self.ids]))
+        elif self._decoder is not None:
+            self.logits = self._decoder.step(int(token_id)).cpu()
+            return self.logits
+        else:
+            logits, self.cache = forward(self.loaded, torch.tensor([[int(token_id)]]), self.cache)
         self.logits = logits[0].cpu()
         return self.logits
+
+    def close(self) -> None:
+        if getattr(self, "_decoder", None) is not None:
+            self._pool.release(self._decoder)
+            self._decoder = None
+
+    def __enter__(self) -> "Stepper":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
 
 
 @torch.inference_mode()

@@ -93,3 +93,18 @@ def test_cli_unknown_id_exits_2_with_valid_ids():
     assert result.returncode == 2
     assert "nope" in result.stderr and "smollm2-135m-instruct" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("model_id", PACKAGED)
+def test_static_batched_path_matches_plain_on_packaged_models(model_id):
+    """Gemma's sliding-window layers and SmolLM2's full attention both take the static path."""
+    import torch
+
+    from playground import fastpath
+
+    loaded = models.load_model(model_id)
+    static = fastpath.BatchedNextToken(loaded, use_graphs=False)
+    sequences = [loaded.tokenizer(p)["input_ids"] for p in ["The capital of France is", "One two", "x y z " * 30]]
+    for row, ids in zip(static.logits(sequences), sequences):
+        alone, _ = core.forward(loaded, torch.tensor([ids]))
+        assert (row - alone[0]).abs().max() < 1e-3

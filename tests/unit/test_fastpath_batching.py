@@ -1,0 +1,119 @@
+"""The static-cache fast path and cross-session batching give the plain path's results."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from playground import batching, core, fastpath, models
+
+PROMPTS = ["Hello", "The cat sat on the mat and", "One two three four five six seven eight nine ten",
+           "a", "Where is the library? It is", "Numbers: 12345 67890"]
+
+
+@pytest.fixture
+def loaded():
+    return models.load_model("tiny-random")
+
+
+def test_static_decoder_matches_plain_stepper(loaded):
+    ids = loaded.tokenizer("The cat sat on the mat")["input_ids"]
+    decoder = fastpath.StaticDecoder(loaded, max_len=128)
+    fast = decoder.prefill(ids)
+    plain = core.Stepper(loaded, ids)
+    assert torch.allclose(fast, plain.logits, atol=1e-4)
+    fast_tokens, plain_tokens = [], []
+    for _ in range(12):  # greedy: identical tokens
+        fast_tokens.append(int(fast.argmax()))
+        plain_tokens.append(int(plain.logits.argmax()))
+        fast = decoder.step(fast_tokens[-1])
+        plain.append(plain_tokens[-1])
+        assert torch.allclose(fast, plain.logits, atol=1e-4)
+    assert fast_tokens == plain_tokens
+
+
+def test_static_decoder_reuse_after_longer_sequence(loaded):
+    decoder = fastpath.StaticDecoder(loaded, max_len=128)
+    decoder.prefill(list(range(10, 60)))  # leaves stale cache slots behind
+    for token in range(5):
+        decoder.step(100 + token)
+    short = [5, 6, 7]
+    expected, _ = core.forward(loaded, torch.tensor([short]))
+    assert torch.allclose(decoder.prefill(short), expected[0], atol=1e-4)
+
+
+def test_stepper_uses_pool_when_forced(loaded, monkeypatch):
+    monkeypatch.setenv("PLAYGROUND_FASTPATH", "1")
+    fastpath._POOLS.clear()
+    ids = [1, 2, 3, 4]
+    with core.Stepper(loaded, ids) as stepper:
+        assert stepper._decoder is not None
+        free_while_used = len(fastpath._POOLS[loaded.id].free)
+        stepper.append(9)
+        expected, _ = core.forward(loaded, torch.tensor([ids + [9]]))
+        assert torch.allclose(stepper.logits, expected[0], atol=1e-4)
+    assert len(fastpath._POOLS[loaded.id].free) == free_while_used + 1
+    fastpath._POOLS.clear()
+
+
+def test_batched_logits_equal_unbatched(loaded):
+    sequences = [loaded.tokenizer(p)["input_ids"] for p in PROMPTS]
+    batched = batching.batched_last_logits(loaded, sequences)
+    for row, ids in zip(batched, sequences):
+        alone, _ = core.forward(loaded, torch.tensor([ids]))
+        assert torch.allclose(row, alone[0], atol=1e-4)
+
+
+def test_concurrent_requests_are_grouped_and_correct(loaded, monkeypatch):
+    monkeypatch.setattr(batching, "WINDOW_SECONDS", 0.05)
+    batcher = batching.batcher_for(loaded)
+    batcher.batch_sizes.clear()
+    sequences = [loaded.tokenizer(p)["input_ids"] for p in PROMPTS]
+    results: dict[int, torch.Tensor] = {}
+    barrier = threading.Barrier(len(sequences))
+
+    def ask(index):
+        barrier.wait()
+        results[index] = batching.next_token_logits(loaded, sequences[index])
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(sequences))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert max(batcher.batch_sizes) > 1, batcher.batch_sizes
+    for index, ids in enumerate(sequences):
+        alone, _ = core.forward(loaded, torch.tensor([ids]))
+        assert torch.allclose(results[index], alone[0], atol=1e-4)
+
+
+def test_batcher_reports_failures_to_each_request(loaded):
+    future = batching.batcher_for(loaded).submit([loaded.vocab_size + 10])  # id out of range
+    with pytest.raises(Exception):
+        future.result(timeout=30)
+    # and keeps serving
+    assert batching.next_token_logits(loaded, [1, 2]).shape == (loaded.vocab_size,)
+
+
+def test_generate_on_device_matches_plain_greedy(loaded):
+    ids = loaded.tokenizer("Once upon a time")["input_ids"]
+    tokens, probs = fastpath.generate_on_device(fastpath.StaticDecoder(loaded, max_len=64), ids, 10)
+    stepper = core.Stepper(loaded, ids)
+    for index, token in enumerate(tokens):
+        assert torch.allclose(probs[index], stepper.logits.softmax(-1), atol=1e-5)
+        assert token == int(stepper.logits.argmax())
+        stepper.append(token)
+    assert probs.shape == (10, loaded.vocab_size)
+
+
+def test_static_batched_next_token_matches_unbatched(loaded):
+    static = fastpath.BatchedNextToken(loaded, use_graphs=False)
+    sequences = [loaded.tokenizer(p)["input_ids"] for p in PROMPTS]
+    batched = static.logits(sequences)
+    assert batched.shape == (len(sequences), loaded.vocab_size)
+    for row, ids in zip(batched, sequences):
+        alone, _ = core.forward(loaded, torch.tensor([ids]))
+        assert torch.allclose(row, alone[0], atol=1e-4)
+    assert static.buckets(65, 10) is None and static.buckets(3, 513) is None
