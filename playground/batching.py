@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from playground import limits
 from playground.models import LoadedModel
 
 # No waiting by default: a lone request runs at once, and requests that arrive while a batch is
@@ -87,7 +88,9 @@ class NextTokenBatcher:
 
     def _serve(self) -> None:
         while True:
-            batch = self._collect()
+            batch = [r for r in self._collect() if r.future.set_running_or_notify_cancel()]
+            if not batch:
+                continue
             self.batch_sizes.append(len(batch))
             try:
                 logits = self._run(batch)
@@ -123,8 +126,20 @@ def batcher_for(loaded: LoadedModel) -> NextTokenBatcher:
         return _BATCHERS[loaded.id]
 
 
-def next_token_logits(loaded: LoadedModel, ids: list[int], timeout: float | None = 600) -> torch.Tensor:
-    """Logits after `ids` [vocab], through the model's batcher (or directly when batching is off)."""
+def next_token_logits(loaded: LoadedModel, ids: list[int]) -> torch.Tensor:
+    """Logits after `ids` [vocab], through the model's batcher (or directly when batching is off).
+
+    Waits no longer than the calling request's deadline (`playground.limits`).
+    """
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    limits.check_deadline()
     if not enabled():
         return batched_last_logits(loaded, [ids])[0]
-    return batcher_for(loaded).submit(ids).result(timeout=timeout)
+    future = batcher_for(loaded).submit(ids)
+    try:
+        return future.result(timeout=limits.remaining())
+    except FutureTimeout:
+        future.cancel()
+        limits.check_deadline()
+        raise

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from playground import batching, fastpath
+from playground import batching, fastpath, limits
 from playground.errors import PlaygroundError
 from playground.models import LoadedModel, load_model
 
@@ -58,6 +58,8 @@ def prompt_ids(loaded: LoadedModel, prompt: str, chat_template: bool = False) ->
 def forward(loaded: LoadedModel, input_ids: torch.Tensor, cache=None, attention_mask=None,
             position_ids=None):
     """One model call: (logits of the last position as float32 [batch, vocab], the KV cache)."""
+    limits.check_deadline()
+    limits.maybe_inject_fault("forward")
     loaded.forward_calls += 1
     out = loaded.model(
         input_ids=input_ids.to(loaded.device),

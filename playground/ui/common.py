@@ -12,10 +12,11 @@ import functools
 import html
 import inspect
 import logging
+import time
 
 import gradio as gr
 
-from playground import models
+from playground import limits, models
 from playground.errors import PlaygroundError
 
 log = logging.getLogger("playground.ui")
@@ -33,12 +34,26 @@ def _as_gr_error(exc: Exception) -> gr.Error:
 
 
 def user_errors(fn):
-    """Decorator: user-facing messages instead of tracebacks (plain and generator handlers)."""
+    """Decorator: user-facing messages instead of tracebacks (plain and generator handlers).
+
+    The handler also runs under the request time limit (`playground.limits.deadline`): model calls
+    past it raise a `RequestTimeout`, shown as a message. A streaming handler's limit covers the
+    whole stream; each step runs under what is left of it (Gradio may resume a generator on another
+    worker thread, so the limit is set again around every step).
+    """
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def generator_wrapper(*args, **kwargs):
+            end = time.monotonic() + limits.DEFAULT_REQUEST_SECONDS
             try:
-                yield from fn(*args, **kwargs)
+                iterator = fn(*args, **kwargs)
+                while True:
+                    with limits.deadline(max(0.0, end - time.monotonic())):
+                        try:
+                            item = next(iterator)
+                        except StopIteration:
+                            return
+                    yield item
             except Exception as exc:  # noqa: BLE001 - every failure becomes a message
                 raise _as_gr_error(exc) from None
         return generator_wrapper
@@ -46,7 +61,8 @@ def user_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with limits.deadline():
+                return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001
             raise _as_gr_error(exc) from None
     return wrapper

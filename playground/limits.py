@@ -1,0 +1,99 @@
+"""Per-request limits and fault injection: time limits for runaway requests, injected failures.
+
+- `deadline(seconds)` is a context manager that sets a time limit for the work done in the current
+  thread; `check_deadline()` (called by `core.forward` before every model call) raises
+  `RequestTimeout` once it has passed, so a runaway generation or search stops with a message.
+  `remaining()` tells code that waits on another thread (the batcher) how long it may wait.
+- `PLAYGROUND_FAULT_INJECTION` (tests and drills only, set by the operator) makes model calls fail
+  on purpose: `forward:every=N` raises a simulated out-of-memory error on every Nth model call.
+  The failing request gets a message; the server keeps serving.
+
+What it leaves out: input validation of individual controls (each tab clamps its own values with
+`clamp_int` / `clamp_float`, which turn NaN, strings and out-of-range numbers into a clear message
+or the nearest allowed value).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import os
+import threading
+import time
+
+from playground.errors import PlaygroundError
+
+DEFAULT_REQUEST_SECONDS = float(os.environ.get("PLAYGROUND_REQUEST_TIMEOUT", "120"))
+_local = threading.local()
+_fault_counter = itertools.count(1)
+
+
+class RequestTimeout(PlaygroundError):
+    """The request ran past its time limit and was stopped."""
+
+
+class InjectedFault(RuntimeError):
+    """A failure injected on purpose (PLAYGROUND_FAULT_INJECTION)."""
+
+
+@contextlib.contextmanager
+def deadline(seconds: float | None = None):
+    """Limit the work done in this thread inside the block to `seconds` (default: the app's limit)."""
+    seconds = DEFAULT_REQUEST_SECONDS if seconds is None else seconds
+    previous = getattr(_local, "deadline", None)
+    _local.deadline = time.monotonic() + seconds
+    _local.limit = seconds
+    try:
+        yield
+    finally:
+        _local.deadline = previous
+
+
+def remaining() -> float | None:
+    """Seconds left before this thread's deadline (None: no deadline)."""
+    end = getattr(_local, "deadline", None)
+    return None if end is None else max(0.0, end - time.monotonic())
+
+
+def check_deadline() -> None:
+    end = getattr(_local, "deadline", None)
+    if end is not None and time.monotonic() > end:
+        raise RequestTimeout(
+            f"This request ran past its time limit ({getattr(_local, 'limit', 0):.0f} s) and was stopped. "
+            "Try fewer tokens, beams or samples."
+        )
+
+
+def maybe_inject_fault(site: str) -> None:
+    """Raise an InjectedFault at `site` when PLAYGROUND_FAULT_INJECTION asks for it."""
+    spec = os.environ.get("PLAYGROUND_FAULT_INJECTION", "")
+    if not spec.startswith(site + ":"):
+        return
+    options = dict(part.split("=", 1) for part in spec[len(site) + 1:].split(",") if "=" in part)
+    every = int(options.get("every", "0") or 0)
+    if every and next(_fault_counter) % every == 0:
+        raise InjectedFault("CUDA out of memory (injected fault for testing)")
+
+
+def clamp_int(value, name: str, low: int, high: int) -> int:
+    """An integer control's value within [low, high]; a clear message for values that aren't numbers."""
+    number = _as_number(value, name)
+    return int(min(max(round(number), low), high))
+
+
+def clamp_float(value, name: str, low: float, high: float) -> float:
+    number = _as_number(value, name)
+    return float(min(max(number, low), high))
+
+
+def _as_number(value, name: str) -> float:
+    if isinstance(value, bool):
+        return float(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise PlaygroundError(f"{name} must be a number, got {str(value)[:40]!r}.") from None
+    if math.isnan(number):
+        raise PlaygroundError(f"{name} must be a number, got NaN.")
+    return number
