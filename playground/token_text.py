@@ -20,6 +20,7 @@ from functools import lru_cache
 
 _BYTE_PIECE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 _WHITESPACE_MARKS = {" ": "␣", "\t": "→", "\n": "↵", "\r": "␍"}
+_WHITESPACE_TABLE = str.maketrans(_WHITESPACE_MARKS)
 
 
 @lru_cache(maxsize=1)
@@ -111,15 +112,17 @@ def token_bytes(tokenizer, token_id: int) -> bytes:
 
 def display_text(data: bytes) -> str:
     """Text for `data`: valid UTF-8 runs as text, every other byte as `<0xNN>`; never "\ufffd"."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
     decoded = data.decode("utf-8", errors="surrogateescape")
-    if not any("\udc80" <= ch <= "\udcff" for ch in decoded):
-        return decoded
     return "".join(f"<0x{ord(ch) - 0xDC00:02X}>" if "\udc80" <= ch <= "\udcff" else ch for ch in decoded)
 
 
 def visible_whitespace(text: str) -> str:
     """Spaces, tabs and line breaks as visible marks (␣ → ↵ ␍)."""
-    return "".join(_WHITESPACE_MARKS.get(ch, ch) for ch in text)
+    return text.translate(_WHITESPACE_TABLE)
 
 
 def token_label(tokenizer, token_id: int) -> str:

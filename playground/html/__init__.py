@@ -1,0 +1,1 @@
+"""HTML builders for token views; every token string goes through html.escape."""

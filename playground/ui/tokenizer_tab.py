@@ -1,0 +1,346 @@
+"""The Tokenizer tab: explore, compare, decode, and train BPE live.
+
+Layout top to bottom: a tokenizer and a text (presets from the lecture) drawn as coloured token
+spans with counts; the bytes of each token; other id sequences for the same text; up to four
+tokenizers compared; ids decoded back to text; the BPE training lab. Handlers are a few lines each:
+they call `playground.tokenizers` / `playground.bpe`, then the HTML and plot builders, and turn a
+`PlaygroundError` into `gr.Error` (`common.user_errors`). The view can be shared as a URL (`?tokenizer=..&compare=..&text=..`).
+
+What it leaves out: tokenization itself (backend), the app shell (`playground.ui.app`).
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import threading
+from pathlib import Path
+
+import gradio as gr
+
+from playground import bpe, tokenizers
+from playground.errors import PlaygroundError
+from playground.html import tokens as token_html
+from playground.plots import tokenizer as token_plots
+from playground.token_text import display_text, visible_whitespace
+from playground.ui.common import user_errors
+from playground.ui.tokenizer_presets import PRESETS, PRESETS_BY_NAME
+
+RENDER_LIMIT = 5000  # tokens drawn in the explore view; counts always cover the whole text
+COMPARE_LIMIT = 1500
+PREVIEW_CHARS = 1500  # of the BPE training text, drawn at the slider's merge
+CORPUS = Path(tokenizers.ASSETS) / "corpus" / "pride-and-prejudice-ch1-9.txt"
+_SHORT = {
+    "r50k_base": "GPT-2", "p50k_base": "Codex", "cl100k_base": "GPT-4", "o200k_base": "GPT-4o",
+    "llama-3": "Llama 3", "bytes": "V0: one id per byte",
+}
+TAB_JS = """
+() => {
+  const params = new URLSearchParams(window.location.search);
+  if (!params.has('tokenizer') && !params.has('text') && !params.has('compare')) return [];
+  const pick = (tries) => {
+    const tab = [...document.querySelectorAll('button[role="tab"]')].find(b => b.textContent.trim() === 'Tokenizer');
+    if (tab) tab.click(); else if (tries > 0) setTimeout(() => pick(tries - 1), 200);
+  };
+  pick(25);
+  return [];
+}
+"""
+SHARE_JS = """
+(tokenizer, compare, text, special) => {
+  const url = new URL(window.location.href);
+  url.search = '';
+  url.searchParams.set('tokenizer', tokenizer || '');
+  if (compare && compare.length) url.searchParams.set('compare', compare.join(','));
+  url.searchParams.set('text', text || '');
+  if (special) url.searchParams.set('special', '1');
+  const link = url.toString();
+  if (navigator.clipboard) navigator.clipboard.writeText(link).catch(() => {});
+  return link;
+}
+"""
+
+
+def tokenizer_choices() -> list[tuple[str, str]]:
+    choices = []
+    for info in tokenizers.list_tokenizers():
+        if info.available:
+            label = _SHORT.get(info.id, "model's own" if info.kind == "model" else info.kind)
+            choices.append((f"{info.id} ({label})", info.id))
+    return choices
+
+
+# ---------------------------------------------------------------------------------------------
+# Handlers (each: backend call, then HTML/plot builders)
+
+
+def counts_html(result) -> str:
+    return (
+        '<div class="tok-counts">'
+        f'<b><span class="tok-count" data-count="{result.num_tokens}">{result.num_tokens:,}</span> tokens</b>'
+        f" · {result.num_chars:,} characters · {result.num_bytes:,} UTF-8 bytes"
+        f" · {result.chars_per_token:.2f} characters per token"
+        f' <span class="tok-count-id">({html.escape(result.tokenizer_id)})</span></div>'
+    )
+
+
+def alternatives_html(tokenizer_id: str, text: str) -> str:
+    limit = 2000
+    alternatives = tokenizers.alternative_encodings(tokenizer_id, text, limit_chars=limit)
+    if not alternatives:
+        return "<p>This tokenizer has exactly one id sequence for the text (one id per byte).</p>"
+    head = f" (first {limit:,} characters)" if len(text) > limit else ""
+    rows = [f"<p><b>encode(text)</b>{head}: {len(tokenizers.get_tokenizer(tokenizer_id).encode(text[:limit])):,} ids</p>"]
+    for alt in alternatives:
+        method = "each character encoded on its own" if alt.method == "characters" else "one token per byte"
+        same = "decodes to the same text ✓" if alt.same_text else "decodes differently ✗"
+        shown = ", ".join(map(str, alt.ids[:300])) + (", …" if len(alt.ids) > 300 else "")
+        rows.append(f"<p><b>{html.escape(method)}</b>: {len(alt.ids):,} ids, {same}</p>"
+                    f'<div class="tok-ids">[{html.escape(shown)}]</div>')
+    return '<div class="tok-root">' + "".join(rows) + "</div>"
+
+
+@user_errors
+def explore(tokenizer_id: str, text: str, special: bool, whitespace: bool):
+    """Tokenize `text`: counts, token spans, byte table, alternative ids, the ids."""
+    result = tokenizers.tokenize(tokenizer_id, text or "", bool(special), max_tokens=RENDER_LIMIT)
+    return (
+        counts_html(result),
+        token_html.tokenization_html(result, bool(whitespace), RENDER_LIMIT),
+        token_html.bytes_table_html(result),
+        alternatives_html(tokenizer_id, text or ""),
+        result.ids,
+    )
+
+
+@user_errors
+def compare(tokenizer_ids: list[str], text: str, special: bool, whitespace: bool):
+    """Up to four tokenizers on one text: a bar chart and one token view each."""
+    tokenizer_ids = list(tokenizer_ids or [])[:4]
+    if not tokenizer_ids:
+        raise PlaygroundError("Choose one to four tokenizers to compare.")
+    results = [tokenizers.tokenize(t, text or "", bool(special), max_tokens=COMPARE_LIMIT) for t in tokenizer_ids]
+    columns = "".join(
+        f'<div class="tok-col"><h4>{html.escape(r.tokenizer_id)}: {r.num_tokens:,} tokens</h4>'
+        + token_html.tokenization_html(r, bool(whitespace), COMPARE_LIMIT, show_ids=False) + "</div>"
+        for r in results
+    )
+    return token_plots.comparison_figure(results), f'<div class="tok-cols">{columns}</div>'
+
+
+@user_errors
+def decode(tokenizer_id: str, ids_text: str):
+    """Ids (comma or space separated) back to text, piece by piece."""
+    result = tokenizers.decode_ids(tokenizer_id, ids_text or "")
+    return (f"<p><b>{len(result.ids):,} ids decode to:</b></p>"
+            f'<pre class="tok-decoded">{html.escape(result.text)}</pre>'
+            + token_html.pieces_html(result.pieces))
+
+
+def apply_preset(name: str):
+    preset = PRESETS_BY_NAME[name]
+    return preset.tokenizer, preset.text, list(preset.compare)
+
+
+def from_url(request: gr.Request):
+    """Initial tokenizer, compare list, text and special-tokens flag from the page's query string."""
+    params = dict(request.query_params) if request is not None else {}
+    valid = set(tokenizers.tokenizer_ids())
+    first = PRESETS[0]
+    tokenizer_id = params.get("tokenizer", first.tokenizer)
+    tokenizer_id = tokenizer_id if tokenizer_id in valid else first.tokenizer
+    chosen = [c for c in params.get("compare", ",".join(first.compare)).split(",") if c in valid][:4]
+    text = params.get("text", first.text)
+    return tokenizer_id, chosen or list(first.compare), text, params.get("special", "") in ("1", "true")
+
+
+# -- BPE lab
+
+
+def _bpe_view(training: bpe.BPETraining, text: str, step: int) -> str:
+    """The merges up to `step` and the start of the training text encoded with them."""
+    merges = training.merges[:step]
+    preview = text[:PREVIEW_CHARS]
+    ids = bpe.encode(preview, merges, training.pattern)
+    vocab = bpe.vocabulary(merges)
+    result = tokenizers.build_result(f"BPE ({step} merges)", preview, ids, [vocab[i] for i in ids])
+    recent = training.merges[max(0, step - 8):step]
+    rows = "".join(
+        f"<tr><td>{m.new_id - 255}</td><td>{m.pair[0]} + {m.pair[1]}</td><td>{m.new_id}</td>"
+        f"<td>{m.count:,}</td><td class=\"tok-cell\">{html.escape(visible_whitespace(display_text(m.token)))}</td></tr>"
+        for m in reversed(recent)
+    )
+    length = training.lengths[step] if step < len(training.lengths) else training.lengths[-1]
+    clipped = f" (first {PREVIEW_CHARS:,} characters)" if len(text) > PREVIEW_CHARS else ""
+    return (
+        f'<div class="tok-counts">After <b>{step}</b> of {len(training.merges)} merges: the training text is '
+        f"<b>{length:,}</b> tokens (from {training.lengths[0]:,} bytes), vocabulary {256 + step:,}.</div>"
+        '<table class="tok-bytes"><thead><tr><th>merge</th><th>pair</th><th>new id</th><th>count</th>'
+        f"<th>new token</th></tr></thead><tbody>{rows}</tbody></table>"
+        f"<p>Training text{clipped} with these merges: {result.num_tokens:,} tokens</p>"
+        + token_html.tokenization_html(result, False, RENDER_LIMIT, show_ids=False)
+    )
+
+
+def _training_text(source: str, own_text: str, explore_text: str) -> str:
+    if source == "Bundled corpus":
+        return CORPUS.read_text(encoding="utf-8")
+    if source == "The text above":
+        return explore_text or ""
+    return own_text or ""
+
+
+@user_errors
+def bpe_train(source: str, own_text: str, explore_text: str, merges: int, pattern: str):
+    """Train BPE; returns the session state, the curve, the step slider and the view at the last merge."""
+    text = _training_text(source, own_text, explore_text)
+    if not text:
+        raise PlaygroundError("The training text is empty: paste some text or choose the bundled corpus.")
+    training = bpe.train(text, int(merges), pattern)
+    step = len(training.merges)
+    state = {"training": training, "text": text}
+    title = f"BPE on {len(text.encode('utf-8')):,} bytes, pattern {pattern}"
+    return (state, token_plots.bpe_curve_figure(training.lengths, step, title),
+            gr.Slider(minimum=0, maximum=max(step, 1), value=step, step=1, interactive=step > 0),
+            _bpe_view(training, text, step))
+
+
+@user_errors
+def bpe_step(state: dict | None, step: int):
+    if not state:
+        raise PlaygroundError("Train BPE first.")
+    training, step = state["training"], int(step or 0)
+    step = max(0, min(step, len(training.merges)))
+    return (token_plots.bpe_curve_figure(training.lengths, step, f"pattern {training.pattern}"),
+            _bpe_view(training, state["text"], step))
+
+
+@user_errors
+def bpe_encode(state: dict | None, step: int, text: str):
+    """New text tokenized with the first `step` learned merges."""
+    if not state:
+        raise PlaygroundError("Train BPE first.")
+    training = state["training"]
+    merges = training.merges[: int(step or 0)]
+    text = (text or "")[:200_000]
+    ids = bpe.encode(text, merges, training.pattern)
+    vocab = bpe.vocabulary(merges)
+    result = tokenizers.build_result(f"BPE ({len(merges)} merges)", text, ids, [vocab[i] for i in ids],
+                                     max_tokens=RENDER_LIMIT)
+    return counts_html(result) + token_html.tokenization_html(result, False, RENDER_LIMIT)
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout
+
+
+def _token_view(**kwargs) -> gr.HTML:
+    return gr.HTML(css_template=token_html.TOKEN_CSS + EXTRA_CSS, js_on_load=token_html.HOVER_JS, **kwargs)
+
+
+EXTRA_CSS = """
+.tok-counts { font-size: 1.3rem; margin: 4px 0 8px; }
+.tok-count-id { color: #666; font-size: 1rem; }
+.tok-cols { display: grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); gap: 16px; }
+.tok-col h4 { margin: 0 0 6px; font-size: 1.2rem; }
+.tok-decoded { font-size: 1.2rem; white-space: pre-wrap; }
+"""
+
+
+def warm_up() -> threading.Thread:
+    """Load the packaged tokenizers in the background, so the first visitor does not wait for them."""
+
+    def load_all():
+        for name in ("llama-3", *tokenizers.TIKTOKEN_IDS):
+            try:
+                tokenizers.get_tokenizer(name)
+            except PlaygroundError:
+                pass  # shown to the user when chosen
+
+    thread = threading.Thread(target=load_all, name="tokenizer-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def build() -> None:
+    """The tab's content; call inside `with gr.Tab("Tokenizer"):`."""
+    warm_up()
+    choices = tokenizer_choices()
+    first = PRESETS[0]
+    gr.Markdown("Type or paste text. Every coloured span is one token; hover a token to see its id and bytes. "
+                "Tokens that share one character (a split emoji or CJK character) are outlined together.")
+    with gr.Row():
+        tokenizer = gr.Dropdown(choices, value=first.tokenizer, label="Tokenizer", scale=3)
+        special = gr.Checkbox(False, label="Add special tokens (BOS/EOS, as the model does)", scale=2)
+        whitespace = gr.Checkbox(False, label="Show whitespace (␣ → ↵)", scale=2)
+    with gr.Row():
+        preset_buttons = [gr.Button(p.name, size="sm") for p in PRESETS]
+    text = gr.Textbox(first.text, lines=5, max_lines=16, label="Text", elem_id="tok-text")
+    counts = _token_view(elem_id="tok-counts", label="Counts")
+    view = _token_view(elem_id="tok-view", label="Tokens")
+    with gr.Accordion("Bytes of every token", open=False):
+        byte_view = _token_view(elem_id="tok-bytes", label="Bytes")
+    with gr.Accordion("Not one-to-one: other id sequences that decode to the same text", open=False):
+        alt_view = _token_view(elem_id="tok-alternatives", label="Other id sequences")
+    with gr.Accordion("Ids", open=False):
+        ids_json = gr.JSON(label="ids")
+    with gr.Accordion("Share this view as a link", open=False):
+        share_button = gr.Button("Make link (also copied to the clipboard)", size="sm")
+        share_link = gr.Textbox(label="Link", interactive=False, buttons=["copy"], elem_id="tok-share-link")
+
+    gr.Markdown("### Compare tokenizers")
+    with gr.Row():
+        compare_ids = gr.Dropdown(choices, value=list(first.compare), multiselect=True, max_choices=4,
+                                  label="Up to four tokenizers", scale=4)
+        compare_button = gr.Button("Compare", variant="primary", scale=1)
+    compare_plot = gr.Plot(label="Token counts")
+    compare_view = _token_view(elem_id="tok-compare", label="Compared tokens")
+
+    gr.Markdown("### Decode ids")
+    with gr.Row():
+        ids_text = gr.Textbox(", ".join(map(str, [32, 8415, 574, 30608])), label="Ids (comma or space separated), "
+                              "decoded with the tokenizer chosen above", scale=4)
+        decode_button = gr.Button("Decode", scale=1)
+    decoded = _token_view(elem_id="tok-decoded", label="Decoded")
+
+    gr.Markdown("### Train BPE (the lecture's algorithm)")
+    bpe_state = gr.State(None)
+    with gr.Row():
+        source = gr.Radio(["Bundled corpus", "The text above", "My own text"], value="Bundled corpus",
+                          label="Training text (bundled: Pride and Prejudice, chapters I-IX, 76 KB)", scale=3)
+        pattern = gr.Radio(["none", "gpt2", "gpt4"], value="gpt2", label="Regex pre-splitting", scale=2)
+        merges = gr.Slider(1, 2000, value=500, step=1, label="Merges", scale=2)
+    own_text = gr.Textbox(lines=3, label="My own training text", visible=True)
+    train_button = gr.Button("Train BPE", variant="primary")
+    step = gr.Slider(0, 1, value=0, step=1, label="Show the vocabulary after this many merges", interactive=False)
+    curve = gr.Plot(label="Sequence length against merges")
+    bpe_view = _token_view(elem_id="tok-bpe", label="Merges")
+    with gr.Row():
+        new_text = gr.Textbox("The cat in the hat sat in a chair.", label="New text to encode with the learned merges",
+                              scale=4)
+        encode_button = gr.Button("Encode", scale=1)
+    encoded = _token_view(elem_id="tok-bpe-encoded", label="Encoded")
+
+    # Events
+    explore_io = dict(fn=explore, inputs=[tokenizer, text, special, whitespace],
+                      outputs=[counts, view, byte_view, alt_view, ids_json])
+    compare_io = dict(fn=compare, inputs=[compare_ids, text, special, whitespace], outputs=[compare_plot, compare_view])
+    # `change` covers typing, pasting (which fires no `input` event in Gradio 6), presets and the URL.
+    gr.on([text.change, tokenizer.change, special.change, whitespace.change], **explore_io, api_name="tokenize",
+          trigger_mode="always_last", show_progress="hidden")
+    gr.on([compare_button.click, compare_ids.change, text.change, special.change], **compare_io,
+          api_name="compare_tokenizers", trigger_mode="always_last", show_progress="hidden")
+    for button, preset in zip(preset_buttons, PRESETS):
+        button.click(functools.partial(apply_preset, preset.name), outputs=[tokenizer, text, compare_ids],
+                     api_visibility="private")
+    decode_button.click(decode, [tokenizer, ids_text], decoded, api_name="decode_ids")
+    share_button.click(None, [tokenizer, compare_ids, text, special], share_link, js=SHARE_JS)
+    gr.on(None, from_url, inputs=None, outputs=[tokenizer, compare_ids, text, special], js=TAB_JS,
+          api_visibility="private").then(**explore_io, api_visibility="private").then(
+              **compare_io, api_visibility="private")
+
+    train_button.click(bpe_train, [source, own_text, text, merges, pattern], [bpe_state, curve, step, bpe_view],
+                       api_name="bpe_train")
+    step.input(bpe_step, [bpe_state, step], [curve, bpe_view], api_name="bpe_step", trigger_mode="always_last",
+               show_progress="hidden")
+    encode_button.click(bpe_encode, [bpe_state, step, new_text], encoded, api_name="bpe_encode")

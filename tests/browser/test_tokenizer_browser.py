@@ -1,0 +1,93 @@
+"""The Tokenizer tab in headless Chromium: typing updates the count, hover, presets, share URLs, caps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+from playground import tokenizers
+
+SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+COUNT = "#tok-counts .tok-count"
+
+
+def wait_for_count(page, expected: int) -> None:
+    try:
+        page.wait_for_function(
+            "n => { const el = document.querySelector('#tok-counts .tok-count'); return el && el.dataset.count === String(n); }",
+            arg=expected, timeout=60_000)
+    except Exception:
+        raise AssertionError(f"expected {expected} tokens; the page shows: {page.inner_text('#tok-counts')!r}") from None
+
+
+def open_tab(page, app_url: str, query: str = "") -> None:
+    page.goto(app_url + query)
+    page.get_by_role("tab", name="Tokenizer").click()
+    page.wait_for_selector(COUNT)
+    page.wait_for_selector("#tok-compare .tok-col")  # the page-load events are done
+
+
+def test_typing_updates_the_token_count(page, app_url):
+    open_tab(page, app_url)
+    box = page.locator("#tok-text textarea")
+    text = "Counting the r's in strawberry: 12345678 🐟"
+    expected = tokenizers.tokenize("llama-3", text).num_tokens  # the default tokenizer of the tab
+    box.fill("")
+    box.press_sequentially(text, delay=5)
+    wait_for_count(page, expected)
+    assert page.inner_text(COUNT) == str(expected)
+    spans = page.locator("#tok-view .tok")
+    assert spans.count() == expected
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "tokenizer-typed.png"), full_page=True)
+
+
+def test_hover_highlights_the_same_token_in_the_id_list(page, app_url):
+    open_tab(page, app_url, "?tokenizer=cl100k_base&text=" + quote("hello world"))
+    wait_for_count(page, 2)
+    page.hover("#tok-view .tok[data-i='1']")
+    highlighted = page.locator("#tok-view .tok-hl")
+    assert highlighted.count() == 2
+    assert sorted(highlighted.evaluate_all("els => els.map(e => e.className)")) == ["tok tok-hl", "tok-id tok-hl"]
+
+
+def test_share_url_opens_the_same_state(page, app_url):
+    text = "一隻貓正在爬樹。"
+    open_tab(page, app_url, f"?tokenizer=o200k_base&compare=r50k_base,bytes&text={quote(text)}")
+    wait_for_count(page, tokenizers.tokenize("o200k_base", text).num_tokens)
+    assert "o200k_base" in page.inner_text("#tok-counts")
+    page.wait_for_selector("#tok-compare .tok-col")
+    assert "bytes: 24 tokens" in page.inner_text("#tok-compare")
+
+
+def test_lecture_preset_reproduces_33_llama3_tokens(page, app_url):
+    open_tab(page, app_url, "?tokenizer=cl100k_base&text=x")
+    wait_for_count(page, 1)
+    page.get_by_role("button", name="A cat was climbing a tree (lecture, Llama 3)").click()
+    wait_for_count(page, 33)
+
+
+def test_huge_paste_is_capped_with_a_note_and_exact_counts(page, app_url):
+    open_tab(page, app_url, "?tokenizer=cl100k_base&text=x")
+    wait_for_count(page, 1)
+    text = "The quick brown fox jumps over the lazy dog. " * 4000  # 180 KB
+    expected = tokenizers.tokenize("cl100k_base", text).num_tokens
+    page.locator("#tok-text textarea").fill(text)  # like a paste: one input event, no keystrokes
+    wait_for_count(page, expected)
+    assert "Showing the first 5,000 of" in page.inner_text("#tok-view")
+
+
+def test_share_button_makes_a_link_that_restores_the_view(page, app_url):
+    text = "Tree was climbed by a cat."
+    open_tab(page, app_url, f"?tokenizer=r50k_base&compare=r50k_base,llama-3&text={quote(text)}")
+    wait_for_count(page, tokenizers.tokenize("r50k_base", text).num_tokens)
+    page.get_by_text("Share this view as a link").click()
+    page.get_by_role("button", name="Make link (also copied to the clipboard)").click()
+    page.wait_for_function(
+        "() => { const el = document.querySelector('#tok-share-link textarea, #tok-share-link input');"
+        " return el && el.value.includes('tokenizer='); }")
+    link = page.locator("#tok-share-link textarea, #tok-share-link input").first.input_value()
+    assert "tokenizer=r50k_base" in link and "compare=r50k_base%2Cllama-3" in link
+    page.goto(link)
+    wait_for_count(page, tokenizers.tokenize("r50k_base", text).num_tokens)
+    assert page.locator("#tok-text textarea").input_value() == text
