@@ -1,0 +1,113 @@
+"""HTML for generated text: every token coloured by its probability, with a hover card.
+
+`generated_html(prompt, records)` draws the prompt in grey and each generated token as a span whose
+background goes from red (improbable under the model) to green (probable); the hover title lists
+its rank, raw and processed probability, the end-of-sequence probability and the top alternatives
+at that step. Spans come from `playground.html.tokens.render_spans`, so all token text is
+`html.escape`d. `samples_html` draws K samples, one row each. What it leaves out: computing the
+records (`playground.generation`), any gradio import.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+
+from playground.html.tokens import Span, render_spans
+from playground.token_text import visible_whitespace
+
+CHOSEN_MARK = {"sampled": "sampled", "greedy": "greedy (most probable)", "forced": "picked by hand"}
+
+
+def probability_color(p: float) -> str:
+    """Light background from red (p near 0) through yellow to green (p near 1), on a log-ish scale."""
+    p = min(max(p, 0.0), 1.0)
+    # 1e-4 or less -> 0, 1 -> 1: improbable tokens are what a lecture wants to spot
+    t = 0.0 if p <= 1e-4 else min(1.0, 1.0 + math.log10(p) / 4.0)
+    hue = int(round(120 * t))
+    return f"hsl({hue}, 75%, 80%)"
+
+
+def token_title(record) -> str:
+    lines = [
+        f"#{record.index + 1}  id {record.id}  “{visible_whitespace(record.text)}”",
+        f"rank {record.rank} · model p = {record.raw_prob:.4g} · after rules p = {record.prob:.4g}",
+        f"{CHOSEN_MARK.get(record.chosen, record.chosen)} · {record.kept_count:,} tokens kept",
+        f"end-of-sequence p = {record.eos_raw_prob:.3g} (after rules {record.eos_prob:.3g})",
+        "top alternatives:",
+    ]
+    for alt in record.alternatives:
+        mark = "→" if alt.id == record.id else " "
+        lines.append(f" {mark} {visible_whitespace(alt.text)!s:<14} model {alt.raw_prob:.3f} · rules {alt.prob:.3f}")
+    if record.stop:
+        lines.append(f"stopped here: {record.stop}")
+    return "\n".join(lines)
+
+
+def record_spans(records: Sequence) -> list[Span]:
+    spans = []
+    for record in records:
+        classes = ["gen-tok", f"gen-{record.chosen}"]
+        if record.is_eos:
+            classes.append("gen-eos")
+        spans.append(Span(record.text if record.text else "∅", token_title(record), tuple(classes),
+                          probability_color(record.raw_prob), {"i": record.index, "id": record.id}))
+    return spans
+
+
+def generated_html(prompt: str, records: Sequence, stop_note: str | None = None, empty_note: str = "") -> str:
+    """The prompt followed by the coloured generated tokens (and why generation stopped)."""
+    parts = ['<div class="gen-root">', '<div class="gen-text">',
+             f'<span class="gen-prompt">{html.escape(prompt)}</span>',
+             render_spans(record_spans(records), css_class="gen-spans"), "</div>"]
+    if not records and empty_note:
+        parts.append(f'<div class="gen-note">{html.escape(empty_note)}</div>')
+    if stop_note:
+        parts.append(f'<div class="gen-stop">{html.escape(stop_note)}</div>')
+    parts.append(LEGEND)
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def samples_html(samples: Sequence, stop_explanations: dict[str, str]) -> str:
+    """One row per sample: its coloured tokens, stop reason, log-probability."""
+    rows = []
+    for number, sample in enumerate(samples, start=1):
+        logprob = sample.logprob
+        rows.append(
+            '<div class="gen-sample">'
+            f'<span class="gen-sample-n">{number}</span>'
+            + render_spans(record_spans(sample.records), css_class="gen-spans")
+            + f'<span class="gen-sample-meta">{html.escape(sample.stop_reason)} · log p {logprob:.2f}'
+              f' · ppl {sample.perplexity:.2f}</span></div>'
+        )
+    return '<div class="gen-root">' + "".join(rows) + LEGEND + "</div>"
+
+
+LEGEND = ('<div class="gen-legend">colour = the model’s probability of the token: '
+          f'<span style="background:{probability_color(1e-4)}">≤ 0.0001</span> '
+          f'<span style="background:{probability_color(0.01)}">0.01</span> '
+          f'<span style="background:{probability_color(0.1)}">0.1</span> '
+          f'<span style="background:{probability_color(1.0)}">1</span> · hover a token for its rank and alternatives'
+          '</div>')
+
+GENERATED_CSS = """
+.gen-root { font-size: 1.25rem; color: #111; }
+.gen-text { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; line-height: 2.1;
+  white-space: pre-wrap; word-break: break-word; }
+.gen-text .gen-spans, .gen-sample .gen-spans { display: inline; }
+.gen-prompt { color: #666; }
+.gen-tok { border-radius: 4px; padding: 2px 1px; margin: 0 1px; color: #111; cursor: help; }
+.gen-forced { outline: 2px dashed #1f4fd8; }
+.gen-eos { outline: 2px solid #111; font-weight: 700; }
+.gen-stop { margin-top: 0.6em; padding: 4px 10px; background: #eef2ff; border-left: 4px solid #1f4fd8;
+  font-size: 1.05rem; }
+.gen-note { color: #666; font-size: 1rem; }
+.gen-legend { margin-top: 0.6em; font-size: 0.95rem; color: #444; }
+.gen-legend span { padding: 1px 6px; border-radius: 4px; color: #111; }
+.gen-sample { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; line-height: 2;
+  white-space: pre-wrap; word-break: break-word; border-bottom: 1px solid #ddd; padding: 4px 0; }
+.gen-sample-n { display: inline-block; min-width: 2em; color: #666; font-weight: 700; }
+.gen-sample-meta { margin-left: 1em; font-size: 0.9rem; color: #555; font-family: sans-serif; }
+"""

@@ -1,0 +1,457 @@
+"""The Sampling lab tab: the whole next-token distribution, cut live by each sampling rule.
+
+Layout top to bottom: model, chat-template toggle and prompt; the shared sampling controls with the
+lecture presets (`playground.ui.controls`); the distribution chart (top N tokens raw vs after the
+rules, removed ones greyed, the rest of the vocabulary as one bar) beside the numbers (entropies,
+kept count, end-of-sequence probability, sequence log-probability and perplexity); token by token
+(next token, click a bar or pick a token to append it, undo, generate N streaming) with the text
+coloured by probability; and K samples with the histogram of their first tokens.
+
+Moving a control never runs the model: the distribution's logits are cached in the session state
+(`LabState.ranked`, from `core.next_token_distribution` or the decoder) and only re-filtered.
+gr.Plot has no click event in Gradio 6, so `HEAD` installs a `plotly_click` listener that writes
+the clicked bar's token id into a hidden textbox and presses a hidden button; the dropdown plus
+"Append" does the same without a mouse on a chart (and from the API).
+
+What it leaves out: the rules (`playground.sampling`), generation (`playground.generation`),
+figures (`playground.plots.sampling`) and HTML (`playground.html.generated`).
+"""
+
+from __future__ import annotations
+
+import threading
+from html import escape as html_escape
+from dataclasses import dataclass, field, replace
+
+import gradio as gr
+from gradio.components.plot import PlotData
+
+from playground import core, generation, sampling
+from playground.errors import PlaygroundError
+from playground.html import generated as generated_html
+from playground.models import get_spec, load_model
+from playground.plots import sampling as sampling_plots
+from playground.token_text import display_text, token_bytes
+from playground.ui.common import model_choices, user_errors
+from playground.ui.controls import SamplingControls, sampling_controls, seed_from_value, settings_from_values
+
+DEFAULT_PROMPT = "The capital of France is"
+DEFAULT_TOP_N = 20
+MAX_TOP_N = 100
+MAX_GENERATE = 200
+HINT = "Press “Show distribution” to run the model once on the prompt; every control after that only re-filters."
+
+
+@dataclass
+class LabState:
+    """One session's lab: the prompt, the current distribution, the generated tokens."""
+
+    model_id: str
+    chat_template: bool
+    prompt: str
+    prompt_ids: list[int]
+    ranked: sampling.RankedLogits  # logits after the current last token
+    decoder: generation.Decoder | None = None  # created on the first generated token
+    records: list[generation.StepRecord] = field(default_factory=list)
+    stop_note: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def ids(self) -> list[int]:
+        return self.decoder.ids if self.decoder is not None else list(self.prompt_ids)
+
+    def ensure_decoder(self) -> generation.Decoder:
+        if self.decoder is None:
+            self.decoder = generation.Decoder(load_model(self.model_id), self.prompt_ids)
+        return self.decoder
+
+    def refresh_ranked(self) -> None:
+        """The distribution after the current last token (one forward if a token is pending)."""
+        if self.decoder is None or not self.records:
+            self.ranked = _prompt_ranked(self.model_id, self.prompt, self.chat_template)
+        else:
+            self.ranked = sampling.RankedLogits(self.decoder.logits)
+
+
+_RANKED_CACHE: dict[tuple, sampling.RankedLogits] = {}
+_RANKED_LOCK = threading.Lock()
+
+
+def _prompt_ranked(model_id: str, prompt: str, chat_template: bool) -> sampling.RankedLogits:
+    """The prompt's ranked logits, shared by sessions like `core.next_token_distribution` itself."""
+    distribution = core.next_token_distribution(model_id, prompt, chat_template)
+    key = (model_id, prompt, bool(chat_template))
+    with _RANKED_LOCK:
+        hit = _RANKED_CACHE.get(key)
+        if hit is not None and hit.logits is distribution.logits:
+            return hit
+    ranked = sampling.RankedLogits(distribution.logits)
+    with _RANKED_LOCK:
+        _RANKED_CACHE[key] = ranked
+        while len(_RANKED_CACHE) > core.DISTRIBUTION_CACHE_SIZE:
+            _RANKED_CACHE.pop(next(iter(_RANKED_CACHE)))
+    return ranked
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure view builders
+
+
+def _numbers_markdown(state: LabState, result: sampling.FilterResult) -> str:
+    loaded_eos = load_model(state.model_id).eos_token_ids
+    eos = [e for e in loaded_eos if e < result.vocab_size]
+    eos_raw = float(state.ranked.raw_probs[eos].sum()) if eos else 0.0
+    eos_processed = sum(result.prob_of(e) for e in eos)
+    rows = [
+        ("entropy of the model’s distribution", f"{result.raw_entropy_bits:.2f} bits"),
+        ("entropy after the rules", f"{result.entropy_bits:.2f} bits"),
+        ("tokens kept", f"{result.kept_count:,} of {result.vocab_size:,}"),
+        ("P(end of sequence) next", f"{eos_raw:.3g} (after rules {eos_processed:.3g})"),
+        ("generated tokens", f"{len(state.records)}"),
+    ]
+    if state.records:
+        logprob = generation.sequence_logprob(state.records)
+        rows.append(("sequence log-prob (model)", f"{logprob:.2f} nats"))
+        rows.append(("perplexity (model)", f"{generation.perplexity(state.records):.2f}"))
+    body = "".join(f"<tr><td>{html_escape(k)}</td><td><b>{html_escape(v)}</b></td></tr>" for k, v in rows)
+    return f'<table class="sampling-numbers-table">{body}</table>'
+
+
+def _token_choices(state: LabState, result: sampling.FilterResult, top_n: int) -> list[tuple[str, int]]:
+    tokenizer = load_model(state.model_id).tokenizer
+    _, ids = state.ranked.top(top_n)
+    probs = state.ranked.raw_probs
+    choices = []
+    for rank, token in enumerate(ids[:top_n].tolist(), start=1):
+        label = sampling_plots.short_label(display_text(token_bytes(tokenizer, token)))
+        kept = "" if result.prob_of(token) > 0 else " (removed)"
+        choices.append((f"{rank}. {label}  {float(probs[token]) * 100:.2f}%{kept}", int(token)))
+    return choices
+
+
+def _details(state: LabState, result: sampling.FilterResult, top_n: int) -> dict:
+    tokenizer = load_model(state.model_id).tokenizer
+    _, ids = state.ranked.top(top_n)
+    probs, kept = result.probs, result.kept
+    return {
+        "model": state.model_id, "sequence_tokens": len(state.ids), "settings": result.settings.as_dict(),
+        "kept_count": result.kept_count, "vocab_size": result.vocab_size,
+        "raw_entropy_bits": result.raw_entropy_bits, "entropy_bits": result.entropy_bits,
+        "tokens": [{"id": int(i), "text": display_text(token_bytes(tokenizer, int(i))),
+                    "raw_prob": float(state.ranked.raw_probs[i]), "prob": float(probs[i]), "kept": bool(kept[i])}
+                   for i in ids[:top_n]],
+        "generated": [r.as_dict() for r in state.records],
+        "stop": state.stop_note,
+    }
+
+
+def _view(state: LabState | None, settings: sampling.SamplingSettings, top_n, log_scale):
+    """(state, figure, numbers, token dropdown, generated HTML, details) for the current state."""
+    if state is None:
+        return (None, None, HINT, gr.update(choices=[], value=None),
+                generated_html.generated_html("", [], empty_note=HINT), {})
+    top_n = max(1, min(int(top_n or DEFAULT_TOP_N), MAX_TOP_N))
+    result = sampling.filter_logits(state.ranked, settings)
+    tokenizer = load_model(state.model_id).tokenizer
+    step = len(state.records)
+    title = "Next token" + (f" after {step} generated token{'s' if step != 1 else ''}" if step else "")
+    figure = _plot(sampling_plots.distribution_spec(state.ranked, result, tokenizer, top_n, bool(log_scale), title))
+    choices = _token_choices(state, result, top_n)
+    html = generated_html.generated_html(state.prompt if not state.chat_template else _shown_prompt(state),
+                                         state.records, state.stop_note)
+    return (state, figure, _numbers_markdown(state, result), gr.update(choices=choices, value=choices[0][1]),
+            html, _details(state, result, top_n))
+
+
+def _plot(spec: dict) -> PlotData:
+    """A chart for gr.Plot straight from its plotly.js spec (no go.Figure round trip: see plots.sampling)."""
+    return PlotData(type="plotly", plot=sampling_plots.spec_json(spec))
+
+
+def _shown_prompt(state: LabState) -> str:
+    """With a chat template the model sees more than the prompt: show what it sees."""
+    tokenizer = load_model(state.model_id).tokenizer
+    return display_text(b"".join(token_bytes(tokenizer, i) for i in state.prompt_ids))
+
+
+def _settings(temperature, top_k, top_p, min_p, order) -> sampling.SamplingSettings:
+    return settings_from_values(temperature, top_k, top_p, min_p, order)
+
+
+def _stop_strings(text: str | None) -> list[str]:
+    if not text:
+        return []
+    return [part.replace("\\n", "\n").replace("\\t", "\t") for part in text.split("|") if part]
+
+
+def _require(state: LabState | None) -> LabState:
+    if state is None:
+        raise PlaygroundError("Show a distribution first (pick a model, type a prompt, press “Show distribution”).")
+    return state
+
+
+# ---------------------------------------------------------------------------------------------
+# Handlers (a few lines each)
+
+
+@user_errors
+def show_distribution(model_id, chat_template, prompt, top_n, log_scale, temperature, top_k, top_p, min_p, order):
+    settings = _settings(temperature, top_k, top_p, min_p, order)
+    if not model_id:
+        raise PlaygroundError("Pick a model.")
+    spec = get_spec(model_id)
+    chat_template = bool(chat_template) and spec.role == "chat"
+    prompt = prompt or ""
+    loaded = load_model(model_id)
+    ranked = _prompt_ranked(model_id, prompt, chat_template)
+    state = LabState(model_id, chat_template, prompt, list(core.prompt_ids(loaded, prompt, chat_template)), ranked)
+    return _view(state, settings, top_n, log_scale)
+
+
+@user_errors
+def refilter(state, top_n, log_scale, temperature, top_k, top_p, min_p, order):
+    """Re-filter the cached logits: never a model call."""
+    return _view(state, _settings(temperature, top_k, top_p, min_p, order), top_n, log_scale)
+
+
+def _after_step(state: LabState, record: generation.StepRecord) -> None:
+    state.records.append(record)
+    if record.stop:
+        state.stop_note = f"Stopped: {generation.STOP_REASONS[record.stop]}."
+    state.refresh_ranked()
+
+
+@user_errors
+def next_token(state, top_n, log_scale, temperature, top_k, top_p, min_p, order, seed):
+    state = _require(state)
+    settings = _settings(temperature, top_k, top_p, min_p, order)
+    with state.lock:
+        decoder = state.ensure_decoder()
+        state.stop_note = None
+        records = list(generation.iter_generation(decoder, settings, 1, seed_from_value(seed)))
+        if not records:
+            state.stop_note = f"Stopped: {generation.STOP_REASONS['context']}."
+        else:  # a single step always "reaches max tokens": only eos/stop/context are news here
+            record = records[0]
+            _after_step(state, replace(record, stop=None) if record.stop == "max_tokens" else record)
+    return _view(state, settings, top_n, log_scale)
+
+
+@user_errors
+def append_token(state, token_id, top_n, log_scale, temperature, top_k, top_p, min_p, order):
+    state = _require(state)
+    settings = _settings(temperature, top_k, top_p, min_p, order)
+    if token_id in (None, ""):
+        raise PlaygroundError("Pick a token to append.")
+    try:
+        token = int(float(token_id))
+    except (TypeError, ValueError):
+        raise PlaygroundError(f"Not a token id: {token_id!r}.") from None
+    if token < 0:
+        raise PlaygroundError("That bar is the rest of the vocabulary, not one token: click a token's bar.")
+    with state.lock:
+        decoder = state.ensure_decoder()
+        state.stop_note = None
+        _after_step(state, generation.forced_step(decoder, settings, token))
+    return _view(state, settings, top_n, log_scale)
+
+
+@user_errors
+def undo(state, top_n, log_scale, temperature, top_k, top_p, min_p, order):
+    state = _require(state)
+    settings = _settings(temperature, top_k, top_p, min_p, order)
+    if not state.records:
+        raise PlaygroundError("Nothing to undo: only the prompt is left.")
+    with state.lock:
+        state.decoder.rewind(len(state.decoder.ids) - 1)
+        state.records.pop()
+        state.stop_note = None
+        state.refresh_ranked()
+    return _view(state, settings, top_n, log_scale)
+
+
+@user_errors
+def clear(state, top_n, log_scale, temperature, top_k, top_p, min_p, order):
+    state = _require(state)
+    with state.lock:
+        if state.decoder is not None and state.records:
+            state.decoder.rewind(state.decoder.prompt_length)
+        state.records.clear()
+        state.stop_note = None
+        state.refresh_ranked()
+    return _view(state, _settings(temperature, top_k, top_p, min_p, order), top_n, log_scale)
+
+
+@user_errors
+def generate_n(state, n, stop, top_n, log_scale, temperature, top_k, top_p, min_p, order, seed):
+    """Stream N tokens: the text, the chart and the numbers update after every token."""
+    state = _require(state)
+    settings = _settings(temperature, top_k, top_p, min_p, order)
+    n = int(n or 1)
+    if not 1 <= n <= MAX_GENERATE:
+        raise PlaygroundError(f"Generate between 1 and {MAX_GENERATE} tokens.")
+    with state.lock:
+        decoder = state.ensure_decoder()
+        state.stop_note = None
+        got_any = False
+        for record in generation.iter_generation(decoder, settings, n, seed_from_value(seed), _stop_strings(stop)):
+            got_any = True
+            _after_step(state, record)
+            yield _view(state, settings, top_n, log_scale)
+        if not got_any:
+            state.stop_note = f"Stopped: {generation.STOP_REASONS['context']}."
+            yield _view(state, settings, top_n, log_scale)
+
+
+@user_errors
+def draw_samples(state, k, length, stop, top_n, temperature, top_k, top_p, min_p, order, seed):
+    """K continuations of the current text, streamed step by step, and the first-token histogram."""
+    state = _require(state)
+    settings = _settings(temperature, top_k, top_p, min_p, order)
+    loaded = load_model(state.model_id)
+    tokenizer = loaded.tokenizer
+    top_n = max(1, min(int(top_n or DEFAULT_TOP_N), MAX_TOP_N))
+    seed = seed_from_value(seed)
+    result = None
+    for result in generation.iter_samples(loaded, state.ids, settings, int(k or 1), int(length or 1), seed,
+                                          _stop_strings(stop)):
+        figure = _plot(sampling_plots.first_token_spec(result.first_ranked, result.first_distribution, tokenizer,
+                                                       result.first_token_counts, top_n))
+        progress = "" if result.finished else f"<div class='gen-note'>step {result.steps_done} of {int(length)}…</div>"
+        summary = {"samples": [{"text": s.text, "stop_reason": s.stop_reason, "logprob": s.logprob,
+                                "perplexity": s.perplexity, "tokens": [r.as_dict() for r in s.records]}
+                               for s in result.samples],
+                   "first_token_counts": {str(t): c for t, c in result.first_token_counts.items()},
+                   "finished": result.finished, "seed": seed, "settings": settings.as_dict()}
+        yield progress + generated_html.samples_html(result.samples, generation.STOP_REASONS), figure, summary
+
+
+def model_changed(model_id):
+    """Offer the chat-template toggle only for chat models."""
+    try:
+        is_chat = get_spec(model_id).role == "chat"
+    except PlaygroundError:
+        is_chat = False
+    return gr.update(interactive=is_chat, value=False if not is_chat else gr.skip(),
+                     info="wrap the prompt as a user message" if is_chat else "base models have no chat template")
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout
+
+
+def build() -> None:
+    choices = model_choices()
+    default_model = choices[0][1] if choices else None
+    gr.Markdown("### Sampling lab\nThe model gives a probability to every token in its vocabulary. "
+                "The rules below cut that distribution; the chart shows what each rule keeps.",
+                elem_classes=["sampling-intro"])
+    state = gr.State(None, time_to_live=3 * 3600)
+    with gr.Row():
+        model = gr.Dropdown(choices, value=default_model, label="model", scale=2, elem_id="sampling-model")
+        chat_template = gr.Checkbox(False, label="chat template", scale=1, elem_id="sampling-chat-template",
+                                    interactive=bool(default_model) and get_spec(default_model).role == "chat")
+        top_n = gr.Slider(5, MAX_TOP_N, value=DEFAULT_TOP_N, step=1, label="bars (top N)", scale=1,
+                          elem_id="sampling-top-n")
+        log_scale = gr.Checkbox(False, label="log scale", scale=1, elem_id="sampling-log")
+    with gr.Row():
+        prompt = gr.Textbox(DEFAULT_PROMPT, label="prompt", lines=2, scale=4, elem_id="sampling-prompt")
+        show = gr.Button("Show distribution", variant="primary", scale=1, elem_id="sampling-show")
+    controls: SamplingControls = sampling_controls(elem_prefix="sampling")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            plot = gr.Plot(label="next-token distribution (click a bar to append that token)",
+                           elem_id="sampling-dist-plot")
+        with gr.Column(scale=2):
+            numbers = gr.HTML(HINT, elem_id="sampling-numbers", elem_classes=["sampling-numbers"])
+            with gr.Row():
+                token_pick = gr.Dropdown([], label="token to append", scale=3, elem_id="sampling-token-pick",
+                                         allow_custom_value=True)
+                append = gr.Button("Append", scale=1, elem_id="sampling-append")
+            with gr.Row():
+                next_button = gr.Button("Next token", variant="primary", elem_id="sampling-next")
+                undo_button = gr.Button("Undo", elem_id="sampling-undo")
+                clear_button = gr.Button("Clear", elem_id="sampling-clear")
+            with gr.Row():
+                n_tokens = gr.Slider(1, MAX_GENERATE, value=20, step=1, label="N", scale=2, elem_id="sampling-n")
+                generate_button = gr.Button("Generate N", variant="primary", scale=1, elem_id="sampling-generate")
+            stop = gr.Textbox("", label="stop strings (separate with |, \\n for a line break)",
+                              elem_id="sampling-stop")
+    generated = gr.HTML(generated_html.generated_html("", [], empty_note=HINT), elem_id="sampling-generated")
+    with gr.Accordion("Many samples: K continuations with these rules and seed", open=False):
+        with gr.Row():
+            k = gr.Slider(1, generation.MAX_SAMPLES, value=10, step=1, label="K samples", elem_id="sampling-k")
+            length = gr.Slider(1, 100, value=20, step=1, label="tokens each", elem_id="sampling-length")
+            samples_button = gr.Button("Draw K samples", variant="primary", elem_id="sampling-samples")
+        with gr.Row(equal_height=False):
+            samples_view = gr.HTML(elem_id="sampling-samples-view")
+            histogram = gr.Plot(label="first token over K runs vs processed distribution",
+                                elem_id="sampling-histogram")
+        samples_json = gr.JSON(label="samples (JSON)", visible="hidden")
+    with gr.Accordion("Details (JSON)", open=False):
+        details = gr.JSON(label="top tokens and generated records", elem_id="sampling-details")
+    clicked = gr.Textbox(visible="hidden", elem_id="sampling-click-id")
+    clicked_button = gr.Button("append clicked", visible="hidden", elem_id="sampling-click-button")
+
+    rules = controls.settings_inputs
+    view_outputs = [state, plot, numbers, token_pick, generated, details]
+    view = dict(outputs=view_outputs)
+
+    show_inputs = [model, chat_template, prompt, top_n, log_scale, *rules]
+    show.click(show_distribution, show_inputs, api_name="sampling_distribution", **view)
+    prompt.submit(show_distribution, show_inputs, api_name=False, **view)
+    chat_template.change(show_distribution, show_inputs, api_name=False, **view)
+    model.change(model_changed, model, chat_template, api_name=False, queue=False).then(
+        show_distribution, show_inputs, api_name=False, **view)
+
+    refilter_inputs = [state, top_n, log_scale, *rules]
+    for number, component in enumerate([*controls.changes, top_n, log_scale]):
+        # one of these listeners is the API's re-filter endpoint; they all run the same handler
+        component.change(refilter, refilter_inputs, api_name="sampling_refilter" if number == 0 else False,
+                         trigger_mode="always_last", show_progress="hidden", **view)
+
+    rule_inputs = [top_n, log_scale, *rules]
+    next_button.click(next_token, [state, *rule_inputs, controls.seed], api_name="sampling_next_token", **view)
+    append.click(append_token, [state, token_pick, *rule_inputs], api_name="sampling_append_token", **view)
+    clicked_button.click(append_token, [state, clicked, *rule_inputs], api_name=False, **view)
+    undo_button.click(undo, [state, *rule_inputs], api_name="sampling_undo", **view)
+    clear_button.click(clear, [state, *rule_inputs], api_name="sampling_clear", **view)
+    generate_button.click(generate_n, [state, n_tokens, stop, *rule_inputs, controls.seed],
+                          api_name="sampling_generate", **view)
+    samples_button.click(draw_samples, [state, k, length, stop, top_n, *rules, controls.seed],
+                         [samples_view, histogram, samples_json], api_name="sampling_samples")
+
+
+CSS = generated_html.GENERATED_CSS + """
+.sampling-numbers-table { font-size: 1.15rem; border-collapse: collapse; width: 100%; }
+.sampling-numbers-table td { padding: 5px 10px; border-bottom: 1px solid #ddd; }
+.sampling-presets button { font-size: 1.05rem; }
+#sampling-dist-plot .js-plotly-plot .bars path { cursor: pointer; }
+"""
+
+# gr.Plot has no click event: forward plotly clicks on a bar to the hidden textbox + button.
+HEAD = """
+<script>
+(() => {
+  const bind = () => {
+    const root = document.getElementById('sampling-dist-plot');
+    if (!root) return;
+    root.querySelectorAll('.js-plotly-plot').forEach((plot) => {
+      if (plot.dataset.samplingClick || typeof plot.on !== 'function') return;
+      plot.dataset.samplingClick = '1';
+      plot.on('plotly_click', (event) => {
+        const point = event && event.points && event.points[0];
+        if (!point || point.customdata === undefined || point.customdata < 0) return;
+        const box = document.querySelector('#sampling-click-id textarea, #sampling-click-id input');
+        const button = document.getElementById('sampling-click-button');
+        if (!box || !button) return;
+        box.value = String(point.customdata);
+        box.dispatchEvent(new Event('input', { bubbles: true }));
+        setTimeout(() => button.click(), 50);
+      });
+    });
+  };
+  setInterval(bind, 500);
+})();
+</script>
+"""

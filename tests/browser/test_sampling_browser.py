@@ -1,0 +1,44 @@
+"""Chromium drives the Sampling lab: moving the temperature slider changes the chart, a bar click appends."""
+
+from __future__ import annotations
+
+from tests.conftest import screenshot
+
+PLOT = "#sampling-dist-plot .js-plotly-plot"
+PROCESSED = f"() => JSON.stringify(document.querySelector('{PLOT}').data[1].x)"
+
+
+def test_temperature_slider_changes_the_chart(page, app_url):
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(app_url)
+    page.get_by_role("tab", name="Sampling lab").click()
+    page.locator("#sampling-show").click()
+    page.locator(PLOT).wait_for(timeout=180_000)
+    page.wait_for_function(f"() => document.querySelector('{PLOT}').data && document.querySelector('{PLOT}').data.length == 2")
+    before = page.evaluate(PROCESSED)
+    kept_before = page.locator("#sampling-numbers").inner_text()
+
+    slider = page.locator("#sampling-temperature input[type=range]")
+    box = slider.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2)  # to about 3
+    page.wait_for_function(f"(b) => JSON.stringify(document.querySelector('{PLOT}').data[1].x) !== b", arg=before)
+    temperature = float(page.locator("#sampling-temperature input[type=number]").input_value())
+    assert 2.0 < temperature < 4.0
+    after = page.evaluate(PROCESSED)
+    # hotter: the most probable token loses probability after the rules
+    assert float(after.strip("[]").split(",")[0]) < float(before.strip("[]").split(",")[0])
+    page.wait_for_function("(t) => document.querySelector('#sampling-numbers').innerText !== t", arg=kept_before)
+    screenshot(page, "sampling-temperature")
+
+    # a lecture preset in one click: greedy keeps one token
+    page.locator("#sampling-preset-greedy").click()
+    page.wait_for_function("() => document.querySelector('#sampling-numbers').innerText.includes('1 of ')")
+
+    # clicking a bar appends that token to the text
+    bars = page.locator("#sampling-dist-plot .trace.bars").nth(0).locator(".point path")
+    bars.nth(1).click(force=True)
+    page.locator("#sampling-generated .gen-tok").first.wait_for(timeout=60_000)
+    assert page.locator("#sampling-generated .gen-forced").count() == 1
+    screenshot(page, "sampling-clicked-bar")
+    assert not errors, errors

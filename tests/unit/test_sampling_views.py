@@ -1,0 +1,70 @@
+"""The sampling lab's pure view pieces: shared controls' values, generated-text HTML, chart specs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from playground import generation
+from playground.errors import PlaygroundError
+from playground.html.generated import generated_html, probability_color
+from playground.models import load_model
+from playground.plots.sampling import distribution_spec, first_token_spec, spec_json
+from playground.sampling import PRESETS, RankedLogits, SamplingSettings, filter_logits
+
+
+def test_controls_turn_widget_values_into_settings():
+    from playground.ui.controls import preset_values, seed_from_value, settings_from_values
+
+    for name, settings in PRESETS.items():
+        assert settings_from_values(*preset_values(name), settings.order) == settings
+    assert settings_from_values(0.7, 0, 0.9, 0.05, "temperature_last") == SamplingSettings(
+        temperature=0.7, top_k=None, top_p=0.9, min_p=0.05, order="temperature_last")
+    assert settings_from_values(1.0, None, None, None, None) == SamplingSettings()
+    with pytest.raises(PlaygroundError):
+        settings_from_values(-1, 0, 1, 0)
+    assert seed_from_value(None) == seed_from_value("") == 42 and seed_from_value(7.0) == 7
+    with pytest.raises(PlaygroundError):
+        seed_from_value("x")
+
+
+def test_controls_build_inside_blocks():
+    import gradio as gr
+
+    from playground.ui.controls import sampling_controls
+
+    with gr.Blocks():
+        a = sampling_controls(elem_prefix="one")
+        b = sampling_controls(elem_prefix="two", show_order=False)
+    assert len(a.inputs) == 6 and len(a.settings_inputs) == 5 and set(a.preset_buttons) == set(PRESETS)
+    assert a.temperature.elem_id != b.temperature.elem_id
+
+
+def test_generated_html_escapes_and_describes_tokens():
+    loaded = load_model("tiny-random")
+    decoder = generation.Decoder(loaded, [1, 2, 3])
+    evil = loaded.tokenizer.encode("<script>", add_special_tokens=False)[0]
+    record = generation.forced_step(decoder, PRESETS["top-10"], evil)
+    page = generated_html("<b>prompt</b>", [record], "Stopped: eos.")
+    assert "<script>" not in page and "<b>prompt" not in page and "&lt;" in page
+    assert f"rank {record.rank}" in page and "top alternatives" in page
+    assert probability_color(1.0) != probability_color(1e-6)
+
+
+def test_chart_specs_are_plain_json():
+    loaded = load_model("tiny-random")
+    logits = torch.randn(loaded.vocab_size, generator=torch.Generator().manual_seed(0)) * 3
+    ranked = RankedLogits(logits)
+    result = filter_logits(ranked, PRESETS["top-10"])
+    spec = distribution_spec(ranked, result, loaded.tokenizer, 20, log_scale=True)
+    data = json.loads(spec_json(spec))
+    raw, processed = data["data"]
+    assert len(raw["y"]) == 21 and raw["customdata"][-1] == -1  # 20 tokens and the rest of the vocabulary
+    assert sum(x is not None for x in processed["x"][:20]) == 10  # top-10: ten bars survive
+    assert data["layout"]["xaxis"]["type"] == "log"
+    assert abs(sum(raw["x"]) - 1) < 1e-4
+    hist = first_token_spec(ranked, result, loaded.tokenizer, {int(result.kept_ids[0]): 3, int(result.kept_ids[1]): 1})
+    shares = hist["data"][1]["x"]
+    assert shares[0] == 0.75 and abs(sum(shares) - 1) < 1e-9
