@@ -35,6 +35,16 @@ from typing import Literal
 
 import torch
 
+# Imported here, once, in the importing thread: transformers resolves these names lazily, and two
+# threads resolving them at the same moment (a background tokenizer warm-up and a first request)
+# can see a half-initialised module.
+from transformers import (  # noqa: E402
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedTokenizerFast,
+)
+
 from playground.device import default_dtype, resolve_device
 from playground.errors import PlaygroundError, UnknownIdError
 
@@ -156,9 +166,9 @@ class LoadedModel:
 
 def get_spec(model_id: str) -> ModelSpec:
     """The registry entry for `model_id`; UnknownIdError (listing the valid ids) otherwise."""
-    spec = REGISTRY.get(model_id)
+    spec = REGISTRY.get(model_id) if isinstance(model_id, str) else None
     if spec is None:
-        raise UnknownIdError("model", model_id, REGISTRY)
+        raise UnknownIdError("model", str(model_id)[:96], REGISTRY)
     return spec
 
 
@@ -284,14 +294,10 @@ def _write_cache(spec: ModelSpec, model, tokenizer) -> None:
 
 
 def _load_pretrained(path_or_repo, dtype, **kwargs):
-    from transformers import AutoModelForCausalLM
-
     return AutoModelForCausalLM.from_pretrained(path_or_repo, dtype=dtype, trust_remote_code=False, **kwargs)
 
 
 def _load_hf_tokenizer(path_or_repo, **kwargs):
-    from transformers import AutoTokenizer
-
     return AutoTokenizer.from_pretrained(path_or_repo, trust_remote_code=False, **kwargs)
 
 
@@ -302,8 +308,6 @@ def _load_cached_tokenizer(directory: Path):
     saved tokenizer.json); the saved file already holds the full pipeline, so it is used as is,
     with the special tokens and chat template from the saved config.
     """
-    from transformers import PreTrainedTokenizerFast
-
     config = json.loads((directory / "tokenizer_config.json").read_text())
     special = {k: config[k] for k in ("bos_token", "eos_token", "unk_token", "pad_token", "mask_token")
                if isinstance(config.get(k), str)}
@@ -331,8 +335,6 @@ def _load_gguf_model(spec: ModelSpec, dtype: torch.dtype):
 
 
 def _build_random_model(spec: ModelSpec, dtype: torch.dtype):
-    from transformers import AutoConfig, AutoModelForCausalLM
-
     config_dict = dict(spec.random_config)
     config = AutoConfig.for_model(config_dict.pop("model_type"), **config_dict)
     torch.manual_seed(0)

@@ -1,0 +1,79 @@
+"""Plotly figure for teacher forcing: the surprisal of one text under two models, side by side.
+
+Data in (two `ScoredText`s and their `AlignedSpan`s from `playground.chat.align_scores`), Figure
+out; no model runs here. When the two models tokenize differently, each bar covers a character
+span where both tokenizations have a boundary and shows the summed surprisal of that span's tokens,
+and the figure says so on screen. What it leaves out: scoring and alignment (`playground.chat`).
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from playground.token_text import visible_whitespace
+
+FONT = dict(size=18)
+COLORS = ("#4c78a8", "#f58518")
+MAX_LABEL = 14
+
+
+def _label(text: str) -> str:
+    shown = visible_whitespace(text)
+    return shown if len(shown) <= MAX_LABEL else shown[: MAX_LABEL - 1] + "…"
+
+
+def same_boundaries(first, second) -> bool:
+    return [(t.start, t.end) for t in first.tokens] == [(t.start, t.end) for t in second.tokens]
+
+
+def same_tokenizer(first, second) -> bool:
+    """Same token ids at the same places (different vocabularies give different ids)."""
+    return same_boundaries(first, second) and [t.id for t in first.tokens] == [t.id for t in second.tokens]
+
+
+def tokenizer_note(first, second) -> str:
+    """The on-screen sentence saying how the bars line up."""
+    if same_tokenizer(first, second):
+        return "Both models use the same tokenizer: one bar per token."
+    if same_boundaries(first, second):
+        return ("The tokenizers differ (different vocabularies and ids), but cut this text at the same places: "
+                "one bar per token.")
+    return (f"The tokenizers differ ({len(first.tokens)} vs {len(second.tokens)} tokens): each bar is a character "
+            "span where both have a token boundary, with each model's surprisal summed over it.")
+
+
+def surprisal_figure(first, second, spans) -> go.Figure:
+    """Bars of -log2 p per aligned span for both models, and below them the difference."""
+    names = (first.model_id, second.model_id)
+    x = list(range(len(spans)))
+    ticks = [_label(s.text) for s in spans]
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.06,
+                        subplot_titles=("Surprisal −log₂ p (bits) of each piece of the text",
+                                        f"Difference: {names[0]} − {names[1]} (bits)"))
+    for which, (name, color) in enumerate(zip(names, COLORS)):
+        scored = (first, second)[which]
+        hover = []
+        for span in spans:
+            pieces = " | ".join(visible_whitespace(scored.tokens[i].text) for i in span.tokens[which])
+            hover.append(f"“{visible_whitespace(span.text)}”<br>{name}: {span.bits[which]:.2f} bits"
+                         f"<br>tokens: {pieces}")
+        fig.add_trace(go.Bar(x=x, y=[s.bits[which] for s in spans], name=name, marker_color=color,
+                             hovertext=hover, hoverinfo="text"), row=1, col=1)
+    diffs = [s.difference for s in spans]
+    fig.add_trace(go.Bar(x=x, y=diffs, name="difference", showlegend=False,
+                         marker_color=[COLORS[0] if d > 0 else COLORS[1] for d in diffs],
+                         hovertext=[f"“{visible_whitespace(s.text)}”: {d:+.2f} bits" for s, d in zip(spans, diffs)],
+                         hoverinfo="text"), row=2, col=1)
+    note = tokenizer_note(first, second)
+    totals = (f"Total: {names[0]} {first.total_bits:.0f} bits ({first.bits_per_char:.2f}/char) · "
+              f"{names[1]} {second.total_bits:.0f} bits ({second.bits_per_char:.2f}/char)")
+    fig.add_annotation(text=note + "<br>" + totals, xref="paper", yref="paper", x=0, y=1.16, showarrow=False,
+                       align="left", xanchor="left", font=dict(size=15, color="#7c2d12"),
+                       bgcolor="#fff3cd", bordercolor="#ffe69c")
+    fig.update_xaxes(tickmode="array", tickvals=x, ticktext=ticks, tickangle=-60, row=2, col=1)
+    fig.update_yaxes(title_text="bits", row=1, col=1)
+    fig.update_layout(barmode="group", font=FONT, height=620, margin=dict(l=60, r=20, t=130, b=120),
+                      legend=dict(orientation="h", x=1, xanchor="right", y=1.02, yanchor="bottom"))
+    fig.update_annotations(font_size=16)
+    return fig

@@ -1,0 +1,146 @@
+"""Several generations streamed together: the base-vs-chat comparison.
+
+A `Contender` is one column: a model and the exact ids it is given, built by `contender(...)` from
+a prompt or a conversation in one of the ways the lecture contrasts:
+
+- `raw`: the prompt as plain text (a base model "just goes on"),
+- `template`: the prompt as one user message through the model's own chat template, generation
+  prompt included (what a chatbot program does),
+- `conversation_text`: a conversation written out as "User: ... / Assistant: ..." text,
+- `conversation_template`: a conversation through a chat template; a model without one (a base
+  model) gets the chat model's template rendered as text and tokenized by its own tokenizer.
+
+`iter_side_by_side` runs every contender with the same sampling settings and the same seed (the
+random stream of each step depends only on the seed and the position, see `generation`), one token
+per column per round, and yields the columns after every round, so both fill at the same time.
+Each column ends with its own stop reason (`playground.generation`): the chat model at its
+end-of-turn token, a base model at EOS or the token limit.
+
+What it leaves out: the rules (`playground.sampling`), the per-step records
+(`playground.generation`), rendering, and threads (columns alternate in one thread: on a CPU two
+threads would only share the same cores).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from playground import chat, core, generation
+from playground.errors import PlaygroundError
+from playground.models import get_spec, load_model, load_tokenizer
+from playground.sampling import SamplingSettings
+
+Mode = Literal["raw", "template", "conversation_text", "conversation_template"]
+MODES: dict[str, str] = {
+    "raw": "the prompt as raw text",
+    "template": "the prompt through its chat template",
+    "conversation_text": "the conversation as plain text",
+    "conversation_template": "the conversation in the chat template",
+}
+
+
+@dataclass(frozen=True)
+class Contender:
+    model_id: str
+    mode: str
+    prompt_ids: tuple[int, ...]
+    prompt_text: str  # the string the ids were made from (a rendered template, or the raw prompt)
+    note: str  # one line for the column's header
+
+    @property
+    def label(self) -> str:
+        return f"{self.model_id} ({get_spec(self.model_id).role})"
+
+
+@dataclass
+class Column:
+    contender: Contender
+    records: list = field(default_factory=list)  # generation.StepRecord, in order
+    stop: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.stop is not None
+
+    @property
+    def text(self) -> str:
+        loaded = load_model(self.contender.model_id)
+        return generation.generated_text(loaded.tokenizer, [r.id for r in self.records], loaded.eos_token_ids)
+
+    def stop_note(self) -> str:
+        """Why the column stopped, in words (or that it is still running)."""
+        if self.stop is None:
+            return f"Generating… {len(self.records)} tokens so far"
+        count = f"{len(self.records)} token" + ("" if len(self.records) == 1 else "s")
+        if self.stop == "eos":
+            last = self.records[-1].text if self.records else "end of sequence"
+            kind = "end-of-turn" if last in ("<|im_end|>", "<end_of_turn>", "<|eot_id|>") else "end-of-sequence"
+            return f"Stopped after {count}: it generated {last}, its {kind} token."
+        if self.stop == "max_tokens":
+            return f"Stopped after {count}: the maximum number of new tokens (it would have gone on)."
+        return f"Stopped after {count}: {generation.STOP_REASONS.get(self.stop, self.stop)}."
+
+
+def _base_template_text(messages: list[dict], chat_model_id: str | None, model_id: str) -> str:
+    tokenizer = load_tokenizer(model_id)
+    if getattr(tokenizer, "chat_template", None):
+        return chat.render_with_template(tokenizer, messages, add_generation_prompt=True)
+    if not chat_model_id:
+        raise PlaygroundError(f"Model {model_id} has no chat template; pick a chat model whose template to borrow.")
+    return chat.render_with_template(load_tokenizer(chat_model_id), messages, add_generation_prompt=True)
+
+
+def contender(model_id: str, mode: str, prompt: str = "", messages: Sequence[dict] | None = None,
+              chat_model_id: str | None = None) -> Contender:
+    """One column: `model_id` given `prompt` (modes raw/template) or `messages` (conversation modes)."""
+    if mode not in MODES:
+        raise PlaygroundError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
+    loaded = load_model(model_id)
+    tokenizer = loaded.tokenizer
+    if mode in ("raw", "template") and not prompt.strip():
+        raise PlaygroundError("Type a prompt first.")
+    if mode == "raw":
+        ids, text = core.prompt_ids(loaded, prompt), prompt
+    elif mode == "template":
+        view = chat.template_view(model_id, [{"role": "user", "content": prompt}], add_generation_prompt=True)
+        ids, text = list(view.ids), view.rendered
+    elif mode == "conversation_text":
+        text = chat.conversation_as_text(messages or [])
+        ids = core.prompt_ids(loaded, text)
+    else:
+        if getattr(tokenizer, "chat_template", None):
+            view = chat.template_view(model_id, messages or [], add_generation_prompt=True)
+            ids, text = list(view.ids), view.rendered
+        else:
+            text = _base_template_text(chat.validate_messages(messages or []), chat_model_id, model_id)
+            ids = core.prompt_ids(loaded, text)
+    if len(ids) >= loaded.context_length:
+        raise PlaygroundError(f"The prompt is longer than {model_id}'s context ({loaded.context_length} tokens).")
+    note = f"{model_id} ({loaded.spec.role}) · {MODES[mode]} · {len(ids)} prompt tokens"
+    if mode == "conversation_template" and not getattr(tokenizer, "chat_template", None):
+        note += " (it has no template of its own: the chat model's template, as plain text)"
+    return Contender(model_id, mode, tuple(ids), text, note)
+
+
+def iter_side_by_side(contenders: Sequence[Contender], settings: SamplingSettings, max_new_tokens: int,
+                      seed: int) -> Iterator[list[Column]]:
+    """Generate every column one token per round; yield all columns after each round."""
+    columns = [Column(c) for c in contenders]
+    runs = []
+    for column in columns:
+        decoder = generation.Decoder(load_model(column.contender.model_id), column.contender.prompt_ids)
+        runs.append(generation.iter_generation(decoder, settings, max_new_tokens, seed))
+    yield columns
+    while not all(c.done for c in columns):
+        for column, run in zip(columns, runs):
+            if column.done:
+                continue
+            record = next(run, None)
+            if record is None:  # the run ended without a token: the context is full
+                column.stop = "context"
+                continue
+            column.records.append(record)
+            column.stop = record.stop
+        yield columns

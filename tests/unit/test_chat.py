@@ -1,0 +1,290 @@
+"""Chat template view, SFT loss mask, teacher-forced scoring and span alignment on tiny-random
+(a random 2-layer Llama with SmolLM2's tokenizer and ChatML template)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from playground import chat
+from playground.__main__ import main as cli_main
+from playground.errors import PlaygroundError
+from playground.html.chat import loss_mask_html, template_html
+from playground.models import load_model, load_tokenizer
+from playground.token_text import token_bytes
+
+MODEL = "tiny-random"
+ORANGES = [
+    {"role": "user", "content": "What is the color of oranges?"},
+    {"role": "assistant", "content": "The answer, of course, depends on the type of orange!"},
+    {"role": "user", "content": "I have a green orange, can I eat it?"},
+    {"role": "assistant", "content": "You might be surprised to know that some oranges are indeed green!"},
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer(MODEL)
+
+
+def im_end(tokenizer) -> int:
+    return tokenizer.convert_tokens_to_ids("<|im_end|>")
+
+
+def assert_mask_is_exact(view, tokenizer, messages):
+    """Trained = exactly each assistant message's content tokens, each followed by its <|im_end|>."""
+    tokens = view.tokens
+    assistant_contents = [m["content"] for m in messages if m["role"] == "assistant"]
+    groups, current = [], None
+    for token in tokens:
+        if token.trained and token.id != im_end(tokenizer):
+            current = current if current is not None else []
+            current.append(token)
+        elif token.trained:  # the end-of-turn token closes the group right after the content
+            groups.append(current or [])
+            current = None
+        else:
+            assert current is None, "a trained run must end with <|im_end|>"
+    assert current is None
+    assert len(groups) == len(assistant_contents)
+    for group, content in zip(groups, assistant_contents):
+        assert b"".join(token_bytes(tokenizer, t.id) for t in group).decode("utf-8") == content
+        if group:  # contiguous tokens, and <|im_end|> is the very next token
+            indices = [t.index for t in group]
+            assert indices == list(range(indices[0], indices[-1] + 1))
+            assert tokens[indices[-1] + 1].id == im_end(tokenizer) and tokens[indices[-1] + 1].trained
+    # independent count: the content tokens in context, plus one <|im_end|> per assistant message
+    assert view.num_trained == sum(len(g) for g in groups) + len(assistant_contents)
+    assert all(t.role == "assistant" for t in tokens if t.trained)
+    assert not any(t.trained for t in tokens if t.role in ("system", "user") or t.header)
+    # every untrained, non-special piece of text belongs to a system/user message or to a header
+    untrained = b"".join(token_bytes(tokenizer, t.id) for t in tokens if not t.trained).decode("utf-8")
+    for message in messages:
+        if message["role"] != "assistant":
+            assert message["content"] in untrained
+
+
+def test_loss_mask_is_exact_on_the_lecture_dialogue(tokenizer):
+    view = chat.template_view(MODEL, ORANGES)
+    assert_mask_is_exact(view, tokenizer, ORANGES)
+    trained = [t for t in view.tokens if t.trained]
+    assert [t.text for t in trained][-1] == "<|im_end|>"
+    assert view.loss_mask == [int(t.trained) for t in view.tokens]
+    assert 0 < view.num_trained < view.num_tokens
+
+
+def test_loss_mask_with_system_prompt_and_empty_reply(tokenizer):
+    messages = [{"role": "system", "content": "Answer in French."}, *ORANGES[:2],
+                {"role": "user", "content": "Merci"}, {"role": "assistant", "content": ""}]
+    view = chat.template_view(MODEL, messages)
+    assert view.default_system_prompt is None and not view.spans[0].implicit
+    assert_mask_is_exact(view, tokenizer, messages)
+    # the empty reply still trains its end-of-turn token
+    assert sum(t.trained and t.id == im_end(tokenizer) for t in view.tokens) == 2
+
+
+words = st.text(alphabet=st.sampled_from(list("abcxyz ,.!?é日本🙂\n")), min_size=0, max_size=30)
+content = st.builds(lambda head, rest: head + rest, st.sampled_from(["Yes", "No", "I", "The", "日", "🙂"]), words)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(turns=st.lists(st.tuples(content, content), min_size=1, max_size=4), system=st.booleans())
+def test_loss_mask_is_exact_on_random_conversations(tokenizer, turns, system):
+    messages = [{"role": "system", "content": "Be brief."}] if system else []
+    for user, assistant in turns:
+        messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+    view = chat.template_view(MODEL, messages)
+    assert_mask_is_exact(view, tokenizer, messages)
+
+
+def test_template_round_trips_to_the_same_ids(tokenizer):
+    for generation_prompt in (False, True):
+        view = chat.template_view(MODEL, ORANGES[:3], add_generation_prompt=generation_prompt)
+        direct = tokenizer.apply_chat_template(ORANGES[:3], tokenize=True, return_dict=False,
+                                               add_generation_prompt=generation_prompt)
+        assert list(view.ids) == list(direct)
+        assert view.rendered == tokenizer.apply_chat_template(ORANGES[:3], tokenize=False,
+                                                              add_generation_prompt=generation_prompt)
+        assert tokenizer.decode(list(view.ids)) == view.rendered
+        assert "".join(t.text for t in view.tokens) == view.rendered
+        assert list(tokenizer(view.rendered, add_special_tokens=False)["input_ids"]) == list(view.ids)
+
+
+def test_roles_headers_and_generation_prompt(tokenizer):
+    view = chat.template_view(MODEL, ORANGES[:1], add_generation_prompt=True)
+    # SmolLM2's template adds a default system prompt when none is given; it is shown as system
+    assert view.default_system_prompt and "SmolLM" in view.default_system_prompt
+    assert view.spans[0].implicit and view.spans[0].role == "system"
+    assert view.generation_prompt == "<|im_start|>assistant\n"
+    prompt = [t for t in view.tokens if t.part == "generation_prompt"]
+    assert "".join(t.text for t in prompt) == "<|im_start|>assistant\n"
+    assert prompt == list(view.tokens[-len(prompt):]) and not any(t.trained for t in prompt)
+    starts = [t for t in view.tokens if t.text == "<|im_start|>"]
+    assert all(t.special and t.header for t in starts) and len(starts) == 3
+    by_role = {role: "".join(t.text for t in view.tokens if t.role == role and t.part == "content")
+               for role in ("system", "user")}
+    assert by_role == {"system": view.default_system_prompt, "user": ORANGES[0]["content"]}
+    headers = "".join(t.text for t in view.tokens if t.part == "header")
+    assert headers == "<|im_start|>system\n<|im_start|>user\n"
+    assert {t.role for t in view.tokens} == {"system", "user", "assistant"}
+
+
+def test_bad_conversations_are_explained():
+    with pytest.raises(PlaygroundError, match="empty"):
+        chat.template_view(MODEL, [])
+    with pytest.raises(PlaygroundError, match="role"):
+        chat.template_view(MODEL, [{"role": "wizard", "content": "hi"}])
+    with pytest.raises(PlaygroundError, match="content"):
+        chat.template_view(MODEL, [{"role": "user"}])
+    with pytest.raises(PlaygroundError):
+        chat.template_view(MODEL, "hello")
+
+
+def test_scoring_matches_a_direct_forward():
+    text = "The answer, of course, depends on the type of orange!"
+    scored = chat.score_text(MODEL, text)
+    loaded = load_model(MODEL)
+    ids = loaded.tokenizer(text, add_special_tokens=False)["input_ids"]
+    sequence = torch.tensor([list(scored.context_ids) + list(ids)])
+    with torch.no_grad():
+        logits = loaded.model(input_ids=sequence).logits[0].float()
+    logprobs = torch.log_softmax(logits, dim=-1)
+    expected = [float(logprobs[len(scored.context_ids) - 1 + i, token]) for i, token in enumerate(ids)]
+    assert [t.id for t in scored.tokens] == ids
+    assert [t.logprob for t in scored.tokens] == pytest.approx(expected, abs=1e-4)
+    assert scored.tokens[0].surprisal_bits == pytest.approx(-expected[0] / 0.6931471805599453, rel=1e-5)
+    assert "".join(text[t.start:t.end] for t in scored.tokens) == text
+    assert scored.context_ids == (loaded.tokenizer.convert_tokens_to_ids("<|endoftext|>"),)
+
+
+def test_scoring_with_a_conversation_as_context():
+    context = chat.template_prompt_ids(MODEL, ORANGES[:1])
+    scored = chat.score_text(MODEL, "Orange.", context_ids=context)
+    assert scored.context_ids == tuple(context)
+    with pytest.raises(PlaygroundError, match="no text"):
+        chat.score_text(MODEL, "")
+
+
+def _scored(text: str, cuts: list[int], bits: list[float]) -> chat.ScoredText:
+    """A scoring of `text` cut at `cuts` (character positions) with the given surprisals."""
+    bounds = [0, *cuts, len(text)]
+    tokens = tuple(chat.ScoredToken(i, i, text[a:b], a, b, -bit * chat.LN2)
+                   for i, (a, b, bit) in enumerate(zip(bounds, bounds[1:], bits)))
+    return chat.ScoredText("m", text, (0,), tokens)
+
+
+def test_alignment_sums_surprisal_over_shared_boundaries():
+    text = "unbelievable day"
+    first = _scored(text, [2, 6, 12], [1.0, 2.0, 3.0, 4.0])   # un|beli|evable| day
+    second = _scored(text, [6, 9, 12], [5.0, 6.0, 7.0, 8.0])  # unbeli|eva|ble| day
+    spans = chat.align_scores(first, second)
+    assert [s.text for s in spans] == ["unbeli", "evable", " day"]
+    assert [s.bits for s in spans] == [(3.0, 5.0), (3.0, 13.0), (4.0, 8.0)]
+    assert [s.tokens for s in spans] == [((0, 1), (0,)), ((2,), (1, 2)), ((3,), (3,))]
+    assert sum(s.bits[0] for s in spans) == pytest.approx(first.total_bits)
+    real = chat.score_text(MODEL, "Green oranges are ripe.")
+    same = chat.align_scores(real, real)
+    assert len(same) == len(real.tokens) and all(s.difference == 0 for s in same)
+    with pytest.raises(PlaygroundError):
+        chat.align_scores(first, _scored("other", [], [1.0]))
+
+
+def test_conversation_as_plain_text():
+    text = chat.conversation_as_text(ORANGES[:1])
+    assert text == "User: What is the color of oranges?\n\nAssistant:"
+
+
+def test_html_escapes_and_counts():
+    messages = [{"role": "user", "content": "<script>alert(1)</script>"},
+                {"role": "assistant", "content": "<b>no</b>"}]
+    view = chat.template_view(MODEL, messages, add_generation_prompt=False)
+    page = template_html(view)
+    assert "<script" not in page and "</script" not in page and "<b>" not in page
+    assert ">&lt;</span>" in page and ">&lt;/</span>" in page  # the tokens "<" and "</", escaped
+    assert page.count('class="ct-cell"') == view.num_tokens
+    mask = loss_mask_html(view)
+    assert f"Trained on {view.num_trained} of {view.num_tokens} tokens" in mask
+    assert mask.count('data-trained="1"') == view.num_trained
+
+
+def test_cli_chat_template_and_score(tmp_path, capsys):
+    path = tmp_path / "messages.json"
+    path.write_text(json.dumps(ORANGES))
+    assert cli_main(["--json", "chat-template", "--model", MODEL, str(path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    view = chat.template_view(MODEL, ORANGES)
+    assert out["ids"] == list(view.ids) and out["loss_mask"] == view.loss_mask
+    assert {"id", "text", "special", "role"} <= set(out["tokens"][0])
+    assert out["tokens"][0] == {**out["tokens"][0], "text": "<|im_start|>", "special": True, "role": "system"}
+    assert cli_main(["--json", "score", "--model", MODEL, "Hello there"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert [t["text"] for t in scored["tokens"]] == ["Hello", " there"]
+    assert all(t["logprob"] < 0 for t in scored["tokens"])
+    assert cli_main(["chat-template", "--model", MODEL, str(tmp_path / "missing.json")]) == 2
+    assert "Cannot read" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# Side-by-side generation (playground.side_by_side) on tiny-random
+
+
+def test_side_by_side_streams_columns_together_and_is_seeded():
+    from playground.sampling import SamplingSettings
+    from playground.side_by_side import contender, iter_side_by_side
+
+    contenders = [contender(MODEL, "raw", "Write me a poem"), contender(MODEL, "template", "Write me a poem")]
+    assert contenders[1].prompt_ids == tuple(chat.template_prompt_ids(MODEL, [{"role": "user", "content": "Write me a poem"}]))
+    assert contenders[1].prompt_text.endswith("<|im_start|>assistant\n")
+    settings = SamplingSettings(temperature=1.0)
+    snapshots = [[len(c.records) for c in columns] for columns in iter_side_by_side(contenders, settings, 4, 7)]
+    assert snapshots == [[0, 0], [1, 1], [2, 2], [3, 3], [4, 4]]  # one token per column per round
+    first = list(iter_side_by_side(contenders, settings, 4, 7))[-1]
+    again = list(iter_side_by_side(contenders, settings, 4, 7))[-1]
+    assert [[r.id for r in c.records] for c in first] == [[r.id for r in c.records] for c in again]
+    assert all(c.stop == "max_tokens" and "maximum number of new tokens" in c.stop_note() for c in first)
+
+
+def test_contender_modes_and_errors():
+    from playground.side_by_side import contender
+
+    text = contender(MODEL, "conversation_text", messages=ORANGES[:1])
+    assert text.prompt_text == "User: What is the color of oranges?\n\nAssistant:"
+    templated = contender(MODEL, "conversation_template", messages=ORANGES[:3])
+    assert templated.prompt_ids == tuple(chat.template_prompt_ids(MODEL, ORANGES[:3]))
+    with pytest.raises(PlaygroundError, match="prompt"):
+        contender(MODEL, "raw", "  ")
+    with pytest.raises(PlaygroundError, match="mode"):
+        contender(MODEL, "sideways", "hi")
+
+
+def test_stop_note_names_the_end_of_turn_token():
+    from playground import generation
+    from playground.sampling import SamplingSettings
+    from playground.side_by_side import Column, contender
+
+    column = Column(contender(MODEL, "template", "Hi"))
+    decoder = generation.Decoder(load_model(MODEL), column.contender.prompt_ids)
+    record = generation.forced_step(decoder, SamplingSettings(), load_tokenizer(MODEL).convert_tokens_to_ids("<|im_end|>"))
+    column.records.append(record)
+    column.stop = record.stop
+    assert column.stop == "eos" and column.text == ""
+    assert column.stop_note() == "Stopped after 1 token: it generated <|im_end|>, its end-of-turn token."
+
+
+def test_plot_says_how_the_tokenizers_line_up():
+    from playground.plots.chat import surprisal_figure, tokenizer_note
+
+    text = "unbelievable day"
+    first = _scored(text, [2, 6, 12], [1.0, 2.0, 3.0, 4.0])
+    second = _scored(text, [6, 9, 12], [5.0, 6.0, 7.0, 8.0])
+    figure = surprisal_figure(first, second, chat.align_scores(first, second))
+    assert "The tokenizers differ (4 vs 4 tokens)" in figure.layout.annotations[-1].text
+    assert [list(trace.y) for trace in figure.data[:2]] == [[3.0, 3.0, 4.0], [5.0, 13.0, 8.0]]
+    assert tokenizer_note(first, first).startswith("Both models use the same tokenizer")
+    renumbered = chat.ScoredText("n", text, (0,), tuple(
+        chat.ScoredToken(t.index, t.id + 1000, t.text, t.start, t.end, t.logprob) for t in first.tokens))
+    assert "cut this text at the same places" in tokenizer_note(first, renumbered)
