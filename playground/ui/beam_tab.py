@@ -1,0 +1,137 @@
+"""The "Beam search" tab: run transformers' beam search, see its whole tree, replay it step by step.
+
+Layout, top to bottom: lecture presets (one click sets the controls and runs), prompt and model,
+beam settings, comparison paths, the tree (plotly, zoom and pan), the replay slider and the
+collapse toggle, the returned sequences with their scores. The search runs once per click
+(`beam_search` API); replaying or collapsing only redraws from the result kept in `gr.State`
+(`beam_redraw` API). What it leaves out: the search itself (`playground.beam`) and the drawing
+(`playground.plots.beam`).
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from playground import beam
+from playground.limits import clamp_float, clamp_int
+from playground.models import load_model
+from playground.plots.beam import SUMMARY_HEADERS, beam_figure, summary_markdown, summary_rows
+from playground.ui.common import model_choices, user_errors
+
+EARLY_STOPPING_LABELS = [("false: stop when no live beam can win", "false"),
+                         ("true: stop once num_beams are finished", "true"),
+                         ("never: canonical beam search", "never")]
+DEFAULT_SEED = 42
+CSS = """
+#beam-summary { font-size: 1.15rem; }
+#beam-tree { min-height: 420px; }
+"""
+
+
+def _search_settings(num_beams, max_new_tokens, length_penalty, early_stopping, num_return) -> beam.BeamSettings:
+    """Settings from widget values: numbers clamped to the sliders' ranges, anything else a clear message."""
+    return beam.validate_settings(beam.BeamSettings(
+        clamp_int(num_beams, "Beams", 1, beam.MAX_BEAMS),
+        clamp_int(max_new_tokens, "Max new tokens", 1, beam.MAX_NEW_TOKENS),
+        clamp_float(length_penalty, "Length penalty", -10.0, 10.0),
+        beam.parse_early_stopping(early_stopping),
+        clamp_int(num_return, "Returned sequences", 1, beam.MAX_BEAMS),
+    ))
+
+
+@user_errors
+def run_search(prompt, model_id, chat_template, num_beams, max_new_tokens, length_penalty, early_stopping,
+               num_return, compare_greedy, compare_sampled, seed, collapse, progress=gr.Progress()):
+    """Run the search (with progress) and draw the finished tree."""
+    settings = _search_settings(num_beams, max_new_tokens, length_penalty, early_stopping, num_return)
+    if not model_id:
+        raise gr.Error("Pick a model.")
+    progress(0, desc="Loading the model")
+
+    def on_step(step, total):
+        progress((step, total), desc=f"Beam search: step {step} of at most {total}")
+
+    sample_seed = clamp_int(seed, "Sampling seed", 0, 2**31 - 1, default=DEFAULT_SEED) if compare_sampled else None
+    result = beam.run_beam_search(str(model_id), prompt or "", settings, chat_template=bool(chat_template),
+                                  on_step=on_step)
+    if compare_greedy or sample_seed is not None:
+        progress(1.0, desc="Decoding the comparison paths (greedy / sampled)")
+        beam.add_comparisons(load_model(result.model_id), result, greedy=bool(compare_greedy), sample_seed=sample_seed)
+    figure = beam_figure(result, collapse_pruned=bool(collapse))
+    step_slider = gr.Slider(minimum=0, maximum=result.steps, value=result.steps, step=1, interactive=True)
+    return result, figure, step_slider, summary_rows(result), summary_markdown(result)
+
+
+@user_errors
+def redraw(result, step, collapse, compare_greedy, compare_sampled):
+    """Redraw the stored search up to `step` (no model call)."""
+    if result is None:  # a toggle before the first search: nothing to draw yet
+        return gr.skip()
+    step = clamp_int(step, "Replay step", 0, result.steps, default=result.steps)
+    return beam_figure(result, upto_step=step, collapse_pruned=bool(collapse),
+                       show_greedy=bool(compare_greedy), show_sampled=bool(compare_sampled))
+
+
+def _preset_values(preset: beam.BeamPreset) -> list:
+    s = preset.settings
+    early = s.early_stopping if isinstance(s.early_stopping, str) else str(s.early_stopping).lower()
+    return [preset.prompt, preset.model_id, preset.chat_template, s.num_beams, s.max_new_tokens, s.length_penalty,
+            early, s.num_return_sequences, preset.compare_greedy, preset.sample_seed is not None,
+            preset.sample_seed if preset.sample_seed is not None else DEFAULT_SEED, preset.collapse_pruned,
+            f"**{preset.name}.** {preset.note}"]
+
+
+def build() -> None:
+    """The tab's content; call inside `with gr.Tab("Beam search"):`."""
+    choices = model_choices()
+    available = {value for _, value in choices}
+    presets = [p for p in beam.PRESETS if p.model_id in available] or list(beam.PRESETS)
+    first = presets[0]
+    gr.Markdown("**Beam search** keeps the *k* best partial sequences: each step it expands every beam, "
+                "scores all continuations by total log-probability, and keeps the best *k* "
+                "(transformers' `generate(num_beams=k)`, exactly). Greedy search keeps only one.")
+    with gr.Row():
+        preset_buttons = [gr.Button(p.name, size="sm") for p in presets]
+    preset_note = gr.Markdown(f"**{first.name}.** {first.note}", elem_id="beam-preset-note")
+    with gr.Row():
+        prompt = gr.Textbox(first.prompt, lines=2, label="Prompt", scale=4, elem_id="beam-prompt")
+        with gr.Column(scale=2):
+            model = gr.Dropdown(choices, value=first.model_id if first.model_id in available else
+                                (choices[0][1] if choices else None), label="Model")
+            chat_template = gr.Checkbox(first.chat_template, label="Wrap the prompt in the chat template")
+    s = first.settings
+    with gr.Row():
+        num_beams = gr.Slider(1, beam.MAX_BEAMS, value=s.num_beams, step=1, label="Beams")
+        max_new_tokens = gr.Slider(1, beam.MAX_NEW_TOKENS, value=s.max_new_tokens, step=1, label="Max new tokens")
+        length_penalty = gr.Slider(-2.0, 3.0, value=s.length_penalty, step=0.1,
+                                   label="Length penalty (score = log p / length ^ L)")
+        num_return = gr.Slider(1, beam.MAX_BEAMS, value=s.num_return_sequences, step=1,
+                               label="Returned sequences (at most the beams)")
+    with gr.Row():
+        early_stopping = gr.Radio(EARLY_STOPPING_LABELS, value="false", label="Early stopping", scale=3)
+        compare_greedy = gr.Checkbox(first.compare_greedy, label="Compare: greedy path", scale=1)
+        compare_sampled = gr.Checkbox(first.sample_seed is not None, label="Compare: one sampled path (T = 1)",
+                                      scale=1)
+        seed = gr.Number(DEFAULT_SEED, precision=0, label="Sampling seed", scale=1)
+    run_button = gr.Button("Run beam search", variant="primary", elem_id="beam-run")
+    summary = gr.Markdown(elem_id="beam-summary")
+    tree = gr.Plot(label="Search tree (drag to pan, scroll or box-zoom, double-click to reset)", elem_id="beam-tree")
+    with gr.Row():
+        step = gr.Slider(0, 1, value=0, step=1, label="Replay: show the search up to step", interactive=False,
+                         scale=4, elem_id="beam-step")
+        collapse = gr.Checkbox(first.collapse_pruned, label="Collapse pruned candidates", scale=1,
+                               elem_id="beam-collapse")
+    table = gr.Dataframe(headers=SUMMARY_HEADERS, label="Returned sequences (best first) and comparisons",
+                         interactive=False, wrap=True, elem_id="beam-sequences")
+    result_state = gr.State(None)
+
+    search_inputs = [prompt, model, chat_template, num_beams, max_new_tokens, length_penalty, early_stopping,
+                     num_return, compare_greedy, compare_sampled, seed, collapse]
+    search_outputs = [result_state, tree, step, table, summary]
+    run_button.click(run_search, search_inputs, search_outputs, api_name="beam_search")
+    gr.on([step.input, collapse.change, compare_greedy.change, compare_sampled.change], redraw,
+          [result_state, step, collapse, compare_greedy, compare_sampled], tree, api_name="beam_redraw",
+          trigger_mode="always_last", show_progress="hidden")
+    for button, preset in zip(preset_buttons, presets):
+        button.click(lambda p=preset: _preset_values(p), None, [*search_inputs, preset_note], api_name=False,
+                     queue=False).then(run_search, search_inputs, search_outputs, api_name=False)
