@@ -7,7 +7,8 @@ Prints one JSON document:
 - `next_token`: median latency of one next-token distribution at 32 and 512 prompt tokens,
   ours (`playground.core.forward`, last-position logits only) and the peer (plain transformers:
   `model(input_ids).logits[0, -1].softmax(-1)`), on the same loaded model, with the ratio.
-- `rss`: peak resident memory of a process with both packaged models loaded.
+- `rss`: peak resident memory of a process with both packaged models loaded and each run once
+  (safetensors weights are memory-mapped: they count as resident once a forward pass used them).
 - `startup`: seconds from starting `python app.py` to the page being served (warm cache).
 
 Usage: `.venv/bin/python bench/bench_foundation.py [--skip-cold] [--repeats N]`.
@@ -35,9 +36,12 @@ _LOAD_SNIPPET = """
 import json, sys, time, resource
 from playground import models
 report = {}
+from playground import core
 for model_id in sys.argv[1:]:
     loaded = models.load_model(model_id)
     report[model_id] = {"load_seconds": round(loaded.load_seconds, 2), "loaded_from": loaded.loaded_from}
+for model_id in sys.argv[1:]:  # touch every weight: memory-mapped weights count once used
+    core.next_token_distribution(model_id, "The capital of France is")
 report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 print(json.dumps(report))
 """

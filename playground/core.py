@@ -17,6 +17,7 @@ What it leaves out: sampling rules (`playground.sampling`), generation loops and
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -61,15 +62,30 @@ def forward(loaded: LoadedModel, input_ids: torch.Tensor, cache=None, attention_
     limits.check_deadline()
     limits.maybe_inject_fault("forward")
     loaded.forward_calls += 1
-    out = loaded.model(
-        input_ids=input_ids.to(loaded.device),
-        cache=cache,
-        attention_mask=None if attention_mask is None else attention_mask.to(loaded.device),
-        position_ids=None if position_ids is None else position_ids.to(loaded.device),
-        use_cache=True,
-        logits_to_keep=1,
-    )
+    with compute_slot(loaded):
+        out = loaded.model(
+            input_ids=input_ids.to(loaded.device),
+            cache=cache,
+            attention_mask=None if attention_mask is None else attention_mask.to(loaded.device),
+            position_ids=None if position_ids is None else position_ids.to(loaded.device),
+            use_cache=True,
+            logits_to_keep=1,
+        )
     return out.logits[:, -1, :].float(), out.cache
+
+
+_CPU_COMPUTE = threading.Lock()
+
+
+def compute_slot(loaded: LoadedModel):
+    """On the CPU, one model call at a time in this process.
+
+    Every call already uses all cores (torch's intra-op threads); two concurrent calls from two
+    request threads each start their own thread team and oversubscribe the cores, which measured
+    up to 8x slower per call on a 2-core machine. Serialising them keeps each call fast and the
+    total throughput the same. On a GPU, kernels queue on the device anyway: no lock.
+    """
+    return _CPU_COMPUTE if loaded.device.type == "cpu" else contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
@@ -136,17 +152,39 @@ class Stepper:
         """Append `token_id` and return the logits for the position after it."""
         if len(self.ids) >= self.loaded.context_length:
             raise PlaygroundError(f"The sequence reached the model's context length ({self.loaded.context_length}).")
-        self.ids.append(int(token_id))
-        if self._decoder is not None and len(self.ids) > self._decoder.max_len:
-            self.close()  # outgrew the static cache: rebuild a dynamic cache from the ids
-            logits, self.cache = forward(self.loaded, torch.tensor([self.ids]))
+        ids = [*self.ids, int(token_id)]
+        # A failed step (time limit, out of memory, an injected fault) leaves the sequence as it was:
+        # `ids` is committed only after the model call, and a half-updated cache is cropped back.
+        if self._decoder is not None and len(ids) > self._decoder.max_len:
+            logits, cache = forward(self.loaded, torch.tensor([ids]))  # outgrew the static cache
+            self.close()
+            self.cache = cache
         elif self._decoder is not None:
             self.logits = self._decoder.step(int(token_id)).cpu()
+            self.ids = ids
             return self.logits
         else:
-            logits, self.cache = forward(self.loaded, torch.tensor([[int(token_id)]]), self.cache)
+            try:
+                if self.cache is None:  # a failed step left a cache that could not be repaired
+                    logits, self.cache = forward(self.loaded, torch.tensor([ids]))
+                else:
+                    logits, self.cache = forward(self.loaded, torch.tensor([[int(token_id)]]), self.cache)
+            except BaseException:
+                self._repair_cache()
+                raise
+        self.ids = ids
         self.logits = logits[0].cpu()
         return self.logits
+
+    def _repair_cache(self) -> None:
+        """After a failed model call: crop KV entries it may have added, or drop the cache (re-encode)."""
+        try:
+            if self.cache is not None and self.cache.get_seq_length() != len(self.ids):
+                self.cache.crop(len(self.ids))
+                if self.cache.get_seq_length() != len(self.ids):
+                    raise ValueError("crop did not reach the length")
+        except Exception:  # noqa: BLE001 - e.g. a sliding-window cache: encode the sequence again next time
+            self.cache = None
 
     def close(self) -> None:
         if getattr(self, "_decoder", None) is not None:
@@ -167,6 +205,9 @@ class Stepper:
 def forward_all(loaded: LoadedModel, input_ids: torch.Tensor) -> torch.Tensor:
     """One counted model call returning the logits of every position ([batch, seq, vocab], on the
     model's device, in its dtype): teacher forcing scores a whole text with it."""
+    limits.check_deadline()
+    limits.maybe_inject_fault("forward")
     loaded.forward_calls += 1
-    out = loaded.model(input_ids=input_ids.to(loaded.device), use_cache=False)
+    with compute_slot(loaded):
+        out = loaded.model(input_ids=input_ids.to(loaded.device), use_cache=False)
     return out.logits
