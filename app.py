@@ -1,4 +1,7 @@
-"""Serve the LLM playground: `python app.py [--host H] [--port P] [--device D] [--share]`.
+"""Serve the LLM playground: `python app.py [--host H] [--port P] [--device D] [--share] [--allow-hub-ids]`.
+
+`--allow-hub-ids` lets the tokenizer registry load arbitrary Hugging Face hub tokenizer ids
+(`org/name`); without it only registry ids are accepted (sets PLAYGROUND_ALLOW_HUB_IDS=1).
 
 The page is served at once; models load lazily on first use (the status line shows which are
 loaded). On Hugging Face Spaces this file is the entry point (see the README's front matter).
@@ -20,6 +23,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", choices=DEVICE_CHOICES, default=None,
                         help="where models run (default: $PLAYGROUND_DEVICE or auto: cuda > mps > cpu)")
     parser.add_argument("--share", action="store_true", help="create a public Gradio share link")
+    parser.add_argument("--allow-hub-ids", action="store_true",
+                        help="accept arbitrary Hugging Face hub tokenizer ids (org/name), not only the registry's")
     return parser.parse_args(argv)
 
 
@@ -27,6 +32,8 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if args.device:
         os.environ["PLAYGROUND_DEVICE"] = args.device
+    if args.allow_hub_ids:
+        os.environ["PLAYGROUND_ALLOW_HUB_IDS"] = "1"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from playground.ui.app import build_app, launch_kwargs
 

@@ -131,6 +131,7 @@ class StaticDecoder:
         """Start a sequence; logits after its last token (float32, on the device, [vocab])."""
         if not 0 < len(ids) <= self._buckets()[-1]:
             raise ValueError(f"prompt of {len(ids)} tokens does not fit the static cache")
+        _request_checks()
         bucket = next(b for b in self._buckets() if b >= len(ids))
         buffer = self.prefill_ids[bucket]
         buffer.zero_()
@@ -149,6 +150,7 @@ class StaticDecoder:
         """
         if self.length >= self.max_len:
             raise ValueError("the static cache is full")
+        _request_checks()  # before any buffer changes: a refused step leaves the sequence intact
         if isinstance(token_id, torch.Tensor):
             self.step_ids.copy_(token_id.view(1, 1))
         else:
@@ -260,6 +262,7 @@ class BatchedNextToken:
         key = self.buckets(len(sequences), max(len(ids) for ids in sequences))
         if key is None:
             raise ValueError("batch does not fit a static bucket")
+        _request_checks()
         ids, last = self._buffers(key)
         host = torch.zeros(key, dtype=torch.long)
         for row, seq in enumerate(sequences):
@@ -280,6 +283,14 @@ class BatchedNextToken:
             for l in self.lengths:
                 if b * l <= self.MAX_TOKENS:
                     self.logits([[1] * l] * b)
+
+
+def _request_checks() -> None:
+    """What `core.forward` checks before a model call: the request's time limit, injected faults."""
+    from playground import limits
+
+    limits.check_deadline()
+    limits.maybe_inject_fault("forward")
 
 
 _BATCHED: dict[str, BatchedNextToken | None] = {}

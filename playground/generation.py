@@ -212,7 +212,8 @@ class Decoder:
     def logits(self) -> torch.Tensor:
         """Logits after the last token (feeds pending tokens first)."""
         while self.pending:
-            self.stepper.append(self.pending.pop(0))
+            self.stepper.append(self.pending[0])  # dropped from `pending` only once it is fed
+            self.pending.pop(0)
         return self.stepper.logits
 
     def push(self, token_id: int) -> None:

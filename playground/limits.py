@@ -38,12 +38,15 @@ class InjectedFault(RuntimeError):
 
 
 @contextlib.contextmanager
-def deadline(seconds: float | None = None):
-    """Limit the work done in this thread inside the block to `seconds` (default: the app's limit)."""
+def deadline(seconds: float | None = None, limit: float | None = None):
+    """Limit the work done in this thread inside the block to `seconds` (default: the app's limit).
+
+    `limit` is the request's whole limit, for the message, when `seconds` is only what is left of it.
+    """
     seconds = DEFAULT_REQUEST_SECONDS if seconds is None else seconds
     previous = getattr(_local, "deadline", None)
     _local.deadline = time.monotonic() + seconds
-    _local.limit = seconds
+    _local.limit = seconds if limit is None else limit
     try:
         yield
     finally:
@@ -76,13 +79,23 @@ def maybe_inject_fault(site: str) -> None:
         raise InjectedFault("CUDA out of memory (injected fault for testing)")
 
 
-def clamp_int(value, name: str, low: int, high: int) -> int:
-    """An integer control's value within [low, high]; a clear message for values that aren't numbers."""
+_MISSING = object()
+
+
+def clamp_int(value, name: str, low: int, high: int, default=_MISSING) -> int:
+    """An integer control's value within [low, high]; a clear message for values that aren't numbers.
+
+    +-infinity clamps to the nearest end; None or "" gives `default` when one is given.
+    """
+    if default is not _MISSING and value in (None, ""):
+        return default
     number = _as_number(value, name)
-    return int(min(max(round(number), low), high))
+    return int(round(min(max(number, low), high)))
 
 
-def clamp_float(value, name: str, low: float, high: float) -> float:
+def clamp_float(value, name: str, low: float, high: float, default=_MISSING) -> float:
+    if default is not _MISSING and value in (None, ""):
+        return default
     number = _as_number(value, name)
     return float(min(max(number, low), high))
 
@@ -90,6 +103,8 @@ def clamp_float(value, name: str, low: float, high: float) -> float:
 def _as_number(value, name: str) -> float:
     if isinstance(value, bool):
         return float(value)
+    if isinstance(value, str):
+        value = value.strip()
     try:
         number = float(value)
     except (TypeError, ValueError):

@@ -134,16 +134,18 @@ class RankedLogits:
         self.max_logit = top
         self.has_neg_inf = math.isinf(bottom)
         self.vocab_size = int(logits.numel())
-        self._values = logits[:0]
-        self._ids = torch.zeros(0, dtype=torch.long)
+        # (values, ids) as ONE attribute: sessions share a RankedLogits (the prompt cache), and a
+        # reader on another thread must never see new values with old ids.
+        self._ranked: tuple[torch.Tensor, torch.Tensor] = (logits[:0], torch.zeros(0, dtype=torch.long))
         self._raw_probs: torch.Tensor | None = None
         self._raw_entropy: float | None = None
 
     def top(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(values, ids) of at least the `n` largest logits, descending (fewer only if n > vocab)."""
         n = min(max(int(n), 1), self.vocab_size)
-        if self._values.numel() < n:
-            size = max(n, 4 * self._values.numel(), INITIAL_CANDIDATES)
+        values, ids = self._ranked
+        if values.numel() < n:
+            size = max(n, 4 * values.numel(), INITIAL_CANDIDATES)
             if size * 8 >= self.vocab_size:
                 size = self.vocab_size
             # topk's order among equal values is unspecified: re-sort the candidates stably by id
@@ -156,12 +158,12 @@ class RankedLogits:
                 values, ids = values[by_id], ids[by_id]
                 order = torch.sort(values, descending=True, stable=True).indices
                 values, ids = values[order], ids[order]
-            self._values, self._ids = values, ids
-        return self._values, self._ids
+            self._ranked = (values, ids)
+        return values, ids
 
     @property
     def complete(self) -> bool:
-        return self._values.numel() >= self.vocab_size
+        return self._ranked[0].numel() >= self.vocab_size
 
     @property
     def raw_probs(self) -> torch.Tensor:
@@ -243,6 +245,8 @@ def _scaled(values: torch.Tensor, max_logit: float, temperature: float) -> torch
     """values / T as transformers computes it; shifted by the max first where that would overflow."""
     if temperature == 1.0:
         return values
+    if temperature < 1e-30:  # float32 would round such a divisor to 0 (0 / 0 = NaN): shift and divide in float64
+        return ((values.double() - max_logit) / temperature).float()
     if abs(max_logit) / temperature < 1e30:
         return values / temperature
     return (values - max_logit) / temperature  # tiny T: same order and softmax, no inf - inf

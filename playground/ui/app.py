@@ -1,29 +1,153 @@
-"""Assembles the Gradio app: a status line and the four tabs, in lecture order.
+"""Assembles the Gradio app: a status line and the four tabs, in lecture order, and its queue.
 
 The page is served at once; models load lazily on the first request that needs them (the status
-line says which are loaded). Queue settings live here: see `QUEUE_*`. What it leaves out: each
-tab's layout (its own module) and command-line flags (`app.py`).
+line says which are loaded). What it leaves out: each tab's layout (its own module) and
+command-line flags (`app.py`).
+
+Queue settings (a lecture hall opens the page at once; chosen for the 2-core CPU this runs on in
+class, raised with environment variables on a GPU host):
+
+- `QUEUE_MAX_SIZE` (256, `PLAYGROUND_QUEUE_MAX_SIZE`): waiting requests beyond this are refused at
+  once with "Queue is full" instead of piling up behind a 20-minute wait.
+- Every queued event belongs to one of three concurrency groups (`EVENT_GROUPS`, keyed by handler):
+  - `heavy` (`HEAVY_CONCURRENCY` = 2, `PLAYGROUND_HEAVY_CONCURRENCY`): many model calls per
+    request - Generate N, K samples, beam search, the base-vs-chat generations and conversation,
+    teacher forcing, BPE training. Two at a time keep a 2-core CPU busy without thrashing; a
+    request waits in the queue (its position is shown) rather than slowing everyone down. Any
+    queued handler not listed below is treated as heavy, the safe default.
+  - `model-step` (`MODEL_STEP_CONCURRENCY` = 16): one forward pass per request - show the
+    distribution, next token, append, undo, clear. They must run concurrently for the
+    cross-session micro-batcher (`playground.batching`) to group them into one forward.
+  - `instant` (`INSTANT_CONCURRENCY` = 8): no model call - tokenize, compare, decode, re-filter,
+    BPE step/encode, beam redraw, template view.
+- On a CPU, `core.compute_slot` runs one model call at a time in the process anyway; the groups
+  decide which requests wait in the queue (with their position shown) and which interleave their
+  model calls: two generations share the CPU step by step, a next-token click slips in between.
+- Long generations can be stopped by their user (the sampling lab's Stop buttons use `cancels=`),
+  which frees their `heavy` slot after the current token.
+
+Input validation: Gradio checks slider ranges and dropdown choices before a handler runs; values
+it cannot even convert (a string for a number, None for a slider) would otherwise fail with an
+anonymous error, so `PlaygroundBlocks` turns them into a message naming the control. It also
+replaces lone surrogates (JSON can carry "\ud800", which is not Unicode and which tokenizers
+reject) with U+FFFD in every text that arrives, so no handler ever sees one. Each handler still
+validates its own values (NaN, infinities, sizes): the server never trusts the page.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import gradio as gr
+from gradio.exceptions import ComponentProcessingError
 
 from playground.ui import beam_tab, chat_tab, common, sampling_tab, tokenizer_tab
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 CSS_FILE = ASSETS / "app.css"
 
-# One heavy event at a time per model call site keeps a 2-core machine responsive; the queue holds
-# a lecture hall's worth of waiting requests before refusing new ones with a message.
-QUEUE_DEFAULT_CONCURRENCY = 2
-QUEUE_MAX_SIZE = 256
+QUEUE_MAX_SIZE = int(os.environ.get("PLAYGROUND_QUEUE_MAX_SIZE", "256"))
+HEAVY_CONCURRENCY = int(os.environ.get("PLAYGROUND_HEAVY_CONCURRENCY", "2"))
+MODEL_STEP_CONCURRENCY = 16
+INSTANT_CONCURRENCY = 8
+GROUP_LIMITS = {"heavy": HEAVY_CONCURRENCY, "model-step": MODEL_STEP_CONCURRENCY, "instant": INSTANT_CONCURRENCY}
+
+# handler (module.function) -> concurrency group; anything queued and not listed is "heavy"
+EVENT_GROUPS: dict[str, str] = {
+    **{f"playground.ui.sampling_tab.{name}": "model-step"
+       for name in ("show_distribution", "next_token", "append_token", "undo", "clear")},
+    "playground.ui.sampling_tab.refilter": "instant",
+    "playground.ui.sampling_tab.generate_n": "heavy",
+    "playground.ui.sampling_tab.draw_samples": "heavy",
+    **{f"playground.ui.tokenizer_tab.{name}": "instant"
+       for name in ("explore", "compare", "decode", "from_url", "apply_preset", "bpe_step", "bpe_encode")},
+    "playground.ui.tokenizer_tab.bpe_train": "heavy",
+    "playground.ui.beam_tab.run_search": "heavy",
+    "playground.ui.beam_tab.redraw": "instant",
+    **{f"playground.ui.chat_tab.{name}": "heavy"
+       for name in ("side_by_side", "with_without_template", "converse", "converse_oranges", "teacher_forcing")},
+    "playground.ui.chat_tab.template_views": "instant",
+}
+
+
+class PlaygroundBlocks(gr.Blocks):
+    """gr.Blocks whose input conversion errors become messages that name the control.
+
+    Gradio raises its own `gr.Error` for out-of-range sliders and unknown dropdown choices (clear
+    already); a value it cannot convert at all (an API caller's "abc" for a number, None for a
+    slider, too few values) raises a plain exception, shown as an anonymous failure. Here it
+    becomes `gr.Error("<control>: <value> is not a valid value.")`.
+    """
+
+    async def preprocess_data(self, block_fn, inputs, state, explicit_call=False):
+        inputs = [_without_surrogates(value) for value in inputs]
+        try:
+            return await super().preprocess_data(block_fn, inputs, state, explicit_call)
+        except gr.Error:
+            raise
+        except ComponentProcessingError as exc:
+            raise gr.Error(_conversion_message(block_fn, inputs, str(exc))) from None
+        except ValueError as exc:
+            if len(inputs) < len(block_fn.inputs):
+                raise gr.Error(f"This endpoint takes {len(block_fn.inputs)} values; it got {len(inputs)}.") from None
+            raise gr.Error(f"Invalid input: {str(exc)[:200]}") from None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(value, depth: int = 0):
+    """`value` with every lone surrogate in its strings replaced by U+FFFD (lists/dicts walked)."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if depth > 20:
+        return value
+    if isinstance(value, list):
+        return [_without_surrogates(v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k, depth + 1): _without_surrogates(v, depth + 1) for k, v in value.items()}
+    return value
+
+
+def _conversion_message(block_fn, inputs, text: str) -> str:
+    found = re.search(r"at index (\d+)", text)
+    if not found:
+        return "One of the inputs is not a valid value for its control."
+    index = int(found.group(1))
+    block = block_fn.inputs[index]
+    name = getattr(block, "label", None) or getattr(block, "elem_id", None) or type(block).__name__
+    value = inputs[index] if index < len(inputs) else None
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return f"“{name}”: {shown} is not a valid value for this control."
+
+
+def handler_key(block_fn) -> str | None:
+    fn = getattr(block_fn, "fn", None)
+    if fn is None:
+        return None
+    fn = getattr(fn, "func", fn)  # functools.partial
+    return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', getattr(fn, '__name__', ''))}"
+
+
+def configure_queue(app: gr.Blocks) -> dict[str, str]:
+    """Put every queued event into its concurrency group; returns {handler: group} for what it set."""
+    assigned = {}
+    for block_fn in app.fns.values():
+        key = handler_key(block_fn)
+        if key is None or not block_fn.queue:
+            continue
+        group = EVENT_GROUPS.get(key, "heavy")
+        block_fn.concurrency_id = group
+        block_fn.concurrency_limit = GROUP_LIMITS[group]
+        assigned[key] = group
+    return assigned
 
 
 def build_app() -> gr.Blocks:
-    with gr.Blocks(title="LLM playground") as app:
+    with PlaygroundBlocks(title="LLM playground") as app:
         gr.Markdown("# LLM playground\nHow large language models turn text into tokens, tokens into probabilities, and probabilities into text.")
         status = gr.Markdown(elem_id="status-line")
         with gr.Tabs():
@@ -38,7 +162,8 @@ def build_app() -> gr.Blocks:
         timer = gr.Timer(5.0)
         app.load(common.status_markdown, outputs=status, api_name=False, queue=False)
         timer.tick(common.status_markdown, outputs=status, api_name=False, queue=False, show_progress="hidden")
-    app.queue(default_concurrency_limit=QUEUE_DEFAULT_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
+    app.queue(default_concurrency_limit=HEAVY_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
+    configure_queue(app)
     return app
 
 

@@ -1,7 +1,8 @@
 """Shared pieces of the UI: error handling for event handlers, model choices, the status line.
 
-`user_errors` wraps a handler so a `PlaygroundError` becomes a `gr.Error` with its message and any
-other exception becomes a short generic message (logged with its traceback on the server, never
+`user_errors` wraps a handler so a `PlaygroundError` becomes a `gr.Error` with its message, an
+out-of-memory error (CUDA's, or the host's) becomes `OUT_OF_MEMORY`, and any other exception
+becomes a short generic message (logged with its traceback on the server, never
 shown to the user). It works for plain and generator (streaming) handlers. What it leaves out:
 layout; each tab lays itself out.
 """
@@ -24,11 +25,28 @@ log = logging.getLogger("playground.ui")
 INTERNAL_ERROR = "Something went wrong while computing this; the server is still running. Please try again."
 
 
+OUT_OF_MEMORY = ("The server ran out of memory for this request and stopped it; it is still running. "
+                 "Try a shorter prompt, or fewer tokens, beams or samples.")
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or "out of memory" in str(exc).lower()
+
+
 def _as_gr_error(exc: Exception) -> gr.Error:
     if isinstance(exc, gr.Error):
         return exc
     if isinstance(exc, PlaygroundError):
         return gr.Error(str(exc))
+    if _is_out_of_memory(exc):
+        log.warning("request ran out of memory: %s", exc)
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # hand the failed request's blocks back for the next ones
+        return gr.Error(OUT_OF_MEMORY)
     log.exception("handler failed")
     return gr.Error(INTERNAL_ERROR)
 
@@ -45,10 +63,11 @@ def user_errors(fn):
         @functools.wraps(fn)
         def generator_wrapper(*args, **kwargs):
             end = time.monotonic() + limits.DEFAULT_REQUEST_SECONDS
+            iterator = None
             try:
                 iterator = fn(*args, **kwargs)
                 while True:
-                    with limits.deadline(max(0.0, end - time.monotonic())):
+                    with limits.deadline(max(0.0, end - time.monotonic()), limit=limits.DEFAULT_REQUEST_SECONDS):
                         try:
                             item = next(iterator)
                         except StopIteration:
@@ -56,6 +75,9 @@ def user_errors(fn):
                     yield item
             except Exception as exc:  # noqa: BLE001 - every failure becomes a message
                 raise _as_gr_error(exc) from None
+            finally:  # a Stop (cancel) closes this wrapper: close the handler too, at once
+                if iterator is not None:
+                    iterator.close()
         return generator_wrapper
 
     @functools.wraps(fn)

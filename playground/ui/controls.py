@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from playground.errors import PlaygroundError
+from playground.limits import clamp_float, clamp_int
 from playground.sampling import ORDERS, PRESETS, SamplingSettings
 
 TEMPERATURE_SLIDER_MAX = 5.0
@@ -61,33 +62,36 @@ class SamplingControls:
         return self.settings_inputs
 
 
+TOP_K_LIMIT = 10_000_000  # above any vocabulary: top-k that large is simply "off"
+INF = float("inf")
+MAX_SEED = 2**63 - 1
+
+
 def settings_from_values(temperature, top_k, top_p, min_p, order="transformers") -> SamplingSettings:
-    """SamplingSettings from raw widget values (None/blank numbers fall back to "off")."""
-    try:
-        return SamplingSettings(
-            temperature=float(temperature if temperature is not None else 1.0),
-            top_k=int(top_k) if top_k not in (None, "") else None,
-            top_p=float(top_p if top_p is not None else 1.0),
-            min_p=float(min_p if min_p is not None else 0.0),
-            order=order or "transformers",
-        )
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, PlaygroundError):
-            raise
-        raise PlaygroundError(f"Invalid sampling settings: {exc}") from None
+    """SamplingSettings from raw widget (or API) values, validated on the server.
+
+    Blank values fall back to "off" (temperature 1, top-k off, top-p 1, min-p 0). NaN, infinities,
+    strings that are not numbers, values outside a rule's range and unknown orders get a clear
+    message (`PlaygroundError`); a top-k above any vocabulary is simply "off".
+    """
+    temperature = clamp_float(temperature, "temperature", -INF, INF, default=1.0)
+    top_k = clamp_int(top_k, "top-k", -TOP_K_LIMIT, TOP_K_LIMIT, default=0)
+    top_p = clamp_float(top_p, "top-p", -INF, INF, default=1.0)
+    min_p = clamp_float(min_p, "min-p", -INF, INF, default=0.0)
+    order = order or "transformers"
+    if not isinstance(order, str) or order not in ORDERS:
+        raise PlaygroundError(f"order must be one of {', '.join(ORDERS)}, not {str(order)[:40]!r}.")
+    return SamplingSettings(temperature=temperature, top_k=top_k or None, top_p=top_p, min_p=min_p, order=order)
 
 
 def seed_from_value(seed) -> int:
-    """The seed as an int (blank -> the default seed)."""
+    """The seed as an int (blank -> the default seed; huge values are clamped; negative refused)."""
     if seed in (None, ""):
         return DEFAULT_SEED
-    try:
-        value = int(seed)
-    except (TypeError, ValueError):
-        raise PlaygroundError("The seed must be a whole number.") from None
-    if value < 0:
+    number = clamp_float(seed, "The seed", -INF, INF)
+    if number < 0:
         raise PlaygroundError("The seed must be >= 0.")
-    return value
+    return int(min(number, MAX_SEED))
 
 
 def preset_values(name: str) -> tuple[float, int, float, float]:

@@ -13,6 +13,16 @@ gr.Plot has no click event in Gradio 6, so `HEAD` installs a `plotly_click` list
 the clicked bar's token id into a hidden textbox and presses a hidden button; the dropdown plus
 "Append" does the same without a mouse on a chart (and from the API).
 
+Limits (checked on the server, whatever the page or an API caller sends): a prompt longer than
+`MAX_PROMPT_TOKENS` tokens is cut from the left (the end of the prompt is what the next token
+depends on) and the numbers panel says so (`playground.prompts.fit_prompt`); N is clamped to
+1..`MAX_GENERATE`, K to 1..`generation.MAX_SAMPLES`, tokens per sample to 1..`MAX_SAMPLE_LENGTH`,
+bars to 1..`MAX_TOP_N`; the sampling rules are clamped to their ranges
+(`controls.settings_from_values`); NaN and non-numbers get a message; stop strings are capped
+(`MAX_STOP_STRINGS` of at most `MAX_STOP_CHARS` characters). "Generate N" and "Draw K samples" can
+be stopped with the Stop buttons (`cancels=`), which frees their queue slot; the tokens generated so
+far stay.
+
 What it leaves out: the rules (`playground.sampling`), generation (`playground.generation`),
 figures (`playground.plots.sampling`) and HTML (`playground.html.generated`).
 """
@@ -26,8 +36,9 @@ from dataclasses import dataclass, field, replace
 import gradio as gr
 from gradio.components.plot import PlotData
 
-from playground import core, generation, sampling
+from playground import core, generation, prompts, sampling
 from playground.errors import PlaygroundError
+from playground.limits import clamp_int
 from playground.html import generated as generated_html
 from playground.models import get_spec, load_model
 from playground.plots import sampling as sampling_plots
@@ -39,6 +50,11 @@ DEFAULT_PROMPT = "The capital of France is"
 DEFAULT_TOP_N = 20
 MAX_TOP_N = 100
 MAX_GENERATE = 200
+MAX_SAMPLE_LENGTH = 100
+MAX_PROMPT_TOKENS = 1024  # a CPU reads 1k tokens in a second or two; the contexts are 8k-32k
+MAX_STOP_STRINGS = 16
+MAX_STOP_CHARS = 200
+STOPPED_BY_USER = "Stopped: you pressed Stop."
 HINT = "Press “Show distribution” to run the model once on the prompt; every control after that only re-filters."
 
 
@@ -54,6 +70,7 @@ class LabState:
     decoder: generation.Decoder | None = None  # created on the first generated token
     records: list[generation.StepRecord] = field(default_factory=list)
     stop_note: str | None = None
+    prompt_note: str | None = None  # e.g. the prompt was cut to fit MAX_PROMPT_TOKENS
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -114,7 +131,8 @@ def _numbers_markdown(state: LabState, result: sampling.FilterResult) -> str:
         rows.append(("sequence log-prob (model)", f"{logprob:.2f} nats"))
         rows.append(("perplexity (model)", f"{generation.perplexity(state.records):.2f}"))
     body = "".join(f"<tr><td>{html_escape(k)}</td><td><b>{html_escape(v)}</b></td></tr>" for k, v in rows)
-    return f'<table class="sampling-numbers-table">{body}</table>'
+    note = f'<p class="sampling-prompt-note">{html_escape(state.prompt_note)}</p>' if state.prompt_note else ""
+    return f'{note}<table class="sampling-numbers-table">{body}</table>'
 
 
 def _token_choices(state: LabState, result: sampling.FilterResult, top_n: int) -> list[tuple[str, int]]:
@@ -142,6 +160,7 @@ def _details(state: LabState, result: sampling.FilterResult, top_n: int) -> dict
                    for i in ids[:top_n]],
         "generated": [r.as_dict() for r in state.records],
         "stop": state.stop_note,
+        "prompt_note": state.prompt_note,
     }
 
 
@@ -150,7 +169,7 @@ def _view(state: LabState | None, settings: sampling.SamplingSettings, top_n, lo
     if state is None:
         return (None, None, HINT, gr.update(choices=[], value=None),
                 generated_html.generated_html("", [], empty_note=HINT), {})
-    top_n = max(1, min(int(top_n or DEFAULT_TOP_N), MAX_TOP_N))
+    top_n = _top_n(top_n)
     result = sampling.filter_logits(state.ranked, settings)
     tokenizer = load_model(state.model_id).tokenizer
     step = len(state.records)
@@ -178,10 +197,18 @@ def _settings(temperature, top_k, top_p, min_p, order) -> sampling.SamplingSetti
     return settings_from_values(temperature, top_k, top_p, min_p, order)
 
 
+def _top_n(value) -> int:
+    return clamp_int(value, "bars (top N)", 1, MAX_TOP_N, default=DEFAULT_TOP_N)
+
+
 def _stop_strings(text: str | None) -> list[str]:
     if not text:
         return []
-    return [part.replace("\\n", "\n").replace("\\t", "\t") for part in text.split("|") if part]
+    text = str(text)
+    parts = [part.replace("\\n", "\n").replace("\\t", "\t") for part in text.split("|") if part]
+    if len(parts) > MAX_STOP_STRINGS or any(len(part) > MAX_STOP_CHARS for part in parts):
+        raise PlaygroundError(f"Give at most {MAX_STOP_STRINGS} stop strings of at most {MAX_STOP_CHARS} characters.")
+    return parts
 
 
 def _require(state: LabState | None) -> LabState:
@@ -197,14 +224,14 @@ def _require(state: LabState | None) -> LabState:
 @user_errors
 def show_distribution(model_id, chat_template, prompt, top_n, log_scale, temperature, top_k, top_p, min_p, order):
     settings = _settings(temperature, top_k, top_p, min_p, order)
-    if not model_id:
+    if not model_id or not isinstance(model_id, str):
         raise PlaygroundError("Pick a model.")
     spec = get_spec(model_id)
     chat_template = bool(chat_template) and spec.role == "chat"
-    prompt = prompt or ""
     loaded = load_model(model_id)
-    ranked = _prompt_ranked(model_id, prompt, chat_template)
-    state = LabState(model_id, chat_template, prompt, list(core.prompt_ids(loaded, prompt, chat_template)), ranked)
+    fitted = prompts.fit_prompt(loaded, prompt, chat_template, MAX_PROMPT_TOKENS)
+    ranked = _prompt_ranked(model_id, fitted.text, chat_template)
+    state = LabState(model_id, chat_template, fitted.text, fitted.ids, ranked, prompt_note=fitted.note)
     return _view(state, settings, top_n, log_scale)
 
 
@@ -215,10 +242,19 @@ def refilter(state, top_n, log_scale, temperature, top_k, top_p, min_p, order):
 
 
 def _after_step(state: LabState, record: generation.StepRecord) -> None:
+    """Record a step and compute the distribution after it; a failure (a fault, the time limit)
+    undoes the step, so the session stays as its user last saw it."""
+    note = state.stop_note
     state.records.append(record)
     if record.stop:
         state.stop_note = f"Stopped: {generation.STOP_REASONS[record.stop]}."
-    state.refresh_ranked()
+    try:
+        state.refresh_ranked()
+    except BaseException:
+        state.records.pop()
+        state.stop_note = note
+        state.decoder.rewind(len(state.decoder.ids) - 1)  # the token is still pending: dropping it is free
+        raise
 
 
 @user_errors
@@ -244,9 +280,12 @@ def append_token(state, token_id, top_n, log_scale, temperature, top_k, top_p, m
     if token_id in (None, ""):
         raise PlaygroundError("Pick a token to append.")
     try:
-        token = int(float(token_id))
+        number = float(token_id)
     except (TypeError, ValueError):
-        raise PlaygroundError(f"Not a token id: {token_id!r}.") from None
+        raise PlaygroundError(f"Not a token id: {str(token_id)[:40]!r}.") from None
+    if number != number or number in (float("inf"), float("-inf")) or number != int(number):
+        raise PlaygroundError(f"Not a token id: {str(token_id)[:40]!r}.")
+    token = int(number)
     if token < 0:
         raise PlaygroundError("That bar is the rest of the vocabulary, not one token: click a token's bar.")
     with state.lock:
@@ -287,17 +326,20 @@ def generate_n(state, n, stop, top_n, log_scale, temperature, top_k, top_p, min_
     """Stream N tokens: the text, the chart and the numbers update after every token."""
     state = _require(state)
     settings = _settings(temperature, top_k, top_p, min_p, order)
-    n = int(n or 1)
-    if not 1 <= n <= MAX_GENERATE:
-        raise PlaygroundError(f"Generate between 1 and {MAX_GENERATE} tokens.")
+    n = clamp_int(n, "N", 1, MAX_GENERATE, default=1)
+    seed, stops = seed_from_value(seed), _stop_strings(stop)
     with state.lock:
         decoder = state.ensure_decoder()
         state.stop_note = None
         got_any = False
-        for record in generation.iter_generation(decoder, settings, n, seed_from_value(seed), _stop_strings(stop)):
-            got_any = True
-            _after_step(state, record)
-            yield _view(state, settings, top_n, log_scale)
+        try:
+            for record in generation.iter_generation(decoder, settings, n, seed, stops):
+                got_any = True
+                _after_step(state, record)
+                yield _view(state, settings, top_n, log_scale)
+        except GeneratorExit:  # the user pressed Stop: keep what was generated, say why it ended
+            state.stop_note = STOPPED_BY_USER
+            raise
         if not got_any:
             state.stop_note = f"Stopped: {generation.STOP_REASONS['context']}."
             yield _view(state, settings, top_n, log_scale)
@@ -310,11 +352,12 @@ def draw_samples(state, k, length, stop, top_n, temperature, top_k, top_p, min_p
     settings = _settings(temperature, top_k, top_p, min_p, order)
     loaded = load_model(state.model_id)
     tokenizer = loaded.tokenizer
-    top_n = max(1, min(int(top_n or DEFAULT_TOP_N), MAX_TOP_N))
+    top_n = _top_n(top_n)
     seed = seed_from_value(seed)
+    k = clamp_int(k, "K samples", 1, generation.MAX_SAMPLES, default=1)
+    length = clamp_int(length, "tokens each", 1, MAX_SAMPLE_LENGTH, default=1)
     result = None
-    for result in generation.iter_samples(loaded, state.ids, settings, int(k or 1), int(length or 1), seed,
-                                          _stop_strings(stop)):
+    for result in generation.iter_samples(loaded, state.ids, settings, k, length, seed, _stop_strings(stop)):
         figure = _plot(sampling_plots.first_token_spec(result.first_ranked, result.first_distribution, tokenizer,
                                                        result.first_token_counts, top_n))
         progress = "" if result.finished else f"<div class='gen-note'>step {result.steps_done} of {int(length)}…</div>"
@@ -375,14 +418,16 @@ def build() -> None:
             with gr.Row():
                 n_tokens = gr.Slider(1, MAX_GENERATE, value=20, step=1, label="N", scale=2, elem_id="sampling-n")
                 generate_button = gr.Button("Generate N", variant="primary", scale=1, elem_id="sampling-generate")
+                stop_generate = gr.Button("Stop", variant="stop", scale=1, elem_id="sampling-stop-generate")
             stop = gr.Textbox("", label="stop strings (separate with |, \\n for a line break)",
                               elem_id="sampling-stop")
     generated = gr.HTML(generated_html.generated_html("", [], empty_note=HINT), elem_id="sampling-generated")
     with gr.Accordion("Many samples: K continuations with these rules and seed", open=False):
         with gr.Row():
             k = gr.Slider(1, generation.MAX_SAMPLES, value=10, step=1, label="K samples", elem_id="sampling-k")
-            length = gr.Slider(1, 100, value=20, step=1, label="tokens each", elem_id="sampling-length")
+            length = gr.Slider(1, MAX_SAMPLE_LENGTH, value=20, step=1, label="tokens each", elem_id="sampling-length")
             samples_button = gr.Button("Draw K samples", variant="primary", elem_id="sampling-samples")
+            stop_samples = gr.Button("Stop", variant="stop", elem_id="sampling-stop-samples")
         with gr.Row(equal_height=False):
             samples_view = gr.HTML(elem_id="sampling-samples-view")
             histogram = gr.Plot(label="first token over K runs vs processed distribution",
@@ -405,10 +450,10 @@ def build() -> None:
         show_distribution, show_inputs, api_name=False, **view)
 
     refilter_inputs = [state, top_n, log_scale, *rules]
-    for number, component in enumerate([*controls.changes, top_n, log_scale]):
-        # one of these listeners is the API's re-filter endpoint; they all run the same handler
-        component.change(refilter, refilter_inputs, api_name="sampling_refilter" if number == 0 else False,
-                         trigger_mode="always_last", show_progress="hidden", **view)
+    # One listener for every rule control: a preset changes four sliders at once, and "always_last"
+    # across all of them collapses that into one re-filter (in order) instead of four racing ones.
+    gr.on([c.change for c in [*controls.changes, top_n, log_scale]], refilter, refilter_inputs,
+          api_name="sampling_refilter", trigger_mode="always_last", show_progress="hidden", **view)
 
     rule_inputs = [top_n, log_scale, *rules]
     next_button.click(next_token, [state, *rule_inputs, controls.seed], api_name="sampling_next_token", **view)
@@ -416,14 +461,18 @@ def build() -> None:
     clicked_button.click(append_token, [state, clicked, *rule_inputs], api_name=False, **view)
     undo_button.click(undo, [state, *rule_inputs], api_name="sampling_undo", **view)
     clear_button.click(clear, [state, *rule_inputs], api_name="sampling_clear", **view)
-    generate_button.click(generate_n, [state, n_tokens, stop, *rule_inputs, controls.seed],
-                          api_name="sampling_generate", **view)
-    samples_button.click(draw_samples, [state, k, length, stop, top_n, *rules, controls.seed],
-                         [samples_view, histogram, samples_json], api_name="sampling_samples")
+    generating = generate_button.click(generate_n, [state, n_tokens, stop, *rule_inputs, controls.seed],
+                                       api_name="sampling_generate", **view)
+    sampling_many = samples_button.click(draw_samples, [state, k, length, stop, top_n, *rules, controls.seed],
+                                         [samples_view, histogram, samples_json], api_name="sampling_samples")
+    # Stop ends the stream after the current token and frees the queue slot (the tokens so far stay).
+    for stop_button in (stop_generate, stop_samples):
+        stop_button.click(None, None, None, cancels=[generating, sampling_many], api_name=False, queue=False)
 
 
 CSS = generated_html.GENERATED_CSS + """
 .sampling-numbers-table { font-size: 1.15rem; border-collapse: collapse; width: 100%; }
+.sampling-prompt-note { font-size: 1.05rem; color: #8a4b00; margin: 0 0 6px; }
 .sampling-numbers-table td { padding: 5px 10px; border-bottom: 1px solid #ddd; }
 .sampling-presets button { font-size: 1.05rem; }
 #sampling-dist-plot .js-plotly-plot .bars path { cursor: pointer; }
@@ -451,7 +500,7 @@ HEAD = """
       });
     });
   };
-  setInterval(bind, 500);
+  setInterval(bind, 200);
 })();
 </script>
 """

@@ -6,6 +6,13 @@ tokenizers compared; ids decoded back to text; the BPE training lab. Handlers ar
 they call `playground.tokenizers` / `playground.bpe`, then the HTML and plot builders, and turn a
 `PlaygroundError` into `gr.Error` (`common.user_errors`). The view can be shared as a URL (`?tokenizer=..&compare=..&text=..`).
 
+Limits (checked on the server): counts always cover the whole text, exactly; drawing is capped at
+`RENDER_LIMIT` tokens (explore, BPE encode) and `COMPARE_LIMIT` per compared tokenizer, with a note;
+texts longer than `MAX_TEXT_CHARS` (2 million characters) are refused with a message; merges are
+clamped to 1..2000 and the BPE step to the trained merges; ids to decode are capped at
+`MAX_DECODE_IDS`. Text with lone surrogates (not Unicode) gets a message; NUL, control characters,
+right-to-left text, combining marks and emoji are ordinary text.
+
 What it leaves out: tokenization itself (backend), the app shell (`playground.ui.app`).
 """
 
@@ -21,6 +28,7 @@ import gradio as gr
 from playground import bpe, tokenizers
 from playground.errors import PlaygroundError
 from playground.html import tokens as token_html
+from playground.limits import clamp_int
 from playground.plots import tokenizer as token_plots
 from playground.token_text import display_text, visible_whitespace
 from playground.ui.common import user_errors
@@ -29,6 +37,9 @@ from playground.ui.tokenizer_presets import PRESETS, PRESETS_BY_NAME
 RENDER_LIMIT = 5000  # tokens drawn in the explore view; counts always cover the whole text
 COMPARE_LIMIT = 1500
 PREVIEW_CHARS = 1500  # of the BPE training text, drawn at the slider's merge
+MAX_TEXT_CHARS = 2_000_000
+MAX_MERGES = 2000
+MAX_DECODE_IDS = 100_000
 CORPUS = Path(tokenizers.ASSETS) / "corpus" / "pride-and-prejudice-ch1-9.txt"
 _SHORT = {
     "r50k_base": "GPT-2", "p50k_base": "Codex", "cl100k_base": "GPT-4", "o200k_base": "GPT-4o",
@@ -74,6 +85,20 @@ def tokenizer_choices() -> list[tuple[str, str]]:
 # Handlers (each: backend call, then HTML/plot builders)
 
 
+def _text(value, what: str = "The text") -> str:
+    """A text input as str (None -> ""), refused above MAX_TEXT_CHARS."""
+    text = "" if value is None else str(value)
+    if len(text) > MAX_TEXT_CHARS:
+        raise PlaygroundError(f"{what} is {len(text):,} characters; this tab takes at most {MAX_TEXT_CHARS:,}.")
+    return text
+
+
+def _tokenizer_id(value) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise PlaygroundError("Choose a tokenizer.")
+    return value
+
+
 def counts_html(result) -> str:
     return (
         '<div class="tok-counts">'
@@ -103,12 +128,13 @@ def alternatives_html(tokenizer_id: str, text: str) -> str:
 @user_errors
 def explore(tokenizer_id: str, text: str, special: bool, whitespace: bool):
     """Tokenize `text`: counts, token spans, byte table, alternative ids, the ids."""
-    result = tokenizers.tokenize(tokenizer_id, text or "", bool(special), max_tokens=RENDER_LIMIT)
+    tokenizer_id, text = _tokenizer_id(tokenizer_id), _text(text)
+    result = tokenizers.tokenize(tokenizer_id, text, bool(special), max_tokens=RENDER_LIMIT)
     return (
         counts_html(result),
         token_html.tokenization_html(result, bool(whitespace), RENDER_LIMIT),
         token_html.bytes_table_html(result),
-        alternatives_html(tokenizer_id, text or ""),
+        alternatives_html(tokenizer_id, text),
         result.ids,
     )
 
@@ -116,10 +142,15 @@ def explore(tokenizer_id: str, text: str, special: bool, whitespace: bool):
 @user_errors
 def compare(tokenizer_ids: list[str], text: str, special: bool, whitespace: bool):
     """Up to four tokenizers on one text: a bar chart and one token view each."""
-    tokenizer_ids = list(tokenizer_ids or [])[:4]
+    if isinstance(tokenizer_ids, str):
+        tokenizer_ids = [tokenizer_ids]
+    if tokenizer_ids is not None and not isinstance(tokenizer_ids, (list, tuple)):
+        raise PlaygroundError("Choose one to four tokenizers to compare.")
+    tokenizer_ids = [_tokenizer_id(t) for t in list(tokenizer_ids or [])[:4]]
     if not tokenizer_ids:
         raise PlaygroundError("Choose one to four tokenizers to compare.")
-    results = [tokenizers.tokenize(t, text or "", bool(special), max_tokens=COMPARE_LIMIT) for t in tokenizer_ids]
+    text = _text(text)
+    results = [tokenizers.tokenize(t, text, bool(special), max_tokens=COMPARE_LIMIT) for t in tokenizer_ids]
     columns = "".join(
         f'<div class="tok-col"><h4>{html.escape(r.tokenizer_id)}: {r.num_tokens:,} tokens</h4>'
         + token_html.tokenization_html(r, bool(whitespace), COMPARE_LIMIT, show_ids=False) + "</div>"
@@ -131,7 +162,11 @@ def compare(tokenizer_ids: list[str], text: str, special: bool, whitespace: bool
 @user_errors
 def decode(tokenizer_id: str, ids_text: str):
     """Ids (comma or space separated) back to text, piece by piece."""
-    result = tokenizers.decode_ids(tokenizer_id, ids_text or "")
+    ids_text = _text(ids_text, "The list of ids")
+    ids = tokenizers.parse_ids(ids_text)
+    if len(ids) > MAX_DECODE_IDS:
+        raise PlaygroundError(f"Decode at most {MAX_DECODE_IDS:,} ids at a time (got {len(ids):,}).")
+    result = tokenizers.decode_ids(_tokenizer_id(tokenizer_id), ids)
     return (f"<p><b>{len(result.ids):,} ids decode to:</b></p>"
             f'<pre class="tok-decoded">{html.escape(result.text)}</pre>'
             + token_html.pieces_html(result.pieces))
@@ -183,11 +218,12 @@ def _bpe_view(training: bpe.BPETraining, text: str, step: int) -> str:
 
 
 def _training_text(source: str, own_text: str, explore_text: str) -> str:
+    """The training text: the bundled corpus (a fixed file: users never name a path), or typed text."""
     if source == "Bundled corpus":
         return CORPUS.read_text(encoding="utf-8")
     if source == "The text above":
-        return explore_text or ""
-    return own_text or ""
+        return _text(explore_text, "The training text")
+    return _text(own_text, "The training text")
 
 
 @user_errors
@@ -196,7 +232,8 @@ def bpe_train(source: str, own_text: str, explore_text: str, merges: int, patter
     text = _training_text(source, own_text, explore_text)
     if not text:
         raise PlaygroundError("The training text is empty: paste some text or choose the bundled corpus.")
-    training = bpe.train(text, int(merges), pattern)
+    tokenizers.utf8(text)  # lone surrogates: a message
+    training = bpe.train(text, clamp_int(merges, "Merges", 1, MAX_MERGES, default=500), str(pattern))
     step = len(training.merges)
     state = {"training": training, "text": text}
     title = f"BPE on {len(text.encode('utf-8')):,} bytes, pattern {pattern}"
@@ -209,8 +246,8 @@ def bpe_train(source: str, own_text: str, explore_text: str, merges: int, patter
 def bpe_step(state: dict | None, step: int):
     if not state:
         raise PlaygroundError("Train BPE first.")
-    training, step = state["training"], int(step or 0)
-    step = max(0, min(step, len(training.merges)))
+    training = state["training"]
+    step = clamp_int(step, "Merges shown", 0, len(training.merges), default=0)
     return (token_plots.bpe_curve_figure(training.lengths, step, f"pattern {training.pattern}"),
             _bpe_view(training, state["text"], step))
 
@@ -221,8 +258,9 @@ def bpe_encode(state: dict | None, step: int, text: str):
     if not state:
         raise PlaygroundError("Train BPE first.")
     training = state["training"]
-    merges = training.merges[: int(step or 0)]
-    text = (text or "")[:200_000]
+    merges = training.merges[: clamp_int(step, "Merges shown", 0, len(training.merges), default=0)]
+    text = _text(text)[:200_000]
+    tokenizers.utf8(text)
     ids = bpe.encode(text, merges, training.pattern)
     vocab = bpe.vocabulary(merges)
     result = tokenizers.build_result(f"BPE ({len(merges)} merges)", text, ids, [vocab[i] for i in ids],

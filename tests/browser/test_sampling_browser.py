@@ -36,6 +36,8 @@ def test_temperature_slider_changes_the_chart(page, app_url):
     page.wait_for_function("() => document.querySelector('#sampling-numbers').innerText.includes('1 of ')")
 
     # clicking a bar appends that token to the text
+    # the page binds plotly's click event to each newly drawn chart (every 200 ms): wait for it
+    page.wait_for_function(f"() => [...document.querySelectorAll('{PLOT}')].every(p => p.dataset.samplingClick)")
     bars = page.locator("#sampling-dist-plot .trace.bars").nth(0).locator(".point path")
     bars.nth(1).click(force=True)
     page.locator("#sampling-generated .gen-tok").first.wait_for(timeout=60_000)

@@ -1,0 +1,119 @@
+"""No way in through the page: HTML and script typed into every tab shows as text and never runs.
+
+In real Chromium, `<script>window.__pwned=1</script>` and `<img src=x onerror="window.__pwned=1">`
+go through the tokenizer (text, compare, BPE), the sampling lab (prompt and generated text), beam
+search (prompt, tree, table) and base-vs-chat (prompt columns, conversation, template view).
+After each: `window.__pwned` is undefined, no `<img src=x>` or injected `<script>` exists in the
+page, and where the tab shows the user's text, it shows it literally.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import screenshot
+
+SCRIPT = "<script>window.__pwned=1</script>"
+IMG = '<img src=x onerror="window.__pwned=1">'
+PAYLOAD = f"Hi {SCRIPT} and {IMG} <b>bold</b> end"
+INJECTED = ("() => ({pwned: window.__pwned, imgs: document.querySelectorAll('img[src=\"x\"]').length,"
+            " scripts: [...document.querySelectorAll('script')].filter(s => s.textContent.includes('__pwned')).length,"
+            " bolds: [...document.querySelectorAll('b')].filter(b => b.textContent === 'bold').length})")
+CLEAN = {"pwned": None, "imgs": 0, "scripts": 0, "bolds": 0}
+
+
+def assert_not_injected(page, where: str) -> None:
+    page.wait_for_timeout(500)  # give an onerror handler the chance to fire
+    state = page.evaluate(INJECTED)
+    assert state == CLEAN, f"{where}: {state}"
+
+
+def text_of(page, selector: str) -> str:
+    return page.locator(selector).inner_text()
+
+
+def shows_literally(text: str) -> bool:
+    return SCRIPT in text and 'onerror="window.__pwned=1"' in text and "<b>bold</b>" in text
+
+
+@pytest.fixture
+def opened(page, app_url):
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(app_url)
+    # the page's load event fills the tokenizer tab (presets or a shared link): wait for it to finish
+    page.wait_for_function("() => document.querySelector('#tok-view') && "
+                           "document.querySelector('#tok-view').innerText.includes('A cat')", timeout=120_000)
+    page.wait_for_function("() => document.querySelector('#tok-compare').innerText.includes('A cat')",
+                           timeout=120_000)
+    yield page
+    assert not [e for e in errors if "__pwned" in e], errors
+
+
+def test_tokenizer_tab(opened):
+    page = opened
+    page.locator("#tok-text textarea").fill(PAYLOAD)
+    page.wait_for_function("(t) => document.querySelector('#tok-view').innerText.includes(t)", arg=SCRIPT,
+                           timeout=60_000)
+    assert shows_literally(text_of(page, "#tok-view"))
+    page.wait_for_function("(t) => document.querySelector('#tok-compare').innerText.includes(t)", arg=SCRIPT,
+                           timeout=60_000)
+    assert shows_literally(text_of(page, "#tok-compare"))
+    screenshot(page, "escaping-tokenizer")
+    assert_not_injected(page, "tokenizer tab")
+
+
+def test_sampling_lab(opened):
+    page = opened
+    page.get_by_role("tab", name="Sampling lab").click()
+    page.locator("#sampling-prompt textarea").fill(PAYLOAD)
+    page.locator("#sampling-show").click()
+    page.wait_for_function("(t) => document.querySelector('#sampling-generated').innerText.includes(t)",
+                           arg=SCRIPT, timeout=180_000)
+    assert shows_literally(text_of(page, "#sampling-generated"))
+    box = page.locator("#sampling-n input[type=number]")
+    box.fill("3")
+    box.press("Enter")
+    page.locator("#sampling-generate").click()
+    page.locator("#sampling-generated .gen-tok").first.wait_for(timeout=120_000)
+    page.wait_for_timeout(2000)
+    assert shows_literally(text_of(page, "#sampling-generated"))
+    screenshot(page, "escaping-sampling")
+    assert_not_injected(page, "sampling lab")
+
+
+def test_beam_search(opened):
+    page = opened
+    page.get_by_role("tab", name="Beam search").click()
+    page.locator("#beam-prompt textarea").fill(PAYLOAD + " <script>")
+    for label, value in (("Beams", "2"), ("Max new tokens", "3"), ("Returned sequences (at most the beams)", "2")):
+        box = page.locator(f'input[aria-label="number input for {label}"]')
+        box.fill(value)
+        box.press("Enter")
+    page.locator("#beam-run").click()
+    page.locator("#beam-summary").get_by_text("steps").wait_for(timeout=300_000)
+    page.locator("#beam-tree .js-plotly-plot").wait_for()
+    screenshot(page, "escaping-beam")
+    assert_not_injected(page, "beam search")
+
+
+def test_base_vs_chat(opened):
+    page = opened
+    page.get_by_role("tab", name="Base vs chat").click()
+    box = page.locator("#chat-max-tokens input[type=number]")
+    box.fill("2")
+    box.press("Enter")
+    page.locator("#chat-prompt textarea").fill(PAYLOAD)
+    page.locator("#chat-run").click()
+    page.locator("#chat-chat-column .gen-done").wait_for(timeout=300_000)
+    assert_not_injected(page, "chat columns")
+
+    page.locator("#chat-message textarea").fill(PAYLOAD)
+    page.locator("#chat-send").click()
+    page.wait_for_function("(t) => document.querySelector('#chat-template-view').innerText.includes(t)",
+                           arg=SCRIPT, timeout=300_000)
+    assert shows_literally(text_of(page, "#chat-template-view"))
+    screenshot(page, "escaping-chat")
+    assert_not_injected(page, "conversation")
+    chatbot = text_of(page, "#chat-chatbot")
+    assert shows_literally(chatbot), f"the chatbot does not show the user's message literally: {chatbot[:300]!r}"
