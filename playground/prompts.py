@@ -39,7 +39,8 @@ class FittedPrompt:
         return self.cut_chars > 0
 
 
-def _surrogate_free(text: str) -> str:
+def surrogate_free(text: str) -> str:
+    """`text` with lone surrogates (not valid Unicode; JSON and Python allow them) replaced by U+FFFD."""
     return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
 
 
@@ -56,7 +57,7 @@ def fit_prompt(loaded: LoadedModel, prompt, chat_template: bool = False, max_tok
     """The end of `prompt` that tokenizes to at most `max_tokens` ids (template included)."""
     raw = "" if prompt is None else str(prompt)
     original_chars = len(raw)
-    text = _surrogate_free(raw)
+    text = surrogate_free(raw)
     notes = ["invalid characters (lone surrogates) were replaced with \ufffd"] if text != raw else []
     max_tokens = max(1, min(int(max_tokens), loaded.context_length - 1))
     char_budget = max_tokens * CHARS_PER_TOKEN_BOUND

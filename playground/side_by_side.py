@@ -16,6 +16,10 @@ per column per round, and yields the columns after every round, so both fill at 
 Each column ends with its own stop reason (`playground.generation`): the chat model at its
 end-of-turn token, a base model at EOS or the token limit.
 
+Long input is refused, not cut (cutting a conversation would silently drop turns): a prompt or
+conversation over `MAX_PROMPT_TOKENS` tokens gets a message, and a paste whose character count
+alone rules it out is refused before it is tokenized. Lone surrogates become U+FFFD.
+
 What it leaves out: the rules (`playground.sampling`), the per-step records
 (`playground.generation`), rendering, and threads (columns alternate in one thread: on a CPU two
 threads would only share the same cores).
@@ -30,7 +34,10 @@ from typing import Literal
 from playground import chat, core, generation
 from playground.errors import PlaygroundError
 from playground.models import get_spec, load_model, load_tokenizer
+from playground.prompts import CHARS_PER_TOKEN_BOUND, surrogate_free
 from playground.sampling import SamplingSettings
+
+MAX_PROMPT_TOKENS = 2048  # a CPU reads this many tokens in a few seconds; longer is refused
 
 Mode = Literal["raw", "template", "conversation_text", "conversation_template"]
 MODES: dict[str, str] = {
@@ -97,6 +104,12 @@ def contender(model_id: str, mode: str, prompt: str = "", messages: Sequence[dic
     """One column: `model_id` given `prompt` (modes raw/template) or `messages` (conversation modes)."""
     if mode not in MODES:
         raise PlaygroundError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
+    prompt = surrogate_free(str(prompt or ""))
+    messages = [{**m, "content": surrogate_free(str(m.get("content", "")))} for m in messages or []]
+    text_chars = len(prompt) + sum(len(m["content"]) for m in messages)
+    if text_chars > MAX_PROMPT_TOKENS * CHARS_PER_TOKEN_BOUND:  # refuse before tokenizing a huge paste
+        raise PlaygroundError(f"The prompt is {text_chars:,} characters long; this tab reads at most "
+                              f"{MAX_PROMPT_TOKENS:,} tokens. Shorten it.")
     loaded = load_model(model_id)
     tokenizer = loaded.tokenizer
     if mode in ("raw", "template") and not prompt.strip():
@@ -116,8 +129,9 @@ def contender(model_id: str, mode: str, prompt: str = "", messages: Sequence[dic
         else:
             text = _base_template_text(chat.validate_messages(messages or []), chat_model_id, model_id)
             ids = core.prompt_ids(loaded, text)
-    if len(ids) >= loaded.context_length:
-        raise PlaygroundError(f"The prompt is longer than {model_id}'s context ({loaded.context_length} tokens).")
+    if len(ids) > min(MAX_PROMPT_TOKENS, loaded.context_length - 1):
+        raise PlaygroundError(f"The prompt is {len(ids):,} tokens long; this tab reads at most "
+                              f"{MAX_PROMPT_TOKENS:,} tokens. Shorten it.")
     note = f"{model_id} ({loaded.spec.role}) · {MODES[mode]} · {len(ids)} prompt tokens"
     if mode == "conversation_template" and not getattr(tokenizer, "chat_template", None):
         note += " (it has no template of its own: the chat model's template, as plain text)"

@@ -17,10 +17,11 @@ import html
 
 import gradio as gr
 
-from playground import chat
+from playground import chat, limits
 from playground.html import chat as chat_html
 from playground.html.tokens import HOVER_JS, TOKEN_CSS
 from playground.models import list_models
+from playground.prompts import surrogate_free
 from playground.plots.chat import surprisal_figure
 from playground.sampling import PRESETS as PRESETS_SAMPLING
 from playground.side_by_side import contender, iter_side_by_side
@@ -43,6 +44,7 @@ LECTURE_DIALOGUE = [
 BASE_MODES = [("as plain text (User: … / Assistant: …)", "conversation_text"),
               ("in the chat template", "conversation_template")]
 DEFAULT_MAX_TOKENS = 128
+MAX_NEW_TOKENS = 512
 # The lecture's nucleus preset: greedy (and low temperatures) make these small models loop.
 DEFAULT_SAMPLING = PRESETS_SAMPLING["nucleus"]
 HUB_PAIR = ("smollm2-135m", "smollm2-135m-instruct-hub")
@@ -91,7 +93,8 @@ def _stream(contenders_fn, sampling_values, max_tokens):
     settings = settings_from_values(*sampling_values[:5])
     seed = seed_from_value(sampling_values[5])
     contenders = contenders_fn()
-    for columns in iter_side_by_side(contenders, settings, int(max_tokens), seed):
+    max_tokens = limits.clamp_int(max_tokens, "max new tokens", 1, MAX_NEW_TOKENS)
+    for columns in iter_side_by_side(contenders, settings, max_tokens, seed):
         yield columns
 
 
@@ -117,6 +120,14 @@ def with_without_template(prompt, chat_model, max_tokens, *sampling):
         yield column_html(columns[0]), column_html(columns[1])
 
 
+def _display(messages) -> list[dict]:
+    """What the Chatbot shows: each message's text escaped, so typed HTML appears literally.
+
+    The history state keeps the raw text (it is what the models read); only the view is escaped.
+    """
+    return [{"role": m["role"], "content": html.escape(m["content"])} for m in messages]
+
+
 def _conversation(history, system) -> list[dict]:
     system = (system or "").strip()
     return ([{"role": "system", "content": system}] if system else []) + list(history or [])
@@ -126,20 +137,20 @@ def _converse(turns, history, system, chat_model, base_model, base_mode, max_tok
     history = list(history or [])
     base_view = waiting_html(f"{base_model} continues the conversation")
     for message in turns:
-        message = (message or "").strip()
+        message = surrogate_free(str(message or "")).strip()
         if not message:
             raise gr.Error("Type a message first.")
         messages = _conversation(history, system) + [{"role": "user", "content": message}]
         shown = history + [{"role": "user", "content": message}]
-        yield shown, history, base_view, "", gr.skip()
+        yield _display(shown), history, base_view, "", gr.skip()
         for columns in _stream(lambda: [contender(chat_model, "conversation_template", messages=messages),
                                         contender(base_model, base_mode, messages=messages, chat_model_id=chat_model)],
                                sampling, max_tokens):
             reply = {"role": "assistant", "content": columns[0].text}
             base_view = column_html(columns[1])
-            yield shown + [reply], history, base_view, "", gr.skip()
+            yield _display(shown + [reply]), history, base_view, "", gr.skip()
         history = shown + [reply]
-        yield history, history, base_view, "", reply["content"]  # teacher forcing scores the new answer
+        yield _display(history), history, base_view, "", reply["content"]  # teacher forcing scores the new answer
 
 
 @user_errors
@@ -157,13 +168,17 @@ def converse_oranges(history, system, chat_model, base_model, base_mode, max_tok
 @user_errors
 def template_views(history, system, chat_model, generation_prompt):
     """The conversation's template tokens and its loss mask (the lecture's dialogue while empty)."""
-    messages = _conversation(history, system)
+    messages = _clean_messages(_conversation(history, system))
     note = ""
     if not history:
         messages = _conversation(LECTURE_DIALOGUE, system)
         note = "<div class='tok-note'>No conversation yet: showing the lecture's example dialogue.</div>"
     view = chat.template_view(chat_model, messages, add_generation_prompt=bool(generation_prompt))
     return note + chat_html.template_html(view), note + chat_html.loss_mask_html(view)
+
+
+def _clean_messages(messages) -> list[dict]:
+    return [{**m, "content": surrogate_free(str(m.get("content", "")))} for m in messages]
 
 
 def last_answer(history) -> str:
@@ -174,7 +189,7 @@ def last_answer(history) -> str:
 @user_errors
 def teacher_forcing(text, history, base_model, chat_model):
     """Surprisal of `text` (default: the chat model's last answer) under both models."""
-    text = text or last_answer(history)
+    text = surrogate_free(str(text or "")) or last_answer(history)
     if not text.strip():
         raise gr.Error("Type a text to score, or chat first: the chat model's last answer is the default.")
     base, chat_scored = chat.score_text(base_model, text), chat.score_text(chat_model, text)
@@ -221,6 +236,7 @@ def build() -> None:
         with gr.Row():
             prompt = gr.Textbox(value=POEM, label="Prompt", lines=2, scale=4, elem_id="chat-prompt")
             run = gr.Button("Generate with both", variant="primary", scale=1, elem_id="chat-run")
+            stop = gr.Button("Stop", variant="stop", scale=0, elem_id="chat-stop")
         with gr.Row(equal_height=False):
             with gr.Column():
                 gr.Markdown("Base model · raw text", elem_classes=["chat-col-title"])
@@ -276,12 +292,15 @@ def build() -> None:
     template_inputs = [history, system, chat_model, generation_prompt]
     template_outputs = [template_view, loss_view]
 
-    run.click(side_by_side, side_inputs, [base_column, chat_column], api_name="side_by_side")
-    prompt.submit(side_by_side, side_inputs, [base_column, chat_column], api_name=False)
+    generations = [  # the long streams the Stop button cancels (which frees their queue slots)
+        run.click(side_by_side, side_inputs, [base_column, chat_column], api_name="side_by_side"),
+        prompt.submit(side_by_side, side_inputs, [base_column, chat_column], api_name=False),
+    ]
     for trigger in (send.click, message.submit):
-        trigger(converse, [message, *conversation_inputs], conversation_outputs,
-                api_name="converse" if trigger == send.click else False).then(
-            template_views, template_inputs, template_outputs, api_name=False)
+        conversing = trigger(converse, [message, *conversation_inputs], conversation_outputs,
+                             api_name="converse" if trigger == send.click else False)
+        conversing.then(template_views, template_inputs, template_outputs, api_name=False)
+        generations.append(conversing)
     clear.click(clear_conversation, None, conversation_outputs, api_name=False, queue=False).then(
         template_views, template_inputs, template_outputs, api_name=False)
     show_template.click(template_views, template_inputs, template_outputs, api_name="template_view")
@@ -289,8 +308,8 @@ def build() -> None:
     # tokenizer is loaded while the app is being built).
     gr.on(None, template_views, template_inputs, template_outputs, api_name=False, trigger_mode="always_last",
           show_progress="hidden")
-    run_both_ways.click(with_without_template, [prompt, chat_model, max_tokens, *sampling],
-                        [raw_column, templated_column], api_name="with_without_template")
+    generations.append(run_both_ways.click(with_without_template, [prompt, chat_model, max_tokens, *sampling],
+                                           [raw_column, templated_column], api_name="with_without_template"))
     score.click(teacher_forcing, [score_input, history, base_model, chat_model], [score_plot, score_note, score_input],
                 api_name="teacher_forcing")
 
@@ -298,7 +317,10 @@ def build() -> None:
         text = PRESETS[key][1]
         set_prompt = button.click(_setter(text), None, prompt, api_name=False, queue=False)
         if key == "oranges":
-            set_prompt.then(converse_oranges, conversation_inputs, conversation_outputs, api_name="preset_oranges"
-                            ).then(template_views, template_inputs, template_outputs, api_name=False)
+            preset_run = set_prompt.then(converse_oranges, conversation_inputs, conversation_outputs,
+                                         api_name="preset_oranges")
+            preset_run.then(template_views, template_inputs, template_outputs, api_name=False)
         else:
-            set_prompt.then(side_by_side, side_inputs, [base_column, chat_column], api_name=f"preset_{key}")
+            preset_run = set_prompt.then(side_by_side, side_inputs, [base_column, chat_column], api_name=f"preset_{key}")
+        generations.append(preset_run)
+    stop.click(None, None, None, cancels=generations, api_name=False, queue=False)
