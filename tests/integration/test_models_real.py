@@ -20,7 +20,9 @@ def test_packaged_model_distribution_sums_to_one(model_id):
     loaded = models.load_model(model_id)
     dist = core.next_token_distribution(model_id, "The capital of France is")
     assert dist.logits.shape[0] == loaded.vocab_size == len(loaded.tokenizer)
-    assert abs(float(dist.probs.double().sum()) - 1.0) < 1e-5
+    # float32 softmax over up to 262,144 entries: the sum is 1 within float32 accumulation error
+    assert abs(float(dist.probs.double().sum()) - 1.0) < 1e-4
+    assert abs(float(dist.logits.double().softmax(-1).sum()) - 1.0) < 1e-9
 
 
 def test_chat_model_knows_paris():
