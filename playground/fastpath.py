@@ -298,23 +298,37 @@ _BATCHED: dict[str, BatchedNextToken | None] = {}
 
 def batched_for(loaded: LoadedModel) -> BatchedNextToken | None:
     """The model's static batched next-token path when it applies (CUDA, or forced), else None."""
+    if not _enabled(loaded):
+        return None
+
+    def build() -> BatchedNextToken:
+        batched = BatchedNextToken(loaded)
+        if loaded.device.type == "cuda":
+            batched.warm_up()
+        return batched
+
+    return _once_per_model(_BATCHED, loaded.id + ":batched", loaded.id, build)
+
+
+def _enabled(loaded: LoadedModel) -> bool:
+    """`PLAYGROUND_FASTPATH`: `0` off, `1` forced on any device (tests), else CUDA only."""
     import os
 
     setting = os.environ.get("PLAYGROUND_FASTPATH", "auto")
-    if setting == "0" or (setting != "1" and loaded.device.type != "cuda"):
-        return None
+    return setting != "0" and (setting == "1" or loaded.device.type == "cuda")
+
+
+def _once_per_model(registry: dict, failure_key: str, model_id: str, build):
+    """`build()` once per model, kept in `registry`; None (and the reason logged) when it fails."""
     with _POOLS_LOCK:
-        if loaded.id not in _BATCHED:
+        if model_id not in registry:
             try:
-                batched = BatchedNextToken(loaded)
-                if loaded.device.type == "cuda":
-                    batched.warm_up()
-            except Exception as exc:  # noqa: BLE001 - the plain batched path serves
-                log.warning("static batched path disabled for %s: %r", loaded.id, exc)
-                FAILURES[loaded.id + ":batched"] = repr(exc)
-                batched = None
-            _BATCHED[loaded.id] = batched
-        return _BATCHED[loaded.id]
+                registry[model_id] = build()
+            except Exception as exc:  # noqa: BLE001 - e.g. a capture failure: the plain path serves
+                log.warning("fast path %s disabled: %r", failure_key, exc)
+                FAILURES[failure_key] = repr(exc)
+                registry[model_id] = None
+        return registry[model_id]
 
 
 class DecoderPool:
@@ -343,23 +357,14 @@ def pool_for(loaded: LoadedModel) -> DecoderPool | None:
 
     `PLAYGROUND_FASTPATH=0` turns it off; `=1` forces the static path on other devices (tests).
     """
-    import os
+    if not (_enabled(loaded) and StaticDecoder.supported(loaded)):
+        return None
 
-    setting = os.environ.get("PLAYGROUND_FASTPATH", "auto")
-    if setting == "0" or not StaticDecoder.supported(loaded):
-        return None
-    if setting != "1" and loaded.device.type != "cuda":
-        return None
-    with _POOLS_LOCK:
-        if loaded.id not in _POOLS:
-            try:
-                pool = DecoderPool(loaded)
-                if loaded.device.type == "cuda":
-                    for decoder in pool.free:
-                        decoder.warm_up()
-            except Exception as exc:  # noqa: BLE001 - e.g. a capture failure: the plain path serves
-                log.warning("fast path disabled for %s: %r", loaded.id, exc)
-                FAILURES[loaded.id] = repr(exc)
-                pool = None
-            _POOLS[loaded.id] = pool
-        return _POOLS[loaded.id]
+    def build() -> DecoderPool:
+        pool = DecoderPool(loaded)
+        if loaded.device.type == "cuda":
+            for decoder in pool.free:
+                decoder.warm_up()
+        return pool
+
+    return _once_per_model(_POOLS, loaded.id, loaded.id, build)
