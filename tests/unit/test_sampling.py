@@ -155,7 +155,9 @@ def test_property_sums_to_one_and_keeps_one(values, temperature, top_k, top_p, m
     # the most probable raw token always survives
     assert bool(result.kept[int(logits.argmax())])
     ref = reference_probs(logits, s)
-    assert result.kept_count == int((ref > 0).sum())
+    # a kept token whose probability underflows to 0 in float32 (e.g. logits [0, 6] at T=0.05)
+    # counts as kept but has no reference mass: every token with mass must be kept
+    assert result.kept_count >= int((ref > 0).sum())
     torch.testing.assert_close(result.probs.sort().values, ref.sort().values, atol=1e-5, rtol=1e-4)
 
 
