@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from playground import chat, side_by_side  # noqa: E402
 from playground.models import load_model, load_tokenizer  # noqa: E402
 from playground.sampling import SamplingSettings  # noqa: E402
+from timing import median_ms  # noqa: E402  (bench/ is on sys.path)
 
 BASE, CHAT = "gemma-3-270m", "smollm2-135m-instruct"
 DIALOGUE = [
@@ -44,14 +44,6 @@ TEXT = ("In silicon halls, they whisper low, a chorus of code that few may know.
 POEM = "Write me a poem about large language models"
 
 
-def median_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return round(statistics.median(times), 2)
 
 
 def bench_template(repeats: int) -> dict:

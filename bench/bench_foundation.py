@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from timing import median_ms  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 PACKAGED = ["gemma-3-270m", "smollm2-135m-instruct"]
 
 _LOAD_SNIPPET = """
@@ -59,14 +60,6 @@ def run_load(model_ids: list[str], cache_dir: str | None = None) -> dict:
     return report
 
 
-def median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return round(statistics.median(times), 2)
 
 
 def next_token_latency(model_id: str, repeats: int) -> dict:

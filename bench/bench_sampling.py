@@ -64,17 +64,16 @@ REFILTER_SETTINGS = {
     "min-p only (T=1.5, 0.05)": SamplingSettings(temperature=1.5, min_p=0.05),
     "temperature last": SamplingSettings(temperature=1.5, top_k=50, top_p=0.9, order="temperature_last"),
 }
-GEN_SETTINGS = {"nucleus": PRESETS["nucleus"], "greedy": PRESETS["greedy"]}
+from timing import median_ms as _median_ms  # noqa: E402  (bench/ is on sys.path)
 
 
 def median_ms(fn, repeats: int) -> float:
-    fn()  # warm
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return round(statistics.median(times), 3)
+    return _median_ms(fn, repeats, digits=3)
+
+
+GEN_SETTINGS = {"nucleus": PRESETS["nucleus"], "greedy": PRESETS["greedy"]}
+
+
 
 
 def peer_probs(logits: torch.Tensor, s: SamplingSettings) -> torch.Tensor:
