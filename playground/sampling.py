@@ -286,9 +286,12 @@ def _keep_count(ranked: RankedLogits, scale: float, top_k: int | None, top_p: fl
         want = min(n, INITIAL_CANDIDATES)
         while True:
             z = scaled_top(want)[:n]
-            probs = torch.exp(z - log_total)
-            above = torch.cumsum(probs, dim=0) - probs  # mass strictly above each token
-            mass_at_and_below = (1.0 - above).clamp_min(0.0)
+            if z.numel() >= n:  # every token in play: transformers' order (ascending softmax, cumsum)
+                mass_at_and_below = torch.softmax(z.flip(0), dim=0).cumsum(0).flip(0)
+            else:
+                probs = torch.exp(z - log_total)
+                above = torch.cumsum(probs, dim=0) - probs  # mass strictly above each token
+                mass_at_and_below = (1.0 - above).clamp_min(0.0)
             kept = int((mass_at_and_below > 1.0 - top_p).sum())
             if kept < z.numel() or z.numel() >= n:
                 break
