@@ -10,6 +10,9 @@ Prints one JSON document with, per model:
 - `requests_per_s`: next-token requests per second with 1, 8, 32, 64 concurrent clients (threads,
   32-token prompts, each client sends the same number of requests). Peer: each client calls the
   model itself. Ours: the cross-session batcher.
+- `operators_per_decode_step`: operators (not views) dispatched for one decode step: ours (the
+  fused Llama pass when the model qualifies), transformers' model over a static cache (what the
+  graphs replayed before), transformers' plain dynamic-cache call. On a GPU each is a kernel launch.
 - on the CPU, `dtype`: bf16 against fp32 (latency, tokens/s, max |p_bf16 - p_fp32| over prompts).
 
 Models: the packaged ones when installed; random weights of the same shapes otherwise (a GPU
@@ -33,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from playground import batching, core, models  # noqa: E402
+from playground.opcount import count_operators  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -126,6 +130,23 @@ def generation(loaded, new_tokens: int) -> dict:
             "same_tokens": all(t == tokens["transformers"] for t in tokens.values()), "new_tokens": new_tokens}
 
 
+def operators_per_decode_step(loaded) -> dict:
+    from playground import fastpath, fused_llama
+
+    ids = prompt(loaded, 32, seed=2)
+    steps = {}
+    if fastpath.StaticDecoder.supported(loaded):
+        for name, fused in (("ours_fused_llama", True), ("transformers_static_cache", False)):
+            if fused and not fused_llama.supports(loaded.model):
+                continue
+            decoder = fastpath.StaticDecoder(loaded, max_len=256, use_graphs=False, fused=fused)
+            decoder.prefill(ids)
+            steps[name] = lambda decoder=decoder: decoder.step(5)
+    _, cache = core.forward(loaded, torch.tensor([ids]))
+    steps["transformers_dynamic_cache"] = lambda: core.forward(loaded, torch.tensor([[5]]), cache)
+    return {name: count_operators(step) for name, step in steps.items()}
+
+
 def throughput(loaded, clients: int, requests_per_client: int, fn) -> float:
     prompts = [[prompt(loaded, 32, seed=100 * c + r) for r in range(requests_per_client)] for c in range(clients)]
     barrier = threading.Barrier(clients + 1)
@@ -199,6 +220,7 @@ def main() -> None:
         entry = {"dtype": str(loaded.dtype).replace("torch.", ""), "load_seconds": round(loaded.load_seconds, 2)}
         entry["next_token_ms"] = next_token(loaded, args.repeats)
         entry["generate"] = generation(loaded, args.new_tokens)
+        entry["operators_per_decode_step"] = operators_per_decode_step(loaded)
         entry["requests_per_s"] = requests_per_second(loaded, args.clients, budget)
         from playground import fastpath
 

@@ -14,8 +14,10 @@ shapes never change, so each step can be captured once as a CUDA graph and repla
 - the logits of the last real position are gathered on the device and only they go through the
   output layer.
 
-On a CPU (or MPS) the same static path runs eagerly (no graphs): tests prove it gives the same
-logits and greedy tokens as the plain path. `StaticDecoder.supported(loaded)` is False for models
+Llama-architecture models run through `playground.fused_llama` (the same function in about half
+the kernels, its own static cache); other full-attention models through transformers' model with a
+`StaticCache`. On a CPU (or MPS) the same static path runs eagerly (no graphs): tests prove it gives
+the same logits and greedy tokens as the plain path. `StaticDecoder.supported(loaded)` is False for models
 whose attention needs more than one plain causal mask (sliding-window layers, e.g. Gemma 3); they
 use the plain path. A `DecoderPool` hands decoders to concurrent generations and falls back to the
 plain path when all are busy. What it leaves out: batching several sequences into one graph
@@ -29,6 +31,7 @@ import threading
 
 import torch
 
+from playground import fused_llama
 from playground.models import LoadedModel
 
 PREFILL_BUCKETS = (32, 64, 128, 256, 512, 1024)
@@ -39,14 +42,20 @@ log = logging.getLogger(__name__)
 class StaticDecoder:
     """One sequence's static-cache decoder; graph-captured on CUDA."""
 
-    def __init__(self, loaded: LoadedModel, max_len: int = 1024, use_graphs: bool | None = None):
+    def __init__(self, loaded: LoadedModel, max_len: int = 1024, use_graphs: bool | None = None,
+                 fused: bool | None = None):
         from transformers import StaticCache
 
         self.loaded = loaded
         self.max_len = min(max_len, loaded.context_length)
         self.device = loaded.device
         self.use_graphs = (self.device.type == "cuda") if use_graphs is None else use_graphs
-        self.cache = StaticCache(config=loaded.model.config, max_cache_len=self.max_len)
+        if fused is None:
+            fused = fused_llama.supports(loaded.model)
+        # the fused model keeps its own cache, whose length is `cursor`; else transformers' cache
+        self.fused = fused_llama.FusedLlama(loaded.model, self.max_len) if fused else None
+        self.cache = None if fused else StaticCache(config=loaded.model.config, max_cache_len=self.max_len)
+        self.cursor = torch.zeros((), dtype=torch.long, device=self.device)
         self.positions = torch.arange(self.max_len, device=self.device)
         # Static input buffers (their addresses never change: graphs read them on replay).
         self.step_ids = torch.zeros((1, 1), dtype=torch.long, device=self.device)
@@ -72,11 +81,15 @@ class StaticDecoder:
         return [layer.cumulative_length for layer in self.cache.layers if getattr(layer, "is_initialized", False)]
 
     def _run_prefill(self, bucket: int) -> torch.Tensor:
+        ids = self.prefill_ids[bucket]
+        mask = (self.positions[None, :] <= self.positions[:bucket, None])[None, None]  # [1,1,b,max]
+        if self.fused is not None:
+            logits = self.fused.forward(ids, self.positions[:bucket], mask, self.prefill_last)
+            self.cursor.copy_(self.prefill_last[0] + 1)  # padded slots are overwritten by later steps
+            return logits
         lengths = self._lengths()
         if lengths:  # inside the graph: the cache restarts at 0 ...
             torch._foreach_copy_(lengths, [self.zero] * len(lengths))
-        ids = self.prefill_ids[bucket]
-        mask = (self.positions[None, :] <= self.positions[:bucket, None])[None, None]  # [1,1,b,max]
         hidden = self.loaded.model.model(
             input_ids=ids, attention_mask=mask, position_ids=self.positions[None, :bucket],
             cache=self.cache, use_cache=True,
@@ -88,8 +101,13 @@ class StaticDecoder:
         return self.loaded.model.lm_head(last)[:, -1, :].float()
 
     def _run_step(self) -> torch.Tensor:
-        self.step_pos.copy_(self._lengths()[0].view(1, 1))  # the new token's position
+        length = self.cursor if self.fused is not None else self._lengths()[0]
+        self.step_pos.copy_(length.view(1, 1))  # the new token's position
         mask = (self.positions <= self.step_pos[0, 0])[None, None, None, :]  # [1,1,1,max]
+        if self.fused is not None:
+            logits = self.fused.forward(self.step_ids, self.step_pos[0], mask, self.zero.view(1))
+            self.cursor.add_(1)
+            return logits
         hidden = self.loaded.model.model(
             input_ids=self.step_ids, attention_mask=mask, position_ids=self.step_pos,
             cache=self.cache, use_cache=True,
@@ -97,7 +115,8 @@ class StaticDecoder:
         return self.loaded.model.lm_head(hidden)[:, -1, :].float()
 
     def _set_length(self, length: int) -> None:
-        for layer in self.cache.layers:
+        self.cursor.fill_(length)
+        for layer in self.cache.layers if self.cache is not None else ():
             if getattr(layer, "is_initialized", False):
                 layer.cumulative_length.fill_(length)
 

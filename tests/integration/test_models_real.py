@@ -110,3 +110,23 @@ def test_static_batched_path_matches_plain_on_packaged_models(model_id):
     for row, ids in zip(static.logits(sequences), sequences):
         alone, _ = core.forward(loaded, torch.tensor([ids]))
         assert (row - alone[0]).abs().max() < 1e-3
+
+
+def test_fused_llama_decoder_follows_transformers_on_smollm2():
+    """The few-kernel Llama pass gives transformers' logits and greedy tokens on the real model."""
+    import torch
+
+    from playground import fastpath
+
+    loaded = models.load_model("smollm2-135m-instruct")
+    ids = core.prompt_ids(loaded, "Write a haiku about the sea.", chat_template=True)
+    decoder = fastpath.StaticDecoder(loaded, max_len=256, fused=True)
+    assert decoder.fused is not None
+    logits = decoder.prefill(ids)
+    with core.Stepper(loaded, ids) as plain:
+        for _ in range(16):
+            assert (logits - plain.logits).abs().max() < 1e-3
+            token = int(plain.logits.argmax())
+            assert int(logits.argmax()) == token
+            logits = decoder.step(token)
+            plain.append(token)

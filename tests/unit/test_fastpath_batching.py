@@ -7,7 +7,8 @@ import threading
 import pytest
 import torch
 
-from playground import batching, core, fastpath, models
+from playground import batching, core, fastpath, fused_llama, models
+from playground.opcount import count_operators
 
 PROMPTS = ["Hello", "The cat sat on the mat and", "One two three four five six seven eight nine ten",
            "a", "Where is the library? It is", "Numbers: 12345 67890"]
@@ -18,9 +19,10 @@ def loaded():
     return models.load_model("tiny-random")
 
 
-def test_static_decoder_matches_plain_stepper(loaded):
+@pytest.mark.parametrize("fused", [True, False], ids=["fused-llama", "transformers-static-cache"])
+def test_static_decoder_matches_plain_stepper(loaded, fused):
     ids = loaded.tokenizer("The cat sat on the mat")["input_ids"]
-    decoder = fastpath.StaticDecoder(loaded, max_len=128)
+    decoder = fastpath.StaticDecoder(loaded, max_len=128, fused=fused)
     fast = decoder.prefill(ids)
     plain = core.Stepper(loaded, ids)
     assert torch.allclose(fast, plain.logits, atol=1e-4)
@@ -34,8 +36,9 @@ def test_static_decoder_matches_plain_stepper(loaded):
     assert fast_tokens == plain_tokens
 
 
-def test_static_decoder_reuse_after_longer_sequence(loaded):
-    decoder = fastpath.StaticDecoder(loaded, max_len=128)
+@pytest.mark.parametrize("fused", [True, False], ids=["fused-llama", "transformers-static-cache"])
+def test_static_decoder_reuse_after_longer_sequence(loaded, fused):
+    decoder = fastpath.StaticDecoder(loaded, max_len=128, fused=fused)
     decoder.prefill(list(range(10, 60)))  # leaves stale cache slots behind
     for token in range(5):
         decoder.step(100 + token)
@@ -117,3 +120,28 @@ def test_static_batched_next_token_matches_unbatched(loaded):
         alone, _ = core.forward(loaded, torch.tensor([ids]))
         assert torch.allclose(row, alone[0], atol=1e-4)
     assert static.buckets(65, 10) is None and static.buckets(3, 513) is None
+
+
+def test_fused_step_needs_far_fewer_operators_than_transformers(loaded):
+    counts = {}
+    for fused in (True, False):
+        decoder = fastpath.StaticDecoder(loaded, max_len=64, fused=fused)
+        decoder.prefill([1, 2, 3])
+        counts[fused] = count_operators(lambda decoder=decoder: decoder.step(4))
+    assert counts[True] < 0.75 * counts[False], counts
+
+
+def test_fused_llama_supports_only_what_it_computes(loaded):
+    from types import SimpleNamespace
+
+    assert fused_llama.supports(loaded.model)
+    for change in ({"attention_bias": True}, {"mlp_bias": True}, {"hidden_act": "gelu"}, {"model_type": "gemma3_text"}):
+        config = loaded.model.config.__class__(**{**loaded.model.config.to_dict(), **change})
+        config.model_type = change.get("model_type", config.model_type)
+        assert not fused_llama.supports(SimpleNamespace(config=config)), change
+
+
+def test_operator_count_skips_views():
+    x = torch.ones(4, 4)
+    assert count_operators(lambda: x.t().reshape(16)[:3]) == 0
+    assert count_operators(lambda: (x + 1).sum()) == 2
