@@ -7,7 +7,8 @@ about half as many:
 
 - the Q, K and V projections are one matmul over their concatenated weights, and so are the MLP's
   gate and up projections;
-- RMSNorm goes through `torch.nn.functional.rms_norm` (one fused kernel on CUDA);
+- RMSNorm, scale included, is one `torch.nn.functional.rms_norm` call;
+- each residual add is the accumulate of the matmul before it (`addmm_`);
 - rotary embedding is three kernels for queries and keys together: `x*cos + roll(x)*sin'`, where
   the cos/sin table is computed once by the model's own rotary module for every cache position,
   and `sin'` carries rotate-half's sign;
@@ -83,14 +84,15 @@ class FusedLlama:
         self.values = torch.zeros(shape, dtype=self.dtype, device=self.device)
 
     def _norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        # transformers' LlamaRMSNorm: normalise in float32, cast back, then scale
-        return weight * F.rms_norm(x.float(), (self.hidden,), eps=self.eps).to(self.dtype)
+        # transformers' LlamaRMSNorm (normalise in float32, cast back, scale) is what aten's rms_norm
+        # computes for a half-precision input: one operator, one fused kernel on CUDA
+        return F.rms_norm(x, (self.hidden,), weight, self.eps)
 
-    def _attention(self, qkv: torch.Tensor, index: int, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _attention(self, qkv: torch.Tensor, index: int, positions: torch.Tensor, mask: torch.Tensor,
+                   cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         length = qkv.shape[1]
         heads = qkv.view(1, length, self.heads + 2 * self.kv_heads, self.head_dim).transpose(1, 2)
         rotated = heads[:, : self.heads + self.kv_heads]  # queries and keys: rotary embedding
-        cos, sin = self.cos[positions], self.sin[positions]  # [length, head_dim]
         rotated = torch.addcmul(rotated * cos, rotated.roll(self.head_dim // 2, -1), sin)
         queries, keys = rotated[:, : self.heads], rotated[:, self.heads :]
         self.keys[index].index_copy_(2, positions, keys)
@@ -101,7 +103,7 @@ class FusedLlama:
             mask = mask.expand(1, 1, self.group, length, self.max_len).reshape(1, 1, self.group * length, self.max_len)
         out = F.scaled_dot_product_attention(queries, self.keys[index], self.values[index], attn_mask=mask)
         out = out.view(1, self.heads, length, self.head_dim).transpose(1, 2)
-        return out.reshape(1, length, self.heads * self.head_dim)
+        return out.reshape(length, self.heads * self.head_dim)
 
     def forward(self, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor,
                 keep: torch.Tensor) -> torch.Tensor:
@@ -110,11 +112,13 @@ class FusedLlama:
         `ids` [1, length] go to cache slots `positions` [length]; `mask` [1, 1, length, max_len]
         (boolean, True = may attend) says which cache slots each of them sees.
         """
-        hidden = self.model.model.embed_tokens(ids)
+        length = ids.shape[1]
+        cos, sin = self.cos[positions], self.sin[positions]  # [length, head_dim], shared by all layers
+        hidden = self.model.model.embed_tokens(ids).view(length, self.hidden)  # a fresh tensor: updated in place
         for index, (norm_in, qkv, out, norm_post, gate_up, down) in enumerate(self.layers):
-            attended = self._attention(F.linear(self._norm(hidden, norm_in), qkv), index, positions, mask)
-            hidden = hidden + F.linear(attended, out)
+            attended = self._attention(F.linear(self._norm(hidden, norm_in), qkv)[None], index, positions, mask, cos, sin)
+            hidden.addmm_(attended, out.t())  # the residual add is the matmul's accumulate
             gated = F.linear(self._norm(hidden, norm_post), gate_up)
-            hidden = hidden + F.linear(F.silu(gated[..., : self.intermediate]) * gated[..., self.intermediate :], down)
-        last = self._norm(hidden.index_select(1, keep), self.model.model.norm.weight)
-        return self.model.lm_head(last)[:, -1, :].float()
+            hidden.addmm_(F.silu(gated[:, : self.intermediate]) * gated[:, self.intermediate :], down.t())
+        last = self._norm(hidden.index_select(0, keep), self.model.model.norm.weight)
+        return self.model.lm_head(last).float()
