@@ -127,7 +127,13 @@ def generation(loaded, new_tokens: int) -> dict:
     return {"transformers_tokens_per_s": timings["transformers"], "ours_tokens_per_s": timings[best],
             "ours_path": best, "all_tokens_per_s": timings,
             "speedup": round(timings[best] / timings["transformers"], 2),
-            "same_tokens": all(t == tokens["transformers"] for t in tokens.values()), "new_tokens": new_tokens}
+            "same_tokens": all(t == tokens["transformers"] for t in tokens.values()), "new_tokens": new_tokens,
+            "tokens_before_first_difference": {name: _common_prefix(t, tokens["transformers"]) for name, t in tokens.items()}}
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    """How many greedy tokens agree before the first difference (bf16 near-ties can flip one)."""
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
 def operators_per_decode_step(loaded) -> dict:
