@@ -179,6 +179,21 @@ class StaticDecoder:
         self.length += 1
         return logits[0]
 
+    def check_against_model(self, tolerance: float = 0.5) -> None:
+        """Raise unless a prefill and a step give the model's own logits on a fixed sequence.
+
+        A guard run once per pool, before any user sees its output. The largest logit difference
+        is measured in standard deviations of the logits: bf16 rounding gives about 0.15 on
+        SmolLM2-135M (0.03 on a random model), a wrong computation several units.
+        """
+        ids = [(7 * i + 3) % min(self.loaded.vocab_size, 1000) + 1 for i in range(17)]
+        with torch.inference_mode():
+            expected = self.loaded.model(input_ids=torch.tensor([ids], device=self.device)).logits[0, -2:].float()
+        got = torch.stack([self.prefill(ids[:-1]).clone(), self.step(ids[-1]).clone()])
+        difference = ((got - expected).abs().max() / expected.std(-1).min()).item()
+        if not difference <= tolerance:
+            raise RuntimeError(f"the static decoder's logits differ from the model's by {difference:.3g} standard deviations")
+
     def warm_up(self) -> None:
         """Capture the decode graph and every prefill graph now, never while a sequence is live."""
         self.prefill([1] * 8)
@@ -297,6 +312,21 @@ class BatchedNextToken:
         graph.replay()
         return output[: len(sequences)].cpu()
 
+    def check_against_model(self, tolerance: float = 0.05) -> None:
+        """Raise unless a prefill and a step give the model's own distributions on a fixed sequence.
+
+        A guard run once per pool, before any user sees its output: the tolerance allows bf16
+        rounding (about 2e-2 in probability on SmolLM2), not a wrong computation.
+        """
+        ids = [(7 * i + 3) % min(self.loaded.vocab_size, 1000) + 1 for i in range(17)]
+        with torch.inference_mode():
+            logits = self.loaded.model(input_ids=torch.tensor([ids], device=self.device)).logits[0, -2:]
+        expected = logits.float().softmax(-1)
+        got = torch.stack([self.prefill(ids[:-1]).softmax(-1), self.step(ids[-1]).softmax(-1)])
+        difference = (got - expected).abs().max().item()
+        if not difference <= tolerance:
+            raise RuntimeError(f"the static decoder's probabilities differ from the model's by {difference:.3g}")
+
     def warm_up(self) -> None:
         for b in self.BATCH_BUCKETS:
             for l in self.lengths:
@@ -353,9 +383,9 @@ def _once_per_model(registry: dict, failure_key: str, model_id: str, build):
 class DecoderPool:
     """A few decoders per model, lent to concurrent generations; None when all are busy."""
 
-    def __init__(self, loaded: LoadedModel, size: int = 4, max_len: int = 1024):
+    def __init__(self, loaded: LoadedModel, size: int = 4, max_len: int = 1024, fused: bool | None = None):
         self.loaded = loaded
-        self.free = [StaticDecoder(loaded, max_len) for _ in range(size)]
+        self.free = [StaticDecoder(loaded, max_len, fused=fused) for _ in range(size)]
         self.lock = threading.Lock()
 
     def acquire(self) -> StaticDecoder | None:
@@ -380,10 +410,22 @@ def pool_for(loaded: LoadedModel) -> DecoderPool | None:
         return None
 
     def build() -> DecoderPool:
-        pool = DecoderPool(loaded)
-        if loaded.device.type == "cuda":
-            for decoder in pool.free:
-                decoder.warm_up()
-        return pool
+        try:
+            return _checked_pool(loaded, fused=None)
+        except Exception as exc:  # noqa: BLE001 - the fused pass failed here: transformers' layers serve
+            if not fused_llama.supports(loaded.model):
+                raise
+            log.warning("fused Llama pass disabled for %s: %r", loaded.id, exc)
+            FAILURES[loaded.id + ":fused"] = repr(exc)
+            return _checked_pool(loaded, fused=False)
 
     return _once_per_model(_POOLS, loaded.id, loaded.id, build)
+
+
+def _checked_pool(loaded: LoadedModel, fused: bool | None) -> DecoderPool:
+    pool = DecoderPool(loaded, fused=fused)
+    if loaded.device.type == "cuda":
+        for decoder in pool.free:
+            decoder.warm_up()
+    pool.free[0].check_against_model()
+    return pool

@@ -122,6 +122,7 @@ def test_fused_llama_decoder_follows_transformers_on_smollm2():
     ids = core.prompt_ids(loaded, "Write a haiku about the sea.", chat_template=True)
     decoder = fastpath.StaticDecoder(loaded, max_len=256, fused=True)
     assert decoder.fused is not None
+    decoder.check_against_model()  # the pool's guard accepts a correct pass
     logits = decoder.prefill(ids)
     with core.Stepper(loaded, ids) as plain:
         for _ in range(16):

@@ -145,3 +145,19 @@ def test_operator_count_skips_views():
     x = torch.ones(4, 4)
     assert count_operators(lambda: x.t().reshape(16)[:3]) == 0
     assert count_operators(lambda: (x + 1).sum()) == 2
+
+
+def test_pool_falls_back_to_transformers_layers_when_the_fused_pass_is_wrong(loaded, monkeypatch):
+    monkeypatch.setenv("PLAYGROUND_FASTPATH", "1")
+    fastpath._POOLS.clear()
+    fastpath.FAILURES.clear()
+    real = fused_llama.FusedLlama.forward
+    monkeypatch.setattr(fused_llama.FusedLlama, "forward", lambda self, *a: real(self, *a).flip(-1))  # a broken pass
+    pool = fastpath.pool_for(loaded)
+    assert pool is not None and all(decoder.fused is None for decoder in pool.free)
+    assert "differ" in fastpath.FAILURES[loaded.id + ":fused"]
+    with core.Stepper(loaded, [1, 2, 3]) as stepper:
+        expected, _ = core.forward(loaded, torch.tensor([[1, 2, 3]]))
+        assert torch.allclose(stepper.logits, expected[0], atol=1e-4)
+    fastpath._POOLS.clear()
+    fastpath.FAILURES.clear()
