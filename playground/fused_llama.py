@@ -17,14 +17,17 @@ about half as many:
 - K and V are written into the cache at explicit positions (`index_copy_`), so prefill and decode
   are the same code and the cache length is a device tensor the caller keeps.
 
-The weights are read from the loaded transformers model (Q/K/V and gate/up are concatenated copies;
-the rest are shared). Tests compare it with transformers' own forward pass. What it leaves out:
+The weights are read from the loaded transformers model (Q/K/V and gate/up are concatenated copies,
+made once per model and shared by all its decoders; the rest are the model's own tensors). Tests compare it with transformers' own forward pass. What it leaves out:
 projection biases, rope types that depend on the sequence length ("dynamic"), sliding windows and
 anything not shaped like Llama: `supports(model)` says which models qualify; the others use
 transformers' static cache (`playground.fastpath`).
 """
 
 from __future__ import annotations
+
+import threading
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +48,30 @@ def supports(model) -> bool:
     )
 
 
+_WEIGHTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_WEIGHTS_LOCK = threading.Lock()
+
+
+def _layer_weights(model) -> list[tuple[torch.Tensor, ...]]:
+    """Per layer (norm, QKV, O, norm, gate-up, down) weights; built once per model, shared by its decoders."""
+    with _WEIGHTS_LOCK:
+        if model not in _WEIGHTS:
+            with torch.no_grad():
+                _WEIGHTS[model] = [
+                    (
+                        layer.input_layernorm.weight,
+                        torch.cat([layer.self_attn.q_proj.weight, layer.self_attn.k_proj.weight,
+                                   layer.self_attn.v_proj.weight]),
+                        layer.self_attn.o_proj.weight,
+                        layer.post_attention_layernorm.weight,
+                        torch.cat([layer.mlp.gate_proj.weight, layer.mlp.up_proj.weight]),
+                        layer.mlp.down_proj.weight,
+                    )
+                    for layer in model.model.layers
+                ]
+        return _WEIGHTS[model]
+
+
 class FusedLlama:
     """One sequence's KV cache and the weights laid out for few-kernel steps."""
 
@@ -62,18 +89,8 @@ class FusedLlama:
         self.intermediate = config.intermediate_size
         self.eps = config.rms_norm_eps
         self.max_len = max_len
-        self.layers = []
+        self.layers = _layer_weights(model)
         with torch.no_grad():
-            for layer in inner.layers:
-                attention, mlp = layer.self_attn, layer.mlp
-                self.layers.append((
-                    layer.input_layernorm.weight,
-                    torch.cat([attention.q_proj.weight, attention.k_proj.weight, attention.v_proj.weight]),
-                    attention.o_proj.weight,
-                    layer.post_attention_layernorm.weight,
-                    torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]),
-                    mlp.down_proj.weight,
-                ))
             positions = torch.arange(max_len, device=self.device)
             cos, sin = inner.rotary_emb(torch.zeros((), dtype=self.dtype, device=self.device), positions[None])
             half = self.head_dim // 2

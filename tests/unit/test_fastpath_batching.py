@@ -161,3 +161,9 @@ def test_pool_falls_back_to_transformers_layers_when_the_fused_pass_is_wrong(loa
         assert torch.allclose(stepper.logits, expected[0], atol=1e-4)
     fastpath._POOLS.clear()
     fastpath.FAILURES.clear()
+
+
+def test_decoders_of_one_model_share_the_fused_weights(loaded):
+    first, second = (fastpath.StaticDecoder(loaded, max_len=32, fused=True) for _ in range(2))
+    assert first.fused.layers[0][1].data_ptr() == second.fused.layers[0][1].data_ptr()
+    assert first.fused.keys.data_ptr() != second.fused.keys.data_ptr()  # each sequence has its own cache
