@@ -91,7 +91,7 @@ class StepRecord:
 class GenerationResult:
     prompt_ids: list[int]
     records: list[StepRecord]
-    stop_reason: StopReason
+    stop_reason: StopReason | None  # None: still running (a partial result of `iter_samples`)
     settings: SamplingSettings
     seed: int | None
     text: str = ""
@@ -317,7 +317,7 @@ def generate(loaded: LoadedModel, prompt_ids: Sequence[int], settings: SamplingS
 
 
 def result_from_records(loaded: LoadedModel, prompt_ids: Sequence[int], records: list[StepRecord],
-                        stop: StopReason, settings: SamplingSettings, seed: int | None) -> GenerationResult:
+                        stop: StopReason | None, settings: SamplingSettings, seed: int | None) -> GenerationResult:
     ids = [r.id for r in records]
     return GenerationResult(list(prompt_ids), list(records), stop, settings, seed,
                             generated_text(loaded.tokenizer, ids, loaded.eos_token_ids), ids)
@@ -373,7 +373,8 @@ def iter_samples(loaded: LoadedModel, prompt_ids: Sequence[int], settings: Sampl
     stops = [s for s in stop_strings if s]
 
     def snapshot(step: int, finished: bool) -> SamplesResult:
-        samples = [result_from_records(loaded, prompt, rows, rows[-1].stop if rows and rows[-1].stop else "max_tokens",
+        # every sample has stopped once the run is finished; before that, one without a stop runs on
+        samples = [result_from_records(loaded, prompt, rows, rows[-1].stop if rows and rows[-1].stop else None,
                                        settings, seed) for rows in records]
         return SamplesResult(prompt, samples, first_ranked, first_distribution, step + 1, finished)
 

@@ -70,8 +70,9 @@ def generated_html(prompt: str, records: Sequence, stop_note: str | None = None,
     return "".join(parts)
 
 
-def samples_html(samples: Sequence, stop_explanations: dict[str, str]) -> str:
-    """One row per sample: its coloured tokens, stop reason, log-probability."""
+def samples_html(samples: Sequence, stop_explanations: dict[str, str], stopped: bool = False) -> str:
+    """One row per sample: its coloured tokens, stop reason (or "running…", or "stopped" when the
+    user stopped the run), log-probability."""
     rows = []
     for number, sample in enumerate(samples, start=1):
         logprob = sample.logprob
@@ -79,10 +80,17 @@ def samples_html(samples: Sequence, stop_explanations: dict[str, str]) -> str:
             '<div class="gen-sample">'
             f'<span class="gen-sample-n">{number}</span>'
             + render_spans(record_spans(sample.records), css_class="gen-spans")
-            + f'<span class="gen-sample-meta">{html.escape(sample.stop_reason)} · log p {logprob:.2f}'
-              f' · ppl {sample.perplexity:.2f}</span></div>'
+            + f'<span class="gen-sample-meta">{_stop_words(sample.stop_reason, stop_explanations, stopped)}'
+              f' · log p {logprob:.2f} · ppl {sample.perplexity:.2f}</span></div>'
         )
     return '<div class="gen-root">' + "".join(rows) + LEGEND + "</div>"
+
+
+def _stop_words(reason: str | None, explanations: dict[str, str], stopped: bool) -> str:
+    """A sample's stop reason (its explanation on hover), or that it is still running."""
+    if reason is None:
+        return "stopped (you pressed Stop)" if stopped else "running…"
+    return f'<span title="{html.escape(explanations.get(reason, reason))}">{html.escape(reason)}</span>'
 
 
 LEGEND = ('<div class="gen-legend">colour = the model’s probability of the token: '

@@ -59,6 +59,8 @@ EVENT_GROUPS: dict[str, str] = {
     **{f"playground.ui.sampling_tab.{name}": "model-step"
        for name in ("show_distribution", "next_token", "append_token", "undo", "clear")},
     "playground.ui.sampling_tab.refilter": "instant",
+    "playground.ui.sampling_tab.shown_after_stop": "instant",
+    "playground.ui.sampling_tab.samples_after_stop": "instant",
     "playground.ui.sampling_tab.generate_n": "heavy",
     "playground.ui.sampling_tab.draw_samples": "heavy",
     **{f"playground.ui.tokenizer_tab.{name}": "instant"

@@ -79,6 +79,20 @@ def _shown_tokens(column) -> list[chat_html.ShownToken]:
                                  r.is_eos, r.id) for r in column.records]
 
 
+# Stop cancels the streams; their last view still says "Generating…". The page marks every column
+# that is still running as stopped at once (a column that had already finished keeps its reason).
+STOPPED_JS = """
+() => {
+  for (const root of document.querySelectorAll('[id^="chat-"] .gen-root.gen-running')) {
+    const n = Number(root.dataset.tokens || 0);
+    root.classList.replace('gen-running', 'gen-done');
+    const status = root.querySelector('.gen-status');
+    if (status) status.textContent = `Stopped after ${n} token${n === 1 ? '' : 's'}: you pressed Stop.`;
+  }
+}
+"""
+
+
 def column_html(column) -> str:
     return chat_html.generated_html(column.contender.note, _shown_tokens(column), column.stop_note(),
                                     running=not column.done)
@@ -323,4 +337,4 @@ def build() -> None:
         else:
             preset_run = set_prompt.then(side_by_side, side_inputs, [base_column, chat_column], api_name=f"preset_{key}")
         generations.append(preset_run)
-    stop.click(None, None, None, cancels=generations, api_name=False, queue=False)
+    stop.click(None, None, None, cancels=generations, api_name=False, queue=False, js=STOPPED_JS)

@@ -55,6 +55,7 @@ MAX_PROMPT_TOKENS = 1024  # a CPU reads 1k tokens in a second or two; the contex
 MAX_STOP_STRINGS = 16
 MAX_STOP_CHARS = 200
 STOPPED_BY_USER = "Stopped: you pressed Stop."
+STOP_WAIT_SECONDS = 30.0  # how long the view after Stop waits for the stream to finish its step
 HINT = "Press “Show distribution” to run the model once on the prompt; every control after that only re-filters."
 
 
@@ -71,6 +72,7 @@ class LabState:
     records: list[generation.StepRecord] = field(default_factory=list)
     stop_note: str | None = None
     prompt_note: str | None = None  # e.g. the prompt was cut to fit MAX_PROMPT_TOKENS
+    samples: "SamplesRun | None" = None  # the last "Many samples" run
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -88,6 +90,18 @@ class LabState:
             self.ranked = _prompt_ranked(self.model_id, self.prompt, self.chat_template)
         else:
             self.ranked = sampling.RankedLogits(self.decoder.logits)
+
+
+@dataclass
+class SamplesRun:
+    """A "Many samples" run as far as it got, with what its view needs."""
+
+    result: generation.SamplesResult
+    length: int
+    top_n: int
+    settings: sampling.SamplingSettings
+    seed: int
+    stopped: bool = False  # ended by the Stop button
 
 
 _RANKED_CACHE: dict[tuple, sampling.RankedLogits] = {}
@@ -241,6 +255,19 @@ def refilter(state, top_n, log_scale, temperature, top_k, top_p, min_p, order):
     return _view(state, _settings(temperature, top_k, top_p, min_p, order), top_n, log_scale)
 
 
+@user_errors
+def shown_after_stop(state, top_n, log_scale, temperature, top_k, top_p, min_p, order):
+    """After Stop: wait until the stream lets go of the session, then show the session as it is.
+
+    A step that was running when Stop was pressed still completes and is kept; the stream's last
+    view never reaches the page, so without this one that token would be in the session but not on
+    the screen (and appear, unexplained, with the next token).
+    """
+    if state is not None and state.lock.acquire(timeout=STOP_WAIT_SECONDS):  # Gradio closes the stream
+        state.lock.release()
+    return _view(state, _settings(temperature, top_k, top_p, min_p, order), top_n, log_scale)
+
+
 def _after_step(state: LabState, record: generation.StepRecord) -> None:
     """Record a step and compute the distribution after it; a failure (a fault, the time limit)
     undoes the step, so the session stays as its user last saw it."""
@@ -351,22 +378,48 @@ def draw_samples(state, k, length, stop, top_n, temperature, top_k, top_p, min_p
     state = _require(state)
     settings = _settings(temperature, top_k, top_p, min_p, order)
     loaded = load_model(state.model_id)
-    tokenizer = loaded.tokenizer
-    top_n = _top_n(top_n)
     seed = seed_from_value(seed)
     k = clamp_int(k, "K samples", 1, generation.MAX_SAMPLES, default=1)
     length = clamp_int(length, "tokens each", 1, MAX_SAMPLE_LENGTH, default=1)
-    result = None
-    for result in generation.iter_samples(loaded, state.ids, settings, k, length, seed, _stop_strings(stop)):
-        figure = _plot(sampling_plots.first_token_spec(result.first_ranked, result.first_distribution, tokenizer,
-                                                       result.first_token_counts, top_n))
-        progress = "" if result.finished else f"<div class='gen-note'>step {result.steps_done} of {int(length)}…</div>"
-        summary = {"samples": [{"text": s.text, "stop_reason": s.stop_reason, "logprob": s.logprob,
-                                "perplexity": s.perplexity, "tokens": [r.as_dict() for r in s.records]}
-                               for s in result.samples],
-                   "first_token_counts": {str(t): c for t, c in result.first_token_counts.items()},
-                   "finished": result.finished, "seed": seed, "settings": settings.as_dict()}
-        yield progress + generated_html.samples_html(result.samples, generation.STOP_REASONS), figure, summary
+    stops = _stop_strings(stop)
+    with state.lock:
+        state.samples = None
+        try:
+            for result in generation.iter_samples(loaded, state.ids, settings, k, length, seed, stops):
+                state.samples = SamplesRun(result, length, _top_n(top_n), settings, seed)
+                yield _samples_outputs(state.samples, loaded.tokenizer)
+        except GeneratorExit:  # the user pressed Stop: the view after Stop says where
+            if state.samples is not None:
+                state.samples.stopped = True
+            raise
+
+
+def _samples_outputs(run: "SamplesRun", tokenizer):
+    """(samples HTML, first-token histogram, JSON summary) of a samples run, finished or not."""
+    result = run.result
+    figure = _plot(sampling_plots.first_token_spec(result.first_ranked, result.first_distribution, tokenizer,
+                                                   result.first_token_counts, run.top_n))
+    if run.stopped:
+        progress = f"<div class='gen-note'>Stopped: you pressed Stop after step {result.steps_done} of {run.length}.</div>"
+    else:
+        progress = "" if result.finished else f"<div class='gen-note'>step {result.steps_done} of {run.length}…</div>"
+    summary = {"samples": [{"text": s.text, "stop_reason": s.stop_reason, "logprob": s.logprob,
+                            "perplexity": s.perplexity, "tokens": [r.as_dict() for r in s.records]}
+                           for s in result.samples],
+               "first_token_counts": {str(t): c for t, c in result.first_token_counts.items()},
+               "finished": result.finished, "stopped_by_user": run.stopped, "seed": run.seed,
+               "settings": run.settings.as_dict()}
+    html = generated_html.samples_html(result.samples, generation.STOP_REASONS, stopped=run.stopped)
+    return progress + html, figure, summary
+
+
+@user_errors
+def samples_after_stop(state):
+    """After Stop (and `shown_after_stop`, which waited for the streams): a stopped samples run,
+    drawn as it ended; anything else stays as it is."""
+    if state is None or state.samples is None or not state.samples.stopped:
+        return gr.skip(), gr.skip(), gr.skip()
+    return _samples_outputs(state.samples, load_model(state.model_id).tokenizer)
 
 
 def model_changed(model_id):
@@ -465,9 +518,12 @@ def build() -> None:
                                        api_name="sampling_generate", **view)
     sampling_many = samples_button.click(draw_samples, [state, k, length, stop, top_n, *rules, controls.seed],
                                          [samples_view, histogram, samples_json], api_name="sampling_samples")
-    # Stop ends the stream after the current token and frees the queue slot (the tokens so far stay).
+    # Stop ends the stream after the current token and frees the queue slot (the tokens so far stay);
+    # then the page shows the session as the stream left it.
     for stop_button in (stop_generate, stop_samples):
-        stop_button.click(None, None, None, cancels=[generating, sampling_many], api_name=False, queue=False)
+        stop_button.click(None, None, None, cancels=[generating, sampling_many], api_name=False, queue=False).then(
+            shown_after_stop, refilter_inputs, api_name=False, show_progress="hidden", **view).then(
+            samples_after_stop, state, [samples_view, histogram, samples_json], api_name=False, show_progress="hidden")
 
 
 CSS = generated_html.GENERATED_CSS + """

@@ -1,7 +1,13 @@
 """Chromium presses Stop during a long "Generate N": the stream ends, the tokens so far stay, the
-session keeps working (the next token is appended after them)."""
+page shows every token the session holds (also one whose step ran while Stop was pressed), and the
+session keeps working (the next token is appended after them).
+
+Greedy decoding of the default prompt runs 200 tokens without an end-of-sequence token, so the
+generation is always still running when Stop is pressed."""
 
 from __future__ import annotations
+
+import re
 
 from tests.conftest import screenshot
 
@@ -11,6 +17,7 @@ TOKENS = "#sampling-generated .gen-tok"
 def test_stop_button_ends_a_long_generation(page, app_url):
     page.goto(app_url)
     page.get_by_role("tab", name="Sampling lab").click()
+    page.locator("#sampling-preset-greedy").click()
     page.locator("#sampling-show").click()
     page.locator("#sampling-dist-plot .js-plotly-plot").wait_for(timeout=180_000)
     box = page.locator("#sampling-n input[type=number]")
@@ -23,7 +30,53 @@ def test_stop_button_ends_a_long_generation(page, app_url):
     stopped_at = page.locator(TOKENS).count()
     page.wait_for_timeout(4000)
     assert page.locator(TOKENS).count() == stopped_at < 200  # nothing more arrives after Stop
+    # the page shows every token the session holds, even one whose step ran while Stop was pressed
+    assert "you pressed Stop" in page.locator("#sampling-generated").inner_text()
     page.locator("#sampling-next").click()
     page.wait_for_function(f"(n) => document.querySelectorAll('{TOKENS}').length === n + 1", arg=stopped_at,
                            timeout=120_000)
     screenshot(page, "sampling-stopped")
+
+
+def test_chat_stop_marks_running_columns_as_stopped(page, app_url):
+    page.goto(app_url)
+    page.get_by_role("tab", name="Base vs chat").click()
+    box = page.locator("#chat-max-tokens input[type=number]")
+    box.fill("200")
+    box.press("Enter")
+    page.locator("#chat-run").click()
+    page.wait_for_function("() => document.querySelectorAll('#chat-base-column .gen-tok').length >= 2", timeout=180_000)
+    page.locator("#chat-stop").click()
+    page.wait_for_timeout(3000)
+    columns = [page.locator(f"#chat-{name}-column") for name in ("base", "chat")]
+    statuses = [column.locator(".gen-status").inner_text() for column in columns]
+    counts = [column.locator(".gen-tok").count() for column in columns]
+    assert not any("Generating" in status for status in statuses), statuses
+    # the chat model's poem is far longer than what streams before Stop; a column that had already
+    # finished by itself keeps its own reason
+    assert statuses[1] == f"Stopped after {counts[1]} tokens: you pressed Stop.", statuses
+    page.wait_for_timeout(3000)
+    assert [column.locator(".gen-tok").count() for column in columns] == counts  # nothing more arrives
+    screenshot(page, "chat-stopped")
+
+
+def test_samples_stop_says_where_it_stopped(page, app_url):
+    page.goto(app_url)
+    page.get_by_role("tab", name="Sampling lab").click()
+    page.locator("#sampling-show").click()
+    page.locator("#sampling-dist-plot .js-plotly-plot").wait_for(timeout=180_000)
+    page.get_by_text("Many samples: K continuations").click()
+    box = page.locator("#sampling-length input[type=number]")
+    box.fill("100")
+    box.press("Enter")
+    page.locator("#sampling-samples").click()
+    view = page.locator("#sampling-samples-view")
+    view.get_by_text(re.compile(r"step \d+ of 100…")).wait_for(timeout=180_000)
+    assert "running…" in view.inner_text()
+    page.locator("#sampling-stop-samples").click()
+    page.wait_for_timeout(3000)
+    text = view.inner_text()
+    assert "Stopped: you pressed Stop after step" in text, text
+    assert "running…" not in text and "of 100…" not in text and "stopped (you pressed Stop)" in text, text
+    page.wait_for_timeout(2000)
+    assert view.inner_text() == text  # nothing more arrives

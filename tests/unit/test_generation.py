@@ -154,6 +154,19 @@ def test_samples_equal_single_runs_with_shifted_seeds(loaded, prompt):
     assert [s.token_ids for s in again.samples] == [s.token_ids for s in samples.samples]
 
 
+def test_partial_samples_say_they_are_running(loaded, prompt):
+    from playground.html.generated import samples_html
+
+    partial = list(generation.iter_samples(loaded, prompt, HOT, 3, 5, seed=1))
+    first, last = partial[0], partial[-1]
+    assert not first.finished and all(s.stop_reason is None for s in first.samples if not s.records[-1].stop)
+    assert "running…" in samples_html(first.samples, generation.STOP_REASONS)
+    stopped = samples_html(first.samples, generation.STOP_REASONS, stopped=True)
+    assert "running…" not in stopped and "stopped (you pressed Stop)" in stopped
+    assert last.finished and all(s.stop_reason in generation.STOP_REASONS for s in last.samples)
+    assert "running…" not in samples_html(last.samples, generation.STOP_REASONS)
+
+
 def test_samples_follow_the_processed_distribution(loaded, prompt):
     settings = SamplingSettings(top_k=3)
     samples = generation.sample_many(loaded, prompt, settings, 40, 1, seed=0)
