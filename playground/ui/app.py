@@ -71,6 +71,7 @@ EVENT_GROUPS: dict[str, str] = {
     **{f"playground.ui.chat_tab.{name}": "heavy"
        for name in ("side_by_side", "with_without_template", "converse", "converse_oranges", "teacher_forcing")},
     "playground.ui.chat_tab.template_views": "instant",
+    "playground.ui.chat_tab.columns_after_stop": "instant",
 }
 
 

@@ -79,23 +79,22 @@ def _shown_tokens(column) -> list[chat_html.ShownToken]:
                                  r.is_eos, r.id) for r in column.records]
 
 
-# Stop cancels the streams; their last view still says "Generating…". The page marks every column
-# that is still running as stopped at once (a column that had already finished keeps its reason).
-STOPPED_JS = """
-() => {
-  for (const root of document.querySelectorAll('[id^="chat-"] .gen-root.gen-running')) {
-    const n = Number(root.dataset.tokens || 0);
-    root.classList.replace('gen-running', 'gen-done');
-    const status = root.querySelector('.gen-status');
-    if (status) status.textContent = `Stopped after ${n} token${n === 1 ? '' : 's'}: you pressed Stop.`;
-  }
-}
-"""
-
-
 def column_html(column) -> str:
     return chat_html.generated_html(column.contender.note, _shown_tokens(column), column.stop_note(),
                                     running=not column.done)
+
+
+def stopped_html(part) -> str:
+    """A column after Stop: a finished column keeps its reason, a running one says it was stopped.
+
+    `part` is a streamed column, or the note of one still loading its model or reading the prompt.
+    """
+    if isinstance(part, str):
+        return chat_html.generated_html(part, [], "Stopped before the first token: you pressed Stop.")
+    if part.done:
+        return column_html(part)
+    count = f"{len(part.records)} token" + ("" if len(part.records) == 1 else "s")
+    return chat_html.generated_html(part.contender.note, _shown_tokens(part), f"Stopped after {count}: you pressed Stop.")
 
 
 def waiting_html(note: str) -> str:
@@ -119,19 +118,34 @@ def _stream(contenders_fn, sampling_values, max_tokens):
 @user_errors
 def side_by_side(prompt, base_model, chat_model, max_tokens, *sampling):
     """Base model on the raw prompt, chat model through its template, streamed together."""
-    yield waiting_html(f"{base_model}: the prompt as raw text"), waiting_html(f"{chat_model}: through its template")
+    notes = [f"{base_model}: the prompt as raw text", f"{chat_model}: through its template"]
+    yield waiting_html(notes[0]), waiting_html(notes[1]), notes
     for columns in _stream(lambda: [contender(base_model, "raw", prompt), contender(chat_model, "template", prompt)],
                            sampling, max_tokens):
-        yield column_html(columns[0]), column_html(columns[1])
+        yield column_html(columns[0]), column_html(columns[1]), columns
 
 
 @user_errors
 def with_without_template(prompt, chat_model, max_tokens, *sampling):
     """The chat model on the raw prompt next to the chat model through its template."""
-    yield waiting_html(f"{chat_model}: raw text"), waiting_html(f"{chat_model}: template")
+    notes = [f"{chat_model}: raw text", f"{chat_model}: template"]
+    yield waiting_html(notes[0]), waiting_html(notes[1]), notes
     for columns in _stream(lambda: [contender(chat_model, "raw", prompt), contender(chat_model, "template", prompt)],
                            sampling, max_tokens):
-        yield column_html(columns[0]), column_html(columns[1])
+        yield column_html(columns[0]), column_html(columns[1]), columns
+
+
+@user_errors
+def columns_after_stop(side, templated):
+    """After Stop: the two column pairs as their streams were left (a pair that finished, or never
+    ran, stays as it is)."""
+    views = []
+    for parts in (side, templated):
+        if not parts or all(not isinstance(part, str) and part.done for part in parts):
+            views += [gr.skip(), gr.skip()]
+        else:
+            views += [stopped_html(part) for part in parts]
+    return tuple(views)
 
 
 def _display(messages) -> list[dict]:
@@ -306,9 +320,12 @@ def build() -> None:
     template_inputs = [history, system, chat_model, generation_prompt]
     template_outputs = [template_view, loss_view]
 
+    side_streamed = gr.State(None)  # what each pair of columns last streamed, for the view after Stop
+    templated_streamed = gr.State(None)
+    side_outputs = [base_column, chat_column, side_streamed]
     generations = [  # the long streams the Stop button cancels (which frees their queue slots)
-        run.click(side_by_side, side_inputs, [base_column, chat_column], api_name="side_by_side"),
-        prompt.submit(side_by_side, side_inputs, [base_column, chat_column], api_name=False),
+        run.click(side_by_side, side_inputs, side_outputs, api_name="side_by_side"),
+        prompt.submit(side_by_side, side_inputs, side_outputs, api_name=False),
     ]
     for trigger in (send.click, message.submit):
         conversing = trigger(converse, [message, *conversation_inputs], conversation_outputs,
@@ -323,7 +340,8 @@ def build() -> None:
     gr.on(None, template_views, template_inputs, template_outputs, api_name=False, trigger_mode="always_last",
           show_progress="hidden")
     generations.append(run_both_ways.click(with_without_template, [prompt, chat_model, max_tokens, *sampling],
-                                           [raw_column, templated_column], api_name="with_without_template"))
+                                           [raw_column, templated_column, templated_streamed],
+                                           api_name="with_without_template"))
     score.click(teacher_forcing, [score_input, history, base_model, chat_model], [score_plot, score_note, score_input],
                 api_name="teacher_forcing")
 
@@ -335,6 +353,8 @@ def build() -> None:
                                          api_name="preset_oranges")
             preset_run.then(template_views, template_inputs, template_outputs, api_name=False)
         else:
-            preset_run = set_prompt.then(side_by_side, side_inputs, [base_column, chat_column], api_name=f"preset_{key}")
+            preset_run = set_prompt.then(side_by_side, side_inputs, side_outputs, api_name=f"preset_{key}")
         generations.append(preset_run)
-    stop.click(None, None, None, cancels=generations, api_name=False, queue=False, js=STOPPED_JS)
+    stop.click(None, None, None, cancels=generations, api_name=False, queue=False).then(
+        columns_after_stop, [side_streamed, templated_streamed],
+        [base_column, chat_column, raw_column, templated_column], api_name=False, show_progress="hidden")
