@@ -14,8 +14,8 @@ shapes never change, so each step can be captured once as a CUDA graph and repla
 - the logits of the last real position are gathered on the device and only they go through the
   output layer.
 
-Llama-architecture models run through `playground.fused_llama` (the same function in about half
-the kernels, its own static cache); other full-attention models through transformers' model with a
+Llama-architecture models run through `playground.fused_llama` (the same function in about a third
+of the operators, its own static cache); other full-attention models through transformers' model with a
 `StaticCache`. On a CPU (or MPS) the same static path runs eagerly (no graphs): tests prove it gives
 the same logits and greedy tokens as the plain path. `StaticDecoder.supported(loaded)` is False for models
 whose attention needs more than one plain causal mask (sliding-window layers, e.g. Gemma 3); they

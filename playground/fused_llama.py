@@ -3,7 +3,7 @@
 On a GPU a small model's decode step is bound by kernel launches, not arithmetic: transformers'
 Llama layer issues about 43 kernels for one token (SmolLM2-135M: about 1,300 per step, each a few
 microseconds even when replayed from a CUDA graph). This module computes the same function with
-about half as many:
+about a third as many operators (430 against 1,187 per SmolLM2 step, counted by `playground.opcount`):
 
 - the Q, K and V projections are one matmul over their concatenated weights, and so are the MLP's
   gate and up projections;
@@ -102,7 +102,7 @@ class FusedLlama:
 
     def _norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         # transformers' LlamaRMSNorm (normalise in float32, cast back, scale) is what aten's rms_norm
-        # computes for a half-precision input: one operator, one fused kernel on CUDA
+        # computes for a half-precision input: one operator (a fused kernel where the backend has one)
         return F.rms_norm(x, (self.hidden,), weight, self.eps)
 
     def _attention(self, qkv: torch.Tensor, index: int, positions: torch.Tensor, mask: torch.Tensor,
