@@ -33,6 +33,7 @@ from playground import beam  # noqa: E402
 from playground.core import prompt_ids  # noqa: E402
 from playground.models import load_model  # noqa: E402
 from playground.plots.beam import beam_figure  # noqa: E402
+from timing import median_ms  # noqa: E402  (bench/ is on sys.path)
 
 MODELS = ("smollm2-135m-instruct", "gemma-3-270m")
 PROMPT = "The best thing about living in a small town is"
@@ -51,12 +52,6 @@ def peer_generate(loaded, ids, s: beam.BeamSettings) -> list[int]:
             early_stopping=s.early_stopping, num_return_sequences=s.num_return_sequences, do_sample=False,
         )
     return out[0, len(ids):].tolist()
-
-
-def timed(fn):
-    start = time.perf_counter()
-    value = fn()
-    return time.perf_counter() - start, value
 
 
 def timed_cpu(fn):
@@ -98,15 +93,6 @@ def bench_search(model_id: str, repeats: int) -> dict:
         "same_tokens": best == peer_ids[: len(best)] and len(peer_ids) >= len(best)
                        and all(t in ours_result.eos_token_ids for t in peer_ids[len(best):]),
     }
-
-
-def median_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        seconds, _ = timed(fn)
-        times.append(seconds * 1000)
-    return round(statistics.median(times), 2)
 
 
 def bench_layout(model_id: str, repeats: int) -> dict:

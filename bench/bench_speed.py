@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import threading
 import time
@@ -35,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+import timing  # noqa: E402  (bench/ is on sys.path)
 from playground import batching, core, models  # noqa: E402
 from playground.opcount import count_operators  # noqa: E402
 
@@ -45,16 +45,11 @@ def sync(device: torch.device) -> None:
 
 
 def median_ms(fn, device, repeats: int) -> float:
-    for _ in range(3):
-        fn()
-    sync(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+    """`timing.median_ms` of `fn` with the device synchronised after each call."""
+    def synced():
         fn()
         sync(device)
-        times.append((time.perf_counter() - start) * 1000)
-    return round(statistics.median(times), 3)
+    return timing.median_ms(synced, repeats, digits=3)
 
 
 def prompt(loaded, length: int, seed: int = 0) -> list[int]:

@@ -76,11 +76,14 @@ class Column:
         loaded = load_model(self.contender.model_id)
         return generation.generated_text(loaded.tokenizer, [r.id for r in self.records], loaded.eos_token_ids)
 
-    def stop_note(self) -> str:
-        """Why the column stopped, in words (or that it is still running)."""
+    def stop_note(self, user_stopped: bool = False) -> str:
+        """Why the column stopped, in words (or that it is still running, or that the user's Stop
+        ended the stream it was running in)."""
+        count = f"{len(self.records)} token" + ("" if len(self.records) == 1 else "s")
+        if self.stop is None and user_stopped:
+            return f"Stopped after {count}: you pressed Stop."
         if self.stop is None:
             return f"Generating… {len(self.records)} tokens so far"
-        count = f"{len(self.records)} token" + ("" if len(self.records) == 1 else "s")
         if self.stop == "eos":
             last = self.records[-1].text if self.records else "end of sequence"
             kind = "end-of-turn" if last in ("<|im_end|>", "<end_of_turn>", "<|eot_id|>") else "end-of-sequence"

@@ -116,3 +116,22 @@ def screenshot(page, name: str) -> Path:
     path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def handler_outcome(fn, *args) -> str:
+    """Call a UI handler (consuming it when it streams): "ok", or the message of the `gr.Error` it
+    raised, which must be a real message, never the internal-error text or a traceback."""
+    import gradio as gr
+
+    from playground.ui.common import INTERNAL_ERROR
+
+    try:
+        result = fn(*args)
+        if hasattr(result, "__next__"):
+            for _ in result:
+                pass
+        return "ok"
+    except gr.Error as exc:
+        assert exc.message != INTERNAL_ERROR, f"{fn.__module__}.{fn.__name__}{args[:3]!r} gave the internal error"
+        assert "Traceback" not in str(exc.message)
+        return exc.message

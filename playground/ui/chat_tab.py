@@ -91,10 +91,7 @@ def stopped_html(part) -> str:
     """
     if isinstance(part, str):
         return chat_html.generated_html(part, [], "Stopped before the first token: you pressed Stop.")
-    if part.done:
-        return column_html(part)
-    count = f"{len(part.records)} token" + ("" if len(part.records) == 1 else "s")
-    return chat_html.generated_html(part.contender.note, _shown_tokens(part), f"Stopped after {count}: you pressed Stop.")
+    return chat_html.generated_html(part.contender.note, _shown_tokens(part), part.stop_note(user_stopped=True))
 
 
 def waiting_html(note: str) -> str:

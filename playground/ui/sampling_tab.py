@@ -381,12 +381,12 @@ def draw_samples(state, k, length, stop, top_n, temperature, top_k, top_p, min_p
     seed = seed_from_value(seed)
     k = clamp_int(k, "K samples", 1, generation.MAX_SAMPLES, default=1)
     length = clamp_int(length, "tokens each", 1, MAX_SAMPLE_LENGTH, default=1)
-    stops = _stop_strings(stop)
+    stops, top_n = _stop_strings(stop), _top_n(top_n)
     with state.lock:
         state.samples = None
         try:
             for result in generation.iter_samples(loaded, state.ids, settings, k, length, seed, stops):
-                state.samples = SamplesRun(result, length, _top_n(top_n), settings, seed)
+                state.samples = SamplesRun(result, length, top_n, settings, seed)
                 yield _samples_outputs(state.samples, loaded.tokenizer)
         except GeneratorExit:  # the user pressed Stop: the view after Stop says where
             if state.samples is not None:

@@ -36,6 +36,13 @@ def shows_literally(text: str) -> bool:
     return SCRIPT in text and 'onerror="window.__pwned=1"' in text and "<b>bold</b>" in text
 
 
+def shows_payload_once_rendered(page, selector: str, timeout: int) -> bool:
+    """Wait until the element at `selector` shows the payload's script text, then check it is literal."""
+    page.wait_for_function("(a) => document.querySelector(a.selector).innerText.includes(a.text)",
+                           arg={"selector": selector, "text": SCRIPT}, timeout=timeout)
+    return shows_literally(text_of(page, selector))
+
+
 @pytest.fixture
 def opened(page, app_url):
     errors = []
@@ -53,12 +60,8 @@ def opened(page, app_url):
 def test_tokenizer_tab(opened):
     page = opened
     page.locator("#tok-text textarea").fill(PAYLOAD)
-    page.wait_for_function("(t) => document.querySelector('#tok-view').innerText.includes(t)", arg=SCRIPT,
-                           timeout=60_000)
-    assert shows_literally(text_of(page, "#tok-view"))
-    page.wait_for_function("(t) => document.querySelector('#tok-compare').innerText.includes(t)", arg=SCRIPT,
-                           timeout=60_000)
-    assert shows_literally(text_of(page, "#tok-compare"))
+    assert shows_payload_once_rendered(page, "#tok-view", timeout=60_000)
+    assert shows_payload_once_rendered(page, "#tok-compare", timeout=60_000)
     screenshot(page, "escaping-tokenizer")
     assert_not_injected(page, "tokenizer tab")
 
@@ -68,9 +71,7 @@ def test_sampling_lab(opened):
     page.get_by_role("tab", name="Sampling lab").click()
     page.locator("#sampling-prompt textarea").fill(PAYLOAD)
     page.locator("#sampling-show").click()
-    page.wait_for_function("(t) => document.querySelector('#sampling-generated').innerText.includes(t)",
-                           arg=SCRIPT, timeout=180_000)
-    assert shows_literally(text_of(page, "#sampling-generated"))
+    assert shows_payload_once_rendered(page, "#sampling-generated", timeout=180_000)
     box = page.locator("#sampling-n input[type=number]")
     box.fill("3")
     box.press("Enter")
@@ -110,9 +111,7 @@ def test_base_vs_chat(opened):
 
     page.locator("#chat-message textarea").fill(PAYLOAD)
     page.locator("#chat-send").click()
-    page.wait_for_function("(t) => document.querySelector('#chat-template-view').innerText.includes(t)",
-                           arg=SCRIPT, timeout=300_000)
-    assert shows_literally(text_of(page, "#chat-template-view"))
+    assert shows_payload_once_rendered(page, "#chat-template-view", timeout=300_000)
     screenshot(page, "escaping-chat")
     assert_not_injected(page, "conversation")
     chatbot = text_of(page, "#chat-chatbot")

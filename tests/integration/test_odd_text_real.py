@@ -12,10 +12,9 @@ letting it reach the model would run a 32k-token Gemma forward pass (minutes, ma
 
 from __future__ import annotations
 
-import gradio as gr
 import pytest
 
-from playground.ui.common import INTERNAL_ERROR
+from tests.conftest import handler_outcome
 
 BASE, CHAT = "gemma-3-270m", "smollm2-135m-instruct"
 RULES = (1.0, 0, 0.9, 0.0, "transformers")
@@ -27,19 +26,6 @@ ODD = {
 MEGABYTE = "Lorem ipsum 🙂 dolor sit amet. " * 34_000
 
 
-def outcome(fn, *args) -> str:
-    try:
-        result = fn(*args)
-        if hasattr(result, "__next__"):
-            for _ in result:
-                pass
-        return "ok"
-    except gr.Error as exc:
-        assert exc.message != INTERNAL_ERROR, f"{fn.__module__}.{fn.__name__} gave the internal error"
-        assert "Traceback" not in exc.message
-        return exc.message
-
-
 @pytest.mark.parametrize("name", [*ODD, "megabyte"])
 def test_sampling_lab(name):
     from playground.ui import sampling_tab
@@ -47,7 +33,7 @@ def test_sampling_lab(name):
     text = MEGABYTE if name == "megabyte" else ODD[name]
     out = sampling_tab.show_distribution(CHAT, True, text, 10, False, *RULES)
     assert len(out[5]["tokens"]) == 10
-    assert outcome(sampling_tab.generate_n, out[0], 2, "", 10, False, *RULES, 1) == "ok"
+    assert handler_outcome(sampling_tab.generate_n, out[0], 2, "", 10, False, *RULES, 1) == "ok"
     if name == "megabyte":
         assert "cut from the left" in out[5]["prompt_note"]
 
@@ -58,7 +44,7 @@ def test_tokenizer_tab(name):
 
     text = MEGABYTE if name == "megabyte" else ODD[name]
     for tokenizer in ("llama-3", BASE, CHAT, "o200k_base"):
-        assert outcome(tokenizer_tab.explore, tokenizer, text, True, True) in ("ok", "The text contains an unpaired "
+        assert handler_outcome(tokenizer_tab.explore, tokenizer, text, True, True) in ("ok", "The text contains an unpaired "
                                                                              "surrogate character, which is not valid Unicode.")
 
 
@@ -68,7 +54,7 @@ def test_beam_search(name):
 
     text = MEGABYTE if name == "megabyte" else ODD[name]
     for model in (CHAT, BASE):
-        outcome(beam_tab.run_search, text, model, False, 2, 2, 1.0, "false", 1, True, True, 1, False)
+        handler_outcome(beam_tab.run_search, text, model, False, 2, 2, 1.0, "false", 1, True, True, 1, False)
 
 
 @pytest.mark.parametrize("name", ODD)
@@ -76,10 +62,10 @@ def test_chat_tab(name):
     from playground.ui import chat_tab
 
     text = ODD[name]
-    outcome(chat_tab.side_by_side, text, BASE, CHAT, 2, *RULES, 1)
-    outcome(chat_tab.converse, text, [], text, CHAT, BASE, "conversation_text", 2, *RULES, 1)
-    outcome(chat_tab.template_views, [{"role": "user", "content": text}], text, CHAT, True)
-    outcome(chat_tab.teacher_forcing, text, [], BASE, CHAT)
+    handler_outcome(chat_tab.side_by_side, text, BASE, CHAT, 2, *RULES, 1)
+    handler_outcome(chat_tab.converse, text, [], text, CHAT, BASE, "conversation_text", 2, *RULES, 1)
+    handler_outcome(chat_tab.template_views, [{"role": "user", "content": text}], text, CHAT, True)
+    handler_outcome(chat_tab.teacher_forcing, text, [], BASE, CHAT)
 
 
 def test_chat_tab_megabyte_paste_is_cut_or_refused_before_the_model():
@@ -95,5 +81,5 @@ def test_chat_tab_megabyte_paste_is_cut_or_refused_before_the_model():
         assert len(column.prompt_ids) <= 8192, f"{model} ({mode}) would read {len(column.prompt_ids)} prompt tokens"
     from playground.ui import chat_tab
 
-    outcome(chat_tab.teacher_forcing, MEGABYTE, [], BASE, CHAT)
-    outcome(chat_tab.template_views, [{"role": "user", "content": MEGABYTE}], "", CHAT, True)
+    handler_outcome(chat_tab.teacher_forcing, MEGABYTE, [], BASE, CHAT)
+    handler_outcome(chat_tab.template_views, [{"role": "user", "content": MEGABYTE}], "", CHAT, True)

@@ -10,14 +10,13 @@ import math
 import re
 from pathlib import Path
 
-import gradio as gr
 import pytest
 
 from playground import limits, prompts, tokenizers
 from playground.errors import PlaygroundError, UnknownIdError
 from playground.models import get_spec, load_model
 from playground.ui import controls
-from playground.ui.common import INTERNAL_ERROR
+from tests.conftest import handler_outcome
 
 ROOT = Path(__file__).resolve().parents[2]
 NAN, INF = float("nan"), float("inf")
@@ -27,20 +26,6 @@ ODD_TEXTS = {
     "lone-surrogate": "a\ud800b\udfff", "rtl": "שלום עולם — مرحبا بالعالم", "combining": "e\u0301\u0308 Z\u0351\u0352",
     "emoji": "👩‍👩‍👧‍👦 🙂 🇫🇷 𝔘𝔫𝔦", "megabyte": "Lorem ipsum 🙂 dolor sit amet. " * 34_000,
 }
-
-
-def outcome(fn, *args):
-    """'ok' or the message of the gr.Error the handler raised (consuming generators)."""
-    try:
-        result = fn(*args)
-        if hasattr(result, "__next__"):
-            for _ in result:
-                pass
-        return "ok"
-    except gr.Error as exc:
-        assert exc.message != INTERNAL_ERROR, f"{fn.__name__}{args[:3]!r}: internal error"
-        assert "Traceback" not in str(exc.message)
-        return exc.message
 
 
 # -- limits --------------------------------------------------------------------------------
@@ -141,14 +126,14 @@ def test_sampling_handlers_hostile_numbers(lab_state, value):
     from playground.ui import sampling_tab as tab
 
     rules = (1.0, 0, 1.0, 0.0, "transformers")
-    assert outcome(tab.refilter, lab_state, value, False, *rules)
-    assert outcome(tab.refilter, lab_state, 10, False, value, 0, 1.0, 0.0, "transformers")
-    assert outcome(tab.next_token, lab_state, 10, False, *rules, value)
-    assert outcome(tab.append_token, lab_state, value, 10, False, *rules)
-    assert outcome(tab.generate_n, lab_state, value, "", 10, False, *rules, 1)
-    assert outcome(tab.draw_samples, lab_state, value, 2, "", 10, *rules, 1)
-    assert outcome(tab.draw_samples, lab_state, 2, value, "", 10, *rules, 1)
-    assert outcome(tab.show_distribution, "tiny-random", value, value, value, value, *rules)
+    assert handler_outcome(tab.refilter, lab_state, value, False, *rules)
+    assert handler_outcome(tab.refilter, lab_state, 10, False, value, 0, 1.0, 0.0, "transformers")
+    assert handler_outcome(tab.next_token, lab_state, 10, False, *rules, value)
+    assert handler_outcome(tab.append_token, lab_state, value, 10, False, *rules)
+    assert handler_outcome(tab.generate_n, lab_state, value, "", 10, False, *rules, 1)
+    assert handler_outcome(tab.draw_samples, lab_state, value, 2, "", 10, *rules, 1)
+    assert handler_outcome(tab.draw_samples, lab_state, 2, value, "", 10, *rules, 1)
+    assert handler_outcome(tab.show_distribution, "tiny-random", value, value, value, value, *rules)
 
 
 def test_sampling_caps_and_messages(lab_state):
@@ -160,13 +145,13 @@ def test_sampling_caps_and_messages(lab_state):
     for last in tab.generate_n(lab_state, 1e300, "", 10, False, *rules, 1):
         pass
     assert len(last[5]["generated"]) <= 1 + tab.MAX_GENERATE
-    assert "stop strings" in outcome(tab.generate_n, lab_state, 3, "|".join("x" * 300 for _ in range(3)), 10,
+    assert "stop strings" in handler_outcome(tab.generate_n, lab_state, 3, "|".join("x" * 300 for _ in range(3)), 10,
                                      False, *rules, 1)
-    assert "Not a token id" in outcome(tab.append_token, lab_state, "1e999", 10, False, *rules)
-    assert "outside the vocabulary" in outcome(tab.append_token, lab_state, 10**12, 10, False, *rules)
-    assert "Show a distribution first" in outcome(tab.next_token, None, 10, False, *rules, 1)
-    assert "Pick a model" in outcome(tab.show_distribution, None, False, "x", 10, False, *rules)
-    assert "Unknown model id" in outcome(tab.show_distribution, "../../etc/passwd", False, "x", 10, False, *rules)
+    assert "Not a token id" in handler_outcome(tab.append_token, lab_state, "1e999", 10, False, *rules)
+    assert "outside the vocabulary" in handler_outcome(tab.append_token, lab_state, 10**12, 10, False, *rules)
+    assert "Show a distribution first" in handler_outcome(tab.next_token, None, 10, False, *rules, 1)
+    assert "Pick a model" in handler_outcome(tab.show_distribution, None, False, "x", 10, False, *rules)
+    assert "Unknown model id" in handler_outcome(tab.show_distribution, "../../etc/passwd", False, "x", 10, False, *rules)
 
 
 def test_stopping_a_generation_keeps_its_tokens_and_frees_the_session(lab_state):
@@ -193,16 +178,16 @@ def test_tokenizer_tab_odd_text(name):
     from playground.ui import tokenizer_tab as tab
 
     text = ODD_TEXTS[name]
-    results = [outcome(tab.explore, "cl100k_base", text, False, True),
-               outcome(tab.explore, "tiny-random", text, True, False),
-               outcome(tab.compare, ["bytes", "r50k_base", "tiny-random"], text, False, False),
-               outcome(tab.decode, "bytes", text)]
+    results = [handler_outcome(tab.explore, "cl100k_base", text, False, True),
+               handler_outcome(tab.explore, "tiny-random", text, True, False),
+               handler_outcome(tab.compare, ["bytes", "r50k_base", "tiny-random"], text, False, False),
+               handler_outcome(tab.decode, "bytes", text)]
     if name == "lone-surrogate":
         assert all("surrogate" in r for r in results[:3])
     else:
         assert results[:3] == ["ok"] * 3
     if name != "megabyte":  # (training on a megabyte works too, in ~10 s: tests/integration)
-        assert outcome(tab.bpe_train, "My own text", text, "", 50, "gpt4") in (
+        assert handler_outcome(tab.bpe_train, "My own text", text, "", 50, "gpt4") in (
             "ok", "The training text is empty: paste some text or choose the bundled corpus.",
             "The text contains an unpaired surrogate character, which is not valid Unicode.")
 
@@ -220,14 +205,14 @@ def test_tokenizer_tab_exact_counts_capped_rendering():
 def test_tokenizer_tab_hostile_values(value):
     from playground.ui import tokenizer_tab as tab
 
-    assert outcome(tab.explore, value, "text", value, value)
-    assert outcome(tab.compare, value, value, False, False)
-    assert outcome(tab.decode, "bytes", value)
-    assert outcome(tab.bpe_train, "My own text", "abc abd abe", "", value, "gpt2")
+    assert handler_outcome(tab.explore, value, "text", value, value)
+    assert handler_outcome(tab.compare, value, value, False, False)
+    assert handler_outcome(tab.decode, "bytes", value)
+    assert handler_outcome(tab.bpe_train, "My own text", "abc abd abe", "", value, "gpt2")
     state = {"training": __import__("playground.bpe", fromlist=["x"]).train("abc abd abe" * 5, 5, "gpt2"),
              "text": "abc abd abe" * 5}
-    assert outcome(tab.bpe_step, state, value)
-    assert outcome(tab.bpe_encode, state, value, "abc")
+    assert handler_outcome(tab.bpe_step, state, value)
+    assert handler_outcome(tab.bpe_encode, state, value, "abc")
 
 
 # -- registry-only ids; nothing runs what a user sends ---------------------------------------------
@@ -368,9 +353,9 @@ def test_a_failed_lab_step_leaves_the_session_as_it_was(monkeypatch, lab_state):
     tab.next_token(lab_state, 10, False, *rules, 1)
     before = (list(lab_state.ids), [r.id for r in lab_state.records], lab_state.ranked)
     monkeypatch.setenv("PLAYGROUND_FAULT_INJECTION", "forward:every=1")
-    assert outcome(tab.next_token, lab_state, 10, False, *rules, 1) == OUT_OF_MEMORY
-    assert outcome(tab.append_token, lab_state, 42, 10, False, *rules) == OUT_OF_MEMORY
-    assert outcome(tab.generate_n, lab_state, 5, "", 10, False, *rules, 1) == OUT_OF_MEMORY
+    assert handler_outcome(tab.next_token, lab_state, 10, False, *rules, 1) == OUT_OF_MEMORY
+    assert handler_outcome(tab.append_token, lab_state, 42, 10, False, *rules) == OUT_OF_MEMORY
+    assert handler_outcome(tab.generate_n, lab_state, 5, "", 10, False, *rules, 1) == OUT_OF_MEMORY
     monkeypatch.delenv("PLAYGROUND_FAULT_INJECTION")
     assert (lab_state.ids, [r.id for r in lab_state.records], lab_state.ranked) == before
     out = tab.next_token(lab_state, 10, False, *rules, 1)
