@@ -71,7 +71,7 @@ def test_samples_stop_says_where_it_stopped(page, app_url):
     box.press("Enter")
     page.locator("#sampling-samples").click()
     view = page.locator("#sampling-samples-view")
-    view.get_by_text(re.compile(r"step \d+ of 100…")).wait_for(timeout=180_000)
+    _wait_for_text(page, view, re.compile(r"step \d+ of 100…"), "samples-not-running")
     assert "running…" in view.inner_text()
     page.locator("#sampling-stop-samples").click()
     page.wait_for_timeout(3000)
@@ -80,3 +80,19 @@ def test_samples_stop_says_where_it_stopped(page, app_url):
     assert "running…" not in text and "of 100…" not in text and "stopped (you pressed Stop)" in text, text
     page.wait_for_timeout(2000)
     assert view.inner_text() == text  # nothing more arrives
+
+
+def _wait_for_text(page, where, pattern, name: str, timeout: int = 180_000) -> None:
+    """Wait for `pattern` in `where`; if it never comes, fail with what the page showed instead
+    (the view, its status line with any queue position, toasts, the length box) and a screenshot."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        where.get_by_text(pattern).wait_for(timeout=timeout)
+    except PlaywrightTimeout:
+        path = screenshot(page, name)
+        block = where.locator("xpath=..")
+        shown = {"view": where.inner_text(), "block": block.inner_text(),
+                 "toasts": page.locator(".toast-body").all_inner_texts(),
+                 "length": page.locator("#sampling-length input[type=number]").input_value()}
+        raise AssertionError(f"{pattern.pattern!r} never appeared; the page showed {shown} (screenshot {path})") from None
