@@ -109,6 +109,27 @@ def page(browser):
     context.close()
 
 
+def set_number(page, elem_id: str, value: int | float) -> None:
+    """Type `value` into the number box of the slider or number `#elem_id` and wait until it sticks.
+
+    A control that has just appeared (an accordion opened a moment ago) can still be mounting; a
+    value typed then may be reset to the default a moment later, which happened on a loaded
+    machine. Type it again until the box has kept it for three looks over 0.75 s.
+    """
+    box = page.locator(f"#{elem_id} input[type=number]")
+    wanted = str(value)
+    for _ in range(20):
+        box.fill(wanted)
+        box.press("Enter")
+        kept = True
+        for _ in range(3):
+            page.wait_for_timeout(250)
+            kept = kept and box.input_value() == wanted
+        if kept:
+            return
+    raise AssertionError(f"#{elem_id} does not keep the value {wanted}; it shows {box.input_value()}")
+
+
 def screenshot(page, name: str) -> Path:
     """Save a full-page screenshot under artifacts/screenshots/ (git-ignored)."""
     folder = ARTIFACTS / "screenshots"

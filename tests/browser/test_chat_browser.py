@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import screenshot
+from tests.conftest import screenshot, set_number
 
 MAX_TOKENS = 5
 
@@ -12,9 +12,7 @@ MAX_TOKENS = 5
 def open_tab(page, app_url):
     page.goto(app_url)
     page.get_by_role("tab", name="Base vs chat").click()
-    box = page.locator("#chat-max-tokens input[type=number]")
-    box.fill(str(MAX_TOKENS))
-    box.press("Enter")
+    set_number(page, "chat-max-tokens", MAX_TOKENS)
     page.locator("#chat-preset-poem").wait_for()
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import screenshot
+from tests.conftest import screenshot, set_number
 
 SCRIPT = "<script>window.__pwned=1</script>"
 IMG = '<img src=x onerror="window.__pwned=1">'
@@ -72,9 +72,7 @@ def test_sampling_lab(opened):
     page.locator("#sampling-prompt textarea").fill(PAYLOAD)
     page.locator("#sampling-show").click()
     assert shows_payload_once_rendered(page, "#sampling-generated", timeout=180_000)
-    box = page.locator("#sampling-n input[type=number]")
-    box.fill("3")
-    box.press("Enter")
+    set_number(page, "sampling-n", 3)
     page.locator("#sampling-generate").click()
     page.locator("#sampling-generated .gen-tok").first.wait_for(timeout=120_000)
     page.wait_for_timeout(2000)
@@ -101,9 +99,7 @@ def test_beam_search(opened):
 def test_base_vs_chat(opened):
     page = opened
     page.get_by_role("tab", name="Base vs chat").click()
-    box = page.locator("#chat-max-tokens input[type=number]")
-    box.fill("2")
-    box.press("Enter")
+    set_number(page, "chat-max-tokens", 2)
     page.locator("#chat-prompt textarea").fill(PAYLOAD)
     page.locator("#chat-run").click()
     page.locator("#chat-chat-column .gen-done").wait_for(timeout=300_000)

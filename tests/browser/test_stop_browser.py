@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import screenshot
+from tests.conftest import screenshot, set_number
 
 TOKENS = "#sampling-generated .gen-tok"
 
@@ -20,9 +20,7 @@ def test_stop_button_ends_a_long_generation(page, app_url):
     page.locator("#sampling-preset-greedy").click()
     page.locator("#sampling-show").click()
     page.locator("#sampling-dist-plot .js-plotly-plot").wait_for(timeout=180_000)
-    box = page.locator("#sampling-n input[type=number]")
-    box.fill("200")
-    box.press("Enter")
+    set_number(page, "sampling-n", 200)
     page.locator("#sampling-generate").click()
     page.wait_for_function(f"() => document.querySelectorAll('{TOKENS}').length >= 3", timeout=120_000)
     page.locator("#sampling-stop-generate").click()
@@ -41,9 +39,7 @@ def test_stop_button_ends_a_long_generation(page, app_url):
 def test_chat_stop_marks_running_columns_as_stopped(page, app_url):
     page.goto(app_url)
     page.get_by_role("tab", name="Base vs chat").click()
-    box = page.locator("#chat-max-tokens input[type=number]")
-    box.fill("200")
-    box.press("Enter")
+    set_number(page, "chat-max-tokens", 200)
     page.locator("#chat-run").click()
     page.wait_for_function("() => document.querySelectorAll('#chat-base-column .gen-tok').length >= 2", timeout=180_000)
     page.locator("#chat-stop").click()
@@ -66,9 +62,7 @@ def test_samples_stop_says_where_it_stopped(page, app_url):
     page.locator("#sampling-show").click()
     page.locator("#sampling-dist-plot .js-plotly-plot").wait_for(timeout=180_000)
     page.get_by_text("Many samples: K continuations").click()
-    box = page.locator("#sampling-length input[type=number]")
-    box.fill("100")
-    box.press("Enter")
+    set_number(page, "sampling-length", 100)
     page.locator("#sampling-samples").click()
     view = page.locator("#sampling-samples-view")
     _wait_for_text(page, view, re.compile(r"step \d+ of 100…"), "samples-not-running")
