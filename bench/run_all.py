@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ["bench_foundation", "bench_tokenizer", "bench_sampling", "bench_beam", "bench_chat", "bench_speed", "bench_load"]
+SCRIPTS = ["bench_foundation", "bench_tokenizer", "bench_sampling", "bench_beam", "bench_chat", "bench_speed", "bench_load", "bench_page"]
 
 
 def main() -> None:

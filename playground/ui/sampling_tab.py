@@ -23,13 +23,24 @@ bars to 1..`MAX_TOP_N`; the sampling rules are clamped to their ranges
 be stopped with the Stop buttons (`cancels=`), which frees their queue slot; the tokens generated so
 far stay.
 
+Streaming draws the chart at most every `PLOT_INTERVAL_SECONDS` (0.5 s; env
+`PLAYGROUND_PLOT_INTERVAL`): the browser re-renders a Plotly chart in about 250 ms on a 2-core
+machine, so a chart per token (10-20 a second) kept the page busy: 2.5-4 frames a second, and a
+click on Stop took 22 s to land late in a 200-token run (17-24 frames a second and 0.5 s paced;
+`bench/bench_page.py`). The text, the numbers and the token list still follow every token; the
+chart's title says which step it shows, and the stream's last view (or the view after Stop) always
+has the final chart. The K-samples histogram is drawn after the first step, which fixes it, and
+in the last view.
+
 What it leaves out: the rules (`playground.sampling`), generation (`playground.generation`),
 figures (`playground.plots.sampling`) and HTML (`playground.html.generated`).
 """
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from html import escape as html_escape
 from dataclasses import dataclass, field, replace
 
@@ -56,6 +67,7 @@ MAX_STOP_STRINGS = 16
 MAX_STOP_CHARS = 200
 STOPPED_BY_USER = "Stopped: you pressed Stop."
 STOP_WAIT_SECONDS = 30.0  # how long the view after Stop waits for the stream to finish its step
+PLOT_INTERVAL_SECONDS = float(os.environ.get("PLAYGROUND_PLOT_INTERVAL", "0.5"))
 HINT = "Press “Show distribution” to run the model once on the prompt; every control after that only re-filters."
 
 
@@ -178,8 +190,9 @@ def _details(state: LabState, result: sampling.FilterResult, top_n: int) -> dict
     }
 
 
-def _view(state: LabState | None, settings: sampling.SamplingSettings, top_n, log_scale):
-    """(state, figure, numbers, token dropdown, generated HTML, details) for the current state."""
+def _view(state: LabState | None, settings: sampling.SamplingSettings, top_n, log_scale, plot: bool = True):
+    """(state, figure, numbers, token dropdown, generated HTML, details) for the current state;
+    without `plot` the figure is `gr.skip()` (the page keeps the chart it has)."""
     if state is None:
         return (None, None, HINT, gr.update(choices=[], value=None),
                 generated_html.generated_html("", [], empty_note=HINT), {})
@@ -188,12 +201,30 @@ def _view(state: LabState | None, settings: sampling.SamplingSettings, top_n, lo
     tokenizer = load_model(state.model_id).tokenizer
     step = len(state.records)
     title = "Next token" + (f" after {step} generated token{'s' if step != 1 else ''}" if step else "")
-    figure = _plot(sampling_plots.distribution_spec(state.ranked, result, tokenizer, top_n, bool(log_scale), title))
+    figure = (_plot(sampling_plots.distribution_spec(state.ranked, result, tokenizer, top_n, bool(log_scale), title))
+              if plot else gr.skip())
     choices = _token_choices(state, result, top_n)
     html = generated_html.generated_html(state.prompt if not state.chat_template else _shown_prompt(state),
                                          state.records, state.stop_note)
     return (state, figure, _numbers_markdown(state, result), gr.update(choices=choices, value=choices[0][1]),
             html, _details(state, result, top_n))
+
+
+class ChartPacer:
+    """Says whether a streamed view should carry the chart: the first call, then at most once per
+    `interval` seconds (`PLOT_INTERVAL_SECONDS`)."""
+
+    def __init__(self, interval: float | None = None, clock=time.monotonic):
+        self.interval = PLOT_INTERVAL_SECONDS if interval is None else interval
+        self.clock = clock
+        self.last: float | None = None
+
+    def __call__(self) -> bool:
+        now = self.clock()
+        if self.last is not None and now - self.last < self.interval:
+            return False
+        self.last = now
+        return True
 
 
 def _plot(spec: dict) -> PlotData:
@@ -358,17 +389,20 @@ def generate_n(state, n, stop, top_n, log_scale, temperature, top_k, top_p, min_
     with state.lock:
         decoder = state.ensure_decoder()
         state.stop_note = None
-        got_any = False
+        got_any, chart_behind = False, False
+        chart_due = ChartPacer()
         try:
             for record in generation.iter_generation(decoder, settings, n, seed, stops):
                 got_any = True
                 _after_step(state, record)
-                yield _view(state, settings, top_n, log_scale)
+                chart_behind = not chart_due()
+                yield _view(state, settings, top_n, log_scale, plot=not chart_behind)
         except GeneratorExit:  # the user pressed Stop: keep what was generated, say why it ended
             state.stop_note = STOPPED_BY_USER
             raise
         if not got_any:
             state.stop_note = f"Stopped: {generation.STOP_REASONS['context']}."
+        if chart_behind or not got_any:  # the last view always has the final chart
             yield _view(state, settings, top_n, log_scale)
 
 
@@ -385,20 +419,24 @@ def draw_samples(state, k, length, stop, top_n, temperature, top_k, top_p, min_p
     with state.lock:
         state.samples = None
         try:
-            for result in generation.iter_samples(loaded, state.ids, settings, k, length, seed, stops):
+            for step, result in enumerate(generation.iter_samples(loaded, state.ids, settings, k, length, seed, stops)):
                 state.samples = SamplesRun(result, length, top_n, settings, seed)
-                yield _samples_outputs(state.samples, loaded.tokenizer)
+                # the histogram counts first tokens, all drawn in the first step: draw it then, and
+                # in the last view (an API caller gets the last view only)
+                yield _samples_outputs(state.samples, loaded.tokenizer, plot=step == 0 or result.finished)
         except GeneratorExit:  # the user pressed Stop: the view after Stop says where
             if state.samples is not None:
                 state.samples.stopped = True
             raise
 
 
-def _samples_outputs(run: "SamplesRun", tokenizer):
-    """(samples HTML, first-token histogram, JSON summary) of a samples run, finished or not."""
+def _samples_outputs(run: "SamplesRun", tokenizer, plot: bool = True):
+    """(samples HTML, first-token histogram, JSON summary) of a samples run, finished or not;
+    without `plot` the histogram is `gr.skip()`."""
     result = run.result
-    figure = _plot(sampling_plots.first_token_spec(result.first_ranked, result.first_distribution, tokenizer,
-                                                   result.first_token_counts, run.top_n))
+    figure = (_plot(sampling_plots.first_token_spec(result.first_ranked, result.first_distribution, tokenizer,
+                                                    result.first_token_counts, run.top_n))
+              if plot else gr.skip())
     if run.stopped:
         progress = f"<div class='gen-note'>Stopped: you pressed Stop after step {result.steps_done} of {run.length}.</div>"
     else:

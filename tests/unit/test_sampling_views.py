@@ -68,3 +68,56 @@ def test_chart_specs_are_plain_json():
     hist = first_token_spec(ranked, result, loaded.tokenizer, {int(result.kept_ids[0]): 3, int(result.kept_ids[1]): 1})
     shares = hist["data"][1]["x"]
     assert shares[0] == 0.75 and abs(sum(shares) - 1) < 1e-9
+
+
+def test_chart_pacer_draws_the_first_view_then_at_most_once_per_interval():
+    from playground.ui.sampling_tab import ChartPacer
+
+    now = [100.0]
+    pacer = ChartPacer(0.5, clock=lambda: now[0])
+    drawn = []
+    for _ in range(12):  # a token every 0.2 s
+        drawn.append(pacer())
+        now[0] += 0.2
+    assert drawn == [True, False, False, True, False, False, True, False, False, True, False, False]
+    assert all(ChartPacer(0.0, clock=lambda: now[0])() for _ in range(3))
+
+
+def _is_skip(value) -> bool:
+    import gradio as gr
+
+    return isinstance(value, dict) and value == gr.skip()
+
+
+def test_generate_n_streams_the_chart_paced_and_always_ends_with_it(monkeypatch):
+    """A chart in every streamed view kept the browser busy; the text follows every token, the chart
+    at most every PLOT_INTERVAL_SECONDS, and the stream's last view carries the final chart."""
+    from playground.ui import sampling_tab as tab
+
+    rules = (0.0, 0, 1.0, 0.0, "transformers")
+    monkeypatch.setattr(tab, "PLOT_INTERVAL_SECONDS", 3600.0)  # only the first and the last view
+    state = tab.show_distribution("tiny-random", False, "Hello there", 10, False, *rules)[0]
+    views = list(tab.generate_n(state, 6, "", 10, False, *rules, 1))
+    figures = [view[1] for view in views]
+    assert len(views) == 7  # one view per token, then the final chart
+    assert not _is_skip(figures[0]) and all(_is_skip(f) for f in figures[1:6]) and not _is_skip(figures[-1])
+    assert [len(view[5]["generated"]) for view in views] == [1, 2, 3, 4, 5, 6, 6]
+    assert "after 6 generated tokens" in figures[-1].plot
+
+    monkeypatch.setattr(tab, "PLOT_INTERVAL_SECONDS", 0.0)  # a chart with every token: no extra view
+    views = list(tab.generate_n(state, 3, "", 10, False, *rules, 1))
+    assert len(views) == 3 and not any(_is_skip(view[1]) for view in views)
+
+
+def test_samples_histogram_is_drawn_after_the_first_step_and_at_the_end():
+    from playground.ui import sampling_tab as tab
+
+    rules = (1.0, 0, 1.0, 0.0, "transformers")
+    state = tab.show_distribution("tiny-random", False, "Hello there", 10, False, *rules)[0]
+    views = list(tab.draw_samples(state, 3, 4, "", 10, *rules, 1))
+    figures = [view[1] for view in views]
+    assert len(views) == 4 and not _is_skip(figures[0]) and all(_is_skip(f) for f in figures[1:-1])
+    assert not _is_skip(figures[-1]) and views[-1][2]["finished"]  # the last view (all an API caller gets)
+    assert tab.samples_after_stop(state) == (tab.gr.skip(),) * 3  # not stopped: the page keeps its views
+    state.samples.stopped = True
+    assert not _is_skip(tab.samples_after_stop(state)[1])  # after Stop the histogram is drawn again
