@@ -45,13 +45,14 @@ def token_title(record) -> str:
     return "\n".join(lines)
 
 
-def record_spans(records: Sequence) -> list[Span]:
+def record_spans(records: Sequence, hover: bool = True) -> list[Span]:
+    """One coloured span per record; `hover=False` leaves out the hover cards (most of the bytes)."""
     spans = []
     for record in records:
         classes = ["gen-tok", f"gen-{record.chosen}"]
         if record.is_eos:
             classes.append("gen-eos")
-        spans.append(Span(record.text if record.text else "∅", token_title(record), tuple(classes),
+        spans.append(Span(record.text if record.text else "∅", token_title(record) if hover else "", tuple(classes),
                           probability_color(record.raw_prob), {"i": record.index, "id": record.id}))
     return spans
 
@@ -70,20 +71,22 @@ def generated_html(prompt: str, records: Sequence, stop_note: str | None = None,
     return "".join(parts)
 
 
-def samples_html(samples: Sequence, stop_explanations: dict[str, str], stopped: bool = False) -> str:
+def samples_html(samples: Sequence, stop_explanations: dict[str, str], stopped: bool = False,
+                 hover: bool = True) -> str:
     """One row per sample: its coloured tokens, stop reason (or "running…", or "stopped" when the
-    user stopped the run), log-probability."""
+    user stopped the run), log-probability. `hover=False` (a running view) leaves out the tokens'
+    hover cards: K x length cards are megabytes, sent again with every step."""
     rows = []
     for number, sample in enumerate(samples, start=1):
         logprob = sample.logprob
         rows.append(
             '<div class="gen-sample">'
             f'<span class="gen-sample-n">{number}</span>'
-            + render_spans(record_spans(sample.records), css_class="gen-spans")
+            + render_spans(record_spans(sample.records, hover), css_class="gen-spans")
             + f'<span class="gen-sample-meta">{_stop_words(sample.stop_reason, stop_explanations, stopped)}'
               f' · log p {logprob:.2f} · ppl {sample.perplexity:.2f}</span></div>'
         )
-    return '<div class="gen-root">' + "".join(rows) + LEGEND + "</div>"
+    return '<div class="gen-root">' + "".join(rows) + legend(hover) + "</div>"
 
 
 def _stop_words(reason: str | None, explanations: dict[str, str], stopped: bool) -> str:
@@ -93,12 +96,20 @@ def _stop_words(reason: str | None, explanations: dict[str, str], stopped: bool)
     return f'<span title="{html.escape(explanations.get(reason, reason))}">{html.escape(reason)}</span>'
 
 
-LEGEND = ('<div class="gen-legend">colour = the model’s probability of the token: '
-          f'<span style="background:{probability_color(1e-4)}">≤ 0.0001</span> '
-          f'<span style="background:{probability_color(0.01)}">0.01</span> '
-          f'<span style="background:{probability_color(0.1)}">0.1</span> '
-          f'<span style="background:{probability_color(1.0)}">1</span> · hover a token for its rank and alternatives'
-          '</div>')
+_LEGEND_COLOURS = ('<div class="gen-legend">colour = the model’s probability of the token: '
+                   f'<span style="background:{probability_color(1e-4)}">≤ 0.0001</span> '
+                   f'<span style="background:{probability_color(0.01)}">0.01</span> '
+                   f'<span style="background:{probability_color(0.1)}">0.1</span> '
+                   f'<span style="background:{probability_color(1.0)}">1</span>')
+
+
+def legend(hover: bool = True) -> str:
+    """The colour key, and what hovering a token shows (a running samples view has no hover cards)."""
+    hint = "hover a token for its rank and alternatives" if hover else "hover cards appear when the run ends"
+    return f'{_LEGEND_COLOURS} · {hint}</div>'
+
+
+LEGEND = legend()
 
 GENERATED_CSS = """
 .gen-root { font-size: 1.25rem; color: #111; }

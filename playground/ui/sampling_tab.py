@@ -29,8 +29,10 @@ machine, so a chart per token (10-20 a second) kept the page busy: 2.5-4 frames 
 click on Stop took 22 s to land late in a 200-token run (17-24 frames a second and 0.5 s paced;
 `bench/bench_page.py`). The text, the numbers and the token list still follow every token; the
 chart's title says which step it shows, and the stream's last view (or the view after Stop) always
-has the final chart. The K-samples histogram is drawn after the first step, which fixes it, and
-in the last view.
+has the final chart. "Draw K samples" paces its running views the same way and keeps them light:
+no hover cards and no JSON (64 samples x 100 tokens of them are megabytes, which were sent again
+with every step and froze the page for seconds); the histogram is drawn after the first step, which
+fixes it. The finished view, or the one after Stop, has everything.
 
 What it leaves out: the rules (`playground.sampling`), generation (`playground.generation`),
 figures (`playground.plots.sampling`) and HTML (`playground.html.generated`).
@@ -419,20 +421,23 @@ def draw_samples(state, k, length, stop, top_n, temperature, top_k, top_p, min_p
     with state.lock:
         state.samples = None
         try:
+            view_due = ChartPacer()
             for step, result in enumerate(generation.iter_samples(loaded, state.ids, settings, k, length, seed, stops)):
                 state.samples = SamplesRun(result, length, top_n, settings, seed)
-                # the histogram counts first tokens, all drawn in the first step: draw it then, and
-                # in the last view (an API caller gets the last view only)
-                yield _samples_outputs(state.samples, loaded.tokenizer, plot=step == 0 or result.finished)
+                if result.finished:  # the whole view: hover cards, histogram, JSON (all an API caller gets)
+                    yield _samples_outputs(state.samples, loaded.tokenizer)
+                elif view_due():  # a running view, paced and light; the histogram is fixed by step 1
+                    yield _samples_outputs(state.samples, loaded.tokenizer, plot=step == 0, running=True)
         except GeneratorExit:  # the user pressed Stop: the view after Stop says where
             if state.samples is not None:
                 state.samples.stopped = True
             raise
 
 
-def _samples_outputs(run: "SamplesRun", tokenizer, plot: bool = True):
+def _samples_outputs(run: "SamplesRun", tokenizer, plot: bool = True, running: bool = False):
     """(samples HTML, first-token histogram, JSON summary) of a samples run, finished or not;
-    without `plot` the histogram is `gr.skip()`."""
+    without `plot` the histogram is `gr.skip()`; a `running` view has no hover cards and skips the
+    JSON (both grow with K x length and would be sent again with every step)."""
     result = run.result
     figure = (_plot(sampling_plots.first_token_spec(result.first_ranked, result.first_distribution, tokenizer,
                                                     result.first_token_counts, run.top_n))
@@ -441,13 +446,16 @@ def _samples_outputs(run: "SamplesRun", tokenizer, plot: bool = True):
         progress = f"<div class='gen-note'>Stopped: you pressed Stop after step {result.steps_done} of {run.length}.</div>"
     else:
         progress = "" if result.finished else f"<div class='gen-note'>step {result.steps_done} of {run.length}…</div>"
+    html = generated_html.samples_html(result.samples, generation.STOP_REASONS, stopped=run.stopped,
+                                       hover=not running)
+    if running:
+        return progress + html, figure, gr.skip()
     summary = {"samples": [{"text": s.text, "stop_reason": s.stop_reason, "logprob": s.logprob,
                             "perplexity": s.perplexity, "tokens": [r.as_dict() for r in s.records]}
                            for s in result.samples],
                "first_token_counts": {str(t): c for t, c in result.first_token_counts.items()},
                "finished": result.finished, "stopped_by_user": run.stopped, "seed": run.seed,
                "settings": run.settings.as_dict()}
-    html = generated_html.samples_html(result.samples, generation.STOP_REASONS, stopped=run.stopped)
     return progress + html, figure, summary
 
 

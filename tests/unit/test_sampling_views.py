@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -109,15 +110,30 @@ def test_generate_n_streams_the_chart_paced_and_always_ends_with_it(monkeypatch)
     assert len(views) == 3 and not any(_is_skip(view[1]) for view in views)
 
 
-def test_samples_histogram_is_drawn_after_the_first_step_and_at_the_end():
+def test_samples_stream_light_paced_views_and_end_with_the_whole_view(monkeypatch):
+    """Running views: no hover cards, no JSON, the histogram only in the first; the last view (all
+    an API caller gets) and the view after Stop have everything."""
     from playground.ui import sampling_tab as tab
 
     rules = (1.0, 0, 1.0, 0.0, "transformers")
     state = tab.show_distribution("tiny-random", False, "Hello there", 10, False, *rules)[0]
+    monkeypatch.setattr(tab, "PLOT_INTERVAL_SECONDS", 0.0)  # a running view after every step
     views = list(tab.draw_samples(state, 3, 4, "", 10, *rules, 1))
-    figures = [view[1] for view in views]
-    assert len(views) == 4 and not _is_skip(figures[0]) and all(_is_skip(f) for f in figures[1:-1])
-    assert not _is_skip(figures[-1]) and views[-1][2]["finished"]  # the last view (all an API caller gets)
+    assert len(views) == 4
+    *running, last = views
+    assert not _is_skip(running[0][1]) and all(_is_skip(view[1]) for view in running[1:])
+    card = re.compile(r'<span class="gen-tok[^>]*title=')
+    assert all(_is_skip(view[2]) and not card.search(view[0]) for view in running)
+    assert all("step" in view[0] and "running…" in view[0] and "hover cards appear when the run ends" in view[0]
+               for view in running)
+    assert not _is_skip(last[1]) and last[2]["finished"] and len(last[2]["samples"]) == 3
+    assert card.search(last[0]) and "hover a token for its rank" in last[0] and "running…" not in last[0]
+
+    monkeypatch.setattr(tab, "PLOT_INTERVAL_SECONDS", 3600.0)  # only the first running view, then the last
+    views = list(tab.draw_samples(state, 3, 4, "", 10, *rules, 1))
+    assert len(views) == 2 and _is_skip(views[0][2]) and views[1][2]["finished"]
+
     assert tab.samples_after_stop(state) == (tab.gr.skip(),) * 3  # not stopped: the page keeps its views
     state.samples.stopped = True
-    assert not _is_skip(tab.samples_after_stop(state)[1])  # after Stop the histogram is drawn again
+    html, figure, summary = tab.samples_after_stop(state)  # after Stop: the whole view again
+    assert not _is_skip(figure) and summary["stopped_by_user"] and card.search(html)
