@@ -66,7 +66,7 @@ def generated_html(prompt: str, records: Sequence, stop_note: str | None = None,
         parts.append(f'<div class="gen-note">{html.escape(empty_note)}</div>')
     if stop_note:
         parts.append(f'<div class="gen-stop">{html.escape(stop_note)}</div>')
-    parts.append(LEGEND)
+    parts.append(legend())
     parts.append("</div>")
     return "".join(parts)
 
@@ -108,8 +108,6 @@ def legend(hover: bool = True) -> str:
     hint = "hover a token for its rank and alternatives" if hover else "hover cards appear when the run ends"
     return f'{_LEGEND_COLOURS} · {hint}</div>'
 
-
-LEGEND = legend()
 
 GENERATED_CSS = """
 .gen-root { font-size: 1.25rem; color: #111; }

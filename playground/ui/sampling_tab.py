@@ -212,9 +212,10 @@ def _view(state: LabState | None, settings: sampling.SamplingSettings, top_n, lo
             html, _details(state, result, top_n))
 
 
-class ChartPacer:
-    """Says whether a streamed view should carry the chart: the first call, then at most once per
-    `interval` seconds (`PLOT_INTERVAL_SECONDS`)."""
+class StreamPacer:
+    """Says whether a streamed view is due (Generate N: whether it carries the chart; K samples:
+    whether a running view is sent): the first call, then at most once per `interval` seconds
+    (`PLOT_INTERVAL_SECONDS`)."""
 
     def __init__(self, interval: float | None = None, clock=time.monotonic):
         self.interval = PLOT_INTERVAL_SECONDS if interval is None else interval
@@ -392,7 +393,7 @@ def generate_n(state, n, stop, top_n, log_scale, temperature, top_k, top_p, min_
         decoder = state.ensure_decoder()
         state.stop_note = None
         got_any, chart_behind = False, False
-        chart_due = ChartPacer()
+        chart_due = StreamPacer()
         try:
             for record in generation.iter_generation(decoder, settings, n, seed, stops):
                 got_any = True
@@ -421,7 +422,7 @@ def draw_samples(state, k, length, stop, top_n, temperature, top_k, top_p, min_p
     with state.lock:
         state.samples = None
         try:
-            view_due = ChartPacer()
+            view_due = StreamPacer()
             for step, result in enumerate(generation.iter_samples(loaded, state.ids, settings, k, length, seed, stops)):
                 state.samples = SamplesRun(result, length, top_n, settings, seed)
                 if result.finished:  # the whole view: hover cards, histogram, JSON (all an API caller gets)

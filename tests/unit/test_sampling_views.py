@@ -72,16 +72,16 @@ def test_chart_specs_are_plain_json():
 
 
 def test_chart_pacer_draws_the_first_view_then_at_most_once_per_interval():
-    from playground.ui.sampling_tab import ChartPacer
+    from playground.ui.sampling_tab import StreamPacer
 
     now = [100.0]
-    pacer = ChartPacer(0.5, clock=lambda: now[0])
+    pacer = StreamPacer(0.5, clock=lambda: now[0])
     drawn = []
     for _ in range(12):  # a token every 0.2 s
         drawn.append(pacer())
         now[0] += 0.2
     assert drawn == [True, False, False, True, False, False, True, False, False, True, False, False]
-    assert all(ChartPacer(0.0, clock=lambda: now[0])() for _ in range(3))
+    assert all(StreamPacer(0.0, clock=lambda: now[0])() for _ in range(3))
 
 
 def _is_skip(value) -> bool:
