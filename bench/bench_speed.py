@@ -223,10 +223,9 @@ def main() -> None:
         entry["generate"] = generation(loaded, args.new_tokens)
         entry["operators_per_decode_step"] = operators_per_decode_step(loaded)
         entry["requests_per_s"] = requests_per_second(loaded, args.clients, budget)
-        from playground import fastpath
-
-        entry["fast_path"] = {"decoder_pool": bool(fastpath._POOLS.get(model_id)), "static_batched": bool(fastpath._BATCHED.get(model_id)),
-                              "errors": {k: v for k, v in fastpath.FAILURES.items() if k.startswith(model_id)}}
+        entry["fast_path"] = {"decoder_pool": bool(loaded.runtime.peek("decoder-pool")),
+                              "static_batched": bool(loaded.runtime.peek("static-batched")),
+                              "errors": dict(loaded.runtime.failures)}
         report["models"][model_id] = entry
         print(json.dumps({model_id: entry}), file=sys.stderr, flush=True)
     if device.type == "cpu" and not args.skip_dtype:

@@ -8,9 +8,10 @@ request is not delayed beyond the window (none by default). On CUDA a batch that
 buckets (up to 64 prompts of up to 512 tokens) is a replayed CUDA graph
 (`playground.fastpath.BatchedNextToken`).
 
-`PLAYGROUND_BATCHING=0` turns batching off (every request runs on its own). What it leaves out:
-batching of KV-cached decode steps across sessions (each generation keeps its own cache; on a GPU
-they run on pooled static decoders).
+The batcher is a part of the model's runtime (`LoadedModel.runtime`): unloading the model stops its
+worker. `PLAYGROUND_BATCHING=0` turns batching off (every request runs on its own). What it leaves
+out: the model call itself (`playground.model_call`), the static CUDA-graph path
+(`playground.fastpath`).
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
 import torch
 
-from playground import limits
+from playground import fastpath, limits
+from playground.errors import PlaygroundError
+from playground.model_call import forward
 from playground.models import LoadedModel
 
 # No waiting by default: a lone request runs at once, and requests that arrive while a batch is
@@ -42,8 +46,6 @@ class _Request:
 
 def batched_last_logits(loaded: LoadedModel, sequences: list[list[int]]) -> torch.Tensor:
     """Last-position logits [len(sequences), vocab] (float32, CPU) from one left-padded forward."""
-    from playground.core import forward
-
     width = max(len(ids) for ids in sequences)
     pad = loaded.tokenizer.pad_token_id if loaded.tokenizer is not None and loaded.tokenizer.pad_token_id is not None else 0
     input_ids = torch.full((len(sequences), width), int(pad), dtype=torch.long)
@@ -62,9 +64,15 @@ class NextTokenBatcher:
 
     def __init__(self, loaded: LoadedModel):
         self.loaded = loaded
-        self.requests: queue.Queue[_Request] = queue.Queue()
+        self.requests: queue.Queue[_Request | None] = queue.Queue()
         self.batch_sizes: list[int] = []  # observed, for tests and benchmarks
+        self.closed = False
         threading.Thread(target=self._serve, name=f"batcher-{loaded.id}", daemon=True).start()
+
+    def close(self) -> None:
+        """Stop the worker (the model is being unloaded); requests still queued fail."""
+        self.closed = True
+        self.requests.put(None)
 
     def submit(self, ids: list[int]) -> Future:
         request = _Request(list(ids))
@@ -72,13 +80,19 @@ class NextTokenBatcher:
         return request.future
 
     def _collect(self) -> list[_Request]:
-        batch = [self.requests.get()]
+        first = self.requests.get()
+        if first is None:
+            return []
+        batch = [first]
         deadline = time.monotonic() + WINDOW_SECONDS
         while len(batch) < MAX_BATCH:
             timeout = deadline - time.monotonic()
             try:
                 request = self.requests.get(timeout=timeout) if timeout > 0 else self.requests.get_nowait()
             except queue.Empty:
+                break
+            if request is None:
+                self.requests.put(None)  # seen by the loop after this batch
                 break
             if (len(batch) + 1) * max(len(request.ids), *(len(r.ids) for r in batch)) > MAX_BATCH_TOKENS:
                 self.requests.put(request)  # next batch
@@ -87,7 +101,7 @@ class NextTokenBatcher:
         return batch
 
     def _serve(self) -> None:
-        while True:
+        while not self.closed:
             batch = [r for r in self._collect() if r.future.set_running_or_notify_cancel()]
             if not batch:
                 continue
@@ -100,19 +114,20 @@ class NextTokenBatcher:
                 continue
             for request, row in zip(batch, logits):
                 request.future.set_result(row)
+        while True:  # closed: whatever still waits fails at once instead of at its deadline
+            try:
+                request = self.requests.get_nowait()
+            except queue.Empty:
+                return
+            if request is not None and request.future.set_running_or_notify_cancel():
+                request.future.set_exception(PlaygroundError(f"Model {self.loaded.id} was unloaded."))
 
     def _run(self, batch: list[_Request]) -> torch.Tensor:
-        from playground.fastpath import batched_for
-
         sequences = [request.ids for request in batch]
-        static = batched_for(self.loaded)
+        static = fastpath.batched_for(self.loaded)
         if static is not None and static.buckets(len(sequences), max(map(len, sequences))) is not None:
             return static.logits(sequences)  # graph-replayed on CUDA
         return batched_last_logits(self.loaded, sequences)
-
-
-_BATCHERS: dict[str, NextTokenBatcher] = {}
-_LOCK = threading.Lock()
 
 
 def enabled() -> bool:
@@ -120,10 +135,8 @@ def enabled() -> bool:
 
 
 def batcher_for(loaded: LoadedModel) -> NextTokenBatcher:
-    with _LOCK:
-        if loaded.id not in _BATCHERS or _BATCHERS[loaded.id].loaded is not loaded:
-            _BATCHERS[loaded.id] = NextTokenBatcher(loaded)
-        return _BATCHERS[loaded.id]
+    """The model's batcher (started on first use, stopped when the model is unloaded)."""
+    return loaded.runtime.part("next-token-batcher", lambda: NextTokenBatcher(loaded))
 
 
 def next_token_logits(loaded: LoadedModel, ids: list[int]) -> torch.Tensor:
@@ -131,8 +144,6 @@ def next_token_logits(loaded: LoadedModel, ids: list[int]) -> torch.Tensor:
 
     Waits no longer than the calling request's deadline (`playground.limits`).
     """
-    from concurrent.futures import TimeoutError as FutureTimeout
-
     limits.check_deadline()
     if not enabled():
         return batched_last_logits(loaded, [ids])[0]

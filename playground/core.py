@@ -1,34 +1,39 @@
-"""The backend core: prompts to ids, one counted forward pass, next-token distributions, stepping.
+"""The backend core: prompts to ids, next-token distributions, KV-cached stepping.
 
 - `prompt_ids` tokenizes a prompt as the model would (BOS where its tokenizer adds one), optionally
   through the chat template as a single user message. An empty prompt gives the distribution after
   BOS (or after EOS for tokenizers without a BOS token).
-- `forward` is the only place that calls a model; it counts calls on the LoadedModel, so tests can
-  prove that re-filtering a distribution never re-runs the model.
-- `next_token_distribution` returns the full-vocabulary logits for a prompt, LRU-cached per
-  (model, prompt, template) and shared by all sessions.
+- `ranked_after(loaded, ids)` is the distribution after a sequence as `sampling.RankedLogits`,
+  cached per model by the ids (an LRU bounded in bytes on the model's runtime, shared by all
+  sessions): a session keeps its ids, never its logits, and re-filtering never re-runs the model
+  while the entry is cached. A miss runs the model once through the cross-session batcher
+  (`playground.batching`). Decoders store what they compute with `remember`.
+- `next_token_distribution` is the same for a prompt text (cached per (model, prompt, template)).
 - `Stepper` is KV-cached incremental decoding of one sequence; generation and the sampling lab's
   token-by-token mode are built on it.
-- `forward_all` is the same counted call returning every position's logits (teacher forcing).
+- `forward` and `forward_all` are `playground.model_call`'s, re-exported for callers of this module.
 
-What it leaves out: sampling rules (`playground.sampling`), generation loops and stop reasons
-(`playground.generation`), beam search (`playground.beam`), batching across sessions.
+What it leaves out: calling the model (`playground.model_call`), sampling rules
+(`playground.sampling`), generation loops and stop reasons (`playground.generation`), beam search
+(`playground.beam`), sessions (`playground.lab`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections import OrderedDict
+import os
 from dataclasses import dataclass
 
 import torch
 
-from playground import batching, fastpath, limits
+from playground import batching, fastpath
 from playground.errors import PlaygroundError
+from playground.lru import BoundedLRU
+from playground.model_call import compute_slot, forward, forward_all  # noqa: F401 - re-exported
 from playground.models import LoadedModel, load_model
+from playground.sampling import RankedLogits
 
-DISTRIBUTION_CACHE_SIZE = 64
+DISTRIBUTION_CACHE_SIZE = 64  # prompt texts per model
+DISTRIBUTION_CACHE_MB = float(os.environ.get("PLAYGROUND_DISTRIBUTION_CACHE_MB", "192"))  # per model
 
 
 def prompt_ids(loaded: LoadedModel, prompt: str, chat_template: bool = False) -> list[int]:
@@ -55,39 +60,6 @@ def prompt_ids(loaded: LoadedModel, prompt: str, chat_template: bool = False) ->
     return ids[-limit:] if len(ids) > limit else ids
 
 
-@torch.inference_mode()
-def forward(loaded: LoadedModel, input_ids: torch.Tensor, cache=None, attention_mask=None,
-            position_ids=None):
-    """One model call: (logits of the last position as float32 [batch, vocab], the KV cache)."""
-    limits.check_deadline()
-    limits.maybe_inject_fault("forward")
-    loaded.forward_calls += 1
-    with compute_slot(loaded):
-        out = loaded.model(
-            input_ids=input_ids.to(loaded.device),
-            cache=cache,
-            attention_mask=None if attention_mask is None else attention_mask.to(loaded.device),
-            position_ids=None if position_ids is None else position_ids.to(loaded.device),
-            use_cache=True,
-            logits_to_keep=1,
-        )
-    return out.logits[:, -1, :].float(), out.cache
-
-
-_CPU_COMPUTE = threading.Lock()
-
-
-def compute_slot(loaded: LoadedModel):
-    """On the CPU, one model call at a time in this process.
-
-    Every call already uses all cores (torch's intra-op threads); two concurrent calls from two
-    request threads each start their own thread team and oversubscribe the cores, which measured
-    up to 8x slower per call on a 2-core machine. Serialising them keeps each call fast and the
-    total throughput the same. On a GPU, kernels queue on the device anyway: no lock.
-    """
-    return _CPU_COMPUTE if loaded.device.type == "cpu" else contextlib.nullcontext()
-
-
 @dataclass(frozen=True)
 class NextTokenDistribution:
     model_id: str
@@ -101,26 +73,54 @@ class NextTokenDistribution:
         return torch.softmax(self.logits, dim=-1)
 
 
-_DIST_CACHE: OrderedDict[tuple, NextTokenDistribution] = OrderedDict()
-_DIST_LOCK = threading.Lock()
+def _ranked_cache(loaded: LoadedModel) -> BoundedLRU:
+    return loaded.runtime.part("ranked-by-ids", lambda: BoundedLRU(
+        max_entries=100_000, max_bytes=int(DISTRIBUTION_CACHE_MB * 2**20)))
+
+
+def _prompt_cache(loaded: LoadedModel) -> BoundedLRU:
+    return loaded.runtime.part("distributions-by-prompt", lambda: BoundedLRU(DISTRIBUTION_CACHE_SIZE))
+
+
+def remember(loaded: LoadedModel, ids, ranked: RankedLogits) -> RankedLogits:
+    """Keep `ranked` as the distribution after `ids` (a decoder computed it); returns it."""
+    # the logits and the probabilities computed from them, each a vocabulary of float32
+    _ranked_cache(loaded).put(tuple(ids), ranked, nbytes=2 * ranked.logits.numel() * 4)
+    return ranked
+
+
+def cached_ranked(loaded: LoadedModel, ids) -> RankedLogits | None:
+    """The cached distribution after `ids`, or None; never runs the model."""
+    return _ranked_cache(loaded).get(tuple(ids))
+
+
+def ranked_after(loaded: LoadedModel, ids) -> RankedLogits:
+    """The distribution after `ids` (cached; a miss is one batched model call)."""
+    hit = cached_ranked(loaded, ids)
+    if hit is not None:
+        return hit
+    logits = batching.next_token_logits(loaded, list(ids))  # grouped with other sessions' requests
+    return remember(loaded, ids, RankedLogits(logits))
+
+
+def forget_distributions(loaded: LoadedModel) -> None:
+    """Empty the model's distribution caches (tests that count model calls start from nothing)."""
+    loaded.runtime.drop("ranked-by-ids")
+    loaded.runtime.drop("distributions-by-prompt")
 
 
 def next_token_distribution(model_id: str, prompt: str, chat_template: bool = False) -> NextTokenDistribution:
     """The full next-token distribution after `prompt` (cached: the model runs once per prompt)."""
-    key = (model_id, prompt, bool(chat_template))
-    with _DIST_LOCK:
-        hit = _DIST_CACHE.get(key)
-        if hit is not None:
-            _DIST_CACHE.move_to_end(key)
-            return hit
     loaded = load_model(model_id)
+    key = (prompt, bool(chat_template))
+    cache = _prompt_cache(loaded)
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
     ids = prompt_ids(loaded, prompt, chat_template)
-    logits = batching.next_token_logits(loaded, ids)  # grouped with other sessions' requests
-    result = NextTokenDistribution(model_id, prompt, bool(chat_template), tuple(ids), logits)
-    with _DIST_LOCK:
-        _DIST_CACHE[key] = result
-        while len(_DIST_CACHE) > DISTRIBUTION_CACHE_SIZE:
-            _DIST_CACHE.popitem(last=False)
+    ranked = ranked_after(loaded, ids)
+    result = NextTokenDistribution(model_id, prompt, bool(chat_template), tuple(ids), ranked.logits)
+    cache.put(key, result)
     return result
 
 
@@ -199,15 +199,3 @@ class Stepper:
 
     def __del__(self) -> None:
         self.close()
-
-
-@torch.inference_mode()
-def forward_all(loaded: LoadedModel, input_ids: torch.Tensor) -> torch.Tensor:
-    """One counted model call returning the logits of every position ([batch, seq, vocab], on the
-    model's device, in its dtype): teacher forcing scores a whole text with it."""
-    limits.check_deadline()
-    limits.maybe_inject_fault("forward")
-    loaded.forward_calls += 1
-    with compute_slot(loaded):
-        out = loaded.model(input_ids=input_ids.to(loaded.device), use_cache=False)
-    return out.logits

@@ -20,8 +20,12 @@ of the operators, its own static cache); other full-attention models through tra
 the same logits and greedy tokens as the plain path. `StaticDecoder.supported(loaded)` is False for models
 whose attention needs more than one plain causal mask (sliding-window layers, e.g. Gemma 3); they
 use the plain path. A `DecoderPool` hands decoders to concurrent generations and falls back to the
-plain path when all are busy. What it leaves out: batching several sequences into one graph
-(`playground.batching` batches next-token requests on the plain path).
+plain path when all are busy. `BatchedNextToken` runs several prompts' next-token logits in one
+static-shaped pass (no KV cache), which `playground.batching` uses on CUDA. Pools and the batched
+path are parts of the model's runtime (`LoadedModel.runtime`); why a part was turned off is in
+`loaded.runtime.failures`. Every computation goes through `playground.model_call` (its preamble
+runs before a graph replay, never inside the captured graph). What it leaves out: KV-cached decode
+steps of several sequences in one graph.
 """
 
 from __future__ import annotations
@@ -32,10 +36,10 @@ import threading
 import torch
 
 from playground import fused_llama
+from playground.model_call import backbone, model_call, output_layer, reference_logits
 from playground.models import LoadedModel
 
 PREFILL_BUCKETS = (32, 64, 128, 256, 512, 1024)
-FAILURES: dict[str, str] = {}  # model id -> why the fast path was turned off
 log = logging.getLogger(__name__)
 
 
@@ -53,7 +57,9 @@ class StaticDecoder:
         if fused is None:
             fused = fused_llama.supports(loaded.model)
         # the fused model keeps its own cache, whose length is `cursor`; else transformers' cache
-        self.fused = fused_llama.FusedLlama(loaded.model, self.max_len) if fused else None
+        self.fused = fused_llama.FusedLlama(
+            loaded.model, self.max_len, loaded.runtime.part("fused-weights", lambda: fused_llama.layer_weights(loaded.model))
+        ) if fused else None
         self.cache = None if fused else StaticCache(config=loaded.model.config, max_cache_len=self.max_len)
         self.cursor = torch.zeros((), dtype=torch.long, device=self.device)
         self.positions = torch.arange(self.max_len, device=self.device)
@@ -90,15 +96,13 @@ class StaticDecoder:
         lengths = self._lengths()
         if lengths:  # inside the graph: the cache restarts at 0 ...
             torch._foreach_copy_(lengths, [self.zero] * len(lengths))
-        hidden = self.loaded.model.model(
-            input_ids=ids, attention_mask=mask, position_ids=self.positions[None, :bucket],
-            cache=self.cache, use_cache=True,
-        ).last_hidden_state
+        hidden = backbone(self.loaded, input_ids=ids, attention_mask=mask,
+                          position_ids=self.positions[None, :bucket], cache=self.cache, use_cache=True)
         last = hidden.index_select(1, self.prefill_last)  # [1,1,H]: the last real position only
         lengths = self._lengths()
         # ... and ends at the real prompt length: the padded slots are overwritten by later steps
         torch._foreach_copy_(lengths, [self.prefill_last[0] + 1] * len(lengths))
-        return self.loaded.model.lm_head(last)[:, -1, :].float()
+        return output_layer(self.loaded, last)[:, -1, :]
 
     def _run_step(self) -> torch.Tensor:
         length = self.cursor if self.fused is not None else self._lengths()[0]
@@ -108,11 +112,9 @@ class StaticDecoder:
             logits = self.fused.forward(self.step_ids, self.step_pos[0], mask, self.zero.view(1))
             self.cursor.add_(1)
             return logits
-        hidden = self.loaded.model.model(
-            input_ids=self.step_ids, attention_mask=mask, position_ids=self.step_pos,
-            cache=self.cache, use_cache=True,
-        ).last_hidden_state
-        return self.loaded.model.lm_head(hidden)[:, -1, :].float()
+        hidden = backbone(self.loaded, input_ids=self.step_ids, attention_mask=mask,
+                          position_ids=self.step_pos, cache=self.cache, use_cache=True)
+        return output_layer(self.loaded, hidden)[:, -1, :]
 
     def _set_length(self, length: int) -> None:
         self.cursor.fill_(length)
@@ -150,14 +152,13 @@ class StaticDecoder:
         """Start a sequence; logits after its last token (float32, on the device, [vocab])."""
         if not 0 < len(ids) <= self._buckets()[-1]:
             raise ValueError(f"prompt of {len(ids)} tokens does not fit the static cache")
-        _request_checks()
-        bucket = next(b for b in self._buckets() if b >= len(ids))
-        buffer = self.prefill_ids[bucket]
-        buffer.zero_()
-        buffer[0, : len(ids)] = torch.tensor(ids, device=self.device)
-        self.prefill_last.fill_(len(ids) - 1)
-        self.loaded.forward_calls += 1
-        logits = self._replay(("prefill", bucket), lambda: self._run_prefill(bucket))
+        with model_call(self.loaded, slot=False):  # refused or failed: the buffers are as they were
+            bucket = next(b for b in self._buckets() if b >= len(ids))
+            buffer = self.prefill_ids[bucket]
+            buffer.zero_()
+            buffer[0, : len(ids)] = torch.tensor(ids, device=self.device)
+            self.prefill_last.fill_(len(ids) - 1)
+            logits = self._replay(("prefill", bucket), lambda: self._run_prefill(bucket))
         self.length = len(ids)
         return logits[0]
 
@@ -169,13 +170,12 @@ class StaticDecoder:
         """
         if self.length >= self.max_len:
             raise ValueError("the static cache is full")
-        _request_checks()  # before any buffer changes: a refused step leaves the sequence intact
-        if isinstance(token_id, torch.Tensor):
-            self.step_ids.copy_(token_id.view(1, 1))
-        else:
-            self.step_ids.fill_(int(token_id))  # its position is the cache's length, read in the step
-        self.loaded.forward_calls += 1
-        logits = self._replay("step", self._run_step)
+        with model_call(self.loaded, slot=False):  # checks before any buffer changes: a refused step
+            if isinstance(token_id, torch.Tensor):  # leaves the sequence intact
+                self.step_ids.copy_(token_id.view(1, 1))
+            else:
+                self.step_ids.fill_(int(token_id))  # its position is the cache's length, read in the step
+            logits = self._replay("step", self._run_step)
         self.length += 1
         return logits[0]
 
@@ -187,8 +187,7 @@ class StaticDecoder:
         SmolLM2-135M (0.03 on a random model), a wrong computation several units.
         """
         ids = [(7 * i + 3) % min(self.loaded.vocab_size, 1000) + 1 for i in range(17)]
-        with torch.inference_mode():
-            expected = self.loaded.model(input_ids=torch.tensor([ids], device=self.device)).logits[0, -2:].float()
+        expected = reference_logits(self.loaded, ids)[-2:]
         got = torch.stack([self.prefill(ids[:-1]).clone(), self.step(ids[-1]).clone()])
         difference = ((got - expected).abs().max() / expected.std(-1).min()).item()
         if not difference <= tolerance:
@@ -273,10 +272,10 @@ class BatchedNextToken:
         mask = {layer_type: causal for layer_type in self.layer_types}
         if len(mask) == 1 and "full_attention" in mask:
             mask = causal  # models that take one mask tensor
-        hidden = self.loaded.model.model(input_ids=ids, attention_mask=mask, position_ids=positions[None],
-                                         use_cache=False).last_hidden_state
+        hidden = backbone(self.loaded, input_ids=ids, attention_mask=mask, position_ids=positions[None],
+                          use_cache=False)
         rows = hidden[torch.arange(key[0], device=self.device), last]  # [batch, H]
-        return self.loaded.model.lm_head(rows).float()
+        return output_layer(self.loaded, rows)
 
     def _capture(self, key):
         stream = torch.cuda.Stream()
@@ -296,53 +295,26 @@ class BatchedNextToken:
         key = self.buckets(len(sequences), max(len(ids) for ids in sequences))
         if key is None:
             raise ValueError("batch does not fit a static bucket")
-        _request_checks()
-        ids, last = self._buffers(key)
-        host = torch.zeros(key, dtype=torch.long)
-        for row, seq in enumerate(sequences):
-            host[row, : len(seq)] = torch.tensor(seq)
-        ids.copy_(host, non_blocking=False)
-        last.copy_(torch.tensor([len(seq) - 1 for seq in sequences] + [0] * (key[0] - len(sequences))))
-        self.loaded.forward_calls += 1
-        if not self.use_graphs:
-            return self._run(key)[: len(sequences)].cpu()
-        if key not in self.graphs:
-            self.graphs[key] = self._capture(key)
-        graph, output = self.graphs[key]
-        graph.replay()
-        return output[: len(sequences)].cpu()
-
-    def check_against_model(self, tolerance: float = 0.05) -> None:
-        """Raise unless a prefill and a step give the model's own distributions on a fixed sequence.
-
-        A guard run once per pool, before any user sees its output: the tolerance allows bf16
-        rounding (about 2e-2 in probability on SmolLM2), not a wrong computation.
-        """
-        ids = [(7 * i + 3) % min(self.loaded.vocab_size, 1000) + 1 for i in range(17)]
-        with torch.inference_mode():
-            logits = self.loaded.model(input_ids=torch.tensor([ids], device=self.device)).logits[0, -2:]
-        expected = logits.float().softmax(-1)
-        got = torch.stack([self.prefill(ids[:-1]).softmax(-1), self.step(ids[-1]).softmax(-1)])
-        difference = (got - expected).abs().max().item()
-        if not difference <= tolerance:
-            raise RuntimeError(f"the static decoder's probabilities differ from the model's by {difference:.3g}")
+        with model_call(self.loaded):
+            ids, last = self._buffers(key)
+            host = torch.zeros(key, dtype=torch.long)
+            for row, seq in enumerate(sequences):
+                host[row, : len(seq)] = torch.tensor(seq)
+            ids.copy_(host, non_blocking=False)
+            last.copy_(torch.tensor([len(seq) - 1 for seq in sequences] + [0] * (key[0] - len(sequences))))
+            if not self.use_graphs:
+                return self._run(key)[: len(sequences)].cpu()
+            if key not in self.graphs:
+                self.graphs[key] = self._capture(key)
+            graph, output = self.graphs[key]
+            graph.replay()
+            return output[: len(sequences)].cpu()
 
     def warm_up(self) -> None:
         for b in self.BATCH_BUCKETS:
             for l in self.lengths:
                 if b * l <= self.MAX_TOKENS:
                     self.logits([[1] * l] * b)
-
-
-def _request_checks() -> None:
-    """What `core.forward` checks before a model call: the request's time limit, injected faults."""
-    from playground import limits
-
-    limits.check_deadline()
-    limits.maybe_inject_fault("forward")
-
-
-_BATCHED: dict[str, BatchedNextToken | None] = {}
 
 
 def batched_for(loaded: LoadedModel) -> BatchedNextToken | None:
@@ -356,7 +328,7 @@ def batched_for(loaded: LoadedModel) -> BatchedNextToken | None:
             batched.warm_up()
         return batched
 
-    return _once_per_model(_BATCHED, loaded.id + ":batched", loaded.id, build)
+    return _optional_part(loaded, "static-batched", build)
 
 
 def _enabled(loaded: LoadedModel) -> bool:
@@ -367,17 +339,12 @@ def _enabled(loaded: LoadedModel) -> bool:
     return setting != "0" and (setting == "1" or loaded.device.type == "cuda")
 
 
-def _once_per_model(registry: dict, failure_key: str, model_id: str, build):
-    """`build()` once per model, kept in `registry`; None (and the reason logged) when it fails."""
-    with _POOLS_LOCK:
-        if model_id not in registry:
-            try:
-                registry[model_id] = build()
-            except Exception as exc:  # noqa: BLE001 - e.g. a capture failure: the plain path serves
-                log.warning("fast path %s disabled: %r", failure_key, exc)
-                FAILURES[failure_key] = repr(exc)
-                registry[model_id] = None
-        return registry[model_id]
+def _optional_part(loaded: LoadedModel, name: str, build):
+    """`build()` once per model, kept on its runtime; None (and the reason logged) when it fails."""
+    part = loaded.runtime.part(name, build, optional=True)
+    if part is None and name in loaded.runtime.failures:
+        log.warning("fast path %s disabled for %s: %s", name, loaded.id, loaded.runtime.failures[name])
+    return part
 
 
 class DecoderPool:
@@ -397,10 +364,6 @@ class DecoderPool:
             self.free.append(decoder)
 
 
-_POOLS: dict[str, DecoderPool] = {}
-_POOLS_LOCK = threading.Lock()
-
-
 def pool_for(loaded: LoadedModel) -> DecoderPool | None:
     """The model's decoder pool when the fast path applies (CUDA, a supported model), else None.
 
@@ -416,10 +379,10 @@ def pool_for(loaded: LoadedModel) -> DecoderPool | None:
             if not fused_llama.supports(loaded.model):
                 raise
             log.warning("fused Llama pass disabled for %s: %r", loaded.id, exc)
-            FAILURES[loaded.id + ":fused"] = repr(exc)
+            loaded.runtime.failures["fused"] = repr(exc)
             return _checked_pool(loaded, fused=False)
 
-    return _once_per_model(_POOLS, loaded.id, loaded.id, build)
+    return _optional_part(loaded, "decoder-pool", build)
 
 
 def _checked_pool(loaded: LoadedModel, fused: bool | None) -> DecoderPool:

@@ -26,9 +26,6 @@ transformers' static cache (`playground.fastpath`).
 
 from __future__ import annotations
 
-import threading
-import weakref
-
 import torch
 import torch.nn.functional as F
 
@@ -48,34 +45,29 @@ def supports(model) -> bool:
     )
 
 
-_WEIGHTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_WEIGHTS_LOCK = threading.Lock()
-
-
-def _layer_weights(model) -> list[tuple[torch.Tensor, ...]]:
-    """Per layer (norm, QKV, O, norm, gate-up, down) weights; built once per model, shared by its decoders."""
-    with _WEIGHTS_LOCK:
-        if model not in _WEIGHTS:
-            with torch.no_grad():
-                _WEIGHTS[model] = [
-                    (
-                        layer.input_layernorm.weight,
-                        torch.cat([layer.self_attn.q_proj.weight, layer.self_attn.k_proj.weight,
-                                   layer.self_attn.v_proj.weight]),
-                        layer.self_attn.o_proj.weight,
-                        layer.post_attention_layernorm.weight,
-                        torch.cat([layer.mlp.gate_proj.weight, layer.mlp.up_proj.weight]),
-                        layer.mlp.down_proj.weight,
-                    )
-                    for layer in model.model.layers
-                ]
-        return _WEIGHTS[model]
+def layer_weights(model) -> list[tuple[torch.Tensor, ...]]:
+    """Per layer (norm, QKV, O, norm, gate-up, down) weights. Q/K/V and gate/up are concatenated
+    copies: build them once per model (`playground.fastpath` keeps them on the model's runtime) and
+    share them between its decoders."""
+    with torch.no_grad():
+        return [
+            (
+                layer.input_layernorm.weight,
+                torch.cat([layer.self_attn.q_proj.weight, layer.self_attn.k_proj.weight,
+                           layer.self_attn.v_proj.weight]),
+                layer.self_attn.o_proj.weight,
+                layer.post_attention_layernorm.weight,
+                torch.cat([layer.mlp.gate_proj.weight, layer.mlp.up_proj.weight]),
+                layer.mlp.down_proj.weight,
+            )
+            for layer in model.model.layers
+        ]
 
 
 class FusedLlama:
     """One sequence's KV cache and the weights laid out for few-kernel steps."""
 
-    def __init__(self, model, max_len: int):
+    def __init__(self, model, max_len: int, weights: list[tuple[torch.Tensor, ...]] | None = None):
         config = model.config
         inner = model.model
         first = inner.layers[0].self_attn.q_proj.weight
@@ -89,7 +81,7 @@ class FusedLlama:
         self.intermediate = config.intermediate_size
         self.eps = config.rms_norm_eps
         self.max_len = max_len
-        self.layers = _layer_weights(model)
+        self.layers = layer_weights(model) if weights is None else weights
         with torch.no_grad():
             positions = torch.arange(max_len, device=self.device)
             cos, sin = inner.rotary_emb(torch.zeros((), dtype=self.dtype, device=self.device), positions[None])

@@ -8,14 +8,17 @@
   the same tokens. The record that ends the run carries its `stop` reason: `eos` (an end-of-sequence token was sampled),
   `max_tokens`, `stop_string` (the generated text now contains one), or `context` (the model's
   context length is reached). `generate(...)` collects it into a `GenerationResult`.
-- `sample_many(...)` draws K continuations of one prompt in one batched forward per step (the
+- `iter_samples(...)` draws K continuations of one prompt in one batched forward per step (the
   prompt is encoded once and its KV cache shared), each with its records.
+- `stop_reason(...)` is the one stop rule of every loop here (and of the side-by-side columns).
 - `sequence_logprob` / `perplexity` score records under the model (raw) or sampling distribution.
 - `Decoder` is one growing sequence (a `Stepper` that feeds chosen tokens lazily) with `rewind`
-  for the UI's undo; `forced_step` appends a token the user picked.
+  for the UI's undo; `forced_step` appends a token the user picked. `Decoder.ranked` is the
+  distribution after its last token, ranked once and shared by the step that samples from it and
+  the view that shows it.
 
 What it leaves out: the rules themselves (`playground.sampling`), beam search, batching different
-prompts, UI state.
+prompts, sessions and their decoders (`playground.lab`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from typing import Literal
 
 import torch
 
-from playground.core import Stepper, forward
+from playground.core import Stepper
+from playground.model_call import forward
 from playground.errors import PlaygroundError
 from playground.models import LoadedModel
 from playground.sampling import FilterResult, RankedLogits, SamplingSettings, filter_logits, sample_token
@@ -128,6 +132,16 @@ def generated_text(tokenizer, token_ids: Sequence[int], eos_ids: Sequence[int] =
     return display_text(data)
 
 
+def token_rows(ranked: RankedLogits, result: FilterResult, tokenizer, n: int) -> list[dict]:
+    """The `n` most probable tokens as JSON rows (`id`, `text`, `raw_prob`, `prob`, `kept`): the one
+    shape the lab's details, its API and the `next-token` command share."""
+    _, ids = ranked.top(n)
+    probs, kept = result.probs, result.kept
+    return [{"id": int(i), "text": display_text(token_bytes(tokenizer, int(i))),
+             "raw_prob": float(ranked.raw_probs[i]), "prob": float(probs[i]), "kept": bool(kept[i])}
+            for i in ids[:n]]
+
+
 def step_record(loaded: LoadedModel, ranked: RankedLogits, result: FilterResult, token_id: int, index: int,
                 chosen: str = "sampled", top_alternatives: int = TOP_ALTERNATIVES) -> StepRecord:
     """Describe one generation step: the chosen token against the whole distribution."""
@@ -176,8 +190,25 @@ def step_generator(seed: int, position: int) -> torch.Generator:
 
 def choose_token(ranked: RankedLogits, settings: SamplingSettings, seed: int, position: int
                  ) -> tuple[FilterResult, int]:
+    """The rules applied to `ranked`, and the token drawn at `position` with `seed`."""
     result = filter_logits(ranked, settings)
     return result, sample_token(result, step_generator(seed, position))
+
+
+def stop_reason(record: StepRecord, text: str, stops: Sequence[str], step: int, max_new_tokens: int,
+                at_context_limit: bool) -> StopReason | None:
+    """Why a run ends after `record` (None: it goes on), in this order of precedence: the
+    end-of-sequence token, a stop string in the `text` generated so far, the token budget, the
+    model's context length."""
+    if record.is_eos:
+        return "eos"
+    if any(s in text for s in stops if s):
+        return "stop_string"
+    if step == max_new_tokens - 1:
+        return "max_tokens"
+    if at_context_limit:
+        return "context"
+    return None
 
 
 class Decoder:
@@ -187,14 +218,17 @@ class Decoder:
     N forward passes (prompt included), like `model.generate`.
     """
 
-    def __init__(self, loaded: LoadedModel, input_ids: Sequence[int]):
+    def __init__(self, loaded: LoadedModel, input_ids: Sequence[int], prompt_length: int | None = None):
+        """`prompt_length`: how many of `input_ids` are the prompt (default all); the rest count as
+        generated (a sequence rebuilt from its ids: positions, and so the seeded draws, stay)."""
         ids = list(input_ids)
-        if len(ids) >= loaded.context_length:
+        self.prompt_length = len(ids) if prompt_length is None else min(int(prompt_length), len(ids))
+        if self.prompt_length >= loaded.context_length or len(ids) > loaded.context_length:
             raise PlaygroundError(f"The prompt fills the model's context length ({loaded.context_length} tokens).")
         self.loaded = loaded
-        self.prompt_length = len(ids)
         self.stepper = Stepper(loaded, ids)
         self.pending: list[int] = []
+        self._ranked: RankedLogits | None = None  # of the logits after the last fed token
 
     @property
     def ids(self) -> list[int]:
@@ -214,7 +248,20 @@ class Decoder:
         while self.pending:
             self.stepper.append(self.pending[0])  # dropped from `pending` only once it is fed
             self.pending.pop(0)
+            self._ranked = None
         return self.stepper.logits
+
+    @property
+    def ranked(self) -> RankedLogits:
+        """The distribution after the last token, ranked once (feeds pending tokens first)."""
+        logits = self.logits
+        if self._ranked is None or self._ranked.logits is not logits:
+            self._ranked = RankedLogits(logits)
+        return self._ranked
+
+    def close(self) -> None:
+        """Hand a borrowed static decoder back (`core.Stepper.close`)."""
+        self.stepper.close()
 
     def push(self, token_id: int) -> None:
         if self.at_context_limit:
@@ -266,21 +313,13 @@ def iter_generation(decoder: Decoder, settings: SamplingSettings, max_new_tokens
     for step in range(max_new_tokens):
         if decoder.at_context_limit:
             return
-        ranked = RankedLogits(decoder.logits)
+        ranked = decoder.ranked
         result, token_id = choose_token(ranked, settings, seed, start_index + step)
         record = step_record(loaded, ranked, result, token_id, start_index + step,
                              "greedy" if settings.greedy else "sampled", top_alternatives)
         decoder.push(token_id)
-        stop: StopReason | None = None
-        if record.is_eos:
-            stop = "eos"
-        elif stops and any(s in generated_text(loaded.tokenizer, decoder.generated_ids, loaded.eos_token_ids)
-                           for s in stops):
-            stop = "stop_string"
-        elif step == max_new_tokens - 1:
-            stop = "max_tokens"
-        elif decoder.at_context_limit:
-            stop = "context"
+        text = generated_text(loaded.tokenizer, decoder.generated_ids, loaded.eos_token_ids) if stops else ""
+        stop = stop_reason(record, text, stops, step, max_new_tokens, decoder.at_context_limit)
         yield replace(record, stop=stop) if stop else record
         if stop is not None:
             return
@@ -293,7 +332,7 @@ def forced_step(decoder: Decoder, settings: SamplingSettings, token_id: int,
         raise PlaygroundError(f"Token id {token_id} is outside the vocabulary (0..{decoder.loaded.vocab_size - 1}).")
     if decoder.at_context_limit:
         raise PlaygroundError(f"The sequence reached the model's context length ({decoder.loaded.context_length}).")
-    ranked = RankedLogits(decoder.logits)
+    ranked = decoder.ranked
     result = filter_logits(ranked, settings)
     record = step_record(decoder.loaded, ranked, result, int(token_id), len(decoder.generated_ids), "forced",
                          top_alternatives)
@@ -368,7 +407,6 @@ def iter_samples(loaded: LoadedModel, prompt_ids: Sequence[int], settings: Sampl
     if k > 1:
         cache.batch_repeat_interleave(k)
     records: list[list[StepRecord]] = [[] for _ in range(k)]
-    texts = [""] * k
     active = list(range(k))  # the sample in each batch row
     stops = [s for s in stop_strings if s]
 
@@ -386,16 +424,10 @@ def iter_samples(loaded: LoadedModel, prompt_ids: Sequence[int], settings: Sampl
             token_id = sample_token(result, step_generator(seed + sample, step))
             record = step_record(loaded, ranked, result, token_id, step,
                                  "greedy" if settings.greedy else "sampled", top_alternatives)
-            texts[sample] += "" if record.is_eos else record.text
-            stop: StopReason | None = None
-            if record.is_eos:
-                stop = "eos"
-            elif stops and any(s in texts[sample] for s in stops):
-                stop = "stop_string"
-            elif step == max_new_tokens - 1:
-                stop = "max_tokens"
-            elif len(prompt) + step + 1 >= loaded.context_length:
-                stop = "context"
+            text = (generated_text(loaded.tokenizer, [r.id for r in records[sample]] + [token_id],
+                                   loaded.eos_token_ids) if stops else "")
+            stop = stop_reason(record, text, stops, step, max_new_tokens,
+                               len(prompt) + step + 1 >= loaded.context_length)
             records[sample].append(replace(record, stop=stop) if stop else record)
             if stop is None:
                 next_ids.append(token_id)
@@ -409,12 +441,3 @@ def iter_samples(loaded: LoadedModel, prompt_ids: Sequence[int], settings: Sampl
             active = [active[row] for row in still]
         logits, cache = forward(loaded, torch.tensor(next_ids).unsqueeze(1), cache)
         logits = logits.cpu()
-
-
-def sample_many(loaded: LoadedModel, prompt_ids: Sequence[int], settings: SamplingSettings, k: int,
-                max_new_tokens: int, seed: int = 0, stop_strings: Sequence[str] = ()) -> SamplesResult:
-    """K continuations with their records (see `iter_samples`)."""
-    result = None
-    for result in iter_samples(loaded, prompt_ids, settings, k, max_new_tokens, seed, stop_strings):
-        pass
-    return result

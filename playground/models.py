@@ -138,6 +138,51 @@ class ModelInfo:
     hidden: bool
 
 
+class ModelRuntime:
+    """What other modules build for one loaded model at run time, kept on it so that unloading the
+    model frees all of it: the cross-session batcher, decoder pools, static CUDA graphs, fused
+    weights, the shared distribution cache (each module names its own part).
+
+    `part(name, build)` builds a part once (thread-safe); `part(name, build, optional=True)` turns
+    a build failure into None and remembers why in `failures` (e.g. a CUDA graph capture that
+    failed: the plain path serves). `close()` calls `close()` on every part that has one.
+    """
+
+    def __init__(self):
+        self.parts: dict[str, object] = {}
+        self.failures: dict[str, str] = {}
+        self.lock = threading.RLock()
+
+    def part(self, name: str, build, optional: bool = False):
+        with self.lock:
+            if name not in self.parts:
+                try:
+                    self.parts[name] = build()
+                except Exception as exc:  # noqa: BLE001 - only for optional parts, re-raised otherwise
+                    if not optional:
+                        raise
+                    self.failures[name] = repr(exc)
+                    self.parts[name] = None
+            return self.parts[name]
+
+    def peek(self, name: str):
+        """The part if it was built (None otherwise); never builds it."""
+        return self.parts.get(name)
+
+    def drop(self, name: str) -> None:
+        with self.lock:
+            part = self.parts.pop(name, None)
+        if hasattr(part, "close"):
+            part.close()
+
+    def close(self) -> None:
+        with self.lock:
+            parts, self.parts = list(self.parts.values()), {}
+        for part in parts:
+            if hasattr(part, "close"):
+                part.close()
+
+
 @dataclass
 class LoadedModel:
     spec: ModelSpec
@@ -150,6 +195,7 @@ class LoadedModel:
     eos_token_ids: tuple[int, ...]
     forward_calls: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    runtime: ModelRuntime = field(default_factory=ModelRuntime, repr=False)
 
     @property
     def id(self) -> str:
@@ -436,5 +482,8 @@ def _eos_ids(model, tokenizer) -> tuple[int, ...]:
 def unload_all() -> None:
     """Forget every loaded model (tests)."""
     with _REGISTRY_LOCK:
+        loaded = list(_LOADED.values())
         _LOADED.clear()
         _TOKENIZERS.clear()
+    for model in loaded:
+        model.runtime.close()

@@ -7,8 +7,10 @@ kept count, end-of-sequence probability, sequence log-probability and perplexity
 (next token, click a bar or pick a token to append it, undo, generate N streaming) with the text
 coloured by probability; and K samples with the histogram of their first tokens.
 
-Moving a control never runs the model: the distribution's logits are cached in the session state
-(`LabState.ranked`, from `core.next_token_distribution` or the decoder) and only re-filtered.
+The session (`playground.lab.LabSession`, in `gr.State`) holds the prompt and the generated tokens,
+never a KV cache or logits; `playground.lab` runs every operation. Moving a control never runs the
+model: the distribution after the session's text is cached (`core.ranked_after`) and only
+re-filtered.
 gr.Plot has no click event in Gradio 6, so `HEAD` installs a `plotly_click` listener that writes
 the clicked bar's token id into a hidden textbox and presses a hidden button; the dropdown plus
 "Append" does the same without a mouse on a chart (and from the API).
@@ -41,21 +43,19 @@ figures (`playground.plots.sampling`) and HTML (`playground.html.generated`).
 from __future__ import annotations
 
 import os
-import threading
 import time
+from dataclasses import dataclass
 from html import escape as html_escape
-from dataclasses import dataclass, field, replace
 
 import gradio as gr
 from gradio.components.plot import PlotData
 
-from playground import core, generation, prompts, sampling
+from playground import generation, lab, sampling
 from playground.errors import PlaygroundError
 from playground.limits import clamp_int
 from playground.html import generated as generated_html
-from playground.models import get_spec, load_model
+from playground.models import get_spec
 from playground.plots import sampling as sampling_plots
-from playground.token_text import display_text, token_bytes
 from playground.ui.common import model_choices, user_errors
 from playground.ui.controls import SamplingControls, sampling_controls, seed_from_value, settings_from_values
 
@@ -67,43 +67,10 @@ MAX_SAMPLE_LENGTH = 100
 MAX_PROMPT_TOKENS = 1024  # a CPU reads 1k tokens in a second or two; the contexts are 8k-32k
 MAX_STOP_STRINGS = 16
 MAX_STOP_CHARS = 200
-STOPPED_BY_USER = "Stopped: you pressed Stop."
+STOPPED_BY_USER = lab.STOPPED_BY_USER
 STOP_WAIT_SECONDS = 30.0  # how long the view after Stop waits for the stream to finish its step
 PLOT_INTERVAL_SECONDS = float(os.environ.get("PLAYGROUND_PLOT_INTERVAL", "0.5"))
 HINT = "Press “Show distribution” to run the model once on the prompt; every control after that only re-filters."
-
-
-@dataclass
-class LabState:
-    """One session's lab: the prompt, the current distribution, the generated tokens."""
-
-    model_id: str
-    chat_template: bool
-    prompt: str
-    prompt_ids: list[int]
-    ranked: sampling.RankedLogits  # logits after the current last token
-    decoder: generation.Decoder | None = None  # created on the first generated token
-    records: list[generation.StepRecord] = field(default_factory=list)
-    stop_note: str | None = None
-    prompt_note: str | None = None  # e.g. the prompt was cut to fit MAX_PROMPT_TOKENS
-    samples: "SamplesRun | None" = None  # the last "Many samples" run
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def ids(self) -> list[int]:
-        return self.decoder.ids if self.decoder is not None else list(self.prompt_ids)
-
-    def ensure_decoder(self) -> generation.Decoder:
-        if self.decoder is None:
-            self.decoder = generation.Decoder(load_model(self.model_id), self.prompt_ids)
-        return self.decoder
-
-    def refresh_ranked(self) -> None:
-        """The distribution after the current last token (one forward if a token is pending)."""
-        if self.decoder is None or not self.records:
-            self.ranked = _prompt_ranked(self.model_id, self.prompt, self.chat_template)
-        else:
-            self.ranked = sampling.RankedLogits(self.decoder.logits)
 
 
 @dataclass
@@ -115,101 +82,70 @@ class SamplesRun:
     top_n: int
     settings: sampling.SamplingSettings
     seed: int
+    tokenizer: object
     stopped: bool = False  # ended by the Stop button
 
 
-_RANKED_CACHE: dict[tuple, sampling.RankedLogits] = {}
-_RANKED_LOCK = threading.Lock()
-
-
-def _prompt_ranked(model_id: str, prompt: str, chat_template: bool) -> sampling.RankedLogits:
-    """The prompt's ranked logits, shared by sessions like `core.next_token_distribution` itself."""
-    distribution = core.next_token_distribution(model_id, prompt, chat_template)
-    key = (model_id, prompt, bool(chat_template))
-    with _RANKED_LOCK:
-        hit = _RANKED_CACHE.get(key)
-        if hit is not None and hit.logits is distribution.logits:
-            return hit
-    ranked = sampling.RankedLogits(distribution.logits)
-    with _RANKED_LOCK:
-        _RANKED_CACHE[key] = ranked
-        while len(_RANKED_CACHE) > core.DISTRIBUTION_CACHE_SIZE:
-            _RANKED_CACHE.pop(next(iter(_RANKED_CACHE)))
-    return ranked
-
-
 # ---------------------------------------------------------------------------------------------
-# Pure view builders
+# Pure view builders: a `lab.LabView` in, HTML / chart data out
 
 
-def _numbers_markdown(state: LabState, result: sampling.FilterResult) -> str:
-    loaded_eos = load_model(state.model_id).eos_token_ids
-    eos = [e for e in loaded_eos if e < result.vocab_size]
-    eos_raw = float(state.ranked.raw_probs[eos].sum()) if eos else 0.0
-    eos_processed = sum(result.prob_of(e) for e in eos)
+def _numbers_html(view: lab.LabView) -> str:
+    result, session = view.result, view.session
+    eos_raw, eos_processed = view.eos_probs
     rows = [
         ("entropy of the model’s distribution", f"{result.raw_entropy_bits:.2f} bits"),
         ("entropy after the rules", f"{result.entropy_bits:.2f} bits"),
         ("tokens kept", f"{result.kept_count:,} of {result.vocab_size:,}"),
         ("P(end of sequence) next", f"{eos_raw:.3g} (after rules {eos_processed:.3g})"),
-        ("generated tokens", f"{len(state.records)}"),
+        ("generated tokens", f"{len(session.records)}"),
     ]
-    if state.records:
-        logprob = generation.sequence_logprob(state.records)
-        rows.append(("sequence log-prob (model)", f"{logprob:.2f} nats"))
-        rows.append(("perplexity (model)", f"{generation.perplexity(state.records):.2f}"))
+    if session.records:
+        rows.append(("sequence log-prob (model)", f"{generation.sequence_logprob(session.records):.2f} nats"))
+        rows.append(("perplexity (model)", f"{generation.perplexity(session.records):.2f}"))
     body = "".join(f"<tr><td>{html_escape(k)}</td><td><b>{html_escape(v)}</b></td></tr>" for k, v in rows)
-    note = f'<p class="sampling-prompt-note">{html_escape(state.prompt_note)}</p>' if state.prompt_note else ""
+    note = f'<p class="sampling-prompt-note">{html_escape(session.prompt_note)}</p>' if session.prompt_note else ""
     return f'{note}<table class="sampling-numbers-table">{body}</table>'
 
 
-def _token_choices(state: LabState, result: sampling.FilterResult, top_n: int) -> list[tuple[str, int]]:
-    tokenizer = load_model(state.model_id).tokenizer
-    _, ids = state.ranked.top(top_n)
-    probs = state.ranked.raw_probs
-    choices = []
-    for rank, token in enumerate(ids[:top_n].tolist(), start=1):
-        label = sampling_plots.short_label(display_text(token_bytes(tokenizer, token)))
-        kept = "" if result.prob_of(token) > 0 else " (removed)"
-        choices.append((f"{rank}. {label}  {float(probs[token]) * 100:.2f}%{kept}", int(token)))
-    return choices
+def _token_choices(tokens: list[dict]) -> list[tuple[str, int]]:
+    return [(f"{rank}. {sampling_plots.short_label(t['text'])}  {t['raw_prob'] * 100:.2f}%"
+             f"{'' if t['kept'] else ' (removed)'}", t["id"])
+            for rank, t in enumerate(tokens, start=1)]
 
 
-def _details(state: LabState, result: sampling.FilterResult, top_n: int) -> dict:
-    tokenizer = load_model(state.model_id).tokenizer
-    _, ids = state.ranked.top(top_n)
-    probs, kept = result.probs, result.kept
+def _details(view: lab.LabView, tokens: list[dict]) -> dict:
+    result, session = view.result, view.session
     return {
-        "model": state.model_id, "sequence_tokens": len(state.ids), "settings": result.settings.as_dict(),
+        "model": session.model_id, "sequence_tokens": len(session.ids), "settings": result.settings.as_dict(),
         "kept_count": result.kept_count, "vocab_size": result.vocab_size,
         "raw_entropy_bits": result.raw_entropy_bits, "entropy_bits": result.entropy_bits,
-        "tokens": [{"id": int(i), "text": display_text(token_bytes(tokenizer, int(i))),
-                    "raw_prob": float(state.ranked.raw_probs[i]), "prob": float(probs[i]), "kept": bool(kept[i])}
-                   for i in ids[:top_n]],
-        "generated": [r.as_dict() for r in state.records],
-        "stop": state.stop_note,
-        "prompt_note": state.prompt_note,
+        "tokens": tokens,
+        "generated": [r.as_dict() for r in session.records],
+        "stop": session.stop_note,
+        "prompt_note": session.prompt_note,
     }
 
 
-def _view(state: LabState | None, settings: sampling.SamplingSettings, top_n, log_scale, plot: bool = True):
-    """(state, figure, numbers, token dropdown, generated HTML, details) for the current state;
+def _outputs(session: lab.LabSession | None, settings: sampling.SamplingSettings, top_n, log_scale,
+             plot: bool = True):
+    """(session, figure, numbers, token dropdown, generated HTML, details) for the session;
     without `plot` the figure is `gr.skip()` (the page keeps the chart it has)."""
-    if state is None:
+    if session is None:
         return (None, None, HINT, gr.update(choices=[], value=None),
                 generated_html.generated_html("", [], empty_note=HINT), {})
     top_n = _top_n(top_n)
-    result = sampling.filter_logits(state.ranked, settings)
-    tokenizer = load_model(state.model_id).tokenizer
-    step = len(state.records)
+    view = lab.view(session, settings)
+    step = len(session.records)
     title = "Next token" + (f" after {step} generated token{'s' if step != 1 else ''}" if step else "")
-    figure = (_plot(sampling_plots.distribution_spec(state.ranked, result, tokenizer, top_n, bool(log_scale), title))
+    figure = (_plot(sampling_plots.distribution_spec(view.ranked, view.result, view.tokenizer, top_n,
+                                                     bool(log_scale), title))
               if plot else gr.skip())
-    choices = _token_choices(state, result, top_n)
-    html = generated_html.generated_html(state.prompt if not state.chat_template else _shown_prompt(state),
-                                         state.records, state.stop_note)
-    return (state, figure, _numbers_markdown(state, result), gr.update(choices=choices, value=choices[0][1]),
-            html, _details(state, result, top_n))
+    tokens = view.top_tokens(top_n)
+    choices = _token_choices(tokens)
+    html = generated_html.generated_html(view.shown_prompt, session.records, session.stop_note)
+    return (session, figure, _numbers_html(view), gr.update(choices=choices, value=choices[0][1]),
+            html, _details(view, tokens))
 
 
 class StreamPacer:
@@ -235,12 +171,6 @@ def _plot(spec: dict) -> PlotData:
     return PlotData(type="plotly", plot=sampling_plots.spec_json(spec))
 
 
-def _shown_prompt(state: LabState) -> str:
-    """With a chat template the model sees more than the prompt: show what it sees."""
-    tokenizer = load_model(state.model_id).tokenizer
-    return display_text(b"".join(token_bytes(tokenizer, i) for i in state.prompt_ids))
-
-
 def _settings(temperature, top_k, top_p, min_p, order) -> sampling.SamplingSettings:
     return settings_from_values(temperature, top_k, top_p, min_p, order)
 
@@ -259,34 +189,41 @@ def _stop_strings(text: str | None) -> list[str]:
     return parts
 
 
-def _require(state: LabState | None) -> LabState:
-    if state is None:
+def _require(session: lab.LabSession | None) -> lab.LabSession:
+    if not isinstance(session, lab.LabSession):
         raise PlaygroundError("Show a distribution first (pick a model, type a prompt, press “Show distribution”).")
-    return state
+    return session
+
+
+def _token_id(value) -> int:
+    if value in (None, ""):
+        raise PlaygroundError("Pick a token to append.")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise PlaygroundError(f"Not a token id: {str(value)[:40]!r}.") from None
+    if number != number or number in (float("inf"), float("-inf")) or number != int(number):
+        raise PlaygroundError(f"Not a token id: {str(value)[:40]!r}.")
+    if number < 0:
+        raise PlaygroundError("That bar is the rest of the vocabulary, not one token: click a token's bar.")
+    return int(number)
 
 
 # ---------------------------------------------------------------------------------------------
-# Handlers (a few lines each)
+# Handlers (a few lines each: the session's operations are `playground.lab`'s)
 
 
 @user_errors
 def show_distribution(model_id, chat_template, prompt, top_n, log_scale, temperature, top_k, top_p, min_p, order):
     settings = _settings(temperature, top_k, top_p, min_p, order)
-    if not model_id or not isinstance(model_id, str):
-        raise PlaygroundError("Pick a model.")
-    spec = get_spec(model_id)
-    chat_template = bool(chat_template) and spec.role == "chat"
-    loaded = load_model(model_id)
-    fitted = prompts.fit_prompt(loaded, prompt, chat_template, MAX_PROMPT_TOKENS)
-    ranked = _prompt_ranked(model_id, fitted.text, chat_template)
-    state = LabState(model_id, chat_template, fitted.text, fitted.ids, ranked, prompt_note=fitted.note)
-    return _view(state, settings, top_n, log_scale)
+    session = lab.open_session(model_id, prompt, chat_template, MAX_PROMPT_TOKENS)
+    return _outputs(session, settings, top_n, log_scale)
 
 
 @user_errors
 def refilter(state, top_n, log_scale, temperature, top_k, top_p, min_p, order):
-    """Re-filter the cached logits: never a model call."""
-    return _view(state, _settings(temperature, top_k, top_p, min_p, order), top_n, log_scale)
+    """Re-filter the cached distribution: no model call while it is cached."""
+    return _outputs(state, _settings(temperature, top_k, top_p, min_p, order), top_n, log_scale)
 
 
 @user_errors
@@ -297,150 +234,84 @@ def shown_after_stop(state, top_n, log_scale, temperature, top_k, top_p, min_p, 
     view never reaches the page, so without this one that token would be in the session but not on
     the screen (and appear, unexplained, with the next token).
     """
-    if state is not None and state.lock.acquire(timeout=STOP_WAIT_SECONDS):  # Gradio closes the stream
-        state.lock.release()
-    return _view(state, _settings(temperature, top_k, top_p, min_p, order), top_n, log_scale)
-
-
-def _after_step(state: LabState, record: generation.StepRecord) -> None:
-    """Record a step and compute the distribution after it; a failure (a fault, the time limit)
-    undoes the step, so the session stays as its user last saw it."""
-    note = state.stop_note
-    state.records.append(record)
-    if record.stop:
-        state.stop_note = f"Stopped: {generation.STOP_REASONS[record.stop]}."
-    try:
-        state.refresh_ranked()
-    except BaseException:
-        state.records.pop()
-        state.stop_note = note
-        state.decoder.rewind(len(state.decoder.ids) - 1)  # the token is still pending: dropping it is free
-        raise
+    if isinstance(state, lab.LabSession) and state.lock.acquire(timeout=STOP_WAIT_SECONDS):
+        state.lock.release()  # Gradio closes the stream
+    return _outputs(state, _settings(temperature, top_k, top_p, min_p, order), top_n, log_scale)
 
 
 @user_errors
 def next_token(state, top_n, log_scale, temperature, top_k, top_p, min_p, order, seed):
-    state = _require(state)
-    settings = _settings(temperature, top_k, top_p, min_p, order)
-    with state.lock:
-        decoder = state.ensure_decoder()
-        state.stop_note = None
-        records = list(generation.iter_generation(decoder, settings, 1, seed_from_value(seed)))
-        if not records:
-            state.stop_note = f"Stopped: {generation.STOP_REASONS['context']}."
-        else:  # a single step always "reaches max tokens": only eos/stop/context are news here
-            record = records[0]
-            _after_step(state, replace(record, stop=None) if record.stop == "max_tokens" else record)
-    return _view(state, settings, top_n, log_scale)
+    session, settings = _require(state), _settings(temperature, top_k, top_p, min_p, order)
+    lab.next_token(session, settings, seed_from_value(seed))
+    return _outputs(session, settings, top_n, log_scale)
 
 
 @user_errors
 def append_token(state, token_id, top_n, log_scale, temperature, top_k, top_p, min_p, order):
-    state = _require(state)
-    settings = _settings(temperature, top_k, top_p, min_p, order)
-    if token_id in (None, ""):
-        raise PlaygroundError("Pick a token to append.")
-    try:
-        number = float(token_id)
-    except (TypeError, ValueError):
-        raise PlaygroundError(f"Not a token id: {str(token_id)[:40]!r}.") from None
-    if number != number or number in (float("inf"), float("-inf")) or number != int(number):
-        raise PlaygroundError(f"Not a token id: {str(token_id)[:40]!r}.")
-    token = int(number)
-    if token < 0:
-        raise PlaygroundError("That bar is the rest of the vocabulary, not one token: click a token's bar.")
-    with state.lock:
-        decoder = state.ensure_decoder()
-        state.stop_note = None
-        _after_step(state, generation.forced_step(decoder, settings, token))
-    return _view(state, settings, top_n, log_scale)
+    session, settings = _require(state), _settings(temperature, top_k, top_p, min_p, order)
+    lab.append_token(session, settings, _token_id(token_id))
+    return _outputs(session, settings, top_n, log_scale)
 
 
 @user_errors
 def undo(state, top_n, log_scale, temperature, top_k, top_p, min_p, order):
-    state = _require(state)
-    settings = _settings(temperature, top_k, top_p, min_p, order)
-    if not state.records:
-        raise PlaygroundError("Nothing to undo: only the prompt is left.")
-    with state.lock:
-        state.decoder.rewind(len(state.decoder.ids) - 1)
-        state.records.pop()
-        state.stop_note = None
-        state.refresh_ranked()
-    return _view(state, settings, top_n, log_scale)
+    session = _require(state)
+    lab.undo(session)
+    return _outputs(session, _settings(temperature, top_k, top_p, min_p, order), top_n, log_scale)
 
 
 @user_errors
 def clear(state, top_n, log_scale, temperature, top_k, top_p, min_p, order):
-    state = _require(state)
-    with state.lock:
-        if state.decoder is not None and state.records:
-            state.decoder.rewind(state.decoder.prompt_length)
-        state.records.clear()
-        state.stop_note = None
-        state.refresh_ranked()
-    return _view(state, _settings(temperature, top_k, top_p, min_p, order), top_n, log_scale)
+    session = _require(state)
+    lab.clear(session)
+    return _outputs(session, _settings(temperature, top_k, top_p, min_p, order), top_n, log_scale)
 
 
 @user_errors
 def generate_n(state, n, stop, top_n, log_scale, temperature, top_k, top_p, min_p, order, seed):
-    """Stream N tokens: the text, the chart and the numbers update after every token."""
-    state = _require(state)
-    settings = _settings(temperature, top_k, top_p, min_p, order)
+    """Stream N tokens: the text, the numbers and the token list follow every token, the chart is paced."""
+    session, settings = _require(state), _settings(temperature, top_k, top_p, min_p, order)
     n = clamp_int(n, "N", 1, MAX_GENERATE, default=1)
     seed, stops = seed_from_value(seed), _stop_strings(stop)
-    with state.lock:
-        decoder = state.ensure_decoder()
-        state.stop_note = None
-        got_any, chart_behind = False, False
-        chart_due = StreamPacer()
-        try:
-            for record in generation.iter_generation(decoder, settings, n, seed, stops):
-                got_any = True
-                _after_step(state, record)
-                chart_behind = not chart_due()
-                yield _view(state, settings, top_n, log_scale, plot=not chart_behind)
-        except GeneratorExit:  # the user pressed Stop: keep what was generated, say why it ended
-            state.stop_note = STOPPED_BY_USER
-            raise
-        if not got_any:
-            state.stop_note = f"Stopped: {generation.STOP_REASONS['context']}."
-        if chart_behind or not got_any:  # the last view always has the final chart
-            yield _view(state, settings, top_n, log_scale)
+    chart_due, chart_behind = StreamPacer(), True
+    for _record, _ranked in lab.generate(session, settings, n, seed, stops):
+        chart_behind = not chart_due()
+        yield _outputs(session, settings, top_n, log_scale, plot=not chart_behind)
+    if chart_behind:  # the last view always has the final chart (and says why the run ended)
+        yield _outputs(session, settings, top_n, log_scale)
 
 
 @user_errors
 def draw_samples(state, k, length, stop, top_n, temperature, top_k, top_p, min_p, order, seed):
     """K continuations of the current text, streamed step by step, and the first-token histogram."""
-    state = _require(state)
-    settings = _settings(temperature, top_k, top_p, min_p, order)
-    loaded = load_model(state.model_id)
+    session, settings = _require(state), _settings(temperature, top_k, top_p, min_p, order)
     seed = seed_from_value(seed)
     k = clamp_int(k, "K samples", 1, generation.MAX_SAMPLES, default=1)
     length = clamp_int(length, "tokens each", 1, MAX_SAMPLE_LENGTH, default=1)
     stops, top_n = _stop_strings(stop), _top_n(top_n)
-    with state.lock:
-        state.samples = None
-        try:
-            view_due = StreamPacer()
-            for step, result in enumerate(generation.iter_samples(loaded, state.ids, settings, k, length, seed, stops)):
-                state.samples = SamplesRun(result, length, top_n, settings, seed)
-                if result.finished:  # the whole view: hover cards, histogram, JSON (all an API caller gets)
-                    yield _samples_outputs(state.samples, loaded.tokenizer)
-                elif view_due():  # a running view, paced and light; the histogram is fixed by step 1
-                    yield _samples_outputs(state.samples, loaded.tokenizer, plot=step == 0, running=True)
-        except GeneratorExit:  # the user pressed Stop: the view after Stop says where
-            if state.samples is not None:
-                state.samples.stopped = True
-            raise
+    tokenizer = lab.view(session, settings).tokenizer
+    run = None
+    try:
+        view_due = StreamPacer()
+        for step, result in enumerate(lab.samples(session, settings, k, length, seed, stops)):
+            run = SamplesRun(result, length, top_n, settings, seed, tokenizer)
+            if result.finished:  # the whole view: hover cards, histogram, JSON (all an API caller gets)
+                yield _samples_outputs(run)
+            elif view_due():  # a running view, paced and light; the histogram is fixed by step 1
+                yield _samples_outputs(run, plot=step == 0, running=True)
+    except GeneratorExit:  # the user pressed Stop: the view after Stop says where
+        if run is not None:
+            run.stopped = True
+            session.samples = run  # kept for that one view, then dropped
+        raise
 
 
-def _samples_outputs(run: "SamplesRun", tokenizer, plot: bool = True, running: bool = False):
+def _samples_outputs(run: SamplesRun, plot: bool = True, running: bool = False):
     """(samples HTML, first-token histogram, JSON summary) of a samples run, finished or not;
     without `plot` the histogram is `gr.skip()`; a `running` view has no hover cards and skips the
     JSON (both grow with K x length and would be sent again with every step)."""
     result = run.result
-    figure = (_plot(sampling_plots.first_token_spec(result.first_ranked, result.first_distribution, tokenizer,
+    figure = (_plot(sampling_plots.first_token_spec(result.first_ranked, result.first_distribution, run.tokenizer,
                                                     result.first_token_counts, run.top_n))
               if plot else gr.skip())
     if run.stopped:
@@ -463,10 +334,11 @@ def _samples_outputs(run: "SamplesRun", tokenizer, plot: bool = True, running: b
 @user_errors
 def samples_after_stop(state):
     """After Stop (and `shown_after_stop`, which waited for the streams): a stopped samples run,
-    drawn as it ended; anything else stays as it is."""
-    if state is None or state.samples is None or not state.samples.stopped:
+    drawn as it ended, then dropped from the session; anything else stays as it is."""
+    if not isinstance(state, lab.LabSession) or state.samples is None:
         return gr.skip(), gr.skip(), gr.skip()
-    return _samples_outputs(state.samples, load_model(state.model_id).tokenizer)
+    run, state.samples = state.samples, None
+    return _samples_outputs(run)
 
 
 def model_changed(model_id):

@@ -49,16 +49,16 @@ def test_static_decoder_reuse_after_longer_sequence(loaded, fused):
 
 def test_stepper_uses_pool_when_forced(loaded, monkeypatch):
     monkeypatch.setenv("PLAYGROUND_FASTPATH", "1")
-    fastpath._POOLS.clear()
+    loaded.runtime.drop("decoder-pool")
     ids = [1, 2, 3, 4]
     with core.Stepper(loaded, ids) as stepper:
         assert stepper._decoder is not None
-        free_while_used = len(fastpath._POOLS[loaded.id].free)
+        free_while_used = len(loaded.runtime.peek("decoder-pool").free)
         stepper.append(9)
         expected, _ = core.forward(loaded, torch.tensor([ids + [9]]))
         assert torch.allclose(stepper.logits, expected[0], atol=1e-4)
-    assert len(fastpath._POOLS[loaded.id].free) == free_while_used + 1
-    fastpath._POOLS.clear()
+    assert len(loaded.runtime.peek("decoder-pool").free) == free_while_used + 1
+    loaded.runtime.drop("decoder-pool")
 
 
 def test_batched_logits_equal_unbatched(loaded):
@@ -149,18 +149,18 @@ def test_operator_count_skips_views():
 
 def test_pool_falls_back_to_transformers_layers_when_the_fused_pass_is_wrong(loaded, monkeypatch):
     monkeypatch.setenv("PLAYGROUND_FASTPATH", "1")
-    fastpath._POOLS.clear()
-    fastpath.FAILURES.clear()
+    loaded.runtime.drop("decoder-pool")
+    loaded.runtime.failures.clear()
     real = fused_llama.FusedLlama.forward
     monkeypatch.setattr(fused_llama.FusedLlama, "forward", lambda self, *a: real(self, *a).flip(-1))  # a broken pass
     pool = fastpath.pool_for(loaded)
     assert pool is not None and all(decoder.fused is None for decoder in pool.free)
-    assert "differ" in fastpath.FAILURES[loaded.id + ":fused"]
+    assert "differ" in loaded.runtime.failures["fused"]
     with core.Stepper(loaded, [1, 2, 3]) as stepper:
         expected, _ = core.forward(loaded, torch.tensor([[1, 2, 3]]))
         assert torch.allclose(stepper.logits, expected[0], atol=1e-4)
-    fastpath._POOLS.clear()
-    fastpath.FAILURES.clear()
+    loaded.runtime.drop("decoder-pool")
+    loaded.runtime.failures.clear()
 
 
 def test_decoders_of_one_model_share_the_fused_weights(loaded):

@@ -144,13 +144,19 @@ def test_records_describe_the_distribution(loaded, prompt):
     assert result.perplexity == pytest.approx(math.exp(-expected / 5))
 
 
+def sample_many(loaded, prompt, settings, k, max_new_tokens, seed=0):
+    """The finished result of `generation.iter_samples`."""
+    *_, last = generation.iter_samples(loaded, prompt, settings, k, max_new_tokens, seed)
+    return last
+
+
 def test_samples_equal_single_runs_with_shifted_seeds(loaded, prompt):
-    samples = generation.sample_many(loaded, prompt, HOT, 4, 6, seed=20)
+    samples = sample_many(loaded, prompt, HOT, 4, 6, seed=20)
     assert samples.finished and len(samples.samples) == 4
     for i, sample in enumerate(samples.samples):
         assert sample.token_ids == generation.generate(loaded, prompt, HOT, 6, seed=20 + i).token_ids
     assert sum(samples.first_token_counts.values()) == 4
-    again = generation.sample_many(loaded, prompt, HOT, 4, 6, seed=20)
+    again = sample_many(loaded, prompt, HOT, 4, 6, seed=20)
     assert [s.token_ids for s in again.samples] == [s.token_ids for s in samples.samples]
 
 
@@ -169,7 +175,7 @@ def test_partial_samples_say_they_are_running(loaded, prompt):
 
 def test_samples_follow_the_processed_distribution(loaded, prompt):
     settings = SamplingSettings(top_k=3)
-    samples = generation.sample_many(loaded, prompt, settings, 40, 1, seed=0)
+    samples = sample_many(loaded, prompt, settings, 40, 1, seed=0)
     allowed = set(samples.first_distribution.kept_ids.tolist())
     assert len(allowed) == 3
     assert set(samples.first_token_counts) <= allowed

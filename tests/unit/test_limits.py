@@ -22,7 +22,7 @@ def test_deadline_stops_model_calls():
 
 def test_batched_request_respects_deadline(monkeypatch):
     monkeypatch.setenv("PLAYGROUND_BATCHING", "1")
-    core._DIST_CACHE.clear()
+    core.forget_distributions(models.load_model("tiny-random"))
     with limits.deadline(0.0):
         with pytest.raises(limits.RequestTimeout):
             core.next_token_distribution("tiny-random", "timed out prompt")

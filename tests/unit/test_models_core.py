@@ -74,7 +74,7 @@ def test_random_model_is_seeded():
 
 def test_distribution_is_cached_and_normalised():
     loaded = models.load_model("tiny-random")
-    core._DIST_CACHE.clear()
+    core.forget_distributions(models.load_model("tiny-random"))
     before = loaded.forward_calls
     dist = core.next_token_distribution("tiny-random", "Hello there")
     again = core.next_token_distribution("tiny-random", "Hello there")

@@ -351,13 +351,15 @@ def test_a_failed_lab_step_leaves_the_session_as_it_was(monkeypatch, lab_state):
 
     rules = (0.0, 0, 1.0, 0.0, "transformers")
     tab.next_token(lab_state, 10, False, *rules, 1)
-    before = (list(lab_state.ids), [r.id for r in lab_state.records], lab_state.ranked)
+    from playground import lab
+
+    before = (list(lab_state.ids), [r.id for r in lab_state.records], lab.distribution(lab_state))
     monkeypatch.setenv("PLAYGROUND_FAULT_INJECTION", "forward:every=1")
     assert handler_outcome(tab.next_token, lab_state, 10, False, *rules, 1) == OUT_OF_MEMORY
     assert handler_outcome(tab.append_token, lab_state, 42, 10, False, *rules) == OUT_OF_MEMORY
     assert handler_outcome(tab.generate_n, lab_state, 5, "", 10, False, *rules, 1) == OUT_OF_MEMORY
     monkeypatch.delenv("PLAYGROUND_FAULT_INJECTION")
-    assert (lab_state.ids, [r.id for r in lab_state.records], lab_state.ranked) == before
+    assert (lab_state.ids, [r.id for r in lab_state.records], lab.distribution(lab_state)) == before
     out = tab.next_token(lab_state, 10, False, *rules, 1)
     assert len(out[5]["generated"]) == 2
 

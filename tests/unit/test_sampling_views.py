@@ -12,7 +12,16 @@ from playground import generation
 from playground.errors import PlaygroundError
 from playground.html.generated import generated_html, probability_color
 from playground.models import load_model
-from playground.plots.sampling import distribution_spec, first_token_spec, spec_json
+from playground.plots.sampling import (
+    KEPT_COLOR,
+    RAW_COLOR,
+    REMOVED_COLOR,
+    REST_COLOR,
+    SAMPLE_COLOR,
+    distribution_spec,
+    first_token_spec,
+    spec_json,
+)
 from playground.sampling import PRESETS, RankedLogits, SamplingSettings, filter_logits
 
 
@@ -134,6 +143,50 @@ def test_samples_stream_light_paced_views_and_end_with_the_whole_view(monkeypatc
     assert len(views) == 2 and _is_skip(views[0][2]) and views[1][2]["finished"]
 
     assert tab.samples_after_stop(state) == (tab.gr.skip(),) * 3  # not stopped: the page keeps its views
-    state.samples.stopped = True
+    assert state.samples is None  # a finished run is not kept in the idle session
+    stream = tab.draw_samples(state, 3, 4, "", 10, *rules, 1)
+    next(stream)
+    stream.close()  # what Stop does to the stream
     html, figure, summary = tab.samples_after_stop(state)  # after Stop: the whole view again
     assert not _is_skip(figure) and summary["stopped_by_user"] and card.search(html)
+    assert state.samples is None and tab.samples_after_stop(state) == (tab.gr.skip(),) * 3  # shown once
+
+
+def test_distribution_spec_bars_rest_and_layout_for_a_fixed_input():
+    """Five tokens, logits [1, 3, 2, 3, -1] (ids 1 and 3 tied on top), three bars and the rest."""
+    tokenizer = load_model("tiny-random").tokenizer
+    ranked = RankedLogits(torch.tensor([1.0, 3.0, 2.0, 3.0, -1.0]))
+    spec = json.loads(spec_json(distribution_spec(ranked, filter_logits(ranked, SamplingSettings(top_k=2)),
+                                                  tokenizer, 3)))
+    raw, processed = spec["data"]
+    assert raw["customdata"] == processed["customdata"] == [1, 3, 2, -1]  # ties by id, then the rest
+    assert raw["y"] == processed["y"] == spec["layout"]["yaxis"]["tickvals"] == [0, 1, 2, 3]
+    assert spec["layout"]["yaxis"]["ticktext"][-1] == "rest (2)"
+    assert [round(x, 4) for x in raw["x"]] == [0.3966, 0.3966, 0.1459, 0.0609]
+    assert processed["x"] == [0.5, 0.5, None, None] and processed["text"] == ["50.0%", "50.0%", "", ""]
+    assert raw["marker"]["color"] == [RAW_COLOR, RAW_COLOR, REMOVED_COLOR, REST_COLOR]
+    assert processed["marker"]["color"] == [KEPT_COLOR, KEPT_COLOR, KEPT_COLOR, REST_COLOR]
+    assert raw["hovertext"] == processed["hovertext"]
+    assert "id 3 · rank 2<br>raw 0.3966<br>processed 0.5" in raw["hovertext"][1]
+    assert raw["hovertext"][2].endswith("<i>removed by the rules</i>")
+    assert raw["hovertext"][3] == "<b>the other 2 tokens</b><br>raw 0.06094<br>processed 0<br>0 of them kept"
+    layout = spec["layout"]
+    assert layout["height"] == 420 and layout["margin"]["t"] == 30 and layout["title"]["text"] == ""
+    assert layout["xaxis"]["type"] == "linear" and layout["xaxis"]["range"] == [0, 0.59]  # 0.5 * 1.18
+
+    # top-k 4 keeps token 0, below the 3 bars: the rest bar has mass; title, highlight and log scale
+    result = filter_logits(ranked, SamplingSettings(top_k=4))
+    spec = distribution_spec(ranked, result, tokenizer, 3, log_scale=True, title="T", highlight=3)
+    raw, processed = spec["data"]
+    assert processed["marker"]["color"] == [KEPT_COLOR, SAMPLE_COLOR, KEPT_COLOR, REST_COLOR]
+    assert raw["marker"]["color"] == [RAW_COLOR] * 3 + [REST_COLOR]
+    assert processed["x"][3] == pytest.approx(float(result.probs[0]), abs=1e-6)  # 1 - the bars above
+    assert raw["hovertext"][3].endswith("<br>1 of them kept")
+    layout = spec["layout"]
+    assert layout["xaxis"]["type"] == "log" and "range" not in layout["xaxis"]
+    assert layout["xaxis"]["title"]["text"] == "probability (log scale)"
+    assert layout["title"]["text"] == "T" and layout["margin"]["t"] == 60
+
+    # every token shown: no rest bar
+    spec = distribution_spec(ranked, result, tokenizer, 99)
+    assert spec["data"][0]["customdata"] == [1, 3, 2, 0, 4] and "rest" not in str(spec["layout"]["yaxis"]["ticktext"])
