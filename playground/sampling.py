@@ -4,39 +4,44 @@
 logits), the processed distribution after the rules, which tokens the rules kept, both entropies in
 bits. `sample_token(result, generator)` draws one token from the processed distribution.
 
-Semantics are those of transformers' `TemperatureLogitsWarper`, `TopKLogitsWarper`,
-`TopPLogitsWarper` and `MinPLogitsWarper`, applied in the order `model.generate` applies them
-(temperature, then top-k, then top-p, then min-p); tests/unit/test_sampling.py checks equality
-against those classes on random logits, ties included:
+Each rule is one small unit with one signature, `rule(candidates) -> candidates`, its formula in
+its docstring (as in transformers' generation/logits_process.py): `Temperature`, `TopK`, `TopP`,
+`MinP`, and `Greedy` for T = 0 (only the most probable token, the first by id among ties, like
+`argmax`). `rules_for(settings)` lists the rules a `SamplingSettings` switches on in its order and
+`filter_logits` applies them in turn (`apply_rules`). The orders are two lists:
 
-- temperature T: logits / T. T = 0 means greedy: only the most probable token is kept (the first
-  one by id among ties, like `argmax`).
-- top-k k: keep every token whose scaled logit is >= the k-th largest (ties at the cut are kept);
-  0 or None is off.
-- top-p p: sort the probabilities ascending, drop the tokens whose cumulative mass is <= 1 - p (the
-  least likely ones), keep at least one; p >= 1 is off.
-- min-p m: drop tokens whose probability (after the rules before it) is < m * the largest; 0 is off.
+- `TRANSFORMERS_ORDER` (order="transformers"): temperature, top-k, top-p, min-p, as
+  `model.generate` applies its warpers;
+- `LLAMA_CPP_ORDER` (order="temperature_last"): top-k, top-p and min-p on the unscaled logits,
+  the temperature last, on the survivors only (llama.cpp's default chain): temperature then
+  changes how the kept tokens share the mass, never which tokens are kept.
 
-`order="temperature_last"` applies top-k, top-p and min-p to the unscaled logits and the
-temperature last, to the survivors only (llama.cpp's default sampler chain does this): temperature
-then changes how the kept tokens share the mass, never which tokens are kept.
+Every rule has the semantics of its transformers warper (`TemperatureLogitsWarper`,
+`TopKLogitsWarper`, `TopPLogitsWarper`, `MinPLogitsWarper`); tests/unit/test_sampling.py and
+tests/unit/test_sampling_rules.py check equality against those classes on random logits, ties
+included. top_k 0/None, top_p 1 and min_p 0 are off (no rule in the list).
 
-Speed: one full sort of a 262,144-token vocabulary takes ~30 ms on a laptop core, so the rules work
-on the top candidates found by `torch.topk` (`RankedLogits`), widening the candidate set only when
-a rule may keep more tokens than it holds. Everything proportional to the vocabulary is a single
-vectorised pass (softmax, entropy, logsumexp). A `RankedLogits` can be kept per distribution so
-that moving a control re-uses the ordering.
+Speed: one full sort of a 262,144-token vocabulary takes ~30 ms on a laptop core, so the rules do
+not see the whole vocabulary: they share a `Candidates` view, the first `count` tokens of the
+descending order that `RankedLogits` finds with `torch.topk`, and a rule widens the candidates
+only when it may keep more tokens than it has read. Everything proportional to the vocabulary is a
+single vectorised pass (softmax, entropy, logsumexp). A `RankedLogits` can be kept per distribution
+so that moving a control re-uses the ordering.
 
-What it leaves out: repetition penalties, typical/eta/epsilon sampling, beam search
-(`playground.beam`), running the model (`playground.core`).
+A new rule is one more unit in the lists, provided it keeps the tokens above some score (the view
+is a prefix of the ranked order: epsilon or eta cuts fit). What it leaves out: rules that re-score
+tokens unevenly (repetition penalties) or may drop the most probable token (typical-p), which need a
+view that carries its own order; beam search (`playground.beam`); running the model
+(`playground.core`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 
@@ -252,91 +257,185 @@ def _scaled(values: torch.Tensor, max_logit: float, temperature: float) -> torch
     return (values - max_logit) / temperature  # tiny T: same order and softmax, no inf - inf
 
 
-def _count_at_least(values: torch.Tensor, threshold: torch.Tensor | float) -> int:
-    return int((values >= threshold).sum())
+@dataclass(frozen=True)
+class Candidates:
+    """What the rules hand each other: the `count` most probable tokens are still in play, scores z / T.
 
+    The tokens in play are always a prefix of the raw descending order (ties by id), because every
+    rule here keeps the tokens above some score. A rule reads only as many of them as it needs
+    (`scaled`, `widened_count`), so the vocabulary is sorted only when a rule may keep most of it.
+    """
 
-def _keep_count(ranked: RankedLogits, scale: float, top_k: int | None, top_p: float, min_p: float) -> int:
-    """How many of the top tokens (descending raw order) the rules keep, on logits / scale."""
-    vocab = ranked.vocab_size
-    n = vocab  # tokens still in play: always the first n in descending order
+    ranked: RankedLogits
+    count: int  # tokens still in play: the first `count` in descending order
+    temperature: float = 1.0  # the scores are logits / temperature
 
-    def scaled_top(count: int) -> torch.Tensor:
-        # only the first `count` candidates (more may be cached): the loops below widen 4x at a time
-        return _scaled(ranked.top(count)[0][:count], ranked.max_logit, scale)
+    @classmethod
+    def every_token(cls, ranked: RankedLogits) -> Candidates:
+        return cls(ranked, ranked.vocab_size)
 
-    if top_k is not None and top_k < vocab:
-        # TopKLogitsWarper: remove scores < the k-th largest score; ties at the cut survive.
-        want = top_k + 1
+    def keep(self, count: int) -> Candidates:
+        """The first `count` of the tokens in play (at least one)."""
+        return replace(self, count=max(1, min(int(count), self.count)))
+
+    def scaled(self, first: int) -> torch.Tensor:
+        """Scores of the first `first` tokens in play (fewer if fewer are in play), descending."""
+        values = self.ranked.top(first)[0][: min(first, self.count)]
+        return _scaled(values, self.ranked.max_logit, self.temperature)
+
+    def widened_count(self, first: int, count_kept: Callable[[torch.Tensor], int]) -> int:
+        """`count_kept(scores)` on the first `first` tokens, then on 4x more while it keeps all it saw."""
+        want = first
         while True:
-            z = scaled_top(want)
-            n = _count_at_least(z, z[top_k - 1])
-            if n < z.numel() or z.numel() >= vocab:
-                break
-            want = z.numel() * 4  # the tie at the cut runs past the candidates: widen
+            z = self.scaled(want)
+            kept = count_kept(z)
+            if kept < z.numel() or z.numel() >= self.count:
+                return kept
+            want = z.numel() * 4
 
-    if top_p < 1.0:
-        # TopPLogitsWarper: ascending cumulative mass <= 1 - p is removed, the top token stays.
-        # Ascending cumulative mass at a token = the mass of it and everything below it.
-        if n < vocab:
-            z = scaled_top(n)[:n]
-            log_total = torch.logsumexp(z, dim=0)
-        else:
-            log_total = torch.logsumexp(_scaled(ranked.logits, ranked.max_logit, scale), dim=0)
-        want = min(n, INITIAL_CANDIDATES)
-        while True:
-            z = scaled_top(want)[:n]
-            if z.numel() >= n:  # every token in play: transformers' order (ascending softmax, cumsum)
+    def log_total(self) -> torch.Tensor:
+        """log sum exp of the scores in play: the softmax normaliser, without sorting the rest."""
+        if self.count < self.ranked.vocab_size:
+            return torch.logsumexp(self.scaled(self.count), dim=0)
+        return torch.logsumexp(_scaled(self.ranked.logits, self.ranked.max_logit, self.temperature), dim=0)
+
+    def survivors(self) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """(ids, scores, id_order) of the tokens in play; every token in id order if none was removed
+        and the vocabulary was never sorted."""
+        ranked = self.ranked
+        if self.count >= ranked.vocab_size and not ranked.complete:
+            return torch.arange(ranked.vocab_size), _scaled(ranked.logits, ranked.max_logit, self.temperature), True
+        values, ids = ranked.top(self.count)
+        return ids[: self.count], _scaled(values[: self.count], ranked.max_logit, self.temperature), False
+
+
+class Rule(Protocol):
+    """One sampling rule: `rule(candidates) -> candidates`, keeping a prefix of the tokens in play.
+
+    The classes in an order also have `from_settings(settings) -> rule | None` (None: switched off).
+    """
+
+    def __call__(self, candidates: Candidates) -> Candidates: ...
+
+
+@dataclass(frozen=True)
+class Greedy:
+    """T = 0: keep only the most probable token, argmax z (the first by id among ties).
+
+    transformers does not sample then (`do_sample=False`); no other rule applies.
+    """
+
+    def __call__(self, candidates: Candidates) -> Candidates:
+        return replace(candidates.keep(1), temperature=1.0)
+
+
+@dataclass(frozen=True)
+class Temperature:
+    """`TemperatureLogitsWarper`: z_i <- z_i / T. T < 1 sharpens, T > 1 flattens; the order stays."""
+
+    temperature: float
+
+    @classmethod
+    def from_settings(cls, settings: SamplingSettings) -> Temperature | None:
+        return cls(settings.temperature) if settings.temperature != 1.0 else None
+
+    def __call__(self, candidates: Candidates) -> Candidates:
+        return replace(candidates, temperature=candidates.temperature * self.temperature)
+
+
+@dataclass(frozen=True)
+class TopK:
+    """`TopKLogitsWarper`: keep i if z_i >= z_(k), the k-th largest score (ties at the cut survive)."""
+
+    top_k: int
+
+    @classmethod
+    def from_settings(cls, settings: SamplingSettings) -> TopK | None:
+        return cls(settings.top_k) if settings.top_k else None
+
+    def __call__(self, candidates: Candidates) -> Candidates:
+        k = self.top_k
+        if k >= candidates.count:
+            return candidates
+        # the tie at the cut may run past the first k + 1 candidates: widen until it ends
+        return candidates.keep(candidates.widened_count(k + 1, lambda z: int((z >= z[k - 1]).sum())))
+
+
+@dataclass(frozen=True)
+class TopP:
+    """`TopPLogitsWarper` (nucleus): keep i if sum_{j : z_j <= z_i} p_j > 1 - p, p = softmax(z).
+
+    Sorted ascending, the tokens whose cumulative mass is <= 1 - p (the least likely ones) go; the
+    most probable token always stays.
+    """
+
+    top_p: float
+
+    @classmethod
+    def from_settings(cls, settings: SamplingSettings) -> TopP | None:
+        return cls(settings.top_p) if settings.top_p < 1.0 else None
+
+    def __call__(self, candidates: Candidates) -> Candidates:
+        n, log_total, cut = candidates.count, candidates.log_total(), 1.0 - self.top_p
+
+        def count_kept(z: torch.Tensor) -> int:
+            if z.numel() >= n:  # every token in play: transformers' own order (ascending softmax, cumsum)
                 mass_at_and_below = torch.softmax(z.flip(0), dim=0).cumsum(0).flip(0)
-            else:
+            else:  # the mass at and below a token = 1 - the mass strictly above it
                 probs = torch.exp(z - log_total)
-                above = torch.cumsum(probs, dim=0) - probs  # mass strictly above each token
-                mass_at_and_below = (1.0 - above).clamp_min(0.0)
-            kept = int((mass_at_and_below > 1.0 - top_p).sum())
-            if kept < z.numel() or z.numel() >= n:
-                break
-            want = z.numel() * 4
-        n = max(kept, 1)
+                mass_at_and_below = (1.0 - (torch.cumsum(probs, dim=0) - probs)).clamp_min(0.0)
+            return int((mass_at_and_below > cut).sum())
 
-    if min_p > 0.0:
-        # MinPLogitsWarper: remove p < min_p * p_max, p after the earlier rules.
-        want = min(n, INITIAL_CANDIDATES)
-        while True:
-            z = scaled_top(want)[:n]
-            relative = torch.exp(z - z[0])  # p_i / p_max, the normaliser cancels
-            kept = _count_at_least(relative, min_p)
-            if kept < z.numel() or z.numel() >= n:
-                break
-            want = z.numel() * 4
-        n = max(kept, 1)
-    return n
+        return candidates.keep(candidates.widened_count(min(n, INITIAL_CANDIDATES), count_kept))
+
+
+@dataclass(frozen=True)
+class MinP:
+    """`MinPLogitsWarper`: keep i if p_i >= m * max_j p_j, i.e. exp(z_i - z_max) >= m (the normaliser cancels)."""
+
+    min_p: float
+
+    @classmethod
+    def from_settings(cls, settings: SamplingSettings) -> MinP | None:
+        return cls(settings.min_p) if settings.min_p > 0.0 else None
+
+    def __call__(self, candidates: Candidates) -> Candidates:
+        def count_kept(z: torch.Tensor) -> int:
+            return int((torch.exp(z - z[0]) >= self.min_p).sum())
+
+        return candidates.keep(candidates.widened_count(min(candidates.count, INITIAL_CANDIDATES), count_kept))
+
+
+# The rule chains, first applied first. transformers' `model.generate` order; llama.cpp's default
+# chain puts the temperature after the cuts (each rule keeps transformers' semantics).
+TRANSFORMERS_ORDER: tuple[type, ...] = (Temperature, TopK, TopP, MinP)
+LLAMA_CPP_ORDER: tuple[type, ...] = (TopK, TopP, MinP, Temperature)
+RULE_ORDERS: dict[str, tuple[type, ...]] = {"transformers": TRANSFORMERS_ORDER, "temperature_last": LLAMA_CPP_ORDER}
+
+
+def rules_for(settings: SamplingSettings) -> list[Rule]:
+    """The rules `settings` switches on, in its order (`[Greedy()]` alone at T = 0)."""
+    if settings.greedy:
+        return [Greedy()]
+    rules = (kind.from_settings(settings) for kind in RULE_ORDERS[settings.order])
+    return [rule for rule in rules if rule is not None]
+
+
+def apply_rules(ranked: RankedLogits, rules: list[Rule]) -> Candidates:
+    """Every token in play, then each rule in turn."""
+    candidates = Candidates.every_token(ranked)
+    for rule in rules:
+        candidates = rule(candidates)
+    return candidates
 
 
 def filter_logits(logits: torch.Tensor | RankedLogits, settings: SamplingSettings) -> FilterResult:
     """Apply `settings` to one logits vector (or a reusable `RankedLogits`)."""
     ranked = logits if isinstance(logits, RankedLogits) else RankedLogits(logits)
-    vocab = ranked.vocab_size
-    if settings.greedy:
-        n, temperature = 1, 1.0
-    elif settings.order == "transformers":
-        temperature = settings.temperature
-        n = _keep_count(ranked, temperature, settings.top_k, settings.top_p, settings.min_p)
-    else:  # temperature last: the rules see the raw logits, the temperature only the survivors
-        temperature = settings.temperature
-        n = _keep_count(ranked, 1.0, settings.top_k, settings.top_p, settings.min_p)
-
-    id_order = n >= vocab and not ranked.complete
-    if id_order:
-        # nothing removed: no need to sort the vocabulary; ids stay in id order
-        ids = torch.arange(vocab)
-        scaled = _scaled(ranked.logits, ranked.max_logit, temperature)
-    else:
-        values, ids = ranked.top(n)
-        values, ids = values[:n], ids[:n]
-        scaled = _scaled(values, ranked.max_logit, temperature)
+    ids, scaled, id_order = apply_rules(ranked, rules_for(settings)).survivors()
     kept_probs = torch.softmax(scaled, dim=0)
-    ent = entropy_bits(scaled)
-    return FilterResult(settings, ranked.raw_probs, ids, kept_probs, ranked.raw_entropy_bits, ent, vocab, id_order)
+    return FilterResult(settings, ranked.raw_probs, ids, kept_probs, ranked.raw_entropy_bits, entropy_bits(scaled),
+                        ranked.vocab_size, id_order)
 
 
 def sample_token(result: FilterResult, generator: torch.Generator | None = None) -> int:
