@@ -3,7 +3,8 @@
 Every module in `playground/commands/` contributes subcommands through `register(subparsers)`;
 each subcommand's handler returns a JSON-able object. With `--json` it is printed as one JSON
 document on stdout; without, as indented JSON for people. A `PlaygroundError` (unknown id, bad
-input) exits with status 2 and its message on stderr, never a traceback.
+input) exits with status 2 and its message on stderr, never a traceback. Helpers the subcommands
+share live in `playground.cli` (a command importing this module would close an import cycle).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pkgutil
 import sys
 
 import playground.commands
+from playground.cli import read_text_argument  # noqa: F401  (commands/beam.py still imports it from here)
 from playground.errors import PlaygroundError
 
 
@@ -29,11 +31,6 @@ def build_parser() -> argparse.ArgumentParser:
     for subparser in subparsers.choices.values():  # `--json` is accepted after the command too
         subparser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
-
-
-def read_text_argument(value: str) -> str:
-    """A TEXT argument: `-` reads stdin."""
-    return sys.stdin.read() if value == "-" else value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,9 @@
   tokenizer's offset mapping of the rendered string, whose ids are checked against
   `apply_chat_template(tokenize=True)`. A template that inserts a default system prompt (SmolLM2
   does) is detected the same way and that prompt is shown as an implicit system message.
+  `check_view_size` refuses, before rendering, a conversation the page's template view would not
+  show in well under a second (`MAX_VIEW_CHARS`, `MAX_VIEW_MESSAGES`); the long loops here check
+  the request's deadline (`playground.limits.check_deadline`).
 - `score_text` teacher-forces a text through a model (one forward pass): per token its
   log-probability and surprisal `-log2 p`.
 - `align_scores` aligns two scorings of the same text by different tokenizers: the text is cut at
@@ -30,13 +33,14 @@ What it leaves out: generation (`playground.generation`), rendering (`playground
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from playground import core
+from playground import core, limits
 from playground.errors import PlaygroundError
 from playground.models import load_model, load_tokenizer
 from playground.token_text import display_text, token_bytes
@@ -44,6 +48,13 @@ from playground.token_text import display_text, token_bytes
 ROLES = ("system", "user", "assistant")
 SENTINEL = "\u2063SENTINEL7f3a\u2063"
 MAX_SCORE_TOKENS = 2048
+# The template view answers in the page's "instant" group, so it refuses what it cannot label in
+# well under a second (measured on the 2-core CPU): 16,384 characters take 0.04 s as one English
+# system prompt and 0.5 s as 100 messages of emoji (three tokens a character); 100 short messages
+# take 0.1 s (each is rendered twice, after all those before it). A 1.9 MB system prompt took
+# 52-75 s there and stalled the server.
+MAX_VIEW_CHARS = 16_384
+MAX_VIEW_MESSAGES = 100
 LN2 = math.log(2.0)
 
 
@@ -81,6 +92,26 @@ def conversation_as_text(messages, next_role: str | None = "assistant") -> str:
 
 # ---------------------------------------------------------------------------------------------
 # The template view
+
+
+class TemplateTooLong(PlaygroundError):
+    """A conversation too long for the template view, refused before it is rendered."""
+
+
+def check_view_size(messages) -> None:
+    """Refuse (`TemplateTooLong`) a conversation the template view would not show in well under a
+    second: over `MAX_VIEW_CHARS` characters or `MAX_VIEW_MESSAGES` messages."""
+    messages = validate_messages(messages)
+    chars = sum(len(m["content"]) for m in messages)
+    if chars > MAX_VIEW_CHARS:
+        raise TemplateTooLong(
+            f"This conversation (with its system prompt) is {chars:,} characters long; the template view "
+            f"shows at most {MAX_VIEW_CHARS:,} characters, so that it answers in well under a second. "
+            "Shorten the system prompt or clear the conversation.")
+    if len(messages) > MAX_VIEW_MESSAGES:
+        raise TemplateTooLong(
+            f"This conversation has {len(messages)} messages; the template view shows at most "
+            f"{MAX_VIEW_MESSAGES}, so that it answers in well under a second. Clear the conversation.")
 
 
 @dataclass(frozen=True)
@@ -183,6 +214,7 @@ def _message_spans(tokenizer, messages: list[dict], implicit_first: bool) -> lis
     full = _render(tokenizer, messages, False)
     spans, start = [], 0
     for index, message in enumerate(messages):
+        limits.check_deadline()
         prefix = _render(tokenizer, messages[:index + 1], False)
         probe = _render(tokenizer, messages[:index] + [{"role": message["role"], "content": SENTINEL}], False)
         at = probe.find(SENTINEL)
@@ -231,18 +263,19 @@ def build_template_view(tokenizer, model_id: str, messages, add_generation_promp
     offsets = [(int(a), int(b)) for a, b in encoding["offset_mapping"]]
     special = _special_ids(tokenizer)
 
-    labels: list[tuple[str, str, int | None]] = []
-    for start, end in offsets:
-        labels.append(_label(start, end, spans, len(plain)))
+    labels = _labels(offsets, spans, len(plain))
     # The end-of-turn token: the first special token in each assistant message's trailer.
-    for span in spans:
-        for i, (start, _end) in enumerate(offsets):
-            if span.content_end <= start < span.end and ids[i] in special and labels[i][1] == "separator":
+    for span, members in zip(spans, _tokens_by_span(offsets, spans)):
+        limits.check_deadline()
+        for i in members:
+            if span.content_end <= offsets[i][0] and ids[i] in special and labels[i][1] == "separator":
                 labels[i] = (labels[i][0], "end_of_turn", labels[i][2])
                 break
 
     tokens = []
     for i, (token_id, (start, end), (role, part, message)) in enumerate(zip(ids, offsets, labels)):
+        if i % 1024 == 0:
+            limits.check_deadline()
         trained = role == "assistant" and message is not None and part in ("content", "end_of_turn")
         tokens.append(TemplateToken(i, token_id, display_text(token_bytes(tokenizer, token_id)), start, end,
                                     token_id in special, role, part, message, trained))
@@ -250,19 +283,46 @@ def build_template_view(tokenizer, model_id: str, messages, add_generation_promp
                             bool(add_generation_prompt), rendered[len(plain):], default)
 
 
-def _label(start: int, end: int, spans: list[MessageSpan], plain_length: int) -> tuple[str, str, int | None]:
-    """(role, part, message index) of a token at [start, end) of the rendered string."""
-    for span in spans:  # any overlap with a message's content makes the token part of that content
-        if start < span.content_end and end > span.content_start:
-            return span.role, "content", span.index
-    if start >= plain_length:
-        return "assistant", "generation_prompt", None
-    for span in spans:
-        if span.start <= start < span.end:
-            if start < span.content_start:
-                return span.role, "header", span.index
-            return span.role, "separator", span.index
-    return "none", "other", None
+def _labels(offsets: Sequence[tuple[int, int]], spans: list[MessageSpan],
+            plain_length: int) -> list[tuple[str, str, int | None]]:
+    """(role, part, message index) of each token at [start, end) of the rendered string.
+
+    The spans are contiguous and in order, so bisection finds a token's message (a scan of every
+    message per token took seconds on a long conversation).
+    """
+    content_ends = [span.content_end for span in spans]
+    span_starts = [span.start for span in spans]
+    labels = []
+    for number, (start, end) in enumerate(offsets):
+        if number % 1024 == 0:
+            limits.check_deadline()
+        # any overlap with a message's content makes the token part of that content: the first
+        # content ending after `start` is the only one that can overlap it first
+        k = bisect.bisect_right(content_ends, start)
+        if k < len(spans) and spans[k].content_start < end:
+            labels.append((spans[k].role, "content", spans[k].index))
+            continue
+        if start >= plain_length:
+            labels.append(("assistant", "generation_prompt", None))
+            continue
+        k = bisect.bisect_right(span_starts, start) - 1  # the one message that can hold `start`
+        if k >= 0 and start < spans[k].end:
+            labels.append((spans[k].role, "header" if start < spans[k].content_start else "separator",
+                           spans[k].index))
+        else:
+            labels.append(("none", "other", None))
+    return labels
+
+
+def _tokens_by_span(offsets: Sequence[tuple[int, int]], spans: list[MessageSpan]) -> list[list[int]]:
+    """The indices of the tokens that start inside each span, in token order."""
+    span_starts = [span.start for span in spans]
+    members: list[list[int]] = [[] for _ in spans]
+    for i, (start, _end) in enumerate(offsets):
+        k = bisect.bisect_right(span_starts, start) - 1
+        if k >= 0 and start < spans[k].end:
+            members[k].append(i)
+    return members
 
 
 def template_view(model_id: str, messages, add_generation_prompt: bool = False) -> ChatTemplateView:
@@ -389,6 +449,7 @@ def align_scores(first: ScoredText, second: ScoredText) -> list[AlignedSpan]:
     cuts = sorted(boundaries(first) & boundaries(second))
     spans = []
     for start, end in zip(cuts, cuts[1:]):
+        limits.check_deadline()
         members = []
         for scored in (first, second):
             members.append(tuple(t.index for t in scored.tokens if start <= t.start < end

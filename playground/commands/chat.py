@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from playground import chat
-from playground.__main__ import read_text_argument
+from playground.cli import read_text_argument
 from playground.errors import PlaygroundError
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 
 from playground import core, generation, sampling
-from playground.__main__ import read_text_argument
+from playground.cli import read_text_argument
 from playground.errors import PlaygroundError
 from playground.models import load_model
 from playground.token_text import display_text, token_bytes

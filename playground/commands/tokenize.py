@@ -11,11 +11,8 @@ import sys
 from pathlib import Path
 
 from playground import bpe, tokenizers
+from playground.cli import read_text_argument
 from playground.errors import PlaygroundError
-
-
-def _read_text(value: str) -> str:
-    return sys.stdin.read() if value == "-" else value
 
 
 def tokenizers_command(args) -> list[dict]:
@@ -24,7 +21,7 @@ def tokenizers_command(args) -> list[dict]:
 
 
 def tokenize_command(args) -> dict:
-    text = _read_text(args.text)
+    text = read_text_argument(args.text)
     result = tokenizers.tokenize(args.tokenizer, text, add_special_tokens=args.special)
     return {
         "tokenizer": result.tokenizer_id,

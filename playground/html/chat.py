@@ -1,22 +1,22 @@
-"""HTML for the base-vs-chat tab: the chat template as tokens, the SFT loss mask, generated tokens.
+"""HTML for the base-vs-chat tab: the chat template as tokens and the SFT loss mask.
 
 - `template_html(view)`: every token of a `ChatTemplateView` as a span (built with
   `playground.html.tokens.Span`), special tokens dark, role headers outlined, the generation prompt
   dashed, ids and labels on hover, and a band under each token in its role's colour.
 - `loss_mask_html(view)`: the same tokens, trained ones green and the rest greyed out, with the
   count of trained tokens against the total.
-- `generated_html(tokens)`: a generated continuation, each token's background shaded by its
-  probability, hover showing the top alternatives; a stop reason line under it.
+
+Both draw at most `MAX_SHOWN_TOKENS` tokens, with a note saying so; their counts stay exact.
 
 Every string goes through `html.escape` (in `render_span` or here). What it leaves out: computing
-anything (`playground.chat`, `playground.generation`) and gradio.
+anything (`playground.chat`, `playground.generation`), the generated columns (one renderer for both
+tabs: `playground.html.generated`) and gradio.
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from playground.html.tokens import SPECIAL_BG, Span, render_span
 from playground.token_text import visible_whitespace
@@ -28,6 +28,9 @@ TRAINED_BG = "#86efac"
 UNTRAINED_BG = "#e5e7eb"
 HEADER_BG = "#fde68a"
 CONTENT_BG = "#f8fafc"
+# Tokens drawn per view: 2,000 (about 1 MB of HTML for both views) render in about 0.1 s in
+# Chromium; the counts above the tokens stay exact.
+MAX_SHOWN_TOKENS = 2000
 
 
 def _shown(text: str) -> str:
@@ -58,10 +61,17 @@ def _legend(items: Sequence[tuple[str, str]]) -> str:
         for color, label in items) + "</div>"
 
 
-def template_html(view) -> str:
+def _cap_notes(view, limit: int) -> list[str]:
+    if view.num_tokens <= limit:
+        return []
+    return [f"Showing the first {limit:,} of {view.num_tokens:,} tokens (more would slow the page down); "
+            "the counts are of all of them."]
+
+
+def template_html(view, limit: int = MAX_SHOWN_TOKENS) -> str:
     """The conversation as the chat model receives it: one span per token, roles as a band beneath."""
     cells = []
-    for token in view.tokens:
+    for token in view.tokens[:limit]:
         classes = ["tok", "ct-tok", f"ct-{token.part}"]
         if token.special:
             classes.append("tok-special")
@@ -74,7 +84,7 @@ def template_html(view) -> str:
             cells.append('<span class="ct-genmark" title="the generation prompt: the chatbot program writes this '
                          'header, then the model generates">generation prompt ▸</span>')
         cells.append(_token_span(token, color, tuple(classes), trained_label=False))
-    notes = []
+    notes = _cap_notes(view, limit)
     if view.default_system_prompt is not None:
         notes.append("No system message was given, so this template inserted its default system prompt: "
                       f"“{view.default_system_prompt}”.")
@@ -85,10 +95,10 @@ def template_html(view) -> str:
     return _wrap(legend, summary, notes, cells)
 
 
-def loss_mask_html(view) -> str:
+def loss_mask_html(view, limit: int = MAX_SHOWN_TOKENS) -> str:
     """Which tokens a supervised fine-tuning loss trains on, with the count against the total."""
     cells = []
-    for token in view.tokens:
+    for token in view.tokens[:limit]:
         classes = ("tok", "ct-tok", "ct-trained" if token.trained else "ct-masked") + (
             ("tok-special",) if token.special else ())
         color = TRAINED_BG if token.trained else (SPECIAL_BG if token.special else UNTRAINED_BG)
@@ -98,7 +108,7 @@ def loss_mask_html(view) -> str:
                f"({share:.0%}): the assistant's replies and each assistant end-of-turn token; nothing of "
                "the system or user messages, nor of the role headers.")
     legend = _legend([(TRAINED_BG, "trained (in the loss)"), (UNTRAINED_BG, "masked out")])
-    return _wrap(legend, summary, [], cells, summary_is_html=True)
+    return _wrap(legend, summary, _cap_notes(view, limit), cells, summary_is_html=True)
 
 
 def _wrap(legend: str, summary: str, notes: list[str], cells: list[str], summary_is_html: bool = False) -> str:
@@ -107,52 +117,6 @@ def _wrap(legend: str, summary: str, notes: list[str], cells: list[str], summary
     parts += [f'<div class="tok-note">{html.escape(n)}</div>' for n in notes]
     parts.append('<div class="tok-spans ct-spans">' + "".join(cells) + "</div></div>")
     return "".join(parts)
-
-
-# ---------------------------------------------------------------------------------------------
-# Generated tokens
-
-
-@dataclass(frozen=True)
-class ShownToken:
-    """What the generation view needs of one generated token (built from a generation step)."""
-
-    text: str
-    prob: float  # probability under the distribution it was sampled from
-    alternatives: tuple[tuple[str, float], ...] = ()  # top tokens of that distribution (text, prob)
-    special: bool = False
-    token_id: int | None = None
-
-
-def prob_color(prob: float) -> str:
-    """Background for a probability: red (unlikely) through yellow to green (likely)."""
-    p = min(1.0, max(0.0, prob))
-    hue = int(120 * p)  # 0 = red, 60 = yellow, 120 = green
-    return f"hsl({hue}, 85%, 78%)"
-
-
-def _generated_title(index: int, token: ShownToken) -> str:
-    lines = [f"#{index}" + (f"  id {token.token_id}" if token.token_id is not None else "")
-             + f"  p = {token.prob:.3f}", f"text: {visible_whitespace(token.text)}"]
-    if token.alternatives:
-        lines.append("top alternatives:")
-        lines += [f"  {p:6.1%}  {visible_whitespace(text)}" for text, p in token.alternatives]
-    return "\n".join(lines)
-
-
-def generated_html(prompt_note: str, tokens: Sequence[ShownToken], status: str, running: bool = False) -> str:
-    """A column of generated text: prompt note, coloured tokens, and why it stopped (or that it runs)."""
-    spans = []
-    for index, token in enumerate(tokens):
-        classes = ("tok", "gen-tok") + (("tok-special",) if token.special else ())
-        color = SPECIAL_BG if token.special else prob_color(token.prob)
-        spans.append(render_span(Span(token.text, _generated_title(index, token), classes, color,
-                                      {"i": index, "p": f"{token.prob:.4f}"})))
-    state = "gen-running" if running else "gen-done"
-    return (f'<div class="tok-root gen-root {state}" data-tokens="{len(tokens)}">'
-            f'<div class="gen-prompt">{html.escape(prompt_note)}</div>'
-            f'<div class="tok-spans gen-spans">{"".join(spans)}</div>'
-            f'<div class="gen-status">{html.escape(status)}</div></div>')
 
 
 CSS = """
@@ -169,8 +133,4 @@ CSS = """
 .ct-key { display: inline-block; width: 1.1em; height: 1.1em; border-radius: 3px; margin-right: 4px;
   vertical-align: middle; border: 1px solid #555; }
 .ct-summary { font-size: 1.05rem; margin-bottom: 6px; }
-.gen-root { min-height: 6em; }
-.gen-prompt { font-size: 0.95rem; color: #555; margin-bottom: 4px; }
-.gen-status { font-size: 1rem; font-weight: 600; margin-top: 8px; color: #1f2937; }
-.gen-running .gen-status { color: #b45309; }
 """

@@ -1,11 +1,14 @@
-"""HTML for generated text: every token coloured by its probability, with a hover card.
+"""HTML for generated text, the one renderer of both tabs: every token coloured by its probability.
 
-`generated_html(prompt, records)` draws the prompt in grey and each generated token as a span whose
-background goes from red (improbable under the model) to green (probable); the hover title lists
-its rank, raw and processed probability, the end-of-sequence probability and the top alternatives
-at that step. Spans come from `playground.html.tokens.render_spans`, so all token text is
-`html.escape`d. `samples_html` draws K samples, one row each. What it leaves out: computing the
-records (`playground.generation`), any gradio import.
+`generated_html(prompt, records)` draws the prompt in grey and each generated token (a
+`playground.generation.StepRecord`) as a span whose background goes from red (improbable under
+the model) to green (probable) on one log scale (`probability_color`, p = 0.0001 or less is red);
+the hover title lists its rank, raw and processed probability, the end-of-sequence probability and
+the top alternatives at that step. A header line, the stop note, a "running" state and the token
+count (`data-tokens`) serve the base-vs-chat columns; the sampling lab leaves them out. Spans come
+from `playground.html.tokens.render_spans`, so all token text is `html.escape`d. `samples_html`
+draws K samples, one row each. What it leaves out: computing the records (`playground.generation`),
+any gradio import.
 """
 
 from __future__ import annotations
@@ -57,15 +60,23 @@ def record_spans(records: Sequence, hover: bool = True) -> list[Span]:
     return spans
 
 
-def generated_html(prompt: str, records: Sequence, stop_note: str | None = None, empty_note: str = "") -> str:
-    """The prompt followed by the coloured generated tokens (and why generation stopped)."""
-    parts = ['<div class="gen-root">', '<div class="gen-text">',
-             f'<span class="gen-prompt">{html.escape(prompt)}</span>',
-             render_spans(record_spans(records), css_class="gen-spans"), "</div>"]
+def generated_html(prompt: str, records: Sequence, stop_note: str | None = None, empty_note: str = "",
+                   header: str = "", running: bool | None = None) -> str:
+    """The prompt followed by the coloured generated tokens (and why generation stopped).
+
+    `header` is a line above the text (a column's model and mode); `running` marks the view as
+    streaming (`gen-running`) or finished (`gen-done`), left out when None.
+    """
+    state = "" if running is None else (" gen-running" if running else " gen-done")
+    parts = [f'<div class="gen-root{state}" data-tokens="{len(records)}">']
+    if header:
+        parts.append(f'<div class="gen-header">{html.escape(header)}</div>')
+    parts += ['<div class="gen-text">', f'<span class="gen-prompt">{html.escape(prompt)}</span>',
+              render_spans(record_spans(records), css_class="gen-spans"), "</div>"]
     if not records and empty_note:
         parts.append(f'<div class="gen-note">{html.escape(empty_note)}</div>')
     if stop_note:
-        parts.append(f'<div class="gen-stop">{html.escape(stop_note)}</div>')
+        parts.append(f'<div class="gen-status">{html.escape(stop_note)}</div>')
     parts.append(legend())
     parts.append("</div>")
     return "".join(parts)
@@ -118,8 +129,11 @@ GENERATED_CSS = """
 .gen-tok { border-radius: 4px; padding: 2px 1px; margin: 0 1px; color: #111; cursor: help; }
 .gen-forced { outline: 2px dashed #1f4fd8; }
 .gen-eos { outline: 2px solid #111; font-weight: 700; }
-.gen-stop { margin-top: 0.6em; padding: 4px 10px; background: #eef2ff; border-left: 4px solid #1f4fd8;
+.gen-header { font-size: 0.95rem; color: #555; margin-bottom: 4px; }
+.gen-status { margin-top: 0.6em; padding: 4px 10px; background: #eef2ff; border-left: 4px solid #1f4fd8;
   font-size: 1.05rem; }
+.gen-running .gen-status { color: #b45309; border-left-color: #b45309; }
+.gen-done, .gen-running { min-height: 6em; }
 .gen-note { color: #666; font-size: 1rem; }
 .gen-legend { margin-top: 0.6em; font-size: 0.95rem; color: #444; }
 .gen-legend span { padding: 1px 6px; border-radius: 4px; color: #111; }

@@ -8,7 +8,11 @@ in the chat template; (3) the exact template tokens and the SFT loss mask of tha
 (4) the chat model with and without its template; (5) teacher forcing: the surprisal of a text
 under both models. Handlers are a few lines each over `playground.side_by_side` and
 `playground.chat`; per-session history lives in a `gr.State` (a list of {role, content} dicts,
-the format Gradio 6's Chatbot displays). What it leaves out: any model code.
+the format Gradio 6's Chatbot displays). Handlers take the sampling values as named arguments,
+never `*values`: Gradio names each API parameter after its argument (`gradio_client` users saw
+`param_4` ... `param_12`). The generated columns use the sampling lab's renderer and colour scale
+(`playground.html.generated`); the template view refuses a conversation too long to show quickly
+with a note in both panels (`playground.chat.check_view_size`). What it leaves out: any model code.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import gradio as gr
 
 from playground import chat, limits
 from playground.html import chat as chat_html
+from playground.html.generated import GENERATED_CSS, generated_html
 from playground.html.tokens import HOVER_JS, TOKEN_CSS
 from playground.models import list_models
 from playground.prompts import surrogate_free
@@ -67,21 +72,16 @@ def default_models() -> tuple[str | None, str | None]:
 
 
 def _html_view(**kwargs) -> gr.HTML:
-    return gr.HTML(css_template=TOKEN_CSS + chat_html.CSS, js_on_load=HOVER_JS, **kwargs)
+    return gr.HTML(css_template=TOKEN_CSS + chat_html.CSS + GENERATED_CSS, js_on_load=HOVER_JS, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------
 # Rendering columns
 
 
-def _shown_tokens(column) -> list[chat_html.ShownToken]:
-    return [chat_html.ShownToken(r.text, r.raw_prob, tuple((a.text, a.raw_prob) for a in r.alternatives),
-                                 r.is_eos, r.id) for r in column.records]
-
-
 def column_html(column) -> str:
-    return chat_html.generated_html(column.contender.note, _shown_tokens(column), column.stop_note(),
-                                    running=not column.done)
+    return generated_html("", column.records, column.stop_note(), header=column.contender.note,
+                          running=not column.done)
 
 
 def stopped_html(part) -> str:
@@ -90,12 +90,13 @@ def stopped_html(part) -> str:
     `part` is a streamed column, or the note of one still loading its model or reading the prompt.
     """
     if isinstance(part, str):
-        return chat_html.generated_html(part, [], "Stopped before the first token: you pressed Stop.")
-    return chat_html.generated_html(part.contender.note, _shown_tokens(part), part.stop_note(user_stopped=True))
+        return generated_html("", [], "Stopped before the first token: you pressed Stop.", header=part, running=False)
+    return generated_html("", part.records, part.stop_note(user_stopped=True), header=part.contender.note,
+                          running=False)
 
 
 def waiting_html(note: str) -> str:
-    return chat_html.generated_html(note, [], "Loading the model and reading the prompt…", running=True)
+    return generated_html("", [], "Loading the model and reading the prompt…", header=note, running=True)
 
 
 def _stream(contenders_fn, sampling_values, max_tokens):
@@ -113,22 +114,22 @@ def _stream(contenders_fn, sampling_values, max_tokens):
 
 
 @user_errors
-def side_by_side(prompt, base_model, chat_model, max_tokens, *sampling):
+def side_by_side(prompt, base_model, chat_model, max_tokens, temperature, top_k, top_p, min_p, order, seed):
     """Base model on the raw prompt, chat model through its template, streamed together."""
     notes = [f"{base_model}: the prompt as raw text", f"{chat_model}: through its template"]
     yield waiting_html(notes[0]), waiting_html(notes[1]), notes
     for columns in _stream(lambda: [contender(base_model, "raw", prompt), contender(chat_model, "template", prompt)],
-                           sampling, max_tokens):
+                           (temperature, top_k, top_p, min_p, order, seed), max_tokens):
         yield column_html(columns[0]), column_html(columns[1]), columns
 
 
 @user_errors
-def with_without_template(prompt, chat_model, max_tokens, *sampling):
+def with_without_template(prompt, chat_model, max_tokens, temperature, top_k, top_p, min_p, order, seed):
     """The chat model on the raw prompt next to the chat model through its template."""
     notes = [f"{chat_model}: raw text", f"{chat_model}: template"]
     yield waiting_html(notes[0]), waiting_html(notes[1]), notes
     for columns in _stream(lambda: [contender(chat_model, "raw", prompt), contender(chat_model, "template", prompt)],
-                           sampling, max_tokens):
+                           (temperature, top_k, top_p, min_p, order, seed), max_tokens):
         yield column_html(columns[0]), column_html(columns[1]), columns
 
 
@@ -179,15 +180,19 @@ def _converse(turns, history, system, chat_model, base_model, base_mode, max_tok
 
 
 @user_errors
-def converse(message, history, system, chat_model, base_model, base_mode, max_tokens, *sampling):
+def converse(message, history, system, chat_model, base_model, base_mode, max_tokens,
+             temperature, top_k, top_p, min_p, order, seed):
     """One user turn: the chat model answers (through its template), the base model continues."""
-    yield from _converse([message], history, system, chat_model, base_model, base_mode, max_tokens, sampling)
+    yield from _converse([message], history, system, chat_model, base_model, base_mode, max_tokens,
+                         (temperature, top_k, top_p, min_p, order, seed))
 
 
 @user_errors
-def converse_oranges(history, system, chat_model, base_model, base_mode, max_tokens, *sampling):
+def converse_oranges(history, system, chat_model, base_model, base_mode, max_tokens,
+                     temperature, top_k, top_p, min_p, order, seed):
     """The lecture's two-turn dialogue, from a fresh conversation."""
-    yield from _converse(list(ORANGES), [], system, chat_model, base_model, base_mode, max_tokens, sampling)
+    yield from _converse(list(ORANGES), [], system, chat_model, base_model, base_mode, max_tokens,
+                         (temperature, top_k, top_p, min_p, order, seed))
 
 
 @user_errors
@@ -198,6 +203,11 @@ def template_views(history, system, chat_model, generation_prompt):
     if not history:
         messages = _conversation(LECTURE_DIALOGUE, system)
         note = "<div class='tok-note'>No conversation yet: showing the lecture's example dialogue.</div>"
+    try:
+        chat.check_view_size(messages)
+    except chat.TemplateTooLong as exc:  # said in both panels, where the tokens would be
+        refused = f"<div class='tok-note'>{html.escape(str(exc))}</div>"
+        return refused, refused
     view = chat.template_view(chat_model, messages, add_generation_prompt=bool(generation_prompt))
     return note + chat_html.template_html(view), note + chat_html.loss_mask_html(view)
 
@@ -230,7 +240,7 @@ def _setter(value):
 
 
 def clear_conversation():
-    return [], [], chat_html.generated_html("", [], "Conversation cleared."), "", ""
+    return [], [], generated_html("", [], "Conversation cleared.", running=False), "", ""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -211,6 +211,65 @@ def test_html_escapes_and_counts():
     assert mask.count('data-trained="1"') == view.num_trained
 
 
+def test_template_html_draws_at_most_its_limit_and_says_so():
+    view = chat.template_view(MODEL, ORANGES)
+    page = template_html(view, limit=10)
+    assert page.count('class="ct-cell"') == 10 and f"Showing the first 10 of {view.num_tokens} tokens" in page
+    mask = loss_mask_html(view, limit=10)
+    assert f"Trained on {view.num_trained} of {view.num_tokens} tokens" in mask and "Showing the first 10" in mask
+    assert "Showing the first" not in template_html(view)
+
+
+def test_template_view_refuses_what_it_cannot_show_quickly_and_says_so_on_the_page():
+    import time
+
+    from playground.ui import chat_tab
+
+    huge = "x" * 1_900_000  # a 1.9 MB system prompt took 52-75 s and stalled the server
+    with pytest.raises(chat.TemplateTooLong, match="at most 16,384 characters"):
+        chat.check_view_size([{"role": "system", "content": huge}])
+    with pytest.raises(chat.TemplateTooLong, match="104 messages"):
+        chat.check_view_size(ORANGES * 26)
+    chat.check_view_size([{"role": "system", "content": "x" * chat.MAX_VIEW_CHARS}])  # at the cap: shown
+    start = time.monotonic()
+    template, loss = chat_tab.template_views(ORANGES, huge, MODEL, True)
+    assert time.monotonic() - start < 1.0
+    chars = len(huge) + sum(len(m["content"]) for m in ORANGES)
+    assert template == loss and f"{chars:,} characters long" in template and "Shorten the system prompt" in template
+
+
+def test_template_view_and_alignment_stop_at_the_deadline():
+    from playground import limits
+
+    with limits.deadline(0.0), pytest.raises(limits.RequestTimeout):
+        chat.template_view(MODEL, ORANGES)
+    scored = _scored("unbelievable day", [2, 6, 12], [1.0, 2.0, 3.0, 4.0])
+    with limits.deadline(0.0), pytest.raises(limits.RequestTimeout):
+        chat.align_scores(scored, scored)
+
+
+def _scan_label(start, end, spans, plain_length):
+    """The labelling rule read directly: every message looked at in order."""
+    for span in spans:
+        if start < span.content_end and end > span.content_start:
+            return span.role, "content", span.index
+    if start >= plain_length:
+        return "assistant", "generation_prompt", None
+    for span in spans:
+        if span.start <= start < span.end:
+            return span.role, "header" if start < span.content_start else "separator", span.index
+    return "none", "other", None
+
+
+@pytest.mark.parametrize("generation_prompt", [False, True])
+def test_bisected_labels_match_a_scan_of_every_message(generation_prompt):
+    messages = ORANGES + [{"role": "user", "content": ""}, {"role": "assistant", "content": "🍊 ok"}]
+    view = chat.template_view(MODEL, messages, add_generation_prompt=generation_prompt)
+    spans, plain = list(view.spans), len(view.rendered) - len(view.generation_prompt)
+    offsets = [(t.start, t.end) for t in view.tokens] + [(0, 0), (3, 3), (plain, plain + 1), (10**6, 10**6)]
+    assert chat._labels(offsets, spans, plain) == [_scan_label(a, b, spans, plain) for a, b in offsets]
+
+
 def test_cli_chat_template_and_score(tmp_path, capsys):
     path = tmp_path / "messages.json"
     path.write_text(json.dumps(ORANGES))

@@ -61,3 +61,26 @@ def test_rendering_is_capped_with_a_note_while_counts_stay_exact():
     out = token_html.tokenization_html(result, limit=100)
     assert "Showing the first 100 of" in out
     assert out.count('class="tok"') == 100
+
+
+def test_one_generated_renderer_and_one_colour_scale_for_both_tabs():
+    from playground import generation
+    from playground.html import chat as chat_html
+    from playground.html import generated
+    from playground.models import load_model
+    from playground.sampling import SamplingSettings
+
+    loaded = load_model("tiny-random")
+    evil = loaded.tokenizer.encode("<script>", add_special_tokens=False)[0]
+    record = generation.forced_step(generation.Decoder(loaded, [1, 2, 3]), SamplingSettings(), evil)
+    page = generated.generated_html("", [record], "<i>stopped</i>", header="<b>model</b> · raw", running=False)
+    assert "<script" not in page and "<b>model" not in page and "<i>" not in page and "&lt;" in page
+    assert 'data-tokens="1"' in page and "gen-done" in page and "top alternatives" in page
+    assert f"background:{generated.probability_color(record.raw_prob)}" in page
+    assert re.search(r'class="gen-status">&lt;i&gt;stopped', page)
+    assert "gen-running" in generated.generated_html("", [], "Loading…", running=True)
+    sampling_lab = generated.generated_html("prompt", [record])  # no run state given: neither class
+    assert "gen-running" not in sampling_lab and "gen-done" not in sampling_lab
+    # the log scale: improbable tokens are told apart, p <= 0.0001 is red
+    assert generated.probability_color(1e-5) == generated.probability_color(1e-4) != generated.probability_color(1e-3)
+    assert not hasattr(chat_html, "generated_html") and not hasattr(chat_html, "prob_color")
