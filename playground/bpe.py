@@ -16,7 +16,10 @@ buckets, and updates only the pairs around each replaced occurrence. Each merge 
 the new id, its count, the new token's bytes and the sequence length after it.
 
 `encode` tokenizes new text with the learned merges (lowest merge rank first, as GPT-2 does);
-`decode` joins the tokens' bytes. What it leaves out: special tokens, saving/loading vocabularies,
+`decode` joins the tokens' bytes. Both loops check the request's time limit
+(`playground.limits.check_deadline`): in the app a runaway training or encoding stops with a
+`RequestTimeout`; outside a request there is no limit. Encoding one long chunk (pattern "none") is
+quadratic, like the slide's loop; the UI caps the text it encodes. What it leaves out: special tokens, saving/loading vocabularies,
 byte shuffling (GPT-4) and the dedup-chunks-with-counts speed-up (it would hide the sequence length).
 """
 
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field
 import regex
 
 from playground.errors import PlaygroundError
+from playground.limits import check_deadline
 
 # The split patterns of GPT-2 and of GPT-4 (cl100k_base), as published with tiktoken.
 GPT2_SPLIT_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -165,6 +169,7 @@ def train(text: str, num_merges: int, pattern: str = "none") -> BPETraining:
     lengths = [len(tokens)]
     length = len(tokens)
     while len(merges) < num_merges and positions:
+        check_deadline()  # a request's time limit (RequestTimeout); no limit outside a request
         # Find most frequent pair of tokens; ties: the pair that occurs first
         while top not in buckets:
             top -= 1
@@ -209,6 +214,7 @@ def encode(text: str, merges: list[Merge], pattern: str = "none") -> list[int]:
             continue
         seq = list(chunk)
         while len(seq) > 1:
+            check_deadline()
             pair = min(zip(seq, seq[1:]), key=lambda p: rank.get(p, len(rank)))
             if pair not in rank:
                 break

@@ -214,7 +214,8 @@ def get_spec(model_id: str) -> ModelSpec:
     """The registry entry for `model_id`; UnknownIdError (listing the valid ids) otherwise."""
     spec = REGISTRY.get(model_id) if isinstance(model_id, str) else None
     if spec is None:
-        raise UnknownIdError("model", str(model_id)[:96], REGISTRY)
+        listed = [known for known, entry in REGISTRY.items() if not entry.hidden]  # hidden ones: by id only
+        raise UnknownIdError("model", str(model_id)[:96], listed)
     return spec
 
 

@@ -148,9 +148,15 @@ class TiktokenTokenizer(Tokenizer):
         self._table = table
 
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        if add_special_tokens:
-            return self.encoding.encode(text, allowed_special="all")
-        return self.encoding.encode(text, disallowed_special=())
+        try:
+            if add_special_tokens:
+                return self.encoding.encode(text, allowed_special="all")
+            return self.encoding.encode(text, disallowed_special=())
+        except ValueError as exc:  # o200k_base's regex gives up on a run of about a million spaces
+            if "Regex error" not in str(exc):
+                raise
+            raise PlaygroundError(f"{self.id}'s split pattern gives up on this text (tiktoken: {exc}); "
+                                  "shorten its longest run of spaces or tabs.") from None
 
     def _bytes_of(self, token_id: int) -> bytes:
         data = self._table[token_id]
@@ -404,6 +410,12 @@ def _registry_model_ids() -> set[str]:
         return set()
 
 
+def _is_hidden_model(model_id: str) -> bool:
+    from playground import models
+
+    return models.REGISTRY[model_id].hidden
+
+
 def _check_id(tokenizer_id: str) -> None:
     """UnknownIdError unless `tokenizer_id` is a registry id (or an allowed hub id)."""
     model_ids = _registry_model_ids()
@@ -417,7 +429,8 @@ def _check_id(tokenizer_id: str) -> None:
             "arbitrary Hugging Face hub tokenizers is off on this server (the operator can allow it with "
             "`app.py --allow-hub-ids`)."
         )
-    valid = [*TIKTOKEN_IDS, *ALIASES, "llama-3", "bytes", *sorted(model_ids)]
+    listed = {model_id for model_id in model_ids if not _is_hidden_model(model_id)}  # benchmark models: by id only
+    valid = [*TIKTOKEN_IDS, *ALIASES, "llama-3", "bytes", *sorted(listed)]
     if hub_ids_allowed():
         valid.append("org/name (hub)")
     raise UnknownIdError("tokenizer", tokenizer_id[:MAX_ID_CHARS], valid)
@@ -581,14 +594,26 @@ class DecodeResult:
     pieces: list[DecodedPiece]
 
 
-def parse_ids(text: str) -> list[int]:
-    """Ids from text such as `[32, 8415, 574]` or `32 8415 574` (commas, spaces, brackets)."""
+MAX_ID_DIGITS = 12  # no vocabulary has 10**12 ids; longer numbers are not even converted
+
+
+def parse_ids(text: str, tokenizer: Tokenizer | None = None) -> list[int]:
+    """Ids from text such as `[32, 8415, 574]` or `32 8415 574` (commas, spaces, brackets).
+
+    A number too long to be any id (Python refuses to convert 4,300+ digits) is reported as such,
+    with `tokenizer`'s id range when one is given.
+    """
     parts = [p for p in re.split(r"[\s,;\[\]()]+", text) if p]
     ids = []
     for part in parts:
         if not re.fullmatch(r"\d+", part):
-            raise PlaygroundError(f"{part!r} is not a token id; give non-negative integers separated by commas or spaces.")
-        ids.append(int(part))
+            raise PlaygroundError(f"{part[:40]!r} is not a token id; give non-negative integers separated by commas or spaces.")
+        digits = part.lstrip("0") or "0"
+        if len(digits) > MAX_ID_DIGITS:
+            shown = f"{digits[:12]}… ({len(digits):,} digits)"
+            where = f" of {tokenizer.id} (0 to {tokenizer.vocab_size - 1})" if tokenizer else ""
+            raise PlaygroundError(f"{shown} is not a token id{where}.")
+        ids.append(int(digits))
     return ids
 
 
@@ -596,7 +621,7 @@ def decode_ids(tokenizer_id: str, ids: list[int] | str) -> DecodeResult:
     """Text for `ids` (a list or a string of ids) with one piece per id."""
     tokenizer = get_tokenizer(tokenizer_id)
     if isinstance(ids, str):
-        ids = parse_ids(ids)
+        ids = parse_ids(ids, tokenizer)
     for token_id in ids:
         tokenizer.check_id(token_id)
     pieces = tokenizer.tokens_bytes(ids)

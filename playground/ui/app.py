@@ -182,4 +182,37 @@ def launch_kwargs() -> dict:
     css += [getattr(module, "CSS", "") for module in TAB_MODULES]
     head = "\n".join(getattr(module, "HEAD", "") for module in TAB_MODULES)
     return {"css": "\n".join(c for c in css if c), "head": head or None,
-            "theme": gr.themes.Soft(text_size="lg")}
+            "theme": gr.themes.Soft(text_size="lg"), **refuse_uploads()}
+
+
+UPLOADS_REFUSED = "This playground takes no file uploads."
+
+
+def refuse_uploads() -> dict:
+    """Launch arguments that refuse every file upload (no component takes files).
+
+    Gradio's `/gradio_api/upload` (and `/process_recording`, and multipart calls to the component
+    server) stores whatever anyone posts, up to `max_file_size` (unlimited by default). A small ASGI
+    middleware answers such requests with 403 before a byte of the body is read; `max_file_size`
+    is set too, in case a route slips past it.
+    """
+    from starlette.middleware import Middleware
+    from starlette.responses import PlainTextResponse
+
+    class RefuseUploads:
+        def __init__(self, app):
+            self.app = app
+
+        async def __call__(self, scope, receive, send):
+            if scope["type"] == "http" and scope.get("method") == "POST" and _is_upload(scope):
+                await PlainTextResponse(UPLOADS_REFUSED, status_code=403)(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+
+    return {"app_kwargs": {"middleware": [Middleware(RefuseUploads)]}, "max_file_size": "1kb"}
+
+
+def _is_upload(scope) -> bool:
+    path = scope.get("path", "").rstrip("/")
+    content_type = dict(scope.get("headers") or []).get(b"content-type", b"")
+    return path.endswith(("/upload", "/process_recording")) or content_type.lower().startswith(b"multipart/")

@@ -6,18 +6,26 @@ tokenizers compared; ids decoded back to text; the BPE training lab. Handlers ar
 they call `playground.tokenizers` / `playground.bpe`, then the HTML and plot builders, and turn a
 `PlaygroundError` into `gr.Error` (`common.user_errors`). The view can be shared as a URL (`?tokenizer=..&compare=..&text=..`).
 
-Limits (checked on the server): counts always cover the whole text, exactly; drawing is capped at
-`RENDER_LIMIT` tokens (explore, BPE encode) and `COMPARE_LIMIT` per compared tokenizer, with a note;
-texts longer than `MAX_TEXT_CHARS` (2 million characters) are refused with a message; merges are
-clamped to 1..2000 and the BPE step to the trained merges; ids to decode are capped at
-`MAX_DECODE_IDS`. Text with lone surrogates (not Unicode) gets a message; NUL, control characters,
-right-to-left text, combining marks and emoji are ordinary text.
+Limits (checked on the server; every handler also runs under the request time limit): counts
+always cover the whole text, exactly; drawing is capped at `RENDER_LIMIT` tokens (explore, decode,
+BPE encode) and `COMPARE_LIMIT` per compared tokenizer, with a note; texts longer than
+`MAX_TEXT_CHARS` (2 million characters: tokenizing that many 4-byte emoji takes up to 5.5 s per
+tokenizer on the 2-core lecture machine) are refused with a message; merges are clamped to 1..2000
+and the BPE step to the trained merges; ids to decode are capped at `MAX_DECODE_IDS`. BPE trains on
+at most `BPE_TRAIN_BYTES` and encodes at most `BPE_ENCODE_BYTES` of UTF-8 (longer texts are cut at
+a character boundary, with a note on the page): on this machine 100 KB train 2,000 merges in
+0.5-1.5 s alone and at most 6 s with the CPU four times oversubscribed (a 1.7 MB text took 5-8 s
+alone and 850 MB), and encoding one long chunk (pattern "none", or a run of letters without
+spaces) is quadratic: 10 KB in under 1 s alone, at most 3.5 s so oversubscribed. Both BPE loops
+and the compare loop check the time limit. Text with lone surrogates (not Unicode) gets a message;
+NUL, control characters, right-to-left text, combining marks and emoji are ordinary text.
 
 What it leaves out: tokenization itself (backend), the app shell (`playground.ui.app`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html
 import threading
@@ -25,7 +33,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from playground import bpe, tokenizers
+from playground import bpe, limits, tokenizers
 from playground.errors import PlaygroundError
 from playground.html import tokens as token_html
 from playground.limits import clamp_int
@@ -39,7 +47,11 @@ COMPARE_LIMIT = 1500
 PREVIEW_CHARS = 1500  # of the BPE training text, drawn at the slider's merge
 MAX_TEXT_CHARS = 2_000_000
 MAX_MERGES = 2000
+STEP_SLIDER_MAX = MAX_MERGES  # before training: any merge count reaches the handler, which asks to train
 MAX_DECODE_IDS = 100_000
+BPE_TRAIN_BYTES = 100_000  # of UTF-8: BPE's work grows with bytes, and an emoji is up to 25 of them
+BPE_ENCODE_BYTES = 10_000
+TRAIN_FIRST = "Train BPE first (press “Train BPE” above)."
 CORPUS = Path(tokenizers.ASSETS) / "corpus" / "pride-and-prejudice-ch1-9.txt"
 _SHORT = {
     "r50k_base": "GPT-2", "p50k_base": "Codex", "cl100k_base": "GPT-4", "o200k_base": "GPT-4o",
@@ -91,6 +103,26 @@ def _text(value, what: str = "The text") -> str:
     if len(text) > MAX_TEXT_CHARS:
         raise PlaygroundError(f"{what} is {len(text):,} characters; this tab takes at most {MAX_TEXT_CHARS:,}.")
     return text
+
+
+def _cut(text: str, limit: int, purpose: str) -> tuple[str, str]:
+    """`text` cut to its first `limit` UTF-8 bytes (whole characters), and a note that says so ("": not cut)."""
+    data = tokenizers.utf8(text)
+    if len(data) <= limit:
+        return text, ""
+    cut = data[:limit].decode("utf-8", errors="ignore")
+    return cut, (f"The text has {len(text):,} characters ({len(data):,} UTF-8 bytes); it was cut to the first "
+                 f"{len(cut):,} characters ({limit:,} bytes at most) for {purpose}.")
+
+
+@contextlib.contextmanager
+def _time_limit(what: str, hint: str):
+    """A `RequestTimeout` inside the block becomes a message that says what to try instead."""
+    try:
+        yield
+    except limits.RequestTimeout:
+        raise PlaygroundError(f"{what} ran past this request's time limit ({limits.DEFAULT_REQUEST_SECONDS:.0f} s) "
+                              f"and was stopped. {hint}") from None
 
 
 def _tokenizer_id(value) -> str:
@@ -150,7 +182,11 @@ def compare(tokenizer_ids: list[str], text: str, special: bool, whitespace: bool
     if not tokenizer_ids:
         raise PlaygroundError("Choose one to four tokenizers to compare.")
     text = _text(text)
-    results = [tokenizers.tokenize(t, text, bool(special), max_tokens=COMPARE_LIMIT) for t in tokenizer_ids]
+    results = []
+    with _time_limit("Comparing", "Compare fewer tokenizers or a shorter text."):
+        for t in tokenizer_ids:
+            limits.check_deadline()
+            results.append(tokenizers.tokenize(t, text, bool(special), max_tokens=COMPARE_LIMIT))
     columns = "".join(
         f'<div class="tok-col"><h4>{html.escape(r.tokenizer_id)}: {r.num_tokens:,} tokens</h4>'
         + token_html.tokenization_html(r, bool(whitespace), COMPARE_LIMIT, show_ids=False) + "</div>"
@@ -163,13 +199,18 @@ def compare(tokenizer_ids: list[str], text: str, special: bool, whitespace: bool
 def decode(tokenizer_id: str, ids_text: str):
     """Ids (comma or space separated) back to text, piece by piece."""
     ids_text = _text(ids_text, "The list of ids")
-    ids = tokenizers.parse_ids(ids_text)
+    tokenizer = tokenizers.get_tokenizer(_tokenizer_id(tokenizer_id))
+    ids = tokenizers.parse_ids(ids_text, tokenizer)
     if len(ids) > MAX_DECODE_IDS:
         raise PlaygroundError(f"Decode at most {MAX_DECODE_IDS:,} ids at a time (got {len(ids):,}).")
-    result = tokenizers.decode_ids(_tokenizer_id(tokenizer_id), ids)
+    result = tokenizers.decode_ids(tokenizer.id, ids)
+    note = ""
+    if len(result.pieces) > RENDER_LIMIT:
+        note = token_html.note_html(f"Drawing the first {RENDER_LIMIT:,} of {len(result.pieces):,} ids one by one; "
+                                    "the text above is decoded from all of them.")
     return (f"<p><b>{len(result.ids):,} ids decode to:</b></p>"
             f'<pre class="tok-decoded">{html.escape(result.text)}</pre>'
-            + token_html.pieces_html(result.pieces))
+            + note + token_html.pieces_html(result.pieces[:RENDER_LIMIT]))
 
 
 def apply_preset(name: str):
@@ -192,8 +233,8 @@ def from_url(request: gr.Request):
 # -- BPE lab
 
 
-def _bpe_view(training: bpe.BPETraining, text: str, step: int) -> str:
-    """The merges up to `step` and the start of the training text encoded with them."""
+def _bpe_view(training: bpe.BPETraining, text: str, step: int, note: str = "") -> str:
+    """The merges up to `step` and the start of the training text encoded with them (`note`: a cut)."""
     merges = training.merges[:step]
     preview = text[:PREVIEW_CHARS]
     ids = bpe.encode(preview, merges, training.pattern)
@@ -208,7 +249,8 @@ def _bpe_view(training: bpe.BPETraining, text: str, step: int) -> str:
     length = training.lengths[step] if step < len(training.lengths) else training.lengths[-1]
     clipped = f" (first {PREVIEW_CHARS:,} characters)" if len(text) > PREVIEW_CHARS else ""
     return (
-        f'<div class="tok-counts">After <b>{step}</b> of {len(training.merges)} merges: the training text is '
+        (token_html.note_html(note) if note else "")
+        + f'<div class="tok-counts">After <b>{step}</b> of {len(training.merges)} merges: the training text is '
         f"<b>{length:,}</b> tokens (from {training.lengths[0]:,} bytes), vocabulary {256 + step:,}.</div>"
         '<table class="tok-bytes"><thead><tr><th>merge</th><th>pair</th><th>new id</th><th>count</th>'
         f"<th>new token</th></tr></thead><tbody>{rows}</tbody></table>"
@@ -232,40 +274,42 @@ def bpe_train(source: str, own_text: str, explore_text: str, merges: int, patter
     text = _training_text(source, own_text, explore_text)
     if not text:
         raise PlaygroundError("The training text is empty: paste some text or choose the bundled corpus.")
-    tokenizers.utf8(text)  # lone surrogates: a message
-    training = bpe.train(text, clamp_int(merges, "Merges", 1, MAX_MERGES, default=500), str(pattern))
+    text, note = _cut(text, BPE_TRAIN_BYTES, "training")  # lone surrogates: a message
+    with _time_limit("BPE training", "Try fewer merges."):
+        training = bpe.train(text, clamp_int(merges, "Merges", 1, MAX_MERGES, default=500), str(pattern))
     step = len(training.merges)
-    state = {"training": training, "text": text}
+    state = {"training": training, "text": text, "note": note}
     title = f"BPE on {len(text.encode('utf-8')):,} bytes, pattern {pattern}"
     return (state, token_plots.bpe_curve_figure(training.lengths, step, title),
             gr.Slider(minimum=0, maximum=max(step, 1), value=step, step=1, interactive=step > 0),
-            _bpe_view(training, text, step))
+            _bpe_view(training, text, step, note))
 
 
 @user_errors
 def bpe_step(state: dict | None, step: int):
     if not state:
-        raise PlaygroundError("Train BPE first.")
+        raise PlaygroundError(TRAIN_FIRST)
     training = state["training"]
     step = clamp_int(step, "Merges shown", 0, len(training.merges), default=0)
     return (token_plots.bpe_curve_figure(training.lengths, step, f"pattern {training.pattern}"),
-            _bpe_view(training, state["text"], step))
+            _bpe_view(training, state["text"], step, state.get("note", "")))
 
 
 @user_errors
 def bpe_encode(state: dict | None, step: int, text: str):
     """New text tokenized with the first `step` learned merges."""
     if not state:
-        raise PlaygroundError("Train BPE first.")
+        raise PlaygroundError(TRAIN_FIRST)
     training = state["training"]
     merges = training.merges[: clamp_int(step, "Merges shown", 0, len(training.merges), default=0)]
-    text = _text(text)[:200_000]
-    tokenizers.utf8(text)
-    ids = bpe.encode(text, merges, training.pattern)
+    text, note = _cut(_text(text), BPE_ENCODE_BYTES, "encoding")
+    with _time_limit("Encoding", "Try a shorter text or fewer merges."):
+        ids = bpe.encode(text, merges, training.pattern)
     vocab = bpe.vocabulary(merges)
     result = tokenizers.build_result(f"BPE ({len(merges)} merges)", text, ids, [vocab[i] for i in ids],
                                      max_tokens=RENDER_LIMIT)
-    return counts_html(result) + token_html.tokenization_html(result, False, RENDER_LIMIT)
+    return ((token_html.note_html(note) if note else "") + counts_html(result)
+            + token_html.tokenization_html(result, False, RENDER_LIMIT))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,7 +394,8 @@ def build() -> None:
         merges = gr.Slider(1, 2000, value=500, step=1, label="Merges", scale=2)
     own_text = gr.Textbox(lines=3, label="My own training text", visible=True)
     train_button = gr.Button("Train BPE", variant="primary")
-    step = gr.Slider(0, 1, value=0, step=1, label="Show the vocabulary after this many merges", interactive=False)
+    step = gr.Slider(0, STEP_SLIDER_MAX, value=0, step=1, label="Show the vocabulary after this many merges",
+                     interactive=False)
     curve = gr.Plot(label="Sequence length against merges")
     bpe_view = _token_view(elem_id="tok-bpe", label="Merges")
     with gr.Row():

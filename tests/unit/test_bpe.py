@@ -106,3 +106,18 @@ def test_bad_input_is_a_playground_error():
         bpe.train("abc", -1)
     with pytest.raises(PlaygroundError):
         bpe.decode([999], [])
+
+
+def test_training_stops_at_the_request_time_limit():
+    from playground import limits
+
+    with limits.deadline(0.0), pytest.raises(limits.RequestTimeout):
+        bpe.train("the cat sat on the mat " * 100, 50)
+
+
+def test_encoding_stops_at_the_request_time_limit():
+    from playground import limits
+
+    merges = bpe.train("the cat sat on the mat " * 100, 50).merges
+    with limits.deadline(0.0), pytest.raises(limits.RequestTimeout):
+        bpe.encode("the cat sat on the mat " * 100, merges)
