@@ -2,23 +2,24 @@
 
 The lecture's one-liner: "keep k-best samples around; expand all, filter according to prob". Here is
 the version `model.generate(num_beams=...)` runs (transformers 5.24, `GenerationMixin._beam_search`),
-step by step, for one prompt:
+step by step, for one prompt; each step of the loop is one function here:
 
 1. Feed the prompt once per beam (all beams start as copies; only the first one counts at step 1,
    the others start at -1e9 so the first step does not pick the same token several times).
 2. Each step, one batched forward over the live beams (KV-cached; the cache is reordered to follow
    the beams). Log-softmax in float32, added to each beam's running sum of log-probabilities.
-3. Take the top K continuations over all beams and the whole vocabulary, where
+3. `expand_and_score`: take the top K continuations over all beams and the whole vocabulary, where
    K = max(2, 1 + number of EOS ids) * num_beams: enough that num_beams of them can go on even if
-   the best ones all end with EOS.
-4. A candidate that ends (its token is an EOS id, or it reaches max length) may join the finished
-   hypotheses, but only if it is among the first num_beams of the K: its score is
+   the best ones all end with EOS. The best num_beams candidates that do not end (an EOS id, or the
+   length limit) become the next live beams; the rest are pruned.
+4. `FinishedHypotheses.update`: a candidate that ends may join the finished hypotheses, but only if
+   it is among the first num_beams of the K: its score is
    sum of log-probabilities / generated_length ** length_penalty, and the finished list keeps the
-   num_beams best scores. The best num_beams candidates that did not end become the next live beams;
-   the rest are pruned.
-5. Stop when no candidate can continue (max length), or per `early_stopping`: True stops as soon as
-   num_beams hypotheses are finished; False stops when the best live beam, scored at its current
-   length, cannot beat the worst finished one; "never" scores it at max length instead when
+   num_beams best scores.
+5. `record_step` adds the step's K candidates to the tree; `stop_rule` ends the search when no
+   candidate can continue (max length), or per `early_stopping`: True stops as soon as num_beams
+   hypotheses are finished; False stops when the best live beam, scored at its current length,
+   cannot beat the worst finished one; "never" scores it at max length instead when
    length_penalty > 0 (the canonical beam search).
 6. Return the num_return_sequences best finished hypotheses, best first, with their scores
    (`sequences_scores` in transformers).
@@ -33,7 +34,16 @@ cumulative log-probability, normalized score, rank among its siblings and its fa
   pushed out later or ranks below num_return_sequences);
 - `returned`: the last token of a returned sequence.
 
-`greedy_path` and `sampled_path` decode one sequence each for comparison, with their log-probs.
+`BeamSettings` is checked once, when it is built (an invalid one cannot exist). The end-of-sequence
+ids are the loaded model's (`LoadedModel.eos_token_ids`: the generation config's, the model
+config's and the tokenizer's), unless the caller names others. `beam_search(..., on_step=...)`
+calls back after every step with the result so far (its nodes, `steps`), for progress bars.
+
+`run_beam_search` is the one call the tab and the CLI make: it loads the model, fits the prompt,
+runs the search and decodes the comparison paths. `decode_path` decodes them (greedy, or one
+sample at temperature 1) with the sampling lab's own random-number scheme
+(`generation.choose_token`: a draw depends on the seed and the position only), so "seed 42" here
+draws the tokens `generation.generate(..., seed=42)` draws in the sampling lab.
 
 What it leaves out: logits processors (repetition penalty, temperature, ...), sampling beams
 (`do_sample=True` with beams), group/constrained beam search, batches of several prompts, and models
@@ -47,14 +57,16 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 
-from playground.core import forward
 from playground.errors import PlaygroundError
+from playground.generation import Decoder, choose_token
+from playground.model_call import forward
 from playground.models import LoadedModel, load_model
 from playground.prompts import fit_prompt
+from playground.sampling import RankedLogits, SamplingSettings
 from playground.token_text import token_label
 
 MAX_BEAMS = 8
@@ -62,17 +74,43 @@ MAX_NEW_TOKENS = 40
 MAX_PROMPT_TOKENS = 256  # each beam re-reads the prompt once: 8 x 256 tokens is a CPU's second or two
 NEG_INF = -1.0e9  # transformers' stand-in for "impossible"
 DEAD = -1.0e8  # a running score below this carries a NEG_INF: not a real beam
-
-StepCallback = Callable[[int, int], None]
+GREEDY = SamplingSettings(temperature=0.0)  # the greedy comparison path
+SAMPLED = SamplingSettings(temperature=1.0)  # the sampled one: plain sampling, no filter
 
 
 @dataclass(frozen=True)
 class BeamSettings:
+    """transformers' beam-search settings, checked and normalized when built (PlaygroundError for
+    anything out of range; early_stopping also from the strings true, false, never)."""
+
     num_beams: int = 4
     max_new_tokens: int = 20
     length_penalty: float = 1.0
     early_stopping: bool | str = False
     num_return_sequences: int = 1
+
+    def __post_init__(self):
+        try:
+            num_beams = int(self.num_beams)
+            max_new_tokens = int(self.max_new_tokens)
+            num_return = int(self.num_return_sequences)
+            length_penalty = float(self.length_penalty)
+        except (TypeError, ValueError) as exc:
+            raise PlaygroundError(f"Beam search settings must be numbers: {exc}") from None
+        if not 1 <= num_beams <= MAX_BEAMS:
+            raise PlaygroundError(f"Number of beams must be between 1 and {MAX_BEAMS}, not {num_beams}.")
+        if not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
+            raise PlaygroundError(f"Max new tokens must be between 1 and {MAX_NEW_TOKENS}, not {max_new_tokens}.")
+        if not 1 <= num_return <= num_beams:
+            raise PlaygroundError(f"Number of returned sequences must be between 1 and the number of beams "
+                                  f"({num_beams}), not {num_return}.")
+        if not math.isfinite(length_penalty) or abs(length_penalty) > 10:
+            raise PlaygroundError(f"Length penalty must be a number between -10 and 10, not {self.length_penalty!r}.")
+        for name, value in (("num_beams", num_beams), ("max_new_tokens", max_new_tokens),
+                            ("length_penalty", length_penalty),
+                            ("early_stopping", parse_early_stopping(self.early_stopping)),
+                            ("num_return_sequences", num_return)):
+            object.__setattr__(self, name, value)
 
 
 @dataclass
@@ -127,20 +165,20 @@ class BeamResult:
     eos_token_ids: list[int]
     candidates_per_step: int
     nodes: list[BeamNode]
-    sequences: list[BeamSequence]
-    steps: int  # how many steps ran
-    stop_reason: str
+    sequences: list[BeamSequence]  # empty until the search is over
+    steps: int  # how many steps ran (so far, in an `on_step` callback)
+    stop_reason: str  # "running" until the search is over
     forward_calls: int
     seconds: float
     greedy: PathRecord | None = None
     sampled: PathRecord | None = None
     prompt_note: str | None = None  # set when the prompt was cut to MAX_PROMPT_TOKENS
-    children: dict[int, list[int]] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data.pop("children")
-        return data
+        return asdict(self)
+
+
+StepCallback = Callable[[int, BeamResult], None]  # (step just done, the result so far)
 
 
 def parse_early_stopping(value) -> bool | str:
@@ -157,35 +195,140 @@ def parse_early_stopping(value) -> bool | str:
     raise PlaygroundError(f"early_stopping must be true, false or never, not {value!r}.")
 
 
-def validate_settings(settings: BeamSettings) -> BeamSettings:
-    """The settings with early_stopping normalized; PlaygroundError for anything out of range."""
-    try:
-        num_beams = int(settings.num_beams)
-        max_new_tokens = int(settings.max_new_tokens)
-        num_return = int(settings.num_return_sequences)
-        length_penalty = float(settings.length_penalty)
-    except (TypeError, ValueError) as exc:
-        raise PlaygroundError(f"Beam search settings must be numbers: {exc}") from None
-    if not 1 <= num_beams <= MAX_BEAMS:
-        raise PlaygroundError(f"Number of beams must be between 1 and {MAX_BEAMS}, not {num_beams}.")
-    if not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
-        raise PlaygroundError(f"Max new tokens must be between 1 and {MAX_NEW_TOKENS}, not {max_new_tokens}.")
-    if not 1 <= num_return <= num_beams:
-        raise PlaygroundError(
-            f"Number of returned sequences must be between 1 and the number of beams ({num_beams}), not {num_return}."
-        )
-    if not math.isfinite(length_penalty) or abs(length_penalty) > 10:
-        raise PlaygroundError(f"Length penalty must be a number between -10 and 10, not {settings.length_penalty!r}.")
-    return BeamSettings(num_beams, max_new_tokens, length_penalty, parse_early_stopping(settings.early_stopping),
-                        num_return)
+# ---------------------------------------------------------------------------------------------
+# The steps of the search. Tensors of candidates are [1, K] (one prompt), in transformers' shapes.
 
 
-def generation_eos_ids(loaded: LoadedModel) -> list[int]:
-    """The EOS ids `model.generate` stops at: the model's generation config, else the loaded ones."""
-    eos = getattr(loaded.model.generation_config, "eos_token_id", None)
-    if eos is None:
-        return list(loaded.eos_token_ids)
-    return [int(eos)] if isinstance(eos, int) else [int(e) for e in eos]
+@dataclass
+class StepCandidates:
+    """One step's top K continuations over all live beams, best cumulative log-probability first."""
+
+    log_probs: torch.Tensor  # [num_beams, vocab]: this step's log-softmax after each live beam
+    cumulative: torch.Tensor  # the candidates' sums of log-probabilities
+    parent_slots: torch.Tensor  # the live beam each one extends
+    token_ids: torch.Tensor
+    ended: torch.Tensor  # bool: an EOS id, or the length limit
+    scores: torch.Tensor  # cumulative / generated_length ** length_penalty
+    next_indices: torch.Tensor  # [1, num_beams]: the candidates that become the live beams ...
+    next_scores: torch.Tensor  # ... and their running scores (below DEAD: an ended one, not a beam)
+
+
+def expand_and_score(logits: torch.Tensor, running_scores: torch.Tensor, k: int, eos: torch.Tensor | None,
+                     length: int, at_max_length: bool, length_penalty: float) -> StepCandidates:
+    """Steps 2 and 3: every live beam's continuations scored, the best K kept, the next beams picked."""
+    num_beams = running_scores.shape[1]
+    log_probs = torch.nn.functional.log_softmax(logits.to(torch.float32), dim=-1)
+    vocab_size = log_probs.shape[-1]
+    accumulated = (log_probs[None] + running_scores[:, :, None]).reshape(1, -1)
+    cumulative, indices = torch.topk(accumulated, k=k)
+    token_ids = indices % vocab_size
+    ended = torch.full_like(token_ids, at_max_length, dtype=torch.bool)
+    if eos is not None:
+        ended |= torch.isin(token_ids, eos)
+    running = cumulative + ended.to(torch.float32) * NEG_INF
+    next_indices = torch.topk(running, k=num_beams)[1]
+    return StepCandidates(
+        log_probs=log_probs, cumulative=cumulative, parent_slots=indices // vocab_size, token_ids=token_ids,
+        ended=ended, scores=cumulative / (length ** length_penalty), next_indices=next_indices,
+        next_scores=torch.take_along_dim(running, next_indices, dim=1),
+    )
+
+
+@dataclass
+class FinishedHypotheses:
+    """Step 4: the num_beams best finished hypotheses so far (scores, filled slots, tree nodes)."""
+
+    scores: torch.Tensor  # [1, num_beams], NEG_INF in an empty slot
+    filled: torch.Tensor  # [1, num_beams] bool
+    nodes: list[int | None]
+
+    @classmethod
+    def empty(cls, num_beams: int, device) -> FinishedHypotheses:
+        return cls(torch.full((1, num_beams), NEG_INF, dtype=torch.float, device=device),
+                   torch.zeros((1, num_beams), dtype=torch.bool, device=device), [None] * num_beams)
+
+    @property
+    def full(self) -> bool:
+        return bool(torch.all(self.filled))
+
+    def update(self, candidates: StepCandidates, first_node: int, early_stopping: bool | str,
+               open_: torch.Tensor) -> list[int]:
+        """Merge the ended candidates among the first num_beams; returns the tree nodes that joined.
+
+        `first_node` is the node id the step's first candidate gets; `open_` is the stop rule's
+        "a live beam can still beat the finished ones" ([1, 1] bool) as of the previous step.
+        """
+        num_beams = self.scores.shape[1]
+        first = torch.arange(candidates.token_ids.shape[1], device=self.scores.device) < num_beams
+        did_finish = candidates.ended & first[None, :]
+        beams_full = torch.all(self.filled, dim=-1, keepdim=True) & (early_stopping is True)
+        finish_scores = candidates.scores + beams_full.to(torch.float32) * NEG_INF
+        finish_scores += (~open_).to(torch.float32) * NEG_INF
+        finish_scores += (~did_finish) * NEG_INF
+        merged_scores = torch.cat((self.scores, finish_scores), dim=1)
+        merged_filled = torch.cat((self.filled, did_finish), dim=1)
+        keep = torch.topk(merged_scores, k=num_beams)[1]
+        self.scores = torch.take_along_dim(merged_scores, keep, dim=1)
+        self.filled = torch.take_along_dim(merged_filled, keep, dim=1)
+        nodes, joined = [], []
+        for slot, filled in zip(keep[0].tolist(), self.filled[0].tolist()):
+            if slot < num_beams:
+                nodes.append(self.nodes[slot])
+            else:
+                node_id = first_node + slot - num_beams if filled else None
+                if node_id is not None:
+                    joined.append(node_id)
+                nodes.append(node_id)
+        self.nodes = nodes
+        return joined
+
+
+def record_step(nodes: list[BeamNode], step: int, candidates: StepCandidates, beam_nodes: Sequence[int],
+                joined: Sequence[int], eos: Sequence[int], label: Callable[[int], str]) -> None:
+    """Add the step's candidates to the tree (`beam_nodes`: the node each live beam ends at)."""
+    slots = candidates.parent_slots[0]
+    token_ids = candidates.token_ids[0]
+    step_log_probs = candidates.log_probs[slots, token_ids]
+    vocab_ranks = (candidates.log_probs[slots] > step_log_probs[:, None]).sum(dim=1).add(1).tolist()
+    kept = {i for i, score in zip(candidates.next_indices[0].tolist(), candidates.next_scores[0].tolist())
+            if score > DEAD}
+    first_id = len(nodes)
+    siblings: dict[int, int] = {}
+    for order, (slot, token, logprob, cumulative, score, ended) in enumerate(zip(
+            slots.tolist(), token_ids.tolist(), step_log_probs.tolist(), candidates.cumulative[0].tolist(),
+            candidates.scores[0].tolist(), candidates.ended[0].tolist())):
+        parent = beam_nodes[slot]
+        siblings[parent] = siblings.get(parent, 0) + 1
+        nodes.append(BeamNode(
+            id=first_id + order, parent=parent, step=step, token_id=token, label=label(token), logprob=logprob,
+            cumulative=cumulative, score=score, rank=siblings[parent], vocab_rank=vocab_ranks[order], order=order,
+            status="kept" if order in kept else "pruned", ended=ended, eos=token in eos,
+        ))
+    for node_id in joined:
+        nodes[node_id].status = "finished"
+
+
+def stop_rule(candidates: StepCandidates, finished: FinishedHypotheses, running_scores: torch.Tensor,
+              open_: torch.Tensor, settings: BeamSettings, length: int) -> tuple[str | None, torch.Tensor]:
+    """Step 5: why the search ends after this step (None: it goes on), and the updated `open_`.
+
+    `open_` stays True while the best live beam, scored at its best possible length, beats the
+    worst finished hypothesis (transformers' `_check_early_stop_heuristic`).
+    """
+    if settings.early_stopping == "never" and settings.length_penalty > 0.0:
+        best_length = settings.max_new_tokens
+    else:
+        best_length = length
+    best_possible = running_scores[:, :1] / (best_length ** settings.length_penalty)
+    worst_finished = torch.where(finished.filled, torch.min(finished.scores, dim=1, keepdim=True)[0], NEG_INF)
+    open_ = open_ & torch.any(best_possible > worst_finished, dim=-1, keepdim=True)
+    if torch.all(candidates.ended):
+        return "max_new_tokens", open_
+    if finished.full and settings.early_stopping is True:
+        return "early_stopping: num_beams hypotheses finished", open_
+    if not bool(torch.any(open_)):
+        return "no live beam can beat the finished hypotheses", open_
+    return None, open_
 
 
 def _reorder(cache, beam_idx: torch.Tensor) -> None:
@@ -195,163 +338,90 @@ def _reorder(cache, beam_idx: torch.Tensor) -> None:
         raise PlaygroundError("This model's KV cache cannot be reordered, so beam search cannot run on it.")
 
 
+def _decode(tokenizer, ids: Sequence[int]) -> str:
+    return tokenizer.decode(list(ids), skip_special_tokens=False) if tokenizer is not None else ""
+
+
+def _labeller(tokenizer) -> Callable[[int], str]:
+    return (lambda token: token_label(tokenizer, token)) if tokenizer is not None else str
+
+
+def _check_prompt(loaded: LoadedModel, input_ids: Sequence[int], settings: BeamSettings) -> list[int]:
+    if not isinstance(settings, BeamSettings):
+        raise PlaygroundError("settings must be a BeamSettings.")
+    ids = [int(i) for i in input_ids]
+    if not ids:
+        raise PlaygroundError("The prompt has no tokens.")
+    if len(ids) + settings.max_new_tokens > loaded.context_length:
+        raise PlaygroundError(
+            f"Prompt ({len(ids)} tokens) plus {settings.max_new_tokens} new tokens exceeds the model's "
+            f"context length ({loaded.context_length})."
+        )
+    return ids
+
+
 @torch.inference_mode()
 def beam_search(loaded: LoadedModel, input_ids: Sequence[int], settings: BeamSettings,
                 eos_token_ids: Sequence[int] | None = None, on_step: StepCallback | None = None) -> BeamResult:
     """Run transformers' beam search on one prompt and record every candidate it considered."""
-    settings = validate_settings(settings)
-    input_ids = [int(i) for i in input_ids]
-    if not input_ids:
-        raise PlaygroundError("The prompt has no tokens.")
-    eos = list(eos_token_ids) if eos_token_ids is not None else generation_eos_ids(loaded)
-    num_beams, length_penalty, early_stopping = settings.num_beams, settings.length_penalty, settings.early_stopping
-    prompt_len = len(input_ids)
-    max_length = prompt_len + settings.max_new_tokens
-    if max_length > loaded.context_length:
-        raise PlaygroundError(
-            f"Prompt ({prompt_len} tokens) plus {settings.max_new_tokens} new tokens exceeds the model's "
-            f"context length ({loaded.context_length})."
-        )
+    input_ids = _check_prompt(loaded, input_ids, settings)
+    eos = [int(e) for e in (eos_token_ids if eos_token_ids is not None else loaded.eos_token_ids)]
+    num_beams = settings.num_beams
     started = time.perf_counter()
-    tokenizer = loaded.tokenizer
-
     logits, cache = forward(loaded, torch.tensor([input_ids] * num_beams))
-    calls = 1  # counted here: the model's own counter also counts other sessions' calls
     device = logits.device  # the search runs where the logits are, as in transformers
     k = max(2, 1 + len(eos)) * num_beams  # candidates considered per step
-    top_num_beam_mask = torch.cat((torch.ones(num_beams, dtype=torch.bool),
-                                   torch.zeros(k - num_beams, dtype=torch.bool))).to(device)
     eos_tensor = torch.tensor(eos, dtype=torch.long, device=device) if eos else None
-
-    nodes = [BeamNode(0, None, 0, None, "prompt", 0.0, 0.0, 0.0, 1, 1, 0, "root")]
-    children: dict[int, list[int]] = {0: []}
-    running_nodes = [0] * num_beams  # the tree node each live beam ends at
+    result = BeamResult(
+        model_id=loaded.id, prompt_ids=input_ids, prompt_text=_decode(loaded.tokenizer, input_ids),
+        settings=settings, eos_token_ids=eos, candidates_per_step=k,
+        nodes=[BeamNode(0, None, 0, None, "prompt", 0.0, 0.0, 0.0, 1, 1, 0, "root")], sequences=[], steps=0,
+        stop_reason="running", forward_calls=1, seconds=0.0,  # calls counted here: the model's counter is shared
+    )
+    label = _labeller(loaded.tokenizer)
+    beam_nodes = [0] * num_beams  # the tree node each live beam ends at
     running_scores = torch.zeros((1, num_beams), dtype=torch.float, device=device)
     running_scores[:, 1:] = NEG_INF
-    finished_scores = torch.full((1, num_beams), NEG_INF, dtype=torch.float, device=device)
-    finished_nodes: list[int | None] = [None] * num_beams
-    is_sent_finished = torch.zeros((1, num_beams), dtype=torch.bool, device=device)
-    heuristic_unsatisfied = torch.ones((1, 1), dtype=torch.bool, device=device)
-
-    cur_len, step, stop_reason = prompt_len, 0, "max_new_tokens"
-    while True:
-        step += 1
-        log_probs = torch.nn.functional.log_softmax(logits.to(torch.float32), dim=-1)  # [num_beams, vocab]
-        vocab_size = log_probs.shape[-1]
-        accumulated = (log_probs[None] + running_scores[:, :, None]).reshape(1, -1)
-        topk_log_probs, topk_indices = torch.topk(accumulated, k=k)
-        parent_slots = topk_indices // vocab_size
-        topk_ids = topk_indices % vocab_size
-
-        # Which candidates end here: an EOS id, or the length limit.
-        hits = torch.full_like(topk_ids, cur_len + 1 >= max_length, dtype=torch.bool)
-        if eos_tensor is not None:
-            hits |= torch.isin(topk_ids, eos_tensor)
-
-        # The best num_beams candidates that go on become the live beams.
-        topk_running_log_probs = topk_log_probs + hits.to(torch.float32) * NEG_INF
-        next_indices = torch.topk(topk_running_log_probs, k=num_beams)[1]
-        new_running_scores = torch.take_along_dim(topk_running_log_probs, next_indices, dim=1)
-
-        # Ended candidates among the first num_beams may join the finished hypotheses.
-        did_finish = hits & top_num_beam_mask[None, :]
-        candidate_scores = topk_log_probs / ((cur_len + 1 - prompt_len) ** length_penalty)
-        beams_full = torch.all(is_sent_finished, dim=-1, keepdim=True) & (early_stopping is True)
-        finish_scores = candidate_scores + beams_full.to(torch.float32) * NEG_INF
-        finish_scores += (~heuristic_unsatisfied).to(torch.float32) * NEG_INF
-        finish_scores += (~did_finish) * NEG_INF
-        merged_scores = torch.cat((finished_scores, finish_scores), dim=1)
-        merged_finished = torch.cat((is_sent_finished, did_finish), dim=1)
-        keep_finished = torch.topk(merged_scores, k=num_beams)[1]
-        finished_scores = torch.take_along_dim(merged_scores, keep_finished, dim=1)
-        is_sent_finished = torch.take_along_dim(merged_finished, keep_finished, dim=1)
-
-        # Record the step's candidates as tree nodes.
-        slots = parent_slots[0].tolist()
-        token_list = topk_ids[0].tolist()
-        cumulative_list = topk_log_probs[0].tolist()
-        score_list = candidate_scores[0].tolist()
-        step_log_probs = log_probs[parent_slots[0], topk_ids[0]]
-        vocab_ranks = (log_probs[parent_slots[0]] > step_log_probs[:, None]).sum(dim=1).add(1).tolist()
-        step_log_probs = step_log_probs.tolist()
-        hit_list = hits[0].tolist()
-        kept = {i for i, score in zip(next_indices[0].tolist(), new_running_scores[0].tolist()) if score > DEAD}
-        first_id = len(nodes)
-        sibling_count: dict[int, int] = {}
-        for order in range(k):
-            parent = running_nodes[slots[order]]
-            sibling_count[parent] = sibling_count.get(parent, 0) + 1
-            token = token_list[order]
-            node = BeamNode(
-                id=first_id + order, parent=parent, step=step, token_id=token,
-                label=token_label(tokenizer, token) if tokenizer is not None else str(token),
-                logprob=step_log_probs[order], cumulative=cumulative_list[order], score=score_list[order],
-                rank=sibling_count[parent], vocab_rank=vocab_ranks[order], order=order,
-                status="kept" if order in kept else "pruned", ended=hit_list[order], eos=token in eos,
-            )
-            nodes.append(node)
-            children.setdefault(parent, []).append(node.id)
-            children[node.id] = []
-        new_finished_nodes = []
-        for slot, finished in zip(keep_finished[0].tolist(), is_sent_finished[0].tolist()):
-            if slot < num_beams:
-                new_finished_nodes.append(finished_nodes[slot])
-            else:
-                node_id = first_id + slot - num_beams if finished else None
-                if node_id is not None:
-                    nodes[node_id].status = "finished"
-                new_finished_nodes.append(node_id)
-        finished_nodes = new_finished_nodes
-
-        # Follow the live beams: their tokens are the next input, their caches move with them.
-        next_list = next_indices[0].tolist()
-        running_nodes = [first_id + i for i in next_list]
-        running_scores = new_running_scores
-        cur_len += 1
+    finished = FinishedHypotheses.empty(num_beams, device)
+    open_ = torch.ones((1, 1), dtype=torch.bool, device=device)
+    for step in range(1, settings.max_new_tokens + 1):  # step = generated length of this step's candidates
+        candidates = expand_and_score(logits, running_scores, k, eos_tensor, step, step >= settings.max_new_tokens,
+                                      settings.length_penalty)
+        first_id = len(result.nodes)
+        joined = finished.update(candidates, first_id, settings.early_stopping, open_)
+        record_step(result.nodes, step, candidates, beam_nodes, joined, eos, label)
+        beam_nodes = [first_id + i for i in candidates.next_indices[0].tolist()]
+        running_scores = candidates.next_scores
+        result.steps = step
         if on_step is not None:
-            on_step(step, settings.max_new_tokens)
+            on_step(step, result)
+        reason, open_ = stop_rule(candidates, finished, running_scores, open_, settings, step)
+        if reason is not None:
+            result.stop_reason = reason
+            break
+        # Follow the live beams: their tokens are the next input, their caches move with them.
+        _reorder(cache, candidates.parent_slots[0, candidates.next_indices[0]])
+        logits, cache = forward(loaded, candidates.token_ids[0, candidates.next_indices[0]][:, None], cache)
+        result.forward_calls += 1
+    result.sequences = _returned(result, finished, loaded.tokenizer)
+    result.seconds = time.perf_counter() - started
+    return result
 
-        # transformers' stopping rules for the search as a whole.
-        if early_stopping == "never" and length_penalty > 0.0:
-            best_hypothetical_length = max_length - prompt_len
-        else:
-            best_hypothetical_length = cur_len - prompt_len
-        best_possible = running_scores[:, :1] / (best_hypothetical_length ** length_penalty)
-        worst_finished = torch.where(is_sent_finished, torch.min(finished_scores, dim=1, keepdim=True)[0], NEG_INF)
-        heuristic_unsatisfied = heuristic_unsatisfied & torch.any(best_possible > worst_finished, dim=-1, keepdim=True)
-        if torch.all(hits):
-            stop_reason = "max_new_tokens"
-            break
-        if bool(torch.all(is_sent_finished)) and early_stopping is True:
-            stop_reason = "early_stopping: num_beams hypotheses finished"
-            break
-        if not bool(torch.any(heuristic_unsatisfied)):
-            stop_reason = "no live beam can beat the finished hypotheses"
-            break
-        beam_idx = parent_slots[0, next_indices[0]]
-        _reorder(cache, beam_idx)
-        logits, cache = forward(loaded, topk_ids[0, next_indices[0]][:, None], cache)
-        calls += 1
 
+def _returned(result: BeamResult, finished: FinishedHypotheses, tokenizer) -> list[BeamSequence]:
+    """Step 6: the num_return_sequences best finished hypotheses, best first (marked `returned`)."""
     sequences = []
-    for rank in range(settings.num_return_sequences):
-        node_id = finished_nodes[rank]
-        ids = path_ids(nodes, node_id) if node_id is not None else []
-        if node_id is not None:
-            nodes[node_id].status = "returned"
-        cumulative = nodes[node_id].cumulative if node_id is not None else NEG_INF
-        sequences.append(BeamSequence(
-            node=node_id if node_id is not None else -1, ids=ids,
-            text=tokenizer.decode(ids, skip_special_tokens=False) if tokenizer is not None else "",
-            score=float(finished_scores[0, rank]), cumulative=cumulative, length=len(ids),
-        ))
-    return BeamResult(
-        model_id=loaded.id, prompt_ids=input_ids,
-        prompt_text=tokenizer.decode(input_ids, skip_special_tokens=False) if tokenizer is not None else "",
-        settings=settings, eos_token_ids=eos, candidates_per_step=k, nodes=nodes, sequences=sequences,
-        steps=step, stop_reason=stop_reason, forward_calls=calls,
-        seconds=time.perf_counter() - started, children=children,
-    )
+    for rank in range(result.settings.num_return_sequences):
+        node_id = finished.nodes[rank]
+        score = float(finished.scores[0, rank])
+        if node_id is None:
+            sequences.append(BeamSequence(-1, [], "", score, NEG_INF, 0))
+            continue
+        result.nodes[node_id].status = "returned"
+        ids = path_ids(result.nodes, node_id)
+        sequences.append(BeamSequence(node_id, ids, _decode(tokenizer, ids), score,
+                                      result.nodes[node_id].cumulative, len(ids)))
+    return sequences
 
 
 def path_ids(nodes: Sequence[BeamNode], node_id: int) -> list[int]:
@@ -362,6 +432,10 @@ def path_ids(nodes: Sequence[BeamNode], node_id: int) -> list[int]:
         ids.append(node.token_id)
         node = nodes[node.parent]
     return ids[::-1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparison paths and the one call the tab and the CLI make
 
 
 def _tree_nodes_along(result: BeamResult, ids: Sequence[int]) -> list[int | None]:
@@ -379,30 +453,30 @@ def _tree_nodes_along(result: BeamResult, ids: Sequence[int]) -> list[int | None
 @torch.inference_mode()
 def decode_path(loaded: LoadedModel, input_ids: Sequence[int], max_new_tokens: int, eos_token_ids: Sequence[int],
                 length_penalty: float = 1.0, seed: int | None = None) -> PathRecord:
-    """Greedy decoding (seed None) or plain sampling at temperature 1 (seeded), KV-cached, with log-probs."""
-    generator = None
-    if seed is not None:
-        generator = torch.Generator().manual_seed(int(seed))
-    tokenizer = loaded.tokenizer
-    ids, labels, logprobs = [], [], []
-    logits, cache = forward(loaded, torch.tensor([list(input_ids)]))
-    for position in range(max_new_tokens):
-        log_probs = torch.nn.functional.log_softmax(logits[0].to(torch.float32).cpu(), dim=-1)
-        if generator is None:
-            token = int(torch.argmax(log_probs))
-        else:
-            token = int(torch.multinomial(log_probs.exp(), 1, generator=generator))
-        ids.append(token)
-        labels.append(token_label(tokenizer, token) if tokenizer is not None else str(token))
-        logprobs.append(float(log_probs[token]))
-        if token in eos_token_ids or position == max_new_tokens - 1:
-            break
-        logits, cache = forward(loaded, torch.tensor([[token]]), cache)
+    """Greedy decoding (seed None) or plain sampling at temperature 1 (seeded), KV-cached, with log-probs.
+
+    The tokens are chosen as the sampling lab chooses them (`generation.choose_token` with `GREEDY`
+    or `SAMPLED`), so a seed draws the same tokens as `generation.generate(..., seed=seed)`.
+    """
+    settings = GREEDY if seed is None else SAMPLED
+    decoder = Decoder(loaded, input_ids)
+    ids, logprobs = [], []
+    try:
+        for position in range(max_new_tokens):
+            ranked = RankedLogits(decoder.logits)
+            _, token = choose_token(ranked, settings, 0 if seed is None else seed, position)
+            ids.append(token)
+            logprobs.append(float(torch.log_softmax(ranked.logits, dim=-1)[token]))
+            if token in eos_token_ids or position == max_new_tokens - 1:
+                break
+            decoder.push(token)
+    finally:
+        decoder.stepper.close()
     cumulative = float(sum(logprobs))
+    label = _labeller(loaded.tokenizer)
     return PathRecord(
-        kind="greedy" if seed is None else "sampled", ids=ids, labels=labels, logprobs=logprobs,
-        cumulative=cumulative, score=cumulative / (len(ids) ** length_penalty),
-        text=tokenizer.decode(ids, skip_special_tokens=False) if tokenizer is not None else "",
+        kind="greedy" if seed is None else "sampled", ids=ids, labels=[label(t) for t in ids], logprobs=logprobs,
+        cumulative=cumulative, score=cumulative / (len(ids) ** length_penalty), text=_decode(loaded.tokenizer, ids),
         node_ids=[], seed=seed,
     )
 
@@ -411,34 +485,32 @@ def add_comparisons(loaded: LoadedModel, result: BeamResult, greedy: bool = True
                     sample_seed: int | None = None) -> BeamResult:
     """Attach the greedy path and/or one sampled path, each mapped onto the tree where it follows it."""
     settings = result.settings
-    if greedy:
-        result.greedy = decode_path(loaded, result.prompt_ids, settings.max_new_tokens, result.eos_token_ids,
-                                    settings.length_penalty)
-        result.greedy.node_ids = _tree_nodes_along(result, result.greedy.ids)
-    if sample_seed is not None:
-        result.sampled = decode_path(loaded, result.prompt_ids, settings.max_new_tokens, result.eos_token_ids,
-                                     settings.length_penalty, seed=sample_seed)
-        result.sampled.node_ids = _tree_nodes_along(result, result.sampled.ids)
+    for kind, wanted, seed in (("greedy", greedy, None), ("sampled", sample_seed is not None, sample_seed)):
+        if wanted:
+            path = decode_path(loaded, result.prompt_ids, settings.max_new_tokens, result.eos_token_ids,
+                               settings.length_penalty, seed=seed)
+            path.node_ids = _tree_nodes_along(result, path.ids)
+            setattr(result, kind, path)
     return result
 
 
 def run_beam_search(model_id: str, prompt: str, settings: BeamSettings, chat_template: bool = False,
                     compare_greedy: bool = False, sample_seed: int | None = None,
                     eos_token_ids: Sequence[int] | None = None, on_step: StepCallback | None = None) -> BeamResult:
-    """Load the model, tokenize the prompt, run the recorded beam search and the optional comparisons.
+    """Load the model, tokenize the prompt, run the recorded beam search and the asked-for comparisons.
 
-    A prompt longer than MAX_PROMPT_TOKENS is cut from the left (`result.prompt_note` says so).
+    One call gives everything the tab draws: the tree, the returned sequences, and the greedy path
+    (`compare_greedy`) and the sampled one (`sample_seed`). `on_step` is called after every search
+    step (see `beam_search`). A prompt longer than MAX_PROMPT_TOKENS is cut from the left
+    (`result.prompt_note` says so).
     """
-    settings = validate_settings(settings)
     if prompt is not None and not isinstance(prompt, str):
         raise PlaygroundError("The prompt must be text.")
     loaded = load_model(model_id)
     fitted = fit_prompt(loaded, prompt, chat_template, MAX_PROMPT_TOKENS)
     result = beam_search(loaded, fitted.ids, settings, eos_token_ids=eos_token_ids, on_step=on_step)
     result.prompt_note = fitted.note
-    if compare_greedy or sample_seed is not None:
-        add_comparisons(loaded, result, greedy=compare_greedy, sample_seed=sample_seed)
-    return result
+    return add_comparisons(loaded, result, greedy=compare_greedy, sample_seed=sample_seed)
 
 
 @dataclass(frozen=True)

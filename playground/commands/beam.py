@@ -4,7 +4,9 @@
 [--early-stopping true|false|never] [--num-return-sequences R] [--chat-template] [--eos-id ID ...]
 [--compare-greedy] [--sample-seed S] PROMPT` prints `{"nodes": [...], "sequences": [{"ids", "text",
 "score"}, ...]}` (sequences best first, `ids` without the prompt) plus the settings and, when asked,
-the greedy and sampled paths. PROMPT `-` reads stdin. What it leaves out: drawing the tree.
+the greedy and sampled paths (the sample draws what `generate --seed S --temperature 1` draws:
+one random-number scheme for every tab and command). PROMPT `-` reads stdin. What it leaves out:
+drawing the tree.
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from playground import beam
-from playground.__main__ import read_text_argument
+from playground.cli import read_text_argument
 
 
 def beam_command(args) -> dict:
     settings = beam.BeamSettings(
         num_beams=args.num_beams, max_new_tokens=args.max_new_tokens, length_penalty=args.length_penalty,
-        early_stopping=beam.parse_early_stopping(args.early_stopping),
+        early_stopping=args.early_stopping,
         num_return_sequences=args.num_return_sequences,
     )
     result = beam.run_beam_search(

@@ -12,9 +12,11 @@ step; `collapse_pruned` hides the pruned candidates and closes the gaps; the gre
 paths are drawn on top: where they follow the tree they ring its nodes, where they leave it they
 continue in their own row below the tree.
 
-The layout is one pass over the nodes and a handful of traces (one per status and edge width), so
-8 beams x 40 steps (640+ nodes) lays out in well under 200 ms. What it leaves out: running the
-search (`playground.beam`), any gradio widget.
+`beam_figure` puts together small builders, bottom layer first: `layout_tree` (where each node
+sits), `edge_traces`, `returned_path_traces`, `node_traces`, `comparison_traces` and
+`figure_layout` (size, axes, title). The layout is one pass over the nodes and a handful of traces
+(one per status and edge width), so 8 beams x 40 steps (640+ nodes) lays out in well under 200 ms.
+What it leaves out: running the search (`playground.beam`), any gradio widget.
 """
 
 from __future__ import annotations
@@ -141,14 +143,24 @@ def _path_points(path: PathRecord, layout: TreeLayout, band_y: float) -> tuple[l
 
 def beam_figure(result: BeamResult, upto_step: int | None = None, collapse_pruned: bool = False,
                 show_greedy: bool = True, show_sampled: bool = True) -> go.Figure:
-    """The search tree as a plotly figure (see the module docstring)."""
+    """The search tree as a plotly figure (see the module docstring): edges, the returned paths, the
+    nodes, then the comparison paths on top, in a layout sized to the rows they use."""
     layout = layout_tree(result, upto_step, collapse_pruned)
-    nodes = result.nodes
-    steps_shown = max(layout.upto_step, 1)
-    font_size = 15 if steps_shown <= 12 else 13
-    traces = []
+    font_size = 15 if max(layout.upto_step, 1) <= 12 else 13
+    paths = [path for path, wanted in ((result.greedy, show_greedy), (result.sampled, show_sampled))
+             if path is not None and wanted]
+    path_traces, band = comparison_traces(paths, layout, font_size)
+    traces = [*edge_traces(result, layout), *returned_path_traces(result, layout),
+              *node_traces(result, layout, font_size), *path_traces]
+    # The traces are plain dicts built here, so plotly's per-property validation (most of the time
+    # for a few hundred points) is skipped.
+    return go.Figure(data=traces, layout=figure_layout(result, layout, band, len(paths)), _validate=False)
 
-    # Edges, grouped by (child status, width) so a few traces carry them all.
+
+def edge_traces(result: BeamResult, layout: TreeLayout) -> list[dict]:
+    """Edges, grouped by (child status, width) so a few traces carry them all, pruned ones below;
+    then one invisible marker per edge middle that carries its hover text."""
+    nodes = result.nodes
     edge_groups: dict[tuple[str, float], tuple[list, list]] = {}
     mid_x, mid_y, mid_hover = [], [], []
     for node_id in layout.shown:
@@ -164,35 +176,46 @@ def beam_figure(result: BeamResult, upto_step: int | None = None, collapse_prune
         mid_y.append((y0 + y1) / 2)
         mid_hover.append(f"{html.escape(nodes[node.parent].label)} → <b>{html.escape(node.label)}</b>"
                          f"<br>step probability p = {p:.4f}")
-    for (state, width), (xs, ys) in sorted(edge_groups.items(), key=lambda item: (item[0][0] != "pruned", item[0][1])):
-        traces.append(_scatter(
-            x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
-            line=dict(color=STATUS_COLORS[state], width=width), opacity=0.45 if state == "pruned" else 0.8,
-        ))
+    traces = [
+        _scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
+                 line=dict(color=STATUS_COLORS[state], width=width), opacity=0.45 if state == "pruned" else 0.8)
+        for (state, width), (xs, ys) in sorted(edge_groups.items(),
+                                               key=lambda item: (item[0][0] != "pruned", item[0][1]))
+    ]
     traces.append(_scatter(
         x=mid_x, y=mid_y, mode="markers", marker=dict(size=8, opacity=0), hovertemplate="%{text}<extra></extra>",
         text=mid_hover, showlegend=False, name="edges",
     ))
+    return traces
 
-    # The returned sequences' paths, once the search is over.
-    if layout.upto_step >= result.steps:
-        xs, ys = [], []
-        for sequence in result.sequences:
-            node_id = sequence.node
-            while node_id is not None and node_id >= 0 and nodes[node_id].parent is not None:
-                parent = nodes[node_id].parent
-                if node_id in layout.x and parent in layout.x:
-                    xs += [layout.x[parent], layout.x[node_id], None]
-                    ys += [layout.y[parent], layout.y[node_id], None]
-                node_id = parent
-        if xs:
-            traces.append(_scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", name="returned path",
-                                     line=dict(color=STATUS_COLORS["returned"], width=6), opacity=0.35))
 
-    # Nodes, one trace per status (the legend doubles as the colour key).
+def returned_path_traces(result: BeamResult, layout: TreeLayout) -> list[dict]:
+    """The returned sequences' paths, highlighted once the search is over (none while replaying)."""
+    if layout.upto_step < result.steps:
+        return []
+    nodes = result.nodes
+    xs, ys = [], []
+    for sequence in result.sequences:
+        node_id = sequence.node
+        while node_id is not None and node_id >= 0 and nodes[node_id].parent is not None:
+            parent = nodes[node_id].parent
+            if node_id in layout.x and parent in layout.x:
+                xs += [layout.x[parent], layout.x[node_id], None]
+                ys += [layout.y[parent], layout.y[node_id], None]
+            node_id = parent
+    if not xs:
+        return []
+    return [_scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", name="returned path",
+                     line=dict(color=STATUS_COLORS["returned"], width=6), opacity=0.35)]
+
+
+def node_traces(result: BeamResult, layout: TreeLayout, font_size: int) -> list[dict]:
+    """The nodes, one trace per status (the legend doubles as the colour key)."""
+    nodes = result.nodes
     by_status: dict[str, list[int]] = {}
     for node_id in layout.shown:
         by_status.setdefault(layout.status[node_id], []).append(node_id)
+    traces = []
     for state in ("pruned", "kept", "finished", "returned", "root"):
         ids = by_status.get(state)
         if not ids:
@@ -209,19 +232,21 @@ def beam_figure(result: BeamResult, upto_step: int | None = None, collapse_prune
             hovertemplate="%{customdata}<extra></extra>",
             customdata=[node_hover(nodes[i], state) for i in ids],
         ))
+    return traces
 
-    # Greedy and sampled paths: rings on the tree nodes they share, their own row where they leave.
+
+def comparison_traces(paths: list[PathRecord], layout: TreeLayout, font_size: int) -> tuple[list[dict], float]:
+    """Greedy and sampled paths: rings on the tree nodes they share, their own row below the tree
+    where they leave it (one row each). Returns the traces and the y of the row below the last one."""
+    traces = []
     band = -float(layout.rows) - 0.6
-    for path, wanted in ((result.greedy, show_greedy), (result.sampled, show_sampled)):
-        if path is None or not wanted:
-            continue
+    for path in paths:
         color, dash = PATH_STYLES[path.kind]
         xs, ys, (off_x, off_y), (off_text, off_hover) = _path_points(path, layout, band)
-        name = f"{path.kind} path (log p {path.cumulative:.2f})"
-        traces.append(_scatter(x=xs, y=ys, mode="lines+markers", name=name,
-                                 line=dict(color=color, width=3, dash=dash),
-                                 marker=dict(size=20, color="rgba(0,0,0,0)", line=dict(width=2.5, color=color)),
-                                 hoverinfo="skip"))
+        traces.append(_scatter(x=xs, y=ys, mode="lines+markers", name=f"{path.kind} path (log p {path.cumulative:.2f})",
+                               line=dict(color=color, width=3, dash=dash),
+                               marker=dict(size=20, color="rgba(0,0,0,0)", line=dict(width=2.5, color=color)),
+                               hoverinfo="skip"))
         if off_x:
             traces.append(_scatter(
                 x=off_x, y=off_y, mode="markers+text", showlegend=False, text=off_text, textposition="bottom center",
@@ -229,10 +254,14 @@ def beam_figure(result: BeamResult, upto_step: int | None = None, collapse_prune
                 hovertemplate="%{customdata}<extra></extra>", customdata=off_hover,
             ))
         band -= 1.0
+    return traces, band
 
-    rows = layout.rows + (1 if band < -float(layout.rows) - 0.6 else 0) + (1 if band < -float(layout.rows) - 1.6 else 0)
-    figure_layout = dict(
-        height=max(420, ROW_PIXELS * (rows + 1) + 170),
+
+def figure_layout(result: BeamResult, layout: TreeLayout, band: float, path_rows: int) -> dict:
+    """Size, axes (the last VISIBLE_STEPS steps in view), legend and title of the tree figure."""
+    steps_shown = max(layout.upto_step, 1)
+    return dict(
+        height=max(420, ROW_PIXELS * (layout.rows + path_rows + 1) + 170),
         margin=dict(l=20, r=20, t=50, b=40),
         plot_bgcolor="white",
         dragmode="pan",
@@ -249,9 +278,6 @@ def beam_figure(result: BeamResult, upto_step: int | None = None, collapse_prune
                    showgrid=True, gridcolor="#f3f4f6", title=dict(text="step (generated tokens)")),
         yaxis=dict(visible=False, range=[band + 0.4, 0.7]),
     )
-    # The traces are plain dicts built here, so plotly's per-property validation (most of the time
-    # for a few hundred points) is skipped.
-    return go.Figure(data=traces, layout=figure_layout, _validate=False)
 
 
 def _scatter(**properties) -> dict:

@@ -2,10 +2,11 @@
 
 Layout, top to bottom: lecture presets (one click sets the controls and runs), prompt and model,
 beam settings, comparison paths, the tree (plotly, zoom and pan), the replay slider and the
-collapse toggle, the returned sequences with their scores. The search runs once per click
-(`beam_search` API); replaying or collapsing only redraws from the result kept in `gr.State`
-(`beam_redraw` API). What it leaves out: the search itself (`playground.beam`) and the drawing
-(`playground.plots.beam`).
+collapse toggle, the returned sequences with their scores. Each click is one backend call,
+`beam.run_beam_search`, which returns the tree with the greedy and sampled paths (`beam_search`
+API); its per-step callback drives the progress bar. Replaying or collapsing only redraws from the
+result kept in `gr.State` (`beam_redraw` API). What it leaves out: loading models and running
+anything on them (`playground.beam`), and the drawing (`playground.plots.beam`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import gradio as gr
 
 from playground import beam
 from playground.limits import clamp_float, clamp_int
-from playground.models import load_model
 from playground.plots.beam import SUMMARY_HEADERS, beam_figure, summary_markdown, summary_rows
 from playground.ui.common import model_choices, user_errors
 
@@ -29,34 +29,33 @@ CSS = """
 
 
 def _search_settings(num_beams, max_new_tokens, length_penalty, early_stopping, num_return) -> beam.BeamSettings:
-    """Settings from widget values: numbers clamped to the sliders' ranges, anything else a clear message."""
-    return beam.validate_settings(beam.BeamSettings(
+    """Settings from widget values: numbers clamped to the sliders' ranges, anything else a clear message
+    (`BeamSettings` checks the rest when built)."""
+    return beam.BeamSettings(
         clamp_int(num_beams, "Beams", 1, beam.MAX_BEAMS),
         clamp_int(max_new_tokens, "Max new tokens", 1, beam.MAX_NEW_TOKENS),
         clamp_float(length_penalty, "Length penalty", -10.0, 10.0),
-        beam.parse_early_stopping(early_stopping),
+        early_stopping,
         clamp_int(num_return, "Returned sequences", 1, beam.MAX_BEAMS),
-    ))
+    )
 
 
 @user_errors
 def run_search(prompt, model_id, chat_template, num_beams, max_new_tokens, length_penalty, early_stopping,
                num_return, compare_greedy, compare_sampled, seed, collapse, progress=gr.Progress()):
-    """Run the search (with progress) and draw the finished tree."""
+    """Run the search and its comparison paths in one backend call (with progress); draw the tree."""
     settings = _search_settings(num_beams, max_new_tokens, length_penalty, early_stopping, num_return)
     if not model_id:
         raise gr.Error("Pick a model.")
     progress(0, desc="Loading the model")
 
-    def on_step(step, total):
-        progress((step, total), desc=f"Beam search: step {step} of at most {total}")
+    def on_step(step, partial):
+        progress((step, partial.settings.max_new_tokens),
+                 desc=f"Beam search: step {step} of at most {partial.settings.max_new_tokens}")
 
     sample_seed = clamp_int(seed, "Sampling seed", 0, 2**31 - 1, default=DEFAULT_SEED) if compare_sampled else None
     result = beam.run_beam_search(str(model_id), prompt or "", settings, chat_template=bool(chat_template),
-                                  on_step=on_step)
-    if compare_greedy or sample_seed is not None:
-        progress(1.0, desc="Decoding the comparison paths (greedy / sampled)")
-        beam.add_comparisons(load_model(result.model_id), result, greedy=bool(compare_greedy), sample_seed=sample_seed)
+                                  compare_greedy=bool(compare_greedy), sample_seed=sample_seed, on_step=on_step)
     figure = beam_figure(result, collapse_pruned=bool(collapse))
     step_slider = gr.Slider(minimum=0, maximum=result.steps, value=result.steps, step=1, interactive=True)
     return result, figure, step_slider, summary_rows(result), summary_markdown(result)

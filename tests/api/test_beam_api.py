@@ -11,8 +11,10 @@ import json
 import pytest
 import torch
 
+from playground import generation
 from playground.core import prompt_ids
 from playground.models import load_model
+from playground.sampling import SamplingSettings
 from playground.token_text import visible_whitespace
 
 MODEL = "smollm2-135m-instruct"
@@ -54,6 +56,18 @@ def test_beam_search_endpoint_matches_generate(client):
     names = [trace.get("name") or "" for trace in figure["data"]]
     assert any("pruned" in n for n in names) and any("returned" in n for n in names)
     assert any("greedy path" in n for n in names) and any("sampled path" in n for n in names)
+
+
+def test_sampled_path_is_the_sampling_labs_draw(client):
+    """Seed 5 in the beam tab draws what seed 5 draws in the sampling lab at temperature 1."""
+    _figure_out, _step, table, _summary = _search(client, seed=5)
+    loaded = load_model(MODEL)
+    ids = prompt_ids(loaded, PROMPT, chat_template=True)
+    lab = generation.generate(loaded, ids, SamplingSettings(temperature=1.0), 6, seed=5)
+    sampled = next(r for r in table["data"] if r[0] == "sampled (seed 5)")
+    assert sampled[1] == visible_whitespace(loaded.tokenizer.decode(lab.token_ids))
+    assert int(sampled[2]) == len(lab.token_ids)
+    assert float(sampled[3]) == pytest.approx(lab.logprob, abs=1e-3)
 
 
 def test_redraw_replays_from_the_stored_search(client):

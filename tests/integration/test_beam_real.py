@@ -58,7 +58,7 @@ def test_chat_answers_finish_with_eos():
     loaded = load_model("smollm2-135m-instruct")
     ids = prompt_ids(loaded, "What is the capital of France?", chat_template=True)
     result = assert_equals_generate(loaded, ids, beam.BeamSettings(3, 24, 1.0, True, 3))
-    eos = beam.generation_eos_ids(loaded)
+    eos = loaded.eos_token_ids
     assert result.stop_reason.startswith("early_stopping")
     assert all(seq.ids[-1] in eos and seq.length < 24 for seq in result.sequences)
     assert "Paris" in result.sequences[0].text
@@ -73,3 +73,14 @@ def test_greedy_path_matches_generate_on_gemma():
                                        max_new_tokens=6, do_sample=False)
     assert result.greedy.ids == greedy[0, len(ids):].tolist()
     assert result.greedy.node_ids[0] is not None
+
+
+@pytest.mark.parametrize("model_id", ["smollm2-135m-instruct", "gemma-3-270m"])
+def test_one_eos_definition_covers_generate(model_id):
+    """The search stops at `loaded.eos_token_ids`; they include every id `generate` stops at (and the
+    tokenizer's), and are no more, so the candidates per step match transformers' count."""
+    loaded = load_model(model_id)
+    generation_eos = loaded.model.generation_config.eos_token_id
+    generation_eos = set(generation_eos if isinstance(generation_eos, list) else [generation_eos])
+    assert generation_eos | {loaded.tokenizer.eos_token_id} <= set(loaded.eos_token_ids)
+    assert set(loaded.eos_token_ids) == generation_eos

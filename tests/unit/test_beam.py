@@ -17,12 +17,23 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from playground import beam
+from playground import beam, generation
 from playground.__main__ import main as cli_main
 from playground.core import prompt_ids
 from playground.errors import PlaygroundError
 from playground.models import load_model
-from playground.plots.beam import beam_figure, layout_tree, summary_markdown, summary_rows
+from playground.plots.beam import (
+    beam_figure,
+    comparison_traces,
+    edge_traces,
+    figure_layout,
+    layout_tree,
+    node_traces,
+    returned_path_traces,
+    summary_markdown,
+    summary_rows,
+)
+from playground.sampling import SamplingSettings
 
 PROMPTS = ["The capital of France is", "Once upon a time"]
 GRID = [
@@ -65,7 +76,7 @@ def assert_same_as_generate(loaded, ids, s, eos=None):
         assert len(sequence.ids) <= generated_len
         # transformers pads shorter sequences after their EOS
         if len(sequence.ids) < generated_len:
-            assert sequence.ids[-1] in (eos if eos is not None else beam.generation_eos_ids(loaded))
+            assert sequence.ids[-1] in (eos if eos is not None else loaded.eos_token_ids)
         assert sequence.score == pytest.approx(float(out.sequences_scores[rank]), abs=1e-4)
     assert max(len(s_.ids) for s_ in result.sequences) == generated_len
     return result
@@ -157,8 +168,9 @@ def check_invariants(result: beam.BeamResult) -> None:
             assert [n.logprob for n in siblings] == sorted((n.logprob for n in siblings), reverse=True)
     returned = [n.id for n in nodes if n.status == "returned"]
     assert sorted(returned) == sorted(seq.node for seq in result.sequences)
+    parents = {n.parent for n in nodes}
     for seq in result.sequences:
-        assert result.children[seq.node] == []  # returned sequences are leaves
+        assert seq.node not in parents  # returned sequences are leaves (no node has them as parent)
         assert nodes[seq.node].ended
         assert beam.path_ids(nodes, seq.node) == seq.ids
     scores = [seq.score for seq in result.sequences]
@@ -206,6 +218,48 @@ def test_greedy_and_sampled_paths(loaded):
     assert beam.decode_path(loaded, ids, 8, result.eos_token_ids, 1.0, seed=8).ids != result.sampled.ids
 
 
+@pytest.mark.parametrize("seed", [0, 7, 42])
+def test_sampled_path_draws_what_the_sampling_lab_draws(loaded, seed):
+    """One random-number scheme: the beam tab's sampled path (T = 1) is `generation.generate` with
+    the same seed and settings, token for token."""
+    ids = prompt_ids(loaded, PROMPTS[1])
+    result = beam.run_beam_search("tiny-random", PROMPTS[1], beam.BeamSettings(3, 10, 1.0, False, 1),
+                                  compare_greedy=True, sample_seed=seed)
+    assert result.prompt_ids == ids
+    lab = generation.generate(loaded, ids, SamplingSettings(temperature=1.0), 10, seed=seed)
+    assert result.sampled.ids == lab.token_ids and result.sampled.seed == seed
+    assert result.sampled.logprobs == pytest.approx([math.log(r.raw_prob) for r in lab.records], abs=1e-4)
+    greedy = generation.generate(loaded, ids, SamplingSettings(temperature=0.0), 10)
+    assert result.greedy.ids == greedy.token_ids
+
+
+def test_on_step_reports_the_result_so_far(loaded):
+    ids = prompt_ids(loaded, PROMPTS[0])
+    seen = []
+
+    def on_step(step, partial):
+        seen.append((step, partial.steps, len(partial.nodes), partial.stop_reason, len(partial.sequences)))
+
+    result = beam.beam_search(loaded, ids, beam.BeamSettings(3, 5, 1.0, "never", 2), on_step=on_step)
+    k = result.candidates_per_step
+    assert seen == [(step, step, 1 + step * k, "running", 0) for step in range(1, result.steps + 1)]
+    assert result.stop_reason != "running" and len(result.sequences) == 2
+
+
+def test_settings_are_checked_when_built():
+    assert beam.BeamSettings(2, 3, 1, "TRUE", 2) == beam.BeamSettings(2, 3, 1.0, True, 2)
+    assert beam.BeamSettings(early_stopping="never").early_stopping == "never"
+    with pytest.raises(PlaygroundError, match="number of beams"):
+        beam.BeamSettings(num_beams=2, num_return_sequences=3)
+
+
+def test_default_eos_is_the_loaded_models(loaded):
+    result = beam.beam_search(loaded, prompt_ids(loaded, "Hi"), beam.BeamSettings(2, 2, 1.0, False, 1))
+    assert result.eos_token_ids == list(loaded.eos_token_ids)
+    generation_eos = loaded.model.generation_config.eos_token_id
+    assert set(generation_eos if isinstance(generation_eos, list) else [generation_eos]) <= set(result.eos_token_ids)
+
+
 @pytest.mark.parametrize("bad", [
     dict(num_beams=0), dict(num_beams=9), dict(max_new_tokens=0), dict(max_new_tokens=41),
     dict(num_beams=2, num_return_sequences=3), dict(length_penalty=float("nan")), dict(early_stopping="sometimes"),
@@ -250,6 +304,41 @@ def test_figure_draws_every_candidate(big_result):
     assert len(labels) >= len(big_result.nodes)
     assert all("<" not in text for text in labels if text != "<b>prompt</b>")
 
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(upto_step=5), dict(collapse_pruned=True),
+                                    dict(show_greedy=False), dict(show_greedy=False, show_sampled=False)],
+                         ids=["full", "step-5", "collapsed", "no-greedy", "no-paths"])
+def test_figure_is_its_builders_in_order(big_result, kwargs):
+    """The figure's structure: edges, edge hovers, returned paths, nodes by status, comparison paths;
+    one edge per shown non-root node, the y range and height sized to the tree's rows and path rows."""
+    figure = beam_figure(big_result, **kwargs)
+    upto, collapse = kwargs.get("upto_step"), kwargs.get("collapse_pruned", False)
+    layout = layout_tree(big_result, upto, collapse)
+    font = 15 if max(layout.upto_step, 1) <= 12 else 13
+    paths = [p for p, key in ((big_result.greedy, "show_greedy"), (big_result.sampled, "show_sampled"))
+             if kwargs.get(key, True)]
+    path_traces, band = comparison_traces(paths, layout, font)
+    parts = [edge_traces(big_result, layout), returned_path_traces(big_result, layout),
+             node_traces(big_result, layout, font), path_traces]
+    expected = [trace for part in parts for trace in part]
+    assert [t.name for t in figure.data] == [t.get("name") for t in expected]
+    assert [t.mode for t in figure.data] == [t["mode"] for t in expected]
+    edges, nodes_part = parts[0], parts[2]
+    assert edges[-1]["name"] == "edges" and len(edges[-1]["x"]) == len(layout.shown) - 1
+    assert sum(len(t["x"]) // 3 for t in edges[:-1]) == len(layout.shown) - 1  # (x0, x1, gap) per edge
+    assert sum(len(t["x"]) for t in nodes_part) == len(layout.shown)
+    assert bool(parts[1]) == (layout.upto_step == big_result.steps)
+    assert band == pytest.approx(-layout.rows - 0.6 - len(paths))
+    assert figure.layout.yaxis.range == pytest.approx((band + 0.4, 0.7))
+    assert figure.layout.height == max(420, 34 * (layout.rows + len(paths) + 1) + 170)
+    assert figure.to_plotly_json()["layout"] == go_layout(figure_layout(big_result, layout, band, len(paths)))
+
+
+def go_layout(properties: dict) -> dict:
+    import plotly.graph_objects as go
+
+    return go.Figure(layout=properties, _validate=False).to_plotly_json()["layout"]
 
 
 def test_figure_escapes_token_text(loaded):
