@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -150,22 +149,14 @@ def operators_per_decode_step(loaded) -> dict:
 
 def throughput(loaded, clients: int, requests_per_client: int, fn) -> float:
     prompts = [[prompt(loaded, 32, seed=100 * c + r) for r in range(requests_per_client)] for c in range(clients)]
-    barrier = threading.Barrier(clients + 1)
 
     def client(index):
-        barrier.wait()
         for ids in prompts[index]:
             fn(loaded, ids)
+        sync(loaded.device)
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    sync(loaded.device)
-    return round(clients * requests_per_client / (time.perf_counter() - start), 1)
+    _, seconds = timing.in_threads(client, clients)
+    return round(clients * requests_per_client / seconds, 1)
 
 
 def requests_per_second(loaded, client_counts, budget_requests: int) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 
 
@@ -15,3 +16,23 @@ def median_ms(fn, repeats: int, digits: int = 2) -> float:
         fn()
         times.append((time.perf_counter() - start) * 1000)
     return round(statistics.median(times), digits)
+
+
+def in_threads(fn, count: int) -> tuple[list, float]:
+    """fn(i) for i in range(count), each in its own thread, all released at once:
+    (their results in order, wall seconds from the release until the last one finished)."""
+    results = [None] * count
+    start = threading.Barrier(count + 1)
+
+    def run(i):
+        start.wait()
+        results[i] = fn(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return results, time.perf_counter() - began

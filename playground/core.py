@@ -167,8 +167,8 @@ class Stepper:
             try:
                 if self.cache is None:  # a failed step left a cache that could not be repaired
                     logits, self.cache = forward(self.loaded, torch.tensor([ids]))
-                else:
-                    logits, self.cache = forward(self.loaded, torch.tensor([[int(token_id)]]), self.cache)
+                else:  # grouped with other sessions' steps (the cache is updated in place)
+                    logits = batching.decode_step(self.loaded, self.cache, [int(token_id)])
             except BaseException:
                 self._repair_cache()
                 raise

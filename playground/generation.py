@@ -30,6 +30,7 @@ from typing import Literal
 
 import torch
 
+from playground import batching
 from playground.core import Stepper
 from playground.model_call import forward
 from playground.errors import PlaygroundError
@@ -439,5 +440,4 @@ def iter_samples(loaded: LoadedModel, prompt_ids: Sequence[int], settings: Sampl
         if len(still) < len(active):
             cache.batch_select_indices(torch.tensor(still))
             active = [active[row] for row in still]
-        logits, cache = forward(loaded, torch.tensor(next_ids).unsqueeze(1), cache)
-        logits = logits.cpu()
+        logits = batching.decode_step(loaded, cache, next_ids)  # with other sessions' steps

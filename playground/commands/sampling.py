@@ -7,7 +7,8 @@
 `next-token` prints `tokens`: the N most probable tokens under the raw distribution, each with
 `id`, `text`, `raw_prob`, `prob` (after the rules) and `kept`; plus the kept count and both
 entropies. `generate` prints the generated `text`, one record per token (`id`, `text`, `prob`,
-`raw_prob`, `rank`, `eos_prob`), the `stop_reason`, the sequence log-probability and perplexity.
+`raw_prob`, `rank`, `eos_prob` and `eos_raw_prob`: the end-of-sequence probability after the rules and under
+the model, as in the sampling lab), the `stop_reason`, the sequence log-probability and perplexity.
 `--preset` starts from a lecture preset; explicit rule flags override it.
 """
 
@@ -19,7 +20,6 @@ from playground import core, generation, sampling
 from playground.cli import read_text_argument
 from playground.errors import PlaygroundError
 from playground.models import load_model
-from playground.token_text import display_text, token_bytes
 
 
 def _add_rule_flags(parser: argparse.ArgumentParser) -> None:
@@ -48,14 +48,9 @@ def next_token_command(args) -> dict:
         raise PlaygroundError("--top must be >= 1.")
     prompt = read_text_argument(args.prompt)
     distribution = core.next_token_distribution(args.model, prompt, args.chat_template)
-    tokenizer = load_model(args.model).tokenizer
     ranked = sampling.RankedLogits(distribution.logits)
     result = sampling.filter_logits(ranked, settings)
-    probs, kept = result.probs, result.kept
-    _, top_ids = ranked.top(args.top)
-    tokens = [{"id": int(i), "text": display_text(token_bytes(tokenizer, int(i))),
-               "raw_prob": float(ranked.raw_probs[i]), "prob": float(probs[i]), "kept": bool(kept[i])}
-              for i in top_ids[: args.top]]
+    tokens = generation.token_rows(ranked, result, load_model(args.model).tokenizer, args.top)
     return {"model": args.model, "prompt_tokens": len(distribution.input_ids), "settings": settings.as_dict(),
             "kept_count": result.kept_count, "vocab_size": result.vocab_size,
             "raw_entropy_bits": result.raw_entropy_bits, "entropy_bits": result.entropy_bits, "tokens": tokens}
@@ -72,8 +67,7 @@ def generate_command(args) -> dict:
         "text": result.text, "stop_reason": result.stop_reason,
         "stop_explanation": generation.STOP_REASONS[result.stop_reason],
         "logprob": result.logprob, "perplexity": result.perplexity,
-        "tokens": [{"id": r.id, "text": r.text, "prob": r.prob, "raw_prob": r.raw_prob, "rank": r.rank,
-                    "eos_prob": r.eos_raw_prob} for r in result.records],
+        "tokens": [r.as_dict() for r in result.records],
     }
 
 

@@ -43,7 +43,7 @@ from pathlib import Path
 import gradio as gr
 from gradio.exceptions import ComponentProcessingError
 
-from playground.ui import beam_tab, chat_tab, common, sampling_tab, tokenizer_tab
+from playground.ui import beam_tab, chat_tab, common, queue_guard, sampling_tab, tokenizer_tab
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 CSS_FILE = ASSETS / "app.css"
@@ -51,6 +51,9 @@ CSS_FILE = ASSETS / "app.css"
 QUEUE_MAX_SIZE = int(os.environ.get("PLAYGROUND_QUEUE_MAX_SIZE", "256"))
 HEAVY_CONCURRENCY = int(os.environ.get("PLAYGROUND_HEAVY_CONCURRENCY", "2"))
 MODEL_STEP_CONCURRENCY = 16
+# Sessions whose state the server keeps (Gradio drops the least recently used beyond this); each
+# tab's gr.State also expires `SESSION_TTL_SECONDS` after its last update.
+MAX_SESSIONS = int(os.environ.get("PLAYGROUND_MAX_SESSIONS", "2000"))
 INSTANT_CONCURRENCY = 8
 GROUP_LIMITS = {"heavy": HEAVY_CONCURRENCY, "model-step": MODEL_STEP_CONCURRENCY, "instant": INSTANT_CONCURRENCY}
 
@@ -83,6 +86,15 @@ class PlaygroundBlocks(gr.Blocks):
     slider, too few values) raises a plain exception, shown as an anonymous failure. Here it
     becomes `gr.Error("<control>: <value> is not a valid value.")`.
     """
+
+    queue_guard: "queue_guard.QueueGuard | None" = None
+
+    async def process_api(self, block_fn, inputs, state=None, request=None, iterator=None, session_hash=None,
+                          event_id=None, *args, **kwargs):
+        if iterator is None and self.queue_guard is not None:  # an event's first call: it just left the queue
+            self.queue_guard.check_start(self, event_id)
+        return await super().process_api(block_fn, inputs, state, request, iterator, session_hash, event_id,
+                                         *args, **kwargs)
 
     async def preprocess_data(self, block_fn, inputs, state, explicit_call=False):
         inputs = [_without_surrogates(value) for value in inputs]
@@ -167,6 +179,7 @@ def build_app() -> gr.Blocks:
         timer.tick(common.status_markdown, outputs=status, api_name=False, queue=False, show_progress="hidden")
     app.queue(default_concurrency_limit=HEAVY_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
     configure_queue(app)
+    queue_guard.QueueGuard().install(app)
     return app
 
 
@@ -182,7 +195,8 @@ def launch_kwargs() -> dict:
     css += [getattr(module, "CSS", "") for module in TAB_MODULES]
     head = "\n".join(getattr(module, "HEAD", "") for module in TAB_MODULES)
     return {"css": "\n".join(c for c in css if c), "head": head or None,
-            "theme": gr.themes.Soft(text_size="lg"), **refuse_uploads()}
+            "theme": gr.themes.Soft(text_size="lg"), "state_session_capacity": MAX_SESSIONS,
+            **refuse_uploads()}
 
 
 UPLOADS_REFUSED = "This playground takes no file uploads."

@@ -12,13 +12,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "playground"
 UI = PACKAGE / "ui"
-# Removed by the model-call cleanup under way (issue 12, item 1); none may be added elsewhere.
-KNOWN_CYCLE_MODULES = {"playground.core", "playground.batching", "playground.fastpath"}
 
 
 def module_name(path: Path) -> str:
@@ -158,10 +154,6 @@ def test_no_import_cycle_inside_the_package():
     graph = import_graph()
     found = cycles(graph)
     messages = [describe(graph, path) for path in found]
-    if found and all(set(path) <= KNOWN_CYCLE_MODULES for path in found):
-        pytest.xfail("known import cycle among playground/core.py, playground/batching.py and "
-                     "playground/fastpath.py, being removed by the model-call cleanup (issue 12): "
-                     + "; ".join(messages))
     assert not found, "import cycles inside playground/:\n" + "\n".join(messages)
 
 

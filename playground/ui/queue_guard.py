@@ -1,0 +1,122 @@
+"""A bound on the time a request waits in Gradio's queue: a busy server says so instead of
+answering minutes late.
+
+A lecture hall sends its requests within seconds of each other. Gradio queues each one in its
+concurrency group (`playground.ui.app.EVENT_GROUPS`) and, left alone, would run the last of them
+many minutes later, long after its student gave up. Two checks bound the wait at
+`max_wait_seconds` (`PLAYGROUND_QUEUE_WAIT`, default 45 s):
+
+- when a request joins the queue, its wait is predicted from the requests running and ahead of it
+  in its group, the group's concurrency and each handler's recent whole run time (measured here:
+  Gradio itself times only a stream's first chunk). If the
+  prediction passes the bound, the request is answered at once with "The server is busy: N
+  requests are ahead of you ..." and never runs;
+- when a request is about to start, it is refused the same way if it has already waited longer
+  (the prediction was wrong, or a group had no measured run time yet).
+
+While a request waits, the page shows its queue position (Gradio's own progress display). The
+refusal is an ordinary `gr.Error`-shaped message: it appears in words where the request's outputs
+are. What it leaves out: the run time of a request once started (`playground.limits`), the queue's
+size cap (`Blocks.queue(max_size=...)`). This module reaches into Gradio's queue (`Queue.push`,
+`Event.enqueue_time`): it is written against the pinned gradio==6.31.0 and tested against it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import gradio as gr
+from gradio.server_messages import ProcessCompletedMessage
+
+MAX_WAIT_SECONDS = float(os.environ.get("PLAYGROUND_QUEUE_WAIT", "45"))
+BUSY_TITLE = "Server busy"
+
+
+def busy_message(ahead: int, seconds: float) -> str:
+    requests = "request is" if ahead == 1 else "requests are"
+    return (f"The server is busy: {ahead} {requests} ahead of you (about {seconds:.0f} s of waiting). "
+            "Nothing was run; try again in a minute.")
+
+
+def waited_message(seconds: float) -> str:
+    return (f"The server is busy: your request waited {seconds:.0f} s in the queue and was not started. "
+            "Try again in a minute.")
+
+
+def predicted_wait(queue, event, run_seconds: dict) -> tuple[int, float | None]:
+    """(requests ahead of `event` in its group, predicted seconds until it starts, or None when some
+    handler involved has no measured run time yet). `run_seconds` maps a handler to its average
+    whole run time (a stream's, not its first chunk's, which is all Gradio measures)."""
+    group = queue.event_queue_per_concurrency_id[event.concurrency_id]
+    ahead = group.queue[: group.queue.index(event)] if event in group.queue else []
+    if not ahead:
+        return 0, 0.0
+    if any(e.fn not in run_seconds for e in ahead):
+        return len(ahead), None
+    now = time.time()
+    running = [max(0.0, run_seconds.get(fn, 0.0) - (now - start))
+               for fn, starts in group.start_times_per_fn.items() for start in starts]
+    slots = max(1, group.concurrency_limit or 1)
+    # the first `slots - len(running)` requests ahead start at once; each later one when a slot frees
+    return len(ahead), (sum(running) + sum(run_seconds[e.fn] for e in ahead)) / slots
+
+
+class QueueGuard:
+    """Installed on one app's queue (`install`), consulted again when an event starts (`check_start`)."""
+
+    def __init__(self, max_wait_seconds: float = MAX_WAIT_SECONDS):
+        self.max_wait_seconds = max_wait_seconds
+        self.refused = 0  # observed, for tests and benchmarks
+        self.run_seconds: dict = {}  # handler -> its recent whole run time (moving average)
+
+    def install(self, app: gr.Blocks) -> None:
+        queue = app._queue
+        push, process_events = queue.push, queue.process_events
+
+        async def guarded_push(body, request, username):
+            success, event_id, state = await push(body=body, request=request, username=username)
+            event = queue.event_ids_to_events.get(event_id) if success else None
+            if event is not None:
+                ahead, seconds = predicted_wait(queue, event, self.run_seconds)
+                if seconds is not None and seconds > self.max_wait_seconds:
+                    await self._refuse(queue, event, busy_message(ahead, seconds))
+            return success, event_id, state
+
+        async def timed_process_events(events, batch, begin_time, fn):
+            started = time.monotonic()
+            try:
+                return await process_events(events, batch, begin_time, fn)
+            finally:
+                seconds = time.monotonic() - started
+                previous = self.run_seconds.get(fn)
+                self.run_seconds[fn] = seconds if previous is None else 0.7 * previous + 0.3 * seconds
+
+        queue.push = guarded_push
+        queue.process_events = timed_process_events
+        app.queue_guard = self
+
+    async def _refuse(self, queue, event, message: str) -> None:
+        async with queue.delete_lock:
+            group = queue.event_queue_per_concurrency_id[event.concurrency_id]
+            if event not in group.queue:
+                return  # already started or cancelled
+            group.queue.remove(event)
+            queue.event_ids_to_events.pop(event._id, None)
+        self.refused += 1
+        queue.send_message(event, ProcessCompletedMessage(
+            output={"error": message, "title": BUSY_TITLE, "visible": True, "duration": 15},
+            title=BUSY_TITLE, success=False))
+
+    def check_start(self, app: gr.Blocks, event_id: str | None) -> None:
+        """Raise the busy message for an event that waited past the bound before it started (call it
+        on an event's first `process_api` only: a stream's later chunks come through there too)."""
+        queue = getattr(app, "_queue", None)
+        event = queue.event_ids_to_events.get(event_id) if queue is not None and event_id else None
+        if event is None:
+            return
+        waited = time.monotonic() - event.enqueue_time
+        if waited > self.max_wait_seconds and math.isfinite(waited):
+            self.refused += 1
+            raise gr.Error(waited_message(waited), title=BUSY_TITLE, duration=15)
