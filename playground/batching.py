@@ -244,7 +244,7 @@ def _decode_batch(loaded: LoadedModel, steps: list[_Step]) -> list[torch.Tensor]
     """One forward for every request's new tokens; each request's cache gets its rows back."""
     if len(steps) == 1:
         logits, _ = forward(loaded, steps[0].token_ids, steps[0].cache)
-        return [logits.cpu()]
+        return [logits]
     stacked, mask, positions, lengths, longest = _stacked(loaded, steps)
     token_ids = torch.cat([step.token_ids for step in steps])
     logits, out = forward(loaded, token_ids, stacked, attention_mask=mask, position_ids=positions)
@@ -269,12 +269,13 @@ def decode_batcher_for(loaded: LoadedModel) -> Batcher:
 
 def decode_step(loaded: LoadedModel, cache, token_ids) -> torch.Tensor:
     """Append one token per row of `cache` (a DynamicCache, updated in place) and return the logits
-    after them, float32 on the CPU [rows, vocab]; grouped with other sessions' steps when it can be."""
+    after them, float32 [rows, vocab] on the model's device (as `forward` does); grouped with other
+    sessions' steps on the CPU when the cache allows it."""
     token_ids = torch.as_tensor(token_ids, dtype=torch.long).reshape(-1, 1)
     limits.check_deadline()
     if not enabled() or loaded.device.type != "cpu" or not batchable(cache):
         logits, _ = forward(loaded, token_ids, cache)  # on a GPU the static decoders serve
-        return logits.cpu()
+        return logits
     step = _Step(cache, token_ids)
     return _wait(decode_batcher_for(loaded).submit(step, rows=token_ids.shape[0],
                                                    length=cache.get_seq_length() + 1))

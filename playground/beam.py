@@ -61,6 +61,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from playground import batching
 from playground.errors import PlaygroundError
 from playground.generation import Decoder, choose_token
 from playground.model_call import forward
@@ -401,7 +402,8 @@ def beam_search(loaded: LoadedModel, input_ids: Sequence[int], settings: BeamSet
             break
         # Follow the live beams: their tokens are the next input, their caches move with them.
         _reorder(cache, candidates.parent_slots[0, candidates.next_indices[0]])
-        logits, cache = forward(loaded, candidates.token_ids[0, candidates.next_indices[0]][:, None], cache)
+        # one decode step per live beam, grouped with other sessions' steps (the cache in place)
+        logits = batching.decode_step(loaded, cache, candidates.token_ids[0, candidates.next_indices[0]][:, None])
         result.forward_calls += 1
     result.sequences = _returned(result, finished, loaded.tokenizer)
     result.seconds = time.perf_counter() - started

@@ -168,7 +168,7 @@ class Stepper:
                 if self.cache is None:  # a failed step left a cache that could not be repaired
                     logits, self.cache = forward(self.loaded, torch.tensor([ids]))
                 else:  # grouped with other sessions' steps (the cache is updated in place)
-                    logits = batching.decode_step(self.loaded, self.cache, [int(token_id)])
+                    logits = batching.decode_step(self.loaded, self.cache, [int(token_id)]).cpu()
             except BaseException:
                 self._repair_cache()
                 raise

@@ -440,4 +440,4 @@ def iter_samples(loaded: LoadedModel, prompt_ids: Sequence[int], settings: Sampl
         if len(still) < len(active):
             cache.batch_select_indices(torch.tensor(still))
             active = [active[row] for row in still]
-        logits = batching.decode_step(loaded, cache, next_ids)  # with other sessions' steps
+        logits = batching.decode_step(loaded, cache, next_ids).cpu()  # with other sessions' steps
