@@ -1,7 +1,8 @@
 """Serve the LLM playground: `python app.py [--host H] [--port P] [--device D] [--share] [--allow-hub-ids]`.
 
 `--allow-hub-ids` lets the tokenizer registry load arbitrary Hugging Face hub tokenizer ids
-(`org/name`); without it only registry ids are accepted (sets PLAYGROUND_ALLOW_HUB_IDS=1).
+(`org/name`); without it only registry ids are accepted. Flags win over the environment
+(`playground.settings`, whose variables the README lists).
 
 The page is served at once; models load lazily on first use (the status line shows which are
 loaded). On Hugging Face Spaces this file is the entry point (see the README's front matter).
@@ -13,6 +14,7 @@ import argparse
 import logging
 import os
 
+from playground import settings
 from playground.device import DEVICE_CHOICES
 
 
@@ -30,10 +32,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if args.device:
-        os.environ["PLAYGROUND_DEVICE"] = args.device
-    if args.allow_hub_ids:
-        os.environ["PLAYGROUND_ALLOW_HUB_IDS"] = "1"
+    settings.apply_flags(device=args.device, allow_hub_ids=True if args.allow_hub_ids else None)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from playground.ui.app import build_app, launch_kwargs
 

@@ -16,7 +16,7 @@ import pkgutil
 import sys
 
 import playground.commands
-from playground.cli import read_text_argument  # noqa: F401  (commands/beam.py still imports it from here)
+from playground import settings
 from playground.errors import PlaygroundError
 
 
@@ -36,10 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.device:
-        import os
-
-        os.environ["PLAYGROUND_DEVICE"] = args.device
+    settings.apply_flags(device=args.device)
     try:
         result = args.handler(args)
     except PlaygroundError as exc:

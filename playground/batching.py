@@ -27,7 +27,6 @@ What it leaves out: the model call itself (`playground.model_call`), the static 
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
@@ -39,15 +38,15 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from playground import fastpath, limits
+from playground import fastpath, limits, settings
 from playground.errors import PlaygroundError
 from playground.model_call import forward
 from playground.models import LoadedModel
 
 # No waiting by default: a lone request runs at once, and requests that arrive while a batch is
 # computing are grouped into the next one (under load, batches form by themselves).
-WINDOW_SECONDS = float(os.environ.get("PLAYGROUND_BATCH_WINDOW_MS", "0")) / 1000
-MAX_BATCH = int(os.environ.get("PLAYGROUND_MAX_BATCH", "64"))
+WINDOW_SECONDS = settings.current().batch_window_ms / 1000
+MAX_BATCH = settings.current().max_batch
 MAX_BATCH_TOKENS = 16384  # padded tokens in one forward pass (prompts) or in the stacked KV cache (steps)
 
 
@@ -132,7 +131,7 @@ class Batcher:
 
 
 def enabled() -> bool:
-    return os.environ.get("PLAYGROUND_BATCHING", "1") != "0"
+    return settings.current().batching
 
 
 def _wait(future: Future):

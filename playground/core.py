@@ -20,12 +20,11 @@ What it leaves out: calling the model (`playground.model_call`), sampling rules
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
 
-from playground import batching, fastpath
+from playground import batching, fastpath, settings
 from playground.errors import PlaygroundError
 from playground.lru import BoundedLRU
 from playground.model_call import compute_slot, forward, forward_all  # noqa: F401 - re-exported
@@ -33,7 +32,7 @@ from playground.models import LoadedModel, load_model
 from playground.sampling import RankedLogits
 
 DISTRIBUTION_CACHE_SIZE = 64  # prompt texts per model
-DISTRIBUTION_CACHE_MB = float(os.environ.get("PLAYGROUND_DISTRIBUTION_CACHE_MB", "192"))  # per model
+DISTRIBUTION_CACHE_MB = settings.current().distribution_cache_mb  # per model
 
 
 def prompt_ids(loaded: LoadedModel, prompt: str, chat_template: bool = False) -> list[int]:

@@ -8,10 +8,9 @@ forced with `--device` on the app/CLI or the `PLAYGROUND_DEVICE` environment var
 
 from __future__ import annotations
 
-import os
-
 import torch
 
+from playground import settings
 from playground.errors import PlaygroundError
 
 DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
@@ -20,7 +19,7 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 
 def resolve_device(requested: str | None = None) -> torch.device:
     """The device to use: `requested`, else $PLAYGROUND_DEVICE, else the best available one."""
-    choice = (requested or os.environ.get("PLAYGROUND_DEVICE") or "auto").lower()
+    choice = (requested or settings.current().device or "auto").lower()
     if choice not in DEVICE_CHOICES:
         raise PlaygroundError(f"Unknown device {choice!r}. Choose one of: {', '.join(DEVICE_CHOICES)}")
     if choice == "auto":
@@ -38,7 +37,7 @@ def resolve_device(requested: str | None = None) -> torch.device:
 
 def default_dtype(device: torch.device) -> torch.dtype:
     """bfloat16 on CUDA, float32 elsewhere, unless $PLAYGROUND_DTYPE says otherwise."""
-    forced = os.environ.get("PLAYGROUND_DTYPE")
+    forced = settings.current().dtype
     if forced:
         if forced not in _DTYPES:
             raise PlaygroundError(f"Unknown dtype {forced!r}. Choose one of: {', '.join(_DTYPES)}")

@@ -35,7 +35,7 @@ import threading
 
 import torch
 
-from playground import fused_llama
+from playground import fused_llama, settings
 from playground.model_call import backbone, model_call, output_layer, reference_logits
 from playground.models import LoadedModel
 
@@ -333,9 +333,7 @@ def batched_for(loaded: LoadedModel) -> BatchedNextToken | None:
 
 def _enabled(loaded: LoadedModel) -> bool:
     """`PLAYGROUND_FASTPATH`: `0` off, `1` forced on any device (tests), else CUDA only."""
-    import os
-
-    setting = os.environ.get("PLAYGROUND_FASTPATH", "auto")
+    setting = settings.current().fastpath
     return setting != "0" and (setting == "1" or loaded.device.type == "cuda")
 
 

@@ -23,21 +23,20 @@ as its user last saw it. What it leaves out: the rules (`playground.sampling`), 
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
-from playground import core, generation, prompts
+from playground import core, generation, prompts, settings
 from playground.errors import PlaygroundError
 from playground.lru import BoundedLRU
 from playground.models import LoadedModel, get_spec, load_model
 from playground.sampling import FilterResult, RankedLogits, SamplingSettings, filter_logits
 from playground.token_text import display_text, token_bytes
 
-LAB_DECODERS = int(os.environ.get("PLAYGROUND_LAB_DECODERS", "8"))  # per model
+LAB_DECODERS = settings.current().lab_decoders  # per model
 STOPPED_BY_USER = "Stopped: you pressed Stop."
 
 

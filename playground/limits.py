@@ -18,13 +18,13 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-import os
 import threading
 import time
 
+from playground import settings
 from playground.errors import PlaygroundError
 
-DEFAULT_REQUEST_SECONDS = float(os.environ.get("PLAYGROUND_REQUEST_TIMEOUT", "120"))
+DEFAULT_REQUEST_SECONDS = settings.current().request_timeout
 _local = threading.local()
 _fault_counter = itertools.count(1)
 
@@ -70,7 +70,7 @@ def check_deadline() -> None:
 
 def maybe_inject_fault(site: str) -> None:
     """Raise an InjectedFault at `site` when PLAYGROUND_FAULT_INJECTION asks for it."""
-    spec = os.environ.get("PLAYGROUND_FAULT_INJECTION", "")
+    spec = settings.current().fault_injection
     if not spec.startswith(site + ":"):
         return
     options = dict(part.split("=", 1) for part in spec[len(site) + 1:].split(",") if "=" in part)

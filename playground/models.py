@@ -45,6 +45,7 @@ from transformers import (  # noqa: E402
     PreTrainedTokenizerFast,
 )
 
+from playground import settings
 from playground.device import default_dtype, resolve_device
 from playground.errors import PlaygroundError, UnknownIdError
 
@@ -220,7 +221,7 @@ def get_spec(model_id: str) -> ModelSpec:
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("PLAYGROUND_CACHE_DIR") or Path.home() / ".cache" / "llm-playground")
+    return settings.current().cache_path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,7 +267,7 @@ def _sha256(path: Path) -> str:
 @lru_cache(maxsize=1)
 def hub_reachable() -> tuple[bool, str]:
     """Whether the Hugging Face hub can be reached (checked once per process)."""
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0") or os.environ.get("PLAYGROUND_OFFLINE"):
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0") or settings.current().offline:
         return False, "offline mode (HF_HUB_OFFLINE) is set"
     try:
         socket.create_connection(("huggingface.co", 443), timeout=1.5).close()

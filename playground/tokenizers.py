@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from playground import token_text
+from playground import settings, token_text
 from playground.errors import PlaygroundError, UnknownIdError
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -358,7 +358,7 @@ MAX_ID_CHARS = 96
 
 def hub_ids_allowed() -> bool:
     """Whether the operator allowed arbitrary hub tokenizer ids (`app.py --allow-hub-ids`)."""
-    return os.environ.get("PLAYGROUND_ALLOW_HUB_IDS", "") == "1"
+    return settings.current().allow_hub_ids
 
 
 def _model_infos():

@@ -43,17 +43,18 @@ from pathlib import Path
 import gradio as gr
 from gradio.exceptions import ComponentProcessingError
 
+from playground import settings
 from playground.ui import beam_tab, chat_tab, common, queue_guard, sampling_tab, tokenizer_tab
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 CSS_FILE = ASSETS / "app.css"
 
-QUEUE_MAX_SIZE = int(os.environ.get("PLAYGROUND_QUEUE_MAX_SIZE", "256"))
-HEAVY_CONCURRENCY = int(os.environ.get("PLAYGROUND_HEAVY_CONCURRENCY", "2"))
+QUEUE_MAX_SIZE = settings.current().queue_max_size
+HEAVY_CONCURRENCY = settings.current().heavy_concurrency
 MODEL_STEP_CONCURRENCY = 16
 # Sessions whose state the server keeps (Gradio drops the least recently used beyond this); each
-# tab's gr.State also expires `SESSION_TTL_SECONDS` after its last update.
-MAX_SESSIONS = int(os.environ.get("PLAYGROUND_MAX_SESSIONS", "2000"))
+# tab's gr.State also expires `settings.session_ttl` seconds after its last update.
+MAX_SESSIONS = settings.current().max_sessions
 INSTANT_CONCURRENCY = 8
 GROUP_LIMITS = {"heavy": HEAVY_CONCURRENCY, "model-step": MODEL_STEP_CONCURRENCY, "instant": INSTANT_CONCURRENCY}
 

@@ -24,13 +24,14 @@ size cap (`Blocks.queue(max_size=...)`). This module reaches into Gradio's queue
 from __future__ import annotations
 
 import math
-import os
 import time
 
 import gradio as gr
 from gradio.server_messages import ProcessCompletedMessage
 
-MAX_WAIT_SECONDS = float(os.environ.get("PLAYGROUND_QUEUE_WAIT", "45"))
+from playground import settings
+
+MAX_WAIT_SECONDS = settings.current().queue_wait
 BUSY_TITLE = "Server busy"
 
 

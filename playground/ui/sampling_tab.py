@@ -42,7 +42,6 @@ figures (`playground.plots.sampling`) and HTML (`playground.html.generated`).
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from html import escape as html_escape
@@ -50,7 +49,7 @@ from html import escape as html_escape
 import gradio as gr
 from gradio.components.plot import PlotData
 
-from playground import generation, lab, sampling
+from playground import generation, lab, sampling, settings
 from playground.errors import PlaygroundError
 from playground.limits import clamp_int
 from playground.html import generated as generated_html
@@ -69,7 +68,7 @@ MAX_STOP_STRINGS = 16
 MAX_STOP_CHARS = 200
 STOPPED_BY_USER = lab.STOPPED_BY_USER
 STOP_WAIT_SECONDS = 30.0  # how long the view after Stop waits for the stream to finish its step
-PLOT_INTERVAL_SECONDS = float(os.environ.get("PLAYGROUND_PLOT_INTERVAL", "0.5"))
+PLOT_INTERVAL_SECONDS = settings.current().plot_interval
 HINT = "Press “Show distribution” to run the model once on the prompt; every control after that only re-filters."
 
 
@@ -361,7 +360,7 @@ def build() -> None:
     gr.Markdown("### Sampling lab\nThe model gives a probability to every token in its vocabulary. "
                 "The rules below cut that distribution; the chart shows what each rule keeps.",
                 elem_classes=["sampling-intro"])
-    state = gr.State(None, time_to_live=3 * 3600)
+    state = gr.State(None, time_to_live=settings.current().session_ttl)
     with gr.Row():
         model = gr.Dropdown(choices, value=default_model, label="model", scale=2, elem_id="sampling-model")
         chat_template = gr.Checkbox(False, label="chat template", scale=1, elem_id="sampling-chat-template",
