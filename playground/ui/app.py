@@ -20,9 +20,14 @@ class, raised with environment variables on a GPU host):
     cross-session micro-batcher (`playground.batching`) to group them into one forward.
   - `instant` (`INSTANT_CONCURRENCY` = 8): no model call - tokenize, compare, decode, re-filter,
     BPE step/encode, beam redraw, template view.
-- On a CPU, `core.compute_slot` runs one model call at a time in the process anyway; the groups
-  decide which requests wait in the queue (with their position shown) and which interleave their
-  model calls: two generations share the CPU step by step, a next-token click slips in between.
+- On a CPU, `model_call.compute_slot` runs one model call at a time in the process anyway; the
+  groups decide which requests wait in the queue (with their position shown) and which share model
+  calls: concurrent generations' decode steps and next-token requests are batched into one forward
+  (`playground.batching`), a next-token click slips in between.
+- No request waits in the queue longer than `PLAYGROUND_QUEUE_WAIT`: one that would is told at once
+  that the server is busy and how many requests are ahead (`playground.ui.queue_guard`).
+- Gradio keeps at most `MAX_SESSIONS` sessions (`PLAYGROUND_MAX_SESSIONS`), least recently used
+  dropped first; what a session keeps is small (the sampling lab's: ids and records).
 - Long generations can be stopped by their user (the sampling lab's Stop buttons use `cancels=`),
   which frees their `heavy` slot after the current token.
 
@@ -36,9 +41,7 @@ validates its own values (NaN, infinities, sizes): the server never trusts the p
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import gradio as gr
 from gradio.exceptions import ComponentProcessingError
@@ -46,8 +49,6 @@ from gradio.exceptions import ComponentProcessingError
 from playground import settings
 from playground.ui import beam_tab, chat_tab, common, queue_guard, sampling_tab, tokenizer_tab
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
-CSS_FILE = ASSETS / "app.css"
 
 QUEUE_MAX_SIZE = settings.current().queue_max_size
 HEAVY_CONCURRENCY = settings.current().heavy_concurrency
@@ -190,10 +191,9 @@ TAB_MODULES = (tokenizer_tab, chat_tab, sampling_tab, beam_tab)
 def launch_kwargs() -> dict:
     """Arguments for `Blocks.launch` (Gradio 6 takes theme, css and head there, not in Blocks).
 
-    Each tab module may define `CSS` and `HEAD` strings; they are joined after assets/app.css.
+    Each tab module may define `CSS` and `HEAD` strings; they are joined in tab order.
     """
-    css = [CSS_FILE.read_text()] if CSS_FILE.exists() else []
-    css += [getattr(module, "CSS", "") for module in TAB_MODULES]
+    css = [getattr(module, "CSS", "") for module in TAB_MODULES]
     head = "\n".join(getattr(module, "HEAD", "") for module in TAB_MODULES)
     return {"css": "\n".join(c for c in css if c), "head": head or None,
             "theme": gr.themes.Soft(text_size="lg"), "state_session_capacity": MAX_SESSIONS,
