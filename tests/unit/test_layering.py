@@ -166,3 +166,22 @@ def test_gradio_is_imported_only_under_playground_ui():
             if target.split(".")[0] in ("gradio", "gradio_client"):
                 offenders.append(f"{path.relative_to(ROOT)}:{line} imports {target}")
     assert not offenders, "gradio outside playground/ui/:\n" + "\n".join(sorted(set(offenders)))
+
+
+MODEL_RUNNING = ("playground.core", "playground.model_call", "playground.batching", "playground.fastpath",
+                 "playground.fused_llama")
+
+
+def test_the_ui_renders_and_never_runs_a_model():
+    """No module under playground/ui/ imports the layers that run models, nor calls load_model."""
+    offenders = []
+    graph = import_graph()
+    for name, path in modules().items():
+        if not path.is_relative_to(UI):
+            continue
+        offenders += [f"{path.relative_to(ROOT)}:{line} imports {target}"
+                      for target, line in graph.get(name, {}).items() if target in MODEL_RUNNING]
+        for number, text in enumerate(path.read_text().splitlines(), start=1):
+            if "load_model(" in text or "load_tokenizer(" in text:
+                offenders.append(f"{path.relative_to(ROOT)}:{number} {text.strip()}")
+    assert not offenders, "the UI runs models here:\n" + "\n".join(sorted(offenders))
