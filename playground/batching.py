@@ -30,6 +30,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -47,6 +48,7 @@ from playground.models import LoadedModel
 # computing are grouped into the next one (under load, batches form by themselves).
 WINDOW_SECONDS = settings.current().batch_window_ms / 1000
 MAX_BATCH = settings.current().max_batch
+REGROUP_SECONDS = 0.05  # decode steps: how long a batch waits for the rest of the last batch's group
 MAX_BATCH_TOKENS = 16384  # padded tokens in one forward pass (prompts) or in the stacked KV cache (steps)
 
 
@@ -64,11 +66,15 @@ class Batcher:
     `run(payloads) -> results` computes a whole batch (one result per payload).
     """
 
-    def __init__(self, loaded: LoadedModel, name: str, run: Callable[[list], list]):
+    def __init__(self, loaded: LoadedModel, name: str, run: Callable[[list], list], regroup_seconds: float = 0.0,
+                 stream_of: Callable[[object], object] | None = None):
         self.loaded = loaded
         self.run = run
+        self.regroup_seconds = regroup_seconds
+        self.stream_of = stream_of  # which loop a request belongs to (a decode step: its cache)
+        self.streams: dict[int, float] = {}  # recently served loops -> when
         self.requests: queue.Queue[_Request | None] = queue.Queue()
-        self.batch_sizes: list[int] = []  # observed, for tests and benchmarks
+        self.batch_sizes: deque[int] = deque(maxlen=4096)  # the latest, for tests and benchmarks
         self.closed = False
         threading.Thread(target=self._serve, name=f"{name}-{loaded.id}", daemon=True).start()
 
@@ -82,6 +88,13 @@ class Batcher:
         self.requests.put(request)
         return request.future
 
+    def _live_streams(self, horizon: float = 0.5) -> int:
+        if self.stream_of is None:
+            return 1
+        now = time.monotonic()
+        self.streams = {key: seen for key, seen in self.streams.items() if now - seen < horizon}
+        return max(1, len(self.streams))
+
     def _fits(self, batch: list[_Request], request: _Request) -> bool:
         rows = sum(r.rows for r in batch) + request.rows
         return rows <= MAX_BATCH and rows * max(request.length, *(r.length for r in batch)) <= MAX_BATCH_TOKENS
@@ -91,8 +104,14 @@ class Batcher:
         if first is None:
             return []
         batch = [first]
-        deadline = time.monotonic() + WINDOW_SECONDS
+        # Loops that step together (N generations) come back one by one after each batch, each
+        # after its own sampling work: wait up to `regroup_seconds` for the loops served within the
+        # last half second, so they form one batch instead of two that alternate for ever.
+        expected = self._live_streams()
+        deadline = time.monotonic() + (max(WINDOW_SECONDS, self.regroup_seconds) if expected > 1 else WINDOW_SECONDS)
         while True:
+            if len(batch) >= expected and WINDOW_SECONDS == 0:
+                deadline = min(deadline, time.monotonic())  # the group is back: take what is waiting now
             timeout = deadline - time.monotonic()
             try:
                 request = self.requests.get(timeout=timeout) if timeout > 0 else self.requests.get_nowait()
@@ -119,7 +138,10 @@ class Batcher:
                 for request in batch:
                     request.future.set_exception(exc)
                 continue
+            now = time.monotonic()
             for request, result in zip(batch, results):
+                if self.stream_of is not None:
+                    self.streams[id(self.stream_of(request.payload))] = now
                 request.future.set_result(result)
         while True:  # closed: whatever still waits fails at once instead of at its deadline
             try:
@@ -262,8 +284,9 @@ def _decode_batch(loaded: LoadedModel, steps: list[_Step]) -> list[torch.Tensor]
 
 
 def decode_batcher_for(loaded: LoadedModel) -> Batcher:
-    return loaded.runtime.part("decode-batcher",
-                               lambda: Batcher(loaded, "decode", lambda steps: _decode_batch(loaded, steps)))
+    return loaded.runtime.part("decode-batcher", lambda: Batcher(
+        loaded, "decode", lambda steps: _decode_batch(loaded, steps), regroup_seconds=REGROUP_SECONDS,
+        stream_of=lambda step: step.cache))
 
 
 def decode_step(loaded: LoadedModel, cache, token_ids) -> torch.Tensor:
