@@ -83,8 +83,9 @@ def _prompt_cache(loaded: LoadedModel) -> BoundedLRU:
 
 def remember(loaded: LoadedModel, ids, ranked: RankedLogits) -> RankedLogits:
     """Keep `ranked` as the distribution after `ids` (a decoder computed it); returns it."""
-    # the logits and the probabilities computed from them, each a vocabulary of float32
-    _ranked_cache(loaded).put(tuple(ids), ranked, nbytes=2 * ranked.logits.numel() * 4)
+    # what it holds at most once filtered: the logits and probabilities (float32) and the full
+    # descending order (float32 values, int64 ids) when a rule needed every token: 20 bytes a token
+    _ranked_cache(loaded).put(tuple(ids), ranked, nbytes=20 * ranked.vocab_size)
     return ranked
 
 
