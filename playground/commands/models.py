@@ -1,17 +1,36 @@
-"""CLI: `models` lists the model registry; `setup` prepares the packaged models' caches."""
+"""CLI: `models` lists the model registry with the operator's entries; `setup` prepares the caches.
+
+`models --models-file PATH --model ENTRY ...` reads the operator's list as `app.py` does (default:
+`PLAYGROUND_MODELS_FILE`); refused entries are printed on stderr, each naming the entry and the
+field. `models --check` also asks every engine model's server whether it answers (`engines.probe`).
+"""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict
 
 from playground import models
 
+SHOWN = ("id", "role", "label", "source", "where", "origin", "available", "reason", "description")
+
 
 def list_models_command(args) -> list[dict]:
-    return [
-        {k: v for k, v in asdict(info).items() if k in ("id", "role", "source", "available", "reason", "description")}
-        for info in models.list_models(include_hidden=args.all)
-    ]
+    if args.models_file is not None or args.model:
+        problems = models.configure_model_list(args.models_file, args.model)
+    else:
+        problems = models.model_list_problems()
+    for problem in problems:
+        print(f"model entry refused: {problem}", file=sys.stderr)
+    rows = []
+    for info in models.list_models(include_hidden=args.all):
+        row = {k: v for k, v in asdict(info).items() if k in SHOWN}
+        if args.check and info.source == "engine":
+            from playground.engines.probe import probe
+
+            row["engine"] = asdict(probe(models.get_spec(info.id).engine))
+        rows.append(row)
+    return rows
 
 
 def setup_command(args) -> list[dict]:
@@ -30,8 +49,13 @@ def setup_command(args) -> list[dict]:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("models", help="list the model registry")
+    parser = subparsers.add_parser("models", help="list the model registry and the operator's models")
     parser.add_argument("--all", action="store_true", help="include test and benchmark models")
+    parser.add_argument("--models-file", default=None, metavar="PATH",
+                        help="a TOML models file (default: $PLAYGROUND_MODELS_FILE)")
+    parser.add_argument("--model", action="append", default=[], metavar="ENTRY",
+                        help="one more model, e.g. id=qwen3,role=chat,hub=Qwen/Qwen3-0.6B (repeatable)")
+    parser.add_argument("--check", action="store_true", help="ask each engine model's server whether it answers")
     parser.set_defaults(handler=list_models_command)
     parser = subparsers.add_parser("setup", help="assemble and convert the packaged models into the cache")
     parser.set_defaults(handler=setup_command)
