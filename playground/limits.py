@@ -5,8 +5,12 @@
   `RequestTimeout` once it has passed, so a runaway generation or search stops with a message.
   `remaining()` tells code that waits on another thread (the batcher) how long it may wait.
 - `PLAYGROUND_FAULT_INJECTION` (tests and drills only, set by the operator) makes model calls fail
-  on purpose: `forward:every=N` raises a simulated out-of-memory error on every Nth model call.
-  The failing request gets a message; the server keeps serving.
+  on purpose: `forward:every=N` raises a simulated CUDA out-of-memory error (`InjectedFault`) on
+  every Nth model call of the process (all sessions together: a batched forward of several
+  sessions is one call, and fails for all of them); `forward:every=N,kind=memory` raises Python's
+  own `MemoryError` instead (what the host's allocator gives), so a drill shows that a real one
+  becomes the out-of-memory message too. The failing request gets a message; the server keeps
+  serving.
 
 What it leaves out: input validation of individual controls (each tab clamps its own values with
 `clamp_int` / `clamp_float`, which turn NaN, strings and out-of-range numbers into a clear message
@@ -68,14 +72,23 @@ def check_deadline() -> None:
         )
 
 
+FAULT_KINDS = ("cuda", "memory")
+
+
 def maybe_inject_fault(site: str) -> None:
-    """Raise an InjectedFault at `site` when PLAYGROUND_FAULT_INJECTION asks for it."""
+    """Raise an injected failure at `site` when PLAYGROUND_FAULT_INJECTION asks for it
+    (`site:every=N[,kind=cuda|memory]`, see the module docstring)."""
     spec = settings.current().fault_injection
     if not spec.startswith(site + ":"):
         return
     options = dict(part.split("=", 1) for part in spec[len(site) + 1:].split(",") if "=" in part)
     every = int(options.get("every", "0") or 0)
+    kind = options.get("kind", "cuda").strip()
+    if kind not in FAULT_KINDS:  # an operator's typo: loud in the log, not a silent drill
+        raise ValueError(f"PLAYGROUND_FAULT_INJECTION: unknown kind {kind!r}; use one of {', '.join(FAULT_KINDS)}")
     if every and next(_fault_counter) % every == 0:
+        if kind == "memory":  # the built-in error, its text without "out of memory": only its type tells
+            raise MemoryError("injected fault for testing: no memory for this model call")
         raise InjectedFault("CUDA out of memory (injected fault for testing)")
 
 

@@ -3,11 +3,14 @@
 1. An app started with `PLAYGROUND_FAULT_INJECTION=forward:every=2` fails every second model call
    with a (simulated) CUDA out-of-memory error. Requests that hit one get the out-of-memory
    message; the others succeed; a generation interrupted by a fault can be continued and gives the
-   same tokens as a clean greedy run (the KV cache is not corrupted); the server keeps serving.
+   same tokens as a clean greedy run (the KV cache is not corrupted); the server keeps serving
+   (model calls on a new prompt, not only the tokenizer).
 2. An app started with `PLAYGROUND_REQUEST_TIMEOUT=2` cuts a long generation off with the
    time-limit message, and then serves the next request.
 
-(A corrupt model cache is detected and rebuilt: tests/integration/test_models_real.py.)
+(A corrupt model cache is detected and rebuilt: tests/integration/test_models_real.py. Faults while
+sessions share batched forwards, mid-stream in every tab, and real `MemoryError`s:
+tests/api/test_faults_under_load.py and tests/unit/test_faults_batched.py.)
 """
 
 from __future__ import annotations
@@ -36,6 +39,22 @@ def attempt(fn):
         return "ok", fn()
     except AppError as exc:
         return "error", str(exc)
+
+
+def expect_oom(status, value) -> bool:
+    """True when the request failed; then its message must be the out-of-memory one."""
+    if status == "error":
+        assert value == OUT_OF_MEMORY, value
+    return status == "error"
+
+
+def until_ok(fn, tries: int = 40):
+    """fn()'s result, retried after out-of-memory messages; (result, how many there were)."""
+    for failures in range(tries):
+        status, value = attempt(fn)
+        if not expect_oom(status, value):
+            return value, failures
+    pytest.fail(f"no success in {tries} tries")
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +122,14 @@ def test_generation_interrupted_by_faults_continues_correctly(faulty_app):
 
 
 def test_server_keeps_serving_after_faults(faulty_app):
+    """Still serving, with model calls: a new prompt's distribution and a next token in a new session
+    (each retried after the injected faults, which still fire), and the tokenizer."""
     client = Client(faulty_app, verbose=False)
+    out, _ = until_ok(lambda: client.predict(MODEL, False, "A new question after the faults:", 10, False, *GREEDY,
+                                             api_name="/sampling_distribution"))
+    assert _json(out[-1])["model"] == MODEL and len(_json(out[-1])["tokens"]) == 10
+    out, _ = until_ok(lambda: client.predict(10, False, *GREEDY, 1, api_name="/sampling_next_token"))
+    assert len(_json(out[-1])["generated"]) == 1
     counts, *_ = client.predict("bytes", "still here", False, False, api_name="/tokenize")  # no model call
     assert 'data-count="10"' in counts
 
