@@ -30,6 +30,8 @@ from urllib.parse import urlparse
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from hall_http import percentile  # noqa: E402
+
 PROMPTS = ["The capital of France is", "Once upon a time", "def add(a, b):", "My favourite colour is",
            "The weather today", "In 1492 Columbus", "Water boils at", "The quick brown fox"]
 MODEL = "smollm2-135m-instruct"
@@ -42,16 +44,6 @@ CYCLE = [
     ("/sampling_generate", lambda prompt, n: [8, "", 20, False, *RULES, n]),
     ("/beam_search", lambda prompt, n: [prompt, MODEL, False, 3, 6, 1.0, "false", 3, False, False, 1, False]),
 ]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    position = q * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return round(ordered[low] + (ordered[high] - ordered[low]) * (position - low), 1)
 
 
 def summary(latencies: list[float], errors: list[str], elapsed: float) -> dict:
