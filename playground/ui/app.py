@@ -1,4 +1,4 @@
-"""Assembles the Gradio app: a status line and the four tabs, in lecture order, and its queue.
+"""Assembles the Gradio app: a status line and the five tabs, in lecture order, and its queue.
 
 The page is served at once; models load lazily on the first request that needs them (the status
 line says which are loaded). What it leaves out: each tab's layout (its own module) and
@@ -16,10 +16,11 @@ class, raised with environment variables on a GPU host):
     request waits in the queue (its position is shown) rather than slowing everyone down. Any
     queued handler not listed below is treated as heavy, the safe default.
   - `model-step` (`MODEL_STEP_CONCURRENCY` = 16): one forward pass per request - show the
-    distribution, next token, append, undo, clear. They must run concurrently for the
-    cross-session micro-batcher (`playground.batching`) to group them into one forward.
+    distribution, next token, append, undo, clear, look inside, the logit lens. They must run
+    concurrently for the cross-session micro-batcher (`playground.batching`) to group them into one
+    forward.
   - `instant` (`INSTANT_CONCURRENCY` = 8): no model call - tokenize, compare, decode, re-filter,
-    BPE step/encode, beam redraw, template view.
+    BPE step/encode, beam redraw, template view, attention layer/head redraw.
 - On a CPU, `model_call.compute_slot` runs one model call at a time in the process anyway; the
   groups decide which requests wait in the queue (with their position shown) and which share model
   calls: concurrent generations' decode steps and next-token requests are batched into one forward
@@ -47,7 +48,7 @@ import gradio as gr
 from gradio.exceptions import ComponentProcessingError
 
 from playground import settings
-from playground.ui import beam_tab, chat_tab, common, queue_guard, sampling_tab, tokenizer_tab
+from playground.ui import beam_tab, chat_tab, common, inside_tab, queue_guard, sampling_tab, tokenizer_tab
 
 
 QUEUE_MAX_SIZE = settings.current().queue_max_size
@@ -77,6 +78,9 @@ EVENT_GROUPS: dict[str, str] = {
        for name in ("side_by_side", "with_without_template", "converse", "converse_oranges", "teacher_forcing")},
     "playground.ui.chat_tab.template_views": "instant",
     "playground.ui.chat_tab.columns_after_stop": "instant",
+    "playground.ui.inside_tab.look_inside": "model-step",
+    "playground.ui.inside_tab.show_lens": "model-step",
+    "playground.ui.inside_tab.show_attention": "instant",
 }
 
 
@@ -176,6 +180,8 @@ def build_app() -> gr.Blocks:
                 sampling_tab.build()
             with gr.Tab("Beam search", id="beam"):
                 beam_tab.build()
+            with gr.Tab("Inside the model", id="inside"):
+                inside_tab.build()
         timer = gr.Timer(5.0)
         app.load(common.status_markdown, outputs=status, api_name=False, queue=False)
         timer.tick(common.status_markdown, outputs=status, api_name=False, queue=False, show_progress="hidden")
@@ -185,7 +191,7 @@ def build_app() -> gr.Blocks:
     return app
 
 
-TAB_MODULES = (tokenizer_tab, chat_tab, sampling_tab, beam_tab)
+TAB_MODULES = (tokenizer_tab, chat_tab, sampling_tab, beam_tab, inside_tab)
 
 
 def launch_kwargs() -> dict:
