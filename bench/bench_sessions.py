@@ -143,8 +143,8 @@ def run_peer(args, deadline: float) -> dict:
     models = {}
     for model_id in MODELS:
         directory = cache_dir(get_spec(model_id))
-        model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
-        models[model_id] = (model, AutoTokenizer.from_pretrained(directory))
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32, trust_remote_code=False).eval()
+        models[model_id] = (model, AutoTokenizer.from_pretrained(directory, trust_remote_code=False))
     held: list[dict] = []
 
     def one_session(index: int) -> dict:

@@ -177,13 +177,23 @@ class Stepper:
         return self.logits
 
     def _repair_cache(self) -> None:
-        """After a failed model call: crop KV entries it may have added, or drop the cache (re-encode)."""
+        """After a failed model call: cut back what it wrote into the cache, layer by layer (a call
+        that failed inside layer k has written layers 0..k only), or drop the cache (re-encode)."""
+        length = len(self.ids)
         try:
-            if self.cache is not None and self.cache.get_seq_length() != len(self.ids):
-                self.cache.crop(len(self.ids))
-                if self.cache.get_seq_length() != len(self.ids):
-                    raise ValueError("crop did not reach the length")
-        except Exception:  # noqa: BLE001 - e.g. a sliding-window cache: encode the sequence again next time
+            if self.cache is None or self.cache.get_seq_length() == length:
+                return
+            for layer in self.cache.layers:
+                if not getattr(layer, "is_initialized", False) or layer.keys.shape[-2] == length:
+                    continue
+                if layer.keys.shape[-2] != length + 1:
+                    raise ValueError("cannot cut this layer back")  # e.g. a sliding window that dropped entries
+                layer.keys, layer.values = layer.keys[..., :length, :], layer.values[..., :length, :]
+                if hasattr(layer, "cumulative_length"):  # a sliding window not yet full
+                    layer.cumulative_length = length
+            if self.cache.get_seq_length() != length:
+                raise ValueError("the cut did not reach the length")
+        except Exception:  # noqa: BLE001 - encode the sequence again next time
             self.cache = None
 
     def close(self) -> None:

@@ -120,4 +120,4 @@ class QueueGuard:
         waited = time.monotonic() - event.enqueue_time
         if waited > self.max_wait_seconds and math.isfinite(waited):
             self.refused += 1
-            raise gr.Error(waited_message(waited), title=BUSY_TITLE, duration=15)
+            raise gr.Error(waited_message(waited), title=BUSY_TITLE, duration=15, print_exception=False)
