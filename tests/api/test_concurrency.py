@@ -53,6 +53,18 @@ def session_run(url: str, i: int) -> dict:
     }
 
 
+def same_up_to_rounding(got, expected, tolerance: float = 2e-3) -> bool:
+    """Equal text; every number equal within `tolerance` (JSON values or numbers inside strings)."""
+    import re
+
+    number = re.compile(r"-?\d+\.\d+")
+    got_text, expected_text = json.dumps(got, sort_keys=True), json.dumps(expected, sort_keys=True)
+    if number.sub("#", got_text) != number.sub("#", expected_text):
+        return False
+    return all(abs(float(x) - float(y)) <= tolerance
+               for x, y in zip(number.findall(got_text), number.findall(expected_text)))
+
+
 def test_twenty_concurrent_sessions_get_their_own_results(app_url):
     alone = [session_run(app_url, i) for i in range(SESSIONS)]
     started = time.perf_counter()
@@ -62,7 +74,9 @@ def test_twenty_concurrent_sessions_get_their_own_results(app_url):
     wall = time.perf_counter() - started
     for i, (a, b) in enumerate(zip(alone, together)):
         assert b["generated"] == a["generated"], f"session {i}: generated tokens differ"
-        assert b["beam_table"] == a["beam_table"] and b["beam_summary"] == a["beam_summary"], f"session {i}: beams"
+        # the same beams; scores within the rounding of a batched forward (its last digit may differ)
+        assert same_up_to_rounding(b["beam_table"], a["beam_table"]), f"session {i}: beams"
+        assert same_up_to_rounding(b["beam_summary"], a["beam_summary"]), f"session {i}: beams"
         assert b["top1"] == a["top1"] and b["nucleus_kept"] == a["nucleus_kept"], f"session {i}: distribution"
         for token, p in a["top"].items():
             if token in b["top"]:
