@@ -14,7 +14,8 @@ a prompt or a conversation in one of the ways the lecture contrasts:
 random stream of each step depends only on the seed and the position, see `generation`), one token
 per column per round, and yields the columns after every round, so both fill at the same time.
 Each column ends with its own stop reason (`playground.generation`): the chat model at its
-end-of-turn token, a base model at EOS or the token limit.
+end-of-turn token, a base model at EOS or the token limit; a column whose stream ended first (Stop,
+the time limit, an error) is `halt`ed with a note saying why, in words.
 
 Long input is refused, not cut (cutting a conversation would silently drop turns): a prompt or
 conversation over `MAX_PROMPT_TOKENS` tokens gets a message, and a paste whose character count
@@ -66,6 +67,7 @@ class Column:
     contender: Contender
     records: list = field(default_factory=list)  # generation.StepRecord, in order
     stop: str | None = None
+    halted: str = ""  # with stop == "halted": why the stream ended before this column did, in words
 
     @property
     def done(self) -> bool:
@@ -76,14 +78,19 @@ class Column:
         loaded = load_model(self.contender.model_id)
         return generation.generated_text(loaded.tokenizer, [r.id for r in self.records], loaded.eos_token_ids)
 
-    def stop_note(self, user_stopped: bool = False) -> str:
-        """Why the column stopped, in words (or that it is still running, or that the user's Stop
-        ended the stream it was running in)."""
+    def halt(self, note: str) -> None:
+        """End a column still running because its stream ended (Stop, the time limit, an error);
+        `note` says why, in words. A column that had finished keeps its own reason."""
+        if self.stop is None:
+            self.stop, self.halted = "halted", note
+
+    def stop_note(self) -> str:
+        """Why the column stopped, in words (or that it is still running)."""
         count = f"{len(self.records)} token" + ("" if len(self.records) == 1 else "s")
-        if self.stop is None and user_stopped:
-            return f"Stopped after {count}: you pressed Stop."
         if self.stop is None:
             return f"Generating… {len(self.records)} tokens so far"
+        if self.stop == "halted":
+            return self.halted
         if self.stop == "eos":
             last = self.records[-1].text if self.records else "end of sequence"
             kind = "end-of-turn" if last in ("<|im_end|>", "<end_of_turn>", "<|eot_id|>") else "end-of-sequence"

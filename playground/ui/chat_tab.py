@@ -7,8 +7,20 @@ conversation with the chat model, the base model continuing the same conversatio
 in the chat template; (3) the exact template tokens and the SFT loss mask of that conversation;
 (4) the chat model with and without its template; (5) teacher forcing: the surprisal of a text
 under both models. Handlers are a few lines each over `playground.side_by_side` and
-`playground.chat`; per-session history lives in a `gr.State` (a list of {role, content} dicts,
-the format Gradio 6's Chatbot displays). Handlers take the sampling values as named arguments,
+`playground.chat`; per-session history lives in a `gr.State` (a `Conversation`: finished turns as
+{role, content} dicts, the format Gradio 6's Chatbot displays, the turn being answered, and the
+messages sent meanwhile).
+
+Honest pages: a stream ended by Stop, the time limit or an error yields one last view saying so in
+words in each of its panels (never left "Generating…"), then the error goes on as a message (a
+toast); Stop presses the tab's `StopSignal` (`playground.ui.common.connect_stop`, never Gradio's
+`cancels=`, whose cancel marks the outputs as failed); an instant first step shows "waiting for
+its turn" in a stream's panels, and a run refused as busy before it began says so there. The
+conversation never blocks its box: Send puts the message in the conversation at once, and one
+stream answers the waiting messages, then lets the base model continue, until a newer message
+waits (the base column stops for it).
+
+Handlers take the sampling values as named arguments,
 never `*values`: Gradio names each API parameter after its argument (`gradio_client` users saw
 `param_4` ... `param_12`). The generated columns use the sampling lab's renderer and colour scale
 (`playground.html.generated`); the template view refuses a conversation too long to show quickly
@@ -18,6 +30,7 @@ with a note in both panels (`playground.chat.check_view_size`). What it leaves o
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass, field
 
 import gradio as gr
 
@@ -31,7 +44,8 @@ from playground.plots.chat import surprisal_figure
 from playground.sampling import PRESETS as PRESETS_SAMPLING
 from playground.side_by_side import contender, iter_side_by_side
 from playground.token_text import visible_whitespace
-from playground.ui.common import model_choices, user_errors
+from playground.ui.common import (StopPressed, StopSignal, connect_stop, halted_note, model_choices, user_errors,
+                                  user_message)
 from playground.ui.controls import sampling_controls, seed_from_value, settings_from_values
 
 POEM = "Write me a poem about large language models"
@@ -84,19 +98,18 @@ def column_html(column) -> str:
                           running=not column.done)
 
 
-def stopped_html(part) -> str:
-    """A column after Stop: a finished column keeps its reason, a running one says it was stopped.
+def waiting_html(note: str, status: str = "Loading the model and reading the prompt…") -> str:
+    return generated_html("", [], status, header=note, running=True)
 
-    `part` is a streamed column, or the note of one still loading its model or reading the prompt.
-    """
+
+def halted_html(part, exc: BaseException | None = None, message: str | None = None) -> str:
+    """A column as its stream left it, saying why it ended (Stop when `exc` is None, else the time
+    limit or the error's `message`); a column that had finished keeps its own reason. `part` is a
+    streamed column, or the header note of one that had not begun."""
     if isinstance(part, str):
-        return generated_html("", [], "Stopped before the first token: you pressed Stop.", header=part, running=False)
-    return generated_html("", part.records, part.stop_note(user_stopped=True), header=part.contender.note,
-                          running=False)
-
-
-def waiting_html(note: str) -> str:
-    return generated_html("", [], "Loading the model and reading the prompt…", header=note, running=True)
+        return generated_html("", [], halted_note(None, exc, message), header=part, running=False)
+    part.halt(halted_note(len(part.records) or None, exc, message))
+    return column_html(part)
 
 
 def _stream(contenders_fn, sampling_values, max_tokens):
@@ -109,90 +122,229 @@ def _stream(contenders_fn, sampling_values, max_tokens):
         yield columns
 
 
+def _column_pair(notes, contenders_fn, sampling_values, max_tokens):
+    """Stream two columns: (HTML, HTML, what they hold) until both stopped. After Stop, the time
+    limit or an error, one last view says so in both panels (never left "Generating…"); then the
+    error goes on as a message."""
+    parts = list(notes)  # header notes until the columns exist
+    try:
+        yield waiting_html(notes[0]), waiting_html(notes[1]), parts
+        for columns in _stream(contenders_fn, sampling_values, max_tokens):
+            parts = columns
+            yield column_html(columns[0]), column_html(columns[1]), columns
+    except StopPressed:
+        yield halted_html(parts[0]), halted_html(parts[1]), parts
+    except Exception as exc:  # noqa: BLE001 - said in both panels, then raised as its message
+        message = user_message(exc)
+        yield halted_html(parts[0], exc, message), halted_html(parts[1], exc, message), parts
+        raise gr.Error(message) from None
+
+
 # ---------------------------------------------------------------------------------------------
 # Handlers
 
 
 @user_errors
-def side_by_side(prompt, base_model, chat_model, max_tokens, temperature, top_k, top_p, min_p, order, seed):
-    """Base model on the raw prompt, chat model through its template, streamed together."""
-    notes = [f"{base_model}: the prompt as raw text", f"{chat_model}: through its template"]
-    yield waiting_html(notes[0]), waiting_html(notes[1]), notes
-    for columns in _stream(lambda: [contender(base_model, "raw", prompt), contender(chat_model, "template", prompt)],
-                           (temperature, top_k, top_p, min_p, order, seed), max_tokens):
-        yield column_html(columns[0]), column_html(columns[1]), columns
+def side_by_side(prompt, base_model, chat_model, max_tokens, temperature, top_k, top_p, min_p, order, seed,
+                 stop=None):
+    """Base model on the raw prompt, chat model through its template, streamed together (`stop`: the
+    tab's `StopSignal`)."""
+    yield from _column_pair([f"{base_model}: the prompt as raw text", f"{chat_model}: through its template"],
+                            lambda: [contender(base_model, "raw", prompt), contender(chat_model, "template", prompt)],
+                            (temperature, top_k, top_p, min_p, order, seed), max_tokens)
 
 
 @user_errors
-def with_without_template(prompt, chat_model, max_tokens, temperature, top_k, top_p, min_p, order, seed):
+def with_without_template(prompt, chat_model, max_tokens, temperature, top_k, top_p, min_p, order, seed, stop=None):
     """The chat model on the raw prompt next to the chat model through its template."""
-    notes = [f"{chat_model}: raw text", f"{chat_model}: template"]
-    yield waiting_html(notes[0]), waiting_html(notes[1]), notes
-    for columns in _stream(lambda: [contender(chat_model, "raw", prompt), contender(chat_model, "template", prompt)],
-                           (temperature, top_k, top_p, min_p, order, seed), max_tokens):
-        yield column_html(columns[0]), column_html(columns[1]), columns
+    yield from _column_pair([f"{chat_model}: raw text", f"{chat_model}: template"],
+                            lambda: [contender(chat_model, "raw", prompt), contender(chat_model, "template", prompt)],
+                            (temperature, top_k, top_p, min_p, order, seed), max_tokens)
 
 
-@user_errors
-def columns_after_stop(side, templated):
-    """After Stop: the two column pairs as their streams were left (a pair that finished, or never
-    ran, stays as it is)."""
-    views = []
-    for parts in (side, templated):
-        if not parts or all(not isinstance(part, str) and part.done for part in parts):
-            views += [gr.skip(), gr.skip()]
+@dataclass
+class Conversation:
+    """One session's conversation, in a `gr.State(Conversation())` (copied for each session): the
+    page's handlers and its Stop buttons share the object. Each field is replaced, never changed in
+    place, so a stream reading it in one thread never sees half an update from another."""
+
+    messages: list = field(default_factory=list)  # finished turns, {role, content}, raw text
+    answering: list = field(default_factory=list)  # the turn being answered: its user message, the reply so far
+    waiting: list = field(default_factory=list)  # messages sent meanwhile, not answered yet
+    cleared: int = 0  # bumped by Clear: a stream of the conversation before stops writing to it
+    streaming: int = 0  # streams answering it now
+
+    def clear(self) -> None:
+        self.messages, self.answering, self.waiting = [], [], []
+        self.cleared += 1
+
+
+def _as_conversation(history) -> Conversation:
+    """The session's Conversation (a list of messages, from a direct call, becomes a new one)."""
+    if isinstance(history, Conversation):
+        return history
+    return Conversation(messages=[dict(m) for m in history or []])
+
+
+def _chat_view(conversation: Conversation, note: str = "", unanswered: dict | None = None) -> list[dict]:
+    """What the Chatbot shows: the conversation, each message's text escaped so typed HTML appears
+    literally (the conversation keeps the raw text: it is what the models read); `note`, in words,
+    after the last answer (or after `unanswered`, a message whose answer never began); then the
+    messages waiting for their turn."""
+    messages = [*conversation.messages, *conversation.answering, *([unanswered] if unanswered else [])]
+    shown = [{"role": m["role"], "content": html.escape(m["content"])} for m in messages]
+    if note:
+        words = f"*({html.escape(note)})*"
+        if shown and shown[-1]["role"] == "assistant":
+            shown[-1]["content"] += "\n\n" + words
         else:
-            views += [stopped_html(part) for part in parts]
-    return tuple(views)
-
-
-def _display(messages) -> list[dict]:
-    """What the Chatbot shows: each message's text escaped, so typed HTML appears literally.
-
-    The history state keeps the raw text (it is what the models read); only the view is escaped.
-    """
-    return [{"role": m["role"], "content": html.escape(m["content"])} for m in messages]
+            shown.append({"role": "assistant", "content": words})
+    return shown + [{"role": "user", "content": html.escape(text)} for text in conversation.waiting]
 
 
 def _conversation(history, system) -> list[dict]:
     system = (system or "").strip()
-    return ([{"role": "system", "content": system}] if system else []) + list(history or [])
+    messages = history.messages if isinstance(history, Conversation) else list(history or [])
+    return ([{"role": "system", "content": system}] if system else []) + messages
 
 
-def _converse(turns, history, system, chat_model, base_model, base_mode, max_tokens, sampling):
-    history = list(history or [])
-    base_view = waiting_html(f"{base_model} continues the conversation")
-    for message in turns:
-        message = surrogate_free(str(message or "")).strip()
-        if not message:
-            raise gr.Error("Type a message first.")
-        messages = _conversation(history, system) + [{"role": "user", "content": message}]
-        shown = history + [{"role": "user", "content": message}]
-        yield _display(shown), history, base_view, "", gr.skip()
-        for columns in _stream(lambda: [contender(chat_model, "conversation_template", messages=messages),
-                                        contender(base_model, base_mode, messages=messages, chat_model_id=chat_model)],
+def _message_text(message) -> str:
+    text = surrogate_free(str(message or "")).strip()
+    if not text:
+        raise gr.Error("Type a message first.")
+    return text
+
+
+@user_errors
+def send_message(message, history, event: gr.EventData = None):
+    """Send (or Enter, or the oranges preset): the message joins the conversation's waiting list
+    and the box empties at once; `answer` streams the reply. Nothing here waits on a model, so the
+    box and Send stay usable while a reply or the base model's column streams."""
+    conversation = _as_conversation(history)
+    if getattr(event, "target", None) is not None and getattr(event.target, "elem_id", "") == "chat-preset-oranges":
+        conversation.clear()
+        conversation.waiting = list(ORANGES)
+    else:
+        conversation.waiting = [*conversation.waiting, _message_text(message)]
+    base_view = gr.skip() if conversation.streaming else generated_html("", [], QUEUED, running=True)
+    return "", _chat_view(conversation), conversation, base_view
+
+
+def _answer(conversation: Conversation, system, chat_model, base_model, base_mode, max_tokens, sampling):
+    """Answer the waiting messages in turn (the chat model's reply streams alone), then let the base
+    model continue the same conversation, until a newer message waits (its reply comes first, in
+    the next request: `answer` runs again). Yields (chatbot, base column HTML, the new answer or
+    gr.skip()). After Stop, the time limit or an error, one last view says so where it happened:
+    a reply keeps what it had, with a note; the base column says why it ended."""
+    cleared = conversation.cleared
+    base_note = f"{base_model} continues the conversation"
+    base_part, base_view, asked = base_note, waiting_html(base_note, "Waits for the chat model's answer…"), None
+    reply = None
+    conversation.streaming += 1
+    try:
+        while conversation.waiting and conversation.cleared == cleared:
+            message, conversation.waiting = conversation.waiting[0], conversation.waiting[1:]
+            asked = _conversation(conversation, system) + [{"role": "user", "content": message}]
+            conversation.answering = [asked[-1]]
+            yield _chat_view(conversation), base_view, gr.skip()
+            reply = None
+            for columns in _stream(lambda: [contender(chat_model, "conversation_template", messages=asked)],
+                                   sampling, max_tokens):
+                if conversation.cleared != cleared:
+                    return
+                reply = columns[0]
+                conversation.answering = [asked[-1], {"role": "assistant", "content": reply.text}]
+                yield _chat_view(conversation), base_view, gr.skip()
+            answer_text = reply.text if reply is not None else ""
+            conversation.messages = [*conversation.messages, asked[-1], {"role": "assistant", "content": answer_text}]
+            conversation.answering, reply = [], None
+            yield _chat_view(conversation), base_view, answer_text  # teacher forcing scores the new answer
+        if asked is None or conversation.cleared != cleared or conversation.waiting:
+            return  # nothing was waiting, or a newer message waits: its reply comes first
+        for columns in _stream(lambda: [contender(base_model, base_mode, messages=asked, chat_model_id=chat_model)],
                                sampling, max_tokens):
-            reply = {"role": "assistant", "content": columns[0].text}
-            base_view = column_html(columns[1])
-            yield _display(shown + [reply]), history, base_view, "", gr.skip()
-        history = shown + [reply]
-        yield _display(history), history, base_view, "", reply["content"]  # teacher forcing scores the new answer
+            if conversation.cleared != cleared:
+                return
+            base_part = columns[0]
+            if conversation.waiting:  # a newer message: the next request answers it first
+                base_part.halt(f"Stopped after {len(base_part.records)} tokens: a new message was sent, "
+                               "so the chat model answers it first.")
+                yield _chat_view(conversation), column_html(base_part), gr.skip()
+                return
+            yield _chat_view(conversation), column_html(base_part), gr.skip()
+    except StopPressed:
+        if conversation.cleared == cleared:
+            yield _ended(conversation, reply, base_part)
+    except Exception as exc:  # noqa: BLE001 - said where it happened, then raised as its message
+        message = user_message(exc)
+        if conversation.cleared == cleared:
+            yield _ended(conversation, reply, base_part, exc, message)
+        raise gr.Error(message) from None
+    finally:  # closed mid-reply (the page went away): keep the reply so far, or the message for later
+        conversation.streaming -= 1
+        if conversation.answering and conversation.cleared == cleared:
+            if len(conversation.answering) == 2 and conversation.answering[1]["content"]:
+                conversation.messages = [*conversation.messages, *conversation.answering]
+            else:
+                conversation.waiting = [conversation.answering[0]["content"], *conversation.waiting]
+            conversation.answering = []
+
+
+def _ended(conversation: Conversation, reply, base_part, exc=None, message=None):
+    """The conversation's last view after Stop, the time limit or an error: a reply in progress is
+    kept as far as it got (a reply that never began is not kept: the note says why), the base
+    column says why it ended."""
+    if not conversation.answering:  # the base column was running, or had not begun
+        return _chat_view(conversation), halted_html(base_part, exc, message), gr.skip()
+    note = halted_note(len(reply.records) if reply is not None and reply.records else None, exc, message)
+    unanswered = None
+    if len(conversation.answering) == 2 and conversation.answering[1]["content"]:
+        conversation.messages = [*conversation.messages, *conversation.answering]
+    else:
+        unanswered = conversation.answering[0]
+    conversation.answering = []
+    chat_view = _chat_view(conversation, note, unanswered)
+    return chat_view, halted_html(base_part, exc, message), gr.skip() if unanswered else conversation.messages[-1]["content"]
+
+
+@user_errors
+def answer(history, system, chat_model, base_model, base_mode, max_tokens, temperature, top_k, top_p, min_p, order,
+           seed, stop=None):
+    """The page's conversation stream (after `send_message`): the waiting messages' replies, then the
+    base model's continuation."""
+    yield from _answer(_as_conversation(history), system, chat_model, base_model, base_mode, max_tokens,
+                       (temperature, top_k, top_p, min_p, order, seed))
+
+
+def _api_views(conversation, *args):
+    """`_answer`'s views with the outputs of the API's one-call turns (the last answer in every view
+    after it, so the call's result has it)."""
+    last = gr.skip()
+    for chat_view, base_view, new_answer in _answer(conversation, *args):
+        last = last if isinstance(new_answer, dict) else new_answer
+        yield chat_view, conversation, base_view, "", last
 
 
 @user_errors
 def converse(message, history, system, chat_model, base_model, base_mode, max_tokens,
              temperature, top_k, top_p, min_p, order, seed):
-    """One user turn: the chat model answers (through its template), the base model continues."""
-    yield from _converse([message], history, system, chat_model, base_model, base_mode, max_tokens,
-                         (temperature, top_k, top_p, min_p, order, seed))
+    """One user turn in one call (the API's `/converse`): the chat model answers (through its
+    template), the base model continues the conversation."""
+    conversation = _as_conversation(history)
+    conversation.waiting = [*conversation.waiting, _message_text(message)]
+    yield from _api_views(conversation, system, chat_model, base_model, base_mode, max_tokens,
+                          (temperature, top_k, top_p, min_p, order, seed))
 
 
 @user_errors
 def converse_oranges(history, system, chat_model, base_model, base_mode, max_tokens,
                      temperature, top_k, top_p, min_p, order, seed):
-    """The lecture's two-turn dialogue, from a fresh conversation."""
-    yield from _converse(list(ORANGES), [], system, chat_model, base_model, base_mode, max_tokens,
-                         (temperature, top_k, top_p, min_p, order, seed))
+    """The lecture's two-turn dialogue, from a fresh conversation (the API's `/preset_oranges`)."""
+    conversation = _as_conversation(history)
+    conversation.clear()
+    conversation.waiting = list(ORANGES)
+    yield from _api_views(conversation, system, chat_model, base_model, base_mode, max_tokens,
+                          (temperature, top_k, top_p, min_p, order, seed))
 
 
 @user_errors
@@ -200,7 +352,7 @@ def template_views(history, system, chat_model, generation_prompt):
     """The conversation's template tokens and its loss mask (the lecture's dialogue while empty)."""
     messages = _clean_messages(_conversation(history, system))
     note = ""
-    if not history:
+    if not _conversation(history, None):
         messages = _conversation(LECTURE_DIALOGUE, system)
         note = "<div class='tok-note'>No conversation yet: showing the lecture's example dialogue.</div>"
     try:
@@ -217,7 +369,7 @@ def _clean_messages(messages) -> list[dict]:
 
 
 def last_answer(history) -> str:
-    answers = [m["content"] for m in history or [] if m.get("role") == "assistant"]
+    answers = [m["content"] for m in _conversation(history, None) if m.get("role") == "assistant"]
     return answers[-1] if answers else ""
 
 
@@ -239,8 +391,59 @@ def _setter(value):
     return lambda: value
 
 
-def clear_conversation():
-    return [], [], generated_html("", [], "Conversation cleared.", running=False), "", ""
+def clear_conversation(history):
+    """Clear: a new conversation (a reply or base column still streaming stops writing to it); the
+    message box keeps what is typed in it."""
+    conversation = _as_conversation(history)
+    conversation.clear()
+    return [], conversation, generated_html("", [], "Conversation cleared.", running=False), ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Instant steps around the streams (no queue, no model): a panel waiting for its turn says so, and
+# says so again if its run never started (refused as busy, or Stop)
+
+QUEUED = "Waiting for its turn on the server…"
+NOT_STARTED = "Not run: the server was too busy to start it; try again in a minute."
+STOPPED_WAITING = "Not run: you pressed Stop while it waited for its turn."
+
+
+def queued_views(count: int, prompt_text: str | None = None):
+    """A run's first step: its `count` panels wait for their turn (and a preset sets the prompt)."""
+    views = tuple(generated_html("", [], QUEUED, running=True) for _ in range(count))
+    return lambda: views if prompt_text is None else (prompt_text, *views)
+
+
+def _waiting(panel) -> bool:
+    return isinstance(panel, str) and QUEUED in panel
+
+
+def not_started(*panels):
+    """After a run failed: each of its panels still waiting for its turn says it was never started."""
+    return tuple(generated_html("", [], NOT_STARTED, running=False) if _waiting(p) else gr.skip() for p in panels)
+
+
+def _unsent_back(history, message):
+    """The messages sent but not answered yet go back into the box, before what it holds, so none is
+    lost: (box, chatbot)."""
+    if not isinstance(history, Conversation) or not history.waiting:
+        return gr.skip(), gr.skip()
+    texts, history.waiting = history.waiting, []
+    return "\n".join([*texts, message] if message else texts), _chat_view(history)
+
+
+def conversation_failed(history, message, base_panel):
+    """After the conversation's stream failed (said where it happened, or refused as busy before it
+    began): messages not answered go back into the box; a base panel still waiting says so."""
+    return (*_unsent_back(history, message),
+            generated_html("", [], NOT_STARTED, running=False) if _waiting(base_panel) else gr.skip())
+
+
+def after_stop(history, message, *panels):
+    """After Stop (the streams say how they ended): messages not answered go back into the box, and
+    a panel still waiting for its turn (its run was taken out of the queue) says so."""
+    return (*_unsent_back(history, message),
+            *(generated_html("", [], STOPPED_WAITING, running=False) if _waiting(p) else gr.skip() for p in panels))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,7 +468,8 @@ def build() -> None:
     with gr.Accordion("Sampling (the same settings and seed for both models)", open=False):
         controls = sampling_controls(initial=DEFAULT_SAMPLING, elem_prefix="chat")
     sampling = controls.inputs
-    history = gr.State([])
+    history = gr.State(Conversation())  # each session gets its own copy
+    stop_signal = gr.State(StopSignal())  # both Stop buttons of the tab, for the streams they stop
 
     with gr.Accordion("1 · Side by side: the base model on raw text, the chat model through its template", open=True):
         with gr.Row():
@@ -290,6 +494,7 @@ def build() -> None:
                     message = gr.Textbox(label="Your message", scale=4, elem_id="chat-message",
                                          placeholder="Ask the chat model something and press Enter")
                     send = gr.Button("Send", variant="primary", scale=1, elem_id="chat-send")
+                    stop_conversation = gr.Button("Stop", variant="stop", scale=0, elem_id="chat-stop-conversation")
                     clear = gr.Button("Clear", scale=1, elem_id="chat-clear")
             with gr.Column(scale=2):
                 base_mode = gr.Radio(BASE_MODES, value="conversation_text", label="The base model gets the conversation",
@@ -321,47 +526,76 @@ def build() -> None:
         score_plot = gr.Plot(elem_id="chat-score-plot")
 
     # -- events -----------------------------------------------------------------------------------
-    side_inputs = [prompt, base_model, chat_model, max_tokens, *sampling]
-    conversation_inputs = [history, system, chat_model, base_model, base_mode, max_tokens, *sampling]
-    conversation_outputs = [chatbot, history, base_conversation, message, score_input]
+    # Each long stream takes the tab's StopSignal as its last input (a State: not an API
+    # parameter); the Stop buttons press it (`connect_stop`), never `cancels=`. An instant first
+    # step shows "waiting for its turn" in the stream's panels; a run that fails before its first
+    # view (refused as busy) says so there (`not_started`).
+    sampling_inputs = [max_tokens, *sampling]
+    side_inputs = [prompt, base_model, chat_model, *sampling_inputs, stop_signal]
+    conversation_inputs = [history, system, chat_model, base_model, base_mode, *sampling_inputs]
     template_inputs = [history, system, chat_model, generation_prompt]
     template_outputs = [template_view, loss_view]
-
-    side_streamed = gr.State(None)  # what each pair of columns last streamed, for the view after Stop
+    side_columns, templated_columns = [base_column, chat_column], [raw_column, templated_column]
+    side_streamed = gr.State(None)  # what each pair of columns last streamed (the records behind the HTML)
     templated_streamed = gr.State(None)
-    side_outputs = [base_column, chat_column, side_streamed]
-    generations = [  # the long streams the Stop button cancels (which frees their queue slots)
-        run.click(side_by_side, side_inputs, side_outputs, api_name="side_by_side"),
-        prompt.submit(side_by_side, side_inputs, side_outputs, api_name=False),
+
+    def column_run(first, fn, inputs, columns, streamed, api_name):
+        run = first.then(fn, inputs, [*columns, streamed], api_name=api_name)
+        run.failure(not_started, columns, columns, api_name=False, queue=False, show_progress="hidden")
+        return run
+
+    def waiting_first(trigger, prompt_text=None):
+        outputs = [prompt, *side_columns] if prompt_text is not None else side_columns
+        return trigger(queued_views(2, prompt_text), None, outputs, api_name=False, queue=False,
+                       show_progress="hidden")
+
+    generations = [
+        column_run(waiting_first(run.click), side_by_side, side_inputs, side_columns, side_streamed, "side_by_side"),
+        column_run(waiting_first(prompt.submit), side_by_side, side_inputs, side_columns, side_streamed, False),
+        column_run(run_both_ways.click(queued_views(2), None, templated_columns, api_name=False, queue=False,
+                                       show_progress="hidden"),
+                   with_without_template, [prompt, chat_model, *sampling_inputs, stop_signal], templated_columns,
+                   templated_streamed, "with_without_template"),
     ]
-    for trigger in (send.click, message.submit):
-        conversing = trigger(converse, [message, *conversation_inputs], conversation_outputs,
-                             api_name="converse" if trigger == send.click else False)
-        conversing.then(template_views, template_inputs, template_outputs, api_name=False)
-        generations.append(conversing)
-    clear.click(clear_conversation, None, conversation_outputs, api_name=False, queue=False).then(
-        template_views, template_inputs, template_outputs, api_name=False)
+    for key, button in preset_buttons.items():
+        if key != "oranges":  # oranges runs the conversation (below)
+            generations.append(column_run(waiting_first(button.click, PRESETS[key][1]), side_by_side, side_inputs,
+                                          side_columns, side_streamed, f"preset_{key}"))
+
+    # The conversation: Send (or Enter, or the oranges preset) puts the message in the conversation
+    # at once (no queue, no model), then one stream answers what waits and lets the base model
+    # continue. The message box is never an output of that stream: a follow-up typed meanwhile stays,
+    # and sending it stops the base column for the new reply ("always_last": the stream runs again
+    # after the one running). Stop, or a failed stream, puts the messages not answered yet back into
+    # the box.
+    oranges = preset_buttons["oranges"]
+    oranges.click(_setter(ORANGES[0]), None, prompt, api_name=False, queue=False)
+    sent = gr.on([send.click, message.submit, oranges.click], send_message, [message, history],
+                 [message, chatbot, history, base_conversation], api_name=False, queue=False, show_progress="hidden")
+    answering = sent.success(answer, [*conversation_inputs, stop_signal], [chatbot, base_conversation, score_input],
+                             api_name=False, trigger_mode="always_last")
+    answering.then(template_views, template_inputs, template_outputs, api_name=False, show_progress="hidden")
+    answering.failure(conversation_failed, [history, message, base_conversation], [message, chatbot, base_conversation],
+                      api_name=False, queue=False, show_progress="hidden")
+    generations.append(answering)
+    # The API's one-call turns (`/converse`, `/preset_oranges`): the page's own flow is the one above.
+    api_outputs = [chatbot, history, base_conversation, message, score_input]
+    with gr.Row(visible=False):
+        converse_api, oranges_api = gr.Button("converse"), gr.Button("preset_oranges")
+    converse_api.click(converse, [message, *conversation_inputs], api_outputs, api_name="converse")
+    oranges_api.click(converse_oranges, conversation_inputs, api_outputs, api_name="preset_oranges")
+
+    waiting_panels = [*side_columns, *templated_columns, base_conversation]
+    for button in (stop, stop_conversation):
+        connect_stop(button, stop_signal, generations).then(
+            after_stop, [history, message, *waiting_panels], [message, chatbot, *waiting_panels], api_name=False,
+            queue=False, show_progress="hidden")
+    clear.click(clear_conversation, history, [chatbot, history, base_conversation, score_input], api_name=False,
+                queue=False).then(template_views, template_inputs, template_outputs, api_name=False)
     show_template.click(template_views, template_inputs, template_outputs, api_name="template_view")
-    # On page load and whenever the conversation, system prompt, model or checkbox changes (so no
-    # tokenizer is loaded while the app is being built).
+    # On page load and whenever the system prompt, model or checkbox changes (so no tokenizer is
+    # loaded while the app is being built); the conversation's turns update it through the events above.
     gr.on(None, template_views, template_inputs, template_outputs, api_name=False, trigger_mode="always_last",
           show_progress="hidden")
-    generations.append(run_both_ways.click(with_without_template, [prompt, chat_model, max_tokens, *sampling],
-                                           [raw_column, templated_column, templated_streamed],
-                                           api_name="with_without_template"))
     score.click(teacher_forcing, [score_input, history, base_model, chat_model], [score_plot, score_note, score_input],
                 api_name="teacher_forcing")
-
-    for key, button in preset_buttons.items():
-        text = PRESETS[key][1]
-        set_prompt = button.click(_setter(text), None, prompt, api_name=False, queue=False)
-        if key == "oranges":
-            preset_run = set_prompt.then(converse_oranges, conversation_inputs, conversation_outputs,
-                                         api_name="preset_oranges")
-            preset_run.then(template_views, template_inputs, template_outputs, api_name=False)
-        else:
-            preset_run = set_prompt.then(side_by_side, side_inputs, side_outputs, api_name=f"preset_{key}")
-        generations.append(preset_run)
-    stop.click(None, None, None, cancels=generations, api_name=False, queue=False).then(
-        columns_after_stop, [side_streamed, templated_streamed],
-        [base_column, chat_column, raw_column, templated_column], api_name=False, show_progress="hidden")

@@ -41,9 +41,12 @@ def test_chat_stop_marks_running_columns_as_stopped(page, app_url):
     page.get_by_role("tab", name="Base vs chat").click()
     set_number(page, "chat-max-tokens", 200)
     page.locator("#chat-run").click()
-    page.wait_for_function("() => document.querySelectorAll('#chat-base-column .gen-tok').length >= 2", timeout=180_000)
+    page.wait_for_function("() => { const root = document.querySelector('#chat-base-column .gen-root');"
+                           " return root && root.classList.contains('gen-running') && +root.dataset.tokens >= 2; }",
+                           timeout=180_000)
     page.locator("#chat-stop").click()
-    page.wait_for_timeout(3000)
+    page.wait_for_function("() => ['base', 'chat'].every(n => document.querySelector("
+                           "`#chat-${n}-column .gen-root.gen-done`))", timeout=60_000)
     columns = [page.locator(f"#chat-{name}-column") for name in ("base", "chat")]
     statuses = [column.locator(".gen-status").inner_text() for column in columns]
     counts = [column.locator(".gen-tok").count() for column in columns]
@@ -53,6 +56,7 @@ def test_chat_stop_marks_running_columns_as_stopped(page, app_url):
     assert statuses[1] == f"Stopped after {counts[1]} tokens: you pressed Stop.", statuses
     page.wait_for_timeout(3000)
     assert [column.locator(".gen-tok").count() for column in columns] == counts  # nothing more arrives
+    assert page.locator("span.error, .toast-body.error").count() == 0  # Stop is not an error
     screenshot(page, "chat-stopped")
 
 

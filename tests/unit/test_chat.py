@@ -347,3 +347,155 @@ def test_plot_says_how_the_tokenizers_line_up():
     renumbered = chat.ScoredText("n", text, (0,), tuple(
         chat.ScoredToken(t.index, t.id + 1000, t.text, t.start, t.end, t.logprob) for t in first.tokens))
     assert "cut this text at the same places" in tokenizer_note(first, renumbered)
+
+
+# ---------------------------------------------------------------------------------------------
+# Honest pages (issue 13.3): the Base vs chat handlers say how a stream ended, in its panels
+
+
+SAMPLING = (1.0, 0, 1.0, 0.0, "transformers", 1)  # temperature, top-k, top-p, min-p, order, seed
+
+
+def _status(column_html: str) -> str:
+    import re
+
+    return re.search(r'class="gen-status">(.*?)</div>', column_html, re.S).group(1)
+
+
+def _consume(stream):
+    """(views, the gr.Error's message or None)."""
+    import gradio as gr
+
+    views = []
+    try:
+        for view in stream:
+            views.append(view)
+    except gr.Error as exc:
+        return views, exc.message
+    return views, None
+
+
+def test_stop_ends_the_side_by_side_stream_with_a_stopped_view_and_no_error():
+    from playground.ui import chat_tab
+    from playground.ui.common import StopSignal
+
+    signal = StopSignal()
+    stream = chat_tab.side_by_side("Write me a poem", MODEL, MODEL, 200, *SAMPLING, signal)
+    running = [next(stream) for _ in range(4)]  # waiting, prompts read, two rounds
+    assert "Generating… 2 tokens so far" in _status(running[-1][0])
+    signal.press()
+    views, error = _consume(stream)
+    assert error is None and len(views) == 1  # one last view, then the stream ends
+    assert [_status(html) for html in views[0][:2]] == ["Stopped after 2 tokens: you pressed Stop."] * 2
+    assert all("gen-done" in html for html in views[0][:2])
+
+
+@pytest.mark.parametrize("fault", ["limit", "memory"])
+def test_a_limit_or_fault_mid_stream_is_said_in_both_columns_then_raised(monkeypatch, fault):
+    from playground import limits
+    from playground.ui import chat_tab
+    from playground.ui.common import OUT_OF_MEMORY
+
+    real = chat_tab.iter_side_by_side
+
+    def failing(*args):
+        for round_, columns in enumerate(real(*args)):
+            if round_ == 3:  # the columns hold round 3's tokens already: they are shown
+                raise limits.RequestTimeout("ran past its time limit") if fault == "limit" else MemoryError()
+            yield columns
+
+    monkeypatch.setattr(chat_tab, "iter_side_by_side", failing)
+    monkeypatch.setattr(limits, "DEFAULT_REQUEST_SECONDS", 120.0)
+    views, error = _consume(chat_tab.side_by_side("Write me a poem", MODEL, MODEL, 50, *SAMPLING))
+    statuses = [_status(html) for html in views[-1][:2]]
+    if fault == "limit":
+        assert statuses == ["Stopped at the time limit (120 s) after 3 tokens: try fewer tokens."] * 2
+        assert error == "ran past its time limit"
+    else:
+        assert statuses == [f"Stopped after 3 tokens: {OUT_OF_MEMORY}"] * 2 and error == OUT_OF_MEMORY
+    assert [len(c.records) for c in views[-1][2]] == [3, 3]  # the records the columns show
+
+
+def test_the_real_time_limit_and_bad_input_say_so_before_the_first_token(monkeypatch):
+    from playground import limits
+    from playground.ui import chat_tab
+
+    views, error = _consume(chat_tab.side_by_side("   ", MODEL, MODEL, 5, *SAMPLING))
+    assert error == "Type a prompt first." and _status(views[-1][0]) == "Not run: Type a prompt first."
+    monkeypatch.setattr(limits, "DEFAULT_REQUEST_SECONDS", 0.0)  # passed before the first model call
+    views, error = _consume(chat_tab.side_by_side("Write me a poem", MODEL, MODEL, 5, *SAMPLING))
+    assert "time limit (0 s)" in error
+    assert all(_status(html).startswith("Stopped at the time limit (0 s) before the first token") for html in views[-1][:2])
+
+
+def test_a_follow_up_sent_while_the_base_column_streams_stops_it_and_is_answered_next():
+    from playground.ui import chat_tab
+    from playground.ui.common import StopSignal
+
+    conversation, signal = chat_tab.Conversation(), StopSignal()
+    box, shown, _, base_view = chat_tab.send_message("Hi there", conversation)
+    assert box == "" and shown == [{"role": "user", "content": "Hi there"}]
+    assert chat_tab.QUEUED in base_view  # the base panel waits for its turn
+    stream = chat_tab.answer(conversation, "", MODEL, MODEL, "conversation_text", 40, *SAMPLING, stop=signal)
+    for view in stream:
+        if "gen-tok" in view[1] and 'data-tokens="2"' in view[1]:  # the reply is done, the base column streams
+            assert len(conversation.messages) == 2
+            _, shown, _, base_view = chat_tab.send_message("And then?", conversation)
+            assert shown[-1] == {"role": "user", "content": "And then?"}
+            assert isinstance(base_view, dict)  # a stream is running: the base panel is left to it
+    assert "a new message was sent" in _status(view[1]) and conversation.waiting == ["And then?"]
+    views = list(chat_tab.answer(conversation, "", MODEL, MODEL, "conversation_text", 3, *SAMPLING, stop=signal))
+    assert [m["role"] for m in conversation.messages] == ["user", "assistant"] * 2
+    assert conversation.messages[2]["content"] == "And then?" and not conversation.waiting
+    assert "maximum number of new tokens" in _status(views[-1][1])
+
+
+def test_stop_mid_reply_keeps_the_reply_so_far_and_gives_back_the_messages_not_answered():
+    from playground.ui import chat_tab
+    from playground.ui.common import StopSignal
+
+    conversation, signal = chat_tab.Conversation(), StopSignal()
+    chat_tab.send_message("First question", conversation)
+    stream = chat_tab.answer(conversation, "", MODEL, MODEL, "conversation_text", 40, *SAMPLING, stop=signal)
+    views = [next(stream) for _ in range(4)]  # the user message, prompt read, two tokens
+    chat_tab.send_message("Second question", conversation)
+    signal.press()
+    views, error = _consume(stream)
+    assert error is None and len(views) == 1
+    chatbot, base_view, _ = views[0]
+    assert chatbot[1]["role"] == "assistant" and chatbot[1]["content"].endswith("*(Stopped after 2 tokens: you pressed Stop.)*")
+    assert _status(base_view) == "Stopped before the first token: you pressed Stop."
+    assert len(conversation.messages) == 2 and "Stopped" not in conversation.messages[1]["content"]  # raw text kept
+    box, chatbot, *panels = chat_tab.after_stop(conversation, "half typed", chat_tab.queued_views(1)()[0], "<p>done</p>")
+    assert box == "Second question\nhalf typed" and not conversation.waiting and len(chatbot) == 2
+    assert _status(panels[0]) == chat_tab.STOPPED_WAITING and isinstance(panels[1], dict)
+
+
+def test_a_conversation_refused_before_it_began_gives_the_message_back():
+    from playground.ui import chat_tab
+
+    conversation = chat_tab.Conversation()
+    _, _, _, base_view = chat_tab.send_message("Anyone there?", conversation)
+    box, chatbot, base_view = chat_tab.conversation_failed(conversation, "", base_view)  # the queue refused it
+    assert box == "Anyone there?" and chatbot == [] and _status(base_view) == chat_tab.NOT_STARTED
+
+
+def test_the_api_turn_and_a_direct_call_with_a_list_still_work():
+    from playground.ui import chat_tab
+
+    views = list(chat_tab.converse("What is the color of oranges?", [], "", MODEL, MODEL, "conversation_text", 3,
+                                   *SAMPLING))
+    chatbot, conversation, base_view, box, answer = views[-1]
+    assert [m["role"] for m in chatbot] == ["user", "assistant"] and box == ""
+    assert answer == conversation.messages[-1]["content"]  # in the last view, for the call's result
+    assert "maximum number of new tokens" in _status(base_view)
+    template, _ = chat_tab.template_views(conversation, "", MODEL, False)
+    assert "No conversation yet" not in template and "oranges" in template
+
+
+def test_no_stop_button_of_the_chat_tab_cancels_through_gradio():
+    from playground.ui.app import build_app
+
+    config = build_app().get_config_file()
+    chat_ids = {d["id"] for d in config["dependencies"] if d.get("api_name") in ("side_by_side", "converse")}
+    assert chat_ids and not any(set(d["cancels"]) & chat_ids for d in config["dependencies"] if d.get("cancels"))
