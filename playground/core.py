@@ -83,9 +83,10 @@ def _prompt_cache(loaded: LoadedModel) -> BoundedLRU:
 
 def remember(loaded: LoadedModel, ids, ranked: RankedLogits) -> RankedLogits:
     """Keep `ranked` as the distribution after `ids` (a decoder computed it); returns it."""
-    # what it holds at most once filtered: the logits and probabilities (float32) and the full
-    # descending order (float32 values, int64 ids) when a rule needed every token: 20 bytes a token
-    _ranked_cache(loaded).put(tuple(ids), ranked, nbytes=20 * ranked.vocab_size)
+    # what it holds at most once filtered: the logits and probabilities (float32), the full
+    # descending order (float32 values, int64 ids) when a rule needed every token, and the latest
+    # filter's processed probabilities (float32): 24 bytes a token
+    _ranked_cache(loaded).put(tuple(ids), ranked, nbytes=24 * ranked.vocab_size)
     return ranked
 
 

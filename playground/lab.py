@@ -112,10 +112,11 @@ class LabView:
         return generation.token_rows(self.ranked, self.result, self.tokenizer, n)
 
 
-def view(session: LabSession, settings: SamplingSettings) -> LabView:
-    """The session's distribution filtered by `settings` (a model call only on a cache miss)."""
+def view(session: LabSession, settings: SamplingSettings, ranked: RankedLogits | None = None) -> LabView:
+    """The session's distribution filtered by `settings` (a model call only on a cache miss);
+    `ranked`: the distribution after the session's text when the caller has it (`generate` yields it)."""
     loaded = session.loaded
-    ranked = distribution(session)
+    ranked = distribution(session) if ranked is None else ranked
     return LabView(session, ranked, filter_logits(ranked, settings), loaded.tokenizer, loaded.eos_token_ids)
 
 

@@ -144,6 +144,7 @@ class RankedLogits:
         self._ranked: tuple[torch.Tensor, torch.Tensor] = (logits[:0], torch.zeros(0, dtype=torch.long))
         self._raw_probs: torch.Tensor | None = None
         self._raw_entropy: float | None = None
+        self._last_filter: tuple | None = None  # (settings, FilterResult) of the latest filter_logits
 
     def top(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(values, ids) of at least the `n` largest logits, descending (fewer only if n > vocab)."""
@@ -432,10 +433,15 @@ def apply_rules(ranked: RankedLogits, rules: list[Rule]) -> Candidates:
 def filter_logits(logits: torch.Tensor | RankedLogits, settings: SamplingSettings) -> FilterResult:
     """Apply `settings` to one logits vector (or a reusable `RankedLogits`)."""
     ranked = logits if isinstance(logits, RankedLogits) else RankedLogits(logits)
+    last = ranked._last_filter  # the view and the next sampling step filter with the same rules
+    if last is not None and last[0] == settings:
+        return last[1]
     ids, scaled, id_order = apply_rules(ranked, rules_for(settings)).survivors()
     kept_probs = torch.softmax(scaled, dim=0)
-    return FilterResult(settings, ranked.raw_probs, ids, kept_probs, ranked.raw_entropy_bits, entropy_bits(scaled),
-                        ranked.vocab_size, id_order)
+    result = FilterResult(settings, ranked.raw_probs, ids, kept_probs, ranked.raw_entropy_bits, entropy_bits(scaled),
+                          ranked.vocab_size, id_order)
+    ranked._last_filter = (settings, result)  # one attribute: readers on other threads see a whole pair
+    return result
 
 
 def sample_token(result: FilterResult, generator: torch.Generator | None = None) -> int:

@@ -136,14 +136,10 @@ async def drop_waiting(session_hash: str | None, fn_ids: set) -> int:
     queue = getattr(LocalContext.blocks.get(None), "_queue", None)
     if queue is None or not session_hash:
         return 0
-    dropped = []
-    async with queue.delete_lock:
-        for group in queue.event_queue_per_concurrency_id.values():
-            for event in list(group.queue):
-                if event.session_hash == session_hash and getattr(event.fn, "_id", None) in fn_ids:
-                    group.queue.remove(event)
-                    queue.event_ids_to_events.pop(event._id, None)
-                    dropped.append(event)
+    from playground.ui.queue_guard import withdraw
+
+    dropped = await withdraw(queue, lambda event: event.session_hash == session_hash
+                             and getattr(event.fn, "_id", None) in fn_ids)
     for event in dropped:
         queue.send_message(event, ProcessCompletedMessage(output={"data": []}, success=True))
     return len(dropped)

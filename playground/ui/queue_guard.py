@@ -64,6 +64,19 @@ def predicted_wait(queue, event, run_seconds: dict) -> tuple[int, float | None]:
     return len(ahead), (sum(running) + sum(run_seconds[e.fn] for e in ahead)) / slots
 
 
+async def withdraw(queue, chosen) -> list:
+    """Take the waiting events for which `chosen(event)` is true out of Gradio's queue (they will
+    never run) and return them; the caller answers each with `queue.send_message`."""
+    taken = []
+    async with queue.delete_lock:
+        for group in queue.event_queue_per_concurrency_id.values():
+            for event in [e for e in group.queue if chosen(e)]:
+                group.queue.remove(event)
+                queue.event_ids_to_events.pop(event._id, None)
+                taken.append(event)
+    return taken
+
+
 class QueueGuard:
     """Installed on one app's queue (`install`), consulted again when an event starts (`check_start`)."""
 
@@ -99,12 +112,8 @@ class QueueGuard:
         app.queue_guard = self
 
     async def _refuse(self, queue, event, message: str) -> None:
-        async with queue.delete_lock:
-            group = queue.event_queue_per_concurrency_id[event.concurrency_id]
-            if event not in group.queue:
-                return  # already started or cancelled
-            group.queue.remove(event)
-            queue.event_ids_to_events.pop(event._id, None)
+        if not await withdraw(queue, lambda waiting: waiting is event):
+            return  # already started or cancelled
         self.refused += 1
         queue.send_message(event, ProcessCompletedMessage(
             output={"error": message, "title": BUSY_TITLE, "visible": True, "duration": 15},

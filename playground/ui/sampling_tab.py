@@ -127,14 +127,14 @@ def _details(view: lab.LabView, tokens: list[dict]) -> dict:
 
 
 def _outputs(session: lab.LabSession | None, settings: sampling.SamplingSettings, top_n, log_scale,
-             plot: bool = True):
+             plot: bool = True, ranked: sampling.RankedLogits | None = None):
     """(session, figure, numbers, token dropdown, generated HTML, details) for the session;
     without `plot` the figure is `gr.skip()` (the page keeps the chart it has)."""
     if session is None:
         return (None, None, HINT, gr.update(choices=[], value=None),
                 generated_html.generated_html("", [], empty_note=HINT), {})
     top_n = _top_n(top_n)
-    view = lab.view(session, settings)
+    view = lab.view(session, settings, ranked)
     step = len(session.records)
     title = "Next token" + (f" after {step} generated token{'s' if step != 1 else ''}" if step else "")
     figure = (_plot(sampling_plots.distribution_spec(view.ranked, view.result, view.tokenizer, top_n,
@@ -273,9 +273,9 @@ def generate_n(state, n, stop, top_n, log_scale, temperature, top_k, top_p, min_
     n = clamp_int(n, "N", 1, MAX_GENERATE, default=1)
     seed, stops = seed_from_value(seed), _stop_strings(stop)
     chart_due, chart_behind = StreamPacer(), True
-    for _record, _ranked in lab.generate(session, settings, n, seed, stops):
+    for _record, ranked in lab.generate(session, settings, n, seed, stops):
         chart_behind = not chart_due()
-        yield _outputs(session, settings, top_n, log_scale, plot=not chart_behind)
+        yield _outputs(session, settings, top_n, log_scale, plot=not chart_behind, ranked=ranked)
     if chart_behind:  # the last view always has the final chart (and says why the run ended)
         yield _outputs(session, settings, top_n, log_scale)
 
@@ -288,7 +288,7 @@ def draw_samples(state, k, length, stop, top_n, temperature, top_k, top_p, min_p
     k = clamp_int(k, "K samples", 1, generation.MAX_SAMPLES, default=1)
     length = clamp_int(length, "tokens each", 1, MAX_SAMPLE_LENGTH, default=1)
     stops, top_n = _stop_strings(stop), _top_n(top_n)
-    tokenizer = lab.view(session, settings).tokenizer
+    tokenizer = session.loaded.tokenizer
     run = None
     try:
         view_due = StreamPacer()
