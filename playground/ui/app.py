@@ -29,8 +29,8 @@ class, raised with environment variables on a GPU host):
   that the server is busy and how many requests are ahead (`playground.ui.queue_guard`).
 - Gradio keeps at most `MAX_SESSIONS` sessions (`PLAYGROUND_MAX_SESSIONS`), least recently used
   dropped first; what a session keeps is small (the sampling lab's: ids and records).
-- Long generations can be stopped by their user (the sampling lab's Stop buttons use `cancels=`),
-  which frees their `heavy` slot after the current token.
+- Long generations can be stopped by their user (each tab's Stop buttons press its per-session
+  `StopSignal`, `common.connect_stop`), which frees their `heavy` slot after the current token.
 
 Input validation: Gradio checks slider ranges and dropdown choices before a handler runs; values
 it cannot even convert (a string for a number, None for a slider) would otherwise fail with an
@@ -75,9 +75,9 @@ EVENT_GROUPS: dict[str, str] = {
     "playground.ui.beam_tab.run_search": "heavy",
     "playground.ui.beam_tab.redraw": "instant",
     **{f"playground.ui.chat_tab.{name}": "heavy"
-       for name in ("side_by_side", "with_without_template", "converse", "converse_oranges", "teacher_forcing")},
+       for name in ("side_by_side", "with_without_template", "answer", "converse", "converse_oranges",
+                    "teacher_forcing")},
     "playground.ui.chat_tab.template_views": "instant",
-    "playground.ui.chat_tab.columns_after_stop": "instant",
     "playground.ui.inside_tab.look_inside": "model-step",
     "playground.ui.inside_tab.show_lens": "model-step",
     "playground.ui.inside_tab.show_attention": "instant",

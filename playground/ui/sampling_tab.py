@@ -22,8 +22,10 @@ depends on) and the numbers panel says so (`playground.prompts.fit_prompt`); N i
 bars to 1..`MAX_TOP_N`; the sampling rules are clamped to their ranges
 (`controls.settings_from_values`); NaN and non-numbers get a message; stop strings are capped
 (`MAX_STOP_STRINGS` of at most `MAX_STOP_CHARS` characters). "Generate N" and "Draw K samples" can
-be stopped with the Stop buttons (`cancels=`), which frees their queue slot; the tokens generated so
-far stay.
+be stopped with the Stop buttons, which press the tab's per-session `StopSignal`
+(`playground.ui.common.connect_stop`, never Gradio's cancel, whose empty completion made the page
+mark the outputs as failed): the stream ends after its current token with a last view that says
+"you pressed Stop", the tokens generated so far stay, and its queue slot is freed.
 
 Streaming draws the chart at most every `PLOT_INTERVAL_SECONDS` (0.5 s; env
 `PLAYGROUND_PLOT_INTERVAL`): the browser re-renders a Plotly chart in about 250 ms on a 2-core
@@ -55,7 +57,7 @@ from playground.limits import clamp_int
 from playground.html import generated as generated_html
 from playground.models import get_spec
 from playground.plots import sampling as sampling_plots
-from playground.ui.common import model_choices, user_errors
+from playground.ui.common import StopPressed, StopSignal, connect_stop, model_choices, user_errors
 from playground.ui.controls import SamplingControls, sampling_controls, seed_from_value, settings_from_values
 
 DEFAULT_PROMPT = "The capital of France is"
@@ -267,22 +269,30 @@ def clear(state, top_n, log_scale, temperature, top_k, top_p, min_p, order):
 
 
 @user_errors
-def generate_n(state, n, stop, top_n, log_scale, temperature, top_k, top_p, min_p, order, seed):
-    """Stream N tokens: the text, the numbers and the token list follow every token, the chart is paced."""
+def generate_n(state, n, stop, top_n, log_scale, temperature, top_k, top_p, min_p, order, seed, stop_signal=None):
+    """Stream N tokens: the text, the numbers and the token list follow every token, the chart is paced.
+    After Stop (`stop_signal`, the tab's `StopSignal`) one last view shows the tokens so far and says so."""
     session, settings = _require(state), _settings(temperature, top_k, top_p, min_p, order)
     n = clamp_int(n, "N", 1, MAX_GENERATE, default=1)
     seed, stops = seed_from_value(seed), _stop_strings(stop)
     chart_due, chart_behind = StreamPacer(), True
-    for _record, ranked in lab.generate(session, settings, n, seed, stops):
-        chart_behind = not chart_due()
-        yield _outputs(session, settings, top_n, log_scale, plot=not chart_behind, ranked=ranked)
+    steps = lab.generate(session, settings, n, seed, stops)
+    try:
+        for _record, ranked in steps:
+            chart_behind = not chart_due()
+            yield _outputs(session, settings, top_n, log_scale, plot=not chart_behind, ranked=ranked)
+    except StopPressed:
+        chart_behind = True
+    finally:  # closing it keeps the tokens, notes a Stop (STOPPED_BY_USER) and lets go of the session
+        steps.close()
     if chart_behind:  # the last view always has the final chart (and says why the run ended)
         yield _outputs(session, settings, top_n, log_scale)
 
 
 @user_errors
-def draw_samples(state, k, length, stop, top_n, temperature, top_k, top_p, min_p, order, seed):
-    """K continuations of the current text, streamed step by step, and the first-token histogram."""
+def draw_samples(state, k, length, stop, top_n, temperature, top_k, top_p, min_p, order, seed, stop_signal=None):
+    """K continuations of the current text, streamed step by step, and the first-token histogram;
+    Stop (`stop_signal`) ends it after the current step (`samples_after_stop` draws it then)."""
     session, settings = _require(state), _settings(temperature, top_k, top_p, min_p, order)
     seed = seed_from_value(seed)
     k = clamp_int(k, "K samples", 1, generation.MAX_SAMPLES, default=1)
@@ -290,19 +300,22 @@ def draw_samples(state, k, length, stop, top_n, temperature, top_k, top_p, min_p
     stops, top_n = _stop_strings(stop), _top_n(top_n)
     tokenizer = session.loaded.tokenizer
     run = None
+    steps = lab.samples(session, settings, k, length, seed, stops)
     try:
         view_due = StreamPacer()
-        for step, result in enumerate(lab.samples(session, settings, k, length, seed, stops)):
+        for step, result in enumerate(steps):
             run = SamplesRun(result, length, top_n, settings, seed, tokenizer)
             if result.finished:  # the whole view: hover cards, histogram, JSON (all an API caller gets)
                 yield _samples_outputs(run)
             elif view_due():  # a running view, paced and light; the histogram is fixed by step 1
                 yield _samples_outputs(run, plot=step == 0, running=True)
-    except GeneratorExit:  # the user pressed Stop: the view after Stop says where
+    except (GeneratorExit, StopPressed):  # the user pressed Stop: the view after Stop says where
         if run is not None:
             run.stopped = True
             session.samples = run  # kept for that one view, then dropped
         raise
+    finally:  # lets go of the session (after keeping a stopped run) for the view after Stop
+        steps.close()
 
 
 def _samples_outputs(run: SamplesRun, plot: bool = True, running: bool = False):
@@ -432,14 +445,18 @@ def build() -> None:
     clicked_button.click(append_token, [state, clicked, *rule_inputs], api_name=False, **view)
     undo_button.click(undo, [state, *rule_inputs], api_name="sampling_undo", **view)
     clear_button.click(clear, [state, *rule_inputs], api_name="sampling_clear", **view)
-    generating = generate_button.click(generate_n, [state, n_tokens, stop, *rule_inputs, controls.seed],
+    # Both long streams take the tab's StopSignal as their last input (a State: not an API parameter).
+    stop_signal = gr.State(StopSignal())
+    generating = generate_button.click(generate_n, [state, n_tokens, stop, *rule_inputs, controls.seed, stop_signal],
                                        api_name="sampling_generate", **view)
-    sampling_many = samples_button.click(draw_samples, [state, k, length, stop, top_n, *rules, controls.seed],
+    sampling_many = samples_button.click(draw_samples,
+                                         [state, k, length, stop, top_n, *rules, controls.seed, stop_signal],
                                          [samples_view, histogram, samples_json], api_name="sampling_samples")
-    # Stop ends the stream after the current token and frees the queue slot (the tokens so far stay);
-    # then the page shows the session as the stream left it.
+    # Stop presses the StopSignal (`connect_stop`, never a Gradio cancel): a stream ends after its current
+    # token with a last view saying so and frees its queue slot (the tokens so far stay), one still
+    # waiting never runs; then the page shows the session as the stream left it.
     for stop_button in (stop_generate, stop_samples):
-        stop_button.click(None, None, None, cancels=[generating, sampling_many], api_name=False, queue=False).then(
+        connect_stop(stop_button, stop_signal, [generating, sampling_many]).then(
             shown_after_stop, refilter_inputs, api_name=False, show_progress="hidden", **view).then(
             samples_after_stop, state, [samples_view, histogram, samples_json], api_name=False, show_progress="hidden")
 

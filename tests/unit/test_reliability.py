@@ -155,7 +155,7 @@ def test_sampling_caps_and_messages(lab_state):
 
 
 def test_stopping_a_generation_keeps_its_tokens_and_frees_the_session(lab_state):
-    """What a Stop (cancels=) does to the handler: Gradio closes the generator between tokens."""
+    """A stream closed between tokens (Gradio closes it when the page goes away) keeps its tokens."""
     from playground.ui import sampling_tab as tab
 
     rules = (1.0, 0, 1.0, 0.0, "transformers")
@@ -168,6 +168,33 @@ def test_stopping_a_generation_keeps_its_tokens_and_frees_the_session(lab_state)
     lab_state.lock.release()
     after = tab.next_token(lab_state, 10, False, *rules, 1)
     assert len(after[5]["generated"]) == 4
+
+
+def test_the_stop_signal_ends_both_lab_streams_with_a_view_that_says_so(lab_state):
+    """Stop (the tab's StopSignal): Generate N's last view keeps the tokens so far and says Stop; a
+    stopped samples run is kept for the view after Stop; the session is free again either way."""
+    from playground.ui import sampling_tab as tab
+    from playground.ui.common import StopSignal
+
+    rules = (1.0, 0, 1.0, 0.0, "transformers")
+    signal = StopSignal()
+    stream = tab.generate_n(lab_state, 200, "", 10, False, *rules, 1, signal)
+    views = [next(stream) for _ in range(3)]
+    signal.press()
+    last, *rest = list(stream)
+    assert not rest and len(last[5]["generated"]) == len(views[-1][5]["generated"]) == 3
+    assert last[5]["stop"] == tab.STOPPED_BY_USER and tab.STOPPED_BY_USER in last[4] and last[1] is not None
+    assert lab_state.lock.acquire(timeout=1)
+    lab_state.lock.release()
+    stream = tab.draw_samples(lab_state, 3, 100, "", 10, *rules, 1, signal)
+    next(stream)
+    signal.press()
+    assert list(stream) == []
+    assert lab_state.lock.acquire(timeout=1)
+    lab_state.lock.release()
+    html, _figure, summary = tab.samples_after_stop(lab_state)
+    assert summary["stopped_by_user"] and not summary["finished"] and "you pressed Stop" in html
+    assert lab_state.samples is None and len(lab_state.records) == 3
 
 
 # -- the tokenizer tab ---------------------------------------------------------------------------
@@ -385,11 +412,20 @@ def test_every_queued_event_has_a_deliberate_concurrency_group():
     assert named["sampling_distribution"].concurrency_id == named["sampling_next_token"].concurrency_id == "model-step"
     assert GROUP_LIMITS["model-step"] > 1  # the micro-batcher needs concurrent next-token requests
     assert named["tokenize"].concurrency_id == named["sampling_refilter"].concurrency_id == "instant"
-    # the Stop buttons cancel both long sampling-lab streams
+    # no Stop uses Gradio's cancel (its empty completion marks the outputs as failed): both sampling-lab
+    # Stop buttons press the tab's StopSignal, which both long streams take as their last input
     config = app.get_config_file()
-    ids = {d["api_name"]: d["id"] for d in config["dependencies"]}
-    cancels = [d["cancels"] for d in config["dependencies"] if d["cancels"]]
-    assert [ids["sampling_generate"], ids["sampling_samples"]] in [sorted(c) for c in cancels]
+    assert not [d["id"] for d in config["dependencies"] if d["cancels"]]
+    from playground.ui.common import StopSignal
+
+    streams = [named["sampling_generate"], named["sampling_samples"]]
+    signal = streams[0].inputs[-1]
+    assert isinstance(signal.value, StopSignal) and streams[1].inputs[-1] is signal
+    presses = [fn for fn in app.fns.values() if fn.inputs == [signal]
+               and (handler_key(fn) or "").endswith("connect_stop.<locals>.press_stop")]
+    buttons = sorted(app.blocks[block_id].elem_id for fn in presses for block_id, _event in fn.targets)
+    assert buttons == ["sampling-stop-generate", "sampling-stop-samples"]
+    assert not any(fn.queue for fn in presses)
 
 
 def test_the_static_decoder_path_also_honours_time_limits_and_faults(monkeypatch):
