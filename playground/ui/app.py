@@ -48,7 +48,7 @@ import gradio as gr
 from gradio.exceptions import ComponentProcessingError
 
 from playground import settings
-from playground.ui import beam_tab, chat_tab, common, inside_tab, queue_guard, sampling_tab, tokenizer_tab
+from playground.ui import beam_tab, chat_tab, common, exports, inside_tab, queue_guard, sampling_tab, tokenizer_tab
 
 
 QUEUE_MAX_SIZE = settings.current().queue_max_size
@@ -191,7 +191,7 @@ def build_app() -> gr.Blocks:
     return app
 
 
-TAB_MODULES = (tokenizer_tab, chat_tab, sampling_tab, beam_tab, inside_tab)
+TAB_MODULES = (tokenizer_tab, chat_tab, sampling_tab, beam_tab, inside_tab, exports)
 
 
 def launch_kwargs() -> dict:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import gradio as gr
 
-from playground import beam
+from playground import beam, exports
 from playground.limits import clamp_float, clamp_int
 from playground.plots.beam import SUMMARY_HEADERS, beam_figure, summary_markdown, summary_rows
 from playground.ui.common import model_choices, user_errors
+from playground.ui.exports import data_downloads
 
 EARLY_STOPPING_LABELS = [("false: stop when no live beam can win", "false"),
                          ("true: stop once num_beams are finished", "true"),
@@ -71,6 +72,13 @@ def redraw(result, step, collapse, compare_greedy, compare_sampled):
                        show_greedy=bool(compare_greedy), show_sampled=bool(compare_sampled))
 
 
+def tree_data(result, fmt):
+    """Every node of the last search's tree (and its sequences) as CSV or JSON text."""
+    if not isinstance(result, beam.BeamResult):
+        raise gr.Error("Run the beam search first (press “Run beam search”).")
+    return exports.export(exports.beam_table(result), fmt)
+
+
 def _preset_values(preset: beam.BeamPreset) -> list:
     s = preset.settings
     early = s.early_stopping if isinstance(s.early_stopping, str) else str(s.early_stopping).lower()
@@ -123,6 +131,7 @@ def build() -> None:
     table = gr.Dataframe(headers=SUMMARY_HEADERS, label="Returned sequences (best first) and comparisons",
                          interactive=False, wrap=True, elem_id="beam-sequences")
     result_state = gr.State(None)
+    data_downloads("Download the tree's nodes", tree_data, [result_state], "beam-tree", "beam-data")
 
     search_inputs = [prompt, model, chat_template, num_beams, max_new_tokens, length_penalty, early_stopping,
                      num_return, compare_greedy, compare_sampled, seed, collapse]

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
-from playground import chat, limits
+from playground import chat, exports, limits
 from playground.html import chat as chat_html
 from playground.html.generated import GENERATED_CSS, generated_html
 from playground.html.tokens import HOVER_JS, TOKEN_CSS
@@ -47,6 +47,7 @@ from playground.token_text import visible_whitespace
 from playground.ui.common import (StopPressed, StopSignal, connect_stop, halted_note, model_choices, user_errors,
                                   user_message)
 from playground.ui.controls import sampling_controls, seed_from_value, settings_from_values
+from playground.ui.exports import data_downloads
 
 POEM = "Write me a poem about large language models"
 ORANGES = ("What is the color of oranges?", "I have a green orange, can I eat it?")
@@ -347,14 +348,18 @@ def converse_oranges(history, system, chat_model, base_model, base_mode, max_tok
                           (temperature, top_k, top_p, min_p, order, seed))
 
 
+def _template_messages(history, system) -> tuple[list[dict], str]:
+    """The messages the template view shows (the lecture's dialogue while empty) and a note saying so."""
+    if not _conversation(history, None):
+        return (_conversation(LECTURE_DIALOGUE, system),
+                "<div class='tok-note'>No conversation yet: showing the lecture's example dialogue.</div>")
+    return _clean_messages(_conversation(history, system)), ""
+
+
 @user_errors
 def template_views(history, system, chat_model, generation_prompt):
     """The conversation's template tokens and its loss mask (the lecture's dialogue while empty)."""
-    messages = _clean_messages(_conversation(history, system))
-    note = ""
-    if not _conversation(history, None):
-        messages = _conversation(LECTURE_DIALOGUE, system)
-        note = "<div class='tok-note'>No conversation yet: showing the lecture's example dialogue.</div>"
+    messages, note = _template_messages(history, system)
     try:
         chat.check_view_size(messages)
     except chat.TemplateTooLong as exc:  # said in both panels, where the tokens would be
@@ -362,6 +367,14 @@ def template_views(history, system, chat_model, generation_prompt):
         return refused, refused
     view = chat.template_view(chat_model, messages, add_generation_prompt=bool(generation_prompt))
     return note + chat_html.template_html(view), note + chat_html.loss_mask_html(view)
+
+
+def template_data(history, system, chat_model, generation_prompt, fmt):
+    """The template's tokens with roles and loss mask (what section 3 shows) as CSV or JSON text."""
+    messages = _template_messages(history, system)[0]
+    chat.check_view_size(messages)
+    view = chat.template_view(chat_model, messages, add_generation_prompt=bool(generation_prompt))
+    return exports.export(exports.template_table(view), fmt)
 
 
 def _clean_messages(messages) -> list[dict]:
@@ -510,6 +523,8 @@ def build() -> None:
         gr.Markdown("**Loss mask**: supervised fine-tuning trains only on the assistant's replies and its end-of-turn "
                     "token.")
         loss_view = _html_view(elem_id="chat-loss-view")
+        data_downloads("Download the template's tokens and loss mask", template_data,
+                       [history, system, chat_model, generation_prompt], "chat-template", "chat-template-data")
 
     with gr.Accordion("4 · The same chat model with and without its template", open=False):
         run_both_ways = gr.Button("Generate: raw prompt vs chat template (the prompt of section 1)",

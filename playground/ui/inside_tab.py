@@ -18,6 +18,7 @@ from __future__ import annotations
 import gradio as gr
 from gradio.components.plot import PlotData
 
+from playground import exports
 from playground.errors import PlaygroundError
 from playground.html import inside as text_views
 from playground.inside import arch, attention, forcing, kv, lens, passes
@@ -25,6 +26,7 @@ from playground.limits import clamp_int
 from playground.plots import inside as plots
 from playground.plots.sampling import spec_json
 from playground.ui.common import model_choices, user_errors
+from playground.ui.exports import data_downloads
 
 DEFAULT_TEXT = "The capital of France is Paris. The capital of Germany is Berlin."
 DEFAULT_MODEL = "gemma-3-270m"
@@ -132,6 +134,14 @@ def show_lens(looked, positions):
     return _plot(plots.lens_spec(lens.logit_lens(model_id, text, count)))
 
 
+def attention_data(looked, layer, head, fmt):
+    """The shown head's attention weights (every pair the mask lets a query see) as CSV or JSON text."""
+    result = _looked(looked)
+    layer = clamp_int(layer, "Layer", 0, result.layers - 1, default=0)
+    head = clamp_int(head, "Head", 0, result.heads - 1, default=0)
+    return exports.export(exports.attention_table(result, layer, head), fmt)
+
+
 def _beside(lecture: str):
     gr.Markdown(lecture, elem_classes=["inside-lecture"])
 
@@ -173,6 +183,8 @@ def build() -> None:
     with gr.Row():
         with gr.Column(scale=3):
             heatmap = gr.Plot(label="attention weights of one head", elem_id="inside-attention")
+            data_downloads("Download this head's weights", attention_data, [looked, layer, head], "attention",
+                           "inside-attention-data")
         with gr.Column(scale=1):
             _beside(LECTURE_ATTENTION)
     heads = gr.Plot(label="all heads of the layer, grouped by shared key/value head", elem_id="inside-heads")

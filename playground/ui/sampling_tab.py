@@ -51,13 +51,14 @@ from html import escape as html_escape
 import gradio as gr
 from gradio.components.plot import PlotData
 
-from playground import generation, lab, sampling, settings
+from playground import exports, generation, lab, sampling, settings
 from playground.errors import PlaygroundError
 from playground.limits import clamp_int
 from playground.html import generated as generated_html
 from playground.models import get_spec
 from playground.plots import sampling as sampling_plots
 from playground.ui.common import StopPressed, StopSignal, connect_stop, model_choices, user_errors
+from playground.ui.exports import data_downloads
 from playground.ui.controls import SamplingControls, sampling_controls, seed_from_value, settings_from_values
 
 DEFAULT_PROMPT = "The capital of France is"
@@ -353,6 +354,17 @@ def samples_after_stop(state):
     return _samples_outputs(run)
 
 
+def distribution_data(state, top_n, temperature, top_k, top_p, min_p, order, fmt):
+    """The distribution the chart shows, with every token the rules keep, as CSV or JSON text."""
+    view = lab.view(_require(state), _settings(temperature, top_k, top_p, min_p, order))
+    return exports.export(exports.session_distribution(view, _top_n(top_n)), fmt)
+
+
+def records_data(state, fmt):
+    """The generated tokens' records (`StepRecord.as_dict()`) as CSV or JSON text."""
+    return exports.export(exports.session_records(_require(state)), fmt)
+
+
 def model_changed(model_id):
     """Offer the chat-template toggle only for chat models."""
     try:
@@ -389,6 +401,8 @@ def build() -> None:
         with gr.Column(scale=3):
             plot = gr.Plot(label="next-token distribution (click a bar to append that token)",
                            elem_id="sampling-dist-plot")
+            data_downloads("Download the distribution", distribution_data, [state, top_n, *controls.settings_inputs],
+                           "sampling-distribution", "sampling-dist-data")
         with gr.Column(scale=2):
             numbers = gr.HTML(HINT, elem_id="sampling-numbers", elem_classes=["sampling-numbers"])
             with gr.Row():
@@ -406,6 +420,7 @@ def build() -> None:
             stop = gr.Textbox("", label="stop strings (separate with |, \\n for a line break)",
                               elem_id="sampling-stop")
     generated = gr.HTML(generated_html.generated_html("", [], empty_note=HINT), elem_id="sampling-generated")
+    data_downloads("Download the generated tokens", records_data, [state], "sampling-tokens", "sampling-tokens-data")
     with gr.Accordion("Many samples: K continuations with these rules and seed", open=False):
         with gr.Row():
             k = gr.Slider(1, generation.MAX_SAMPLES, value=10, step=1, label="K samples", elem_id="sampling-k")

@@ -33,13 +33,14 @@ from pathlib import Path
 
 import gradio as gr
 
-from playground import bpe, limits, tokenizers
+from playground import bpe, exports, limits, tokenizers
 from playground.errors import PlaygroundError
 from playground.html import tokens as token_html
 from playground.limits import clamp_int
 from playground.plots import tokenizer as token_plots
 from playground.token_text import display_text, visible_whitespace
 from playground.ui.common import user_errors
+from playground.ui.exports import data_downloads
 from playground.ui.tokenizer_presets import PRESETS, PRESETS_BY_NAME
 
 RENDER_LIMIT = 5000  # tokens drawn in the explore view; counts always cover the whole text
@@ -169,6 +170,13 @@ def explore(tokenizer_id: str, text: str, special: bool, whitespace: bool):
         alternatives_html(tokenizer_id, text),
         result.ids,
     )
+
+
+def tokens_data(tokenizer_id: str, text: str, special: bool, fmt: str):
+    """Every token of the text (ids, texts, exact bytes, spans) as CSV or JSON text."""
+    result = tokenizers.tokenize(_tokenizer_id(tokenizer_id), _text(text), bool(special),
+                                 max_tokens=exports.MAX_TOKEN_ROWS)
+    return exports.export(exports.tokenization_table(result), fmt)
 
 
 @user_errors
@@ -360,6 +368,7 @@ def build() -> None:
     text = gr.Textbox(first.text, lines=5, max_lines=16, label="Text", elem_id="tok-text")
     counts = _token_view(elem_id="tok-counts", label="Counts")
     view = _token_view(elem_id="tok-view", label="Tokens")
+    data_downloads("Download the tokens", tokens_data, [tokenizer, text, special], "tokens", "tok-data")
     with gr.Accordion("Bytes of every token", open=False):
         byte_view = _token_view(elem_id="tok-bytes", label="Bytes")
     with gr.Accordion("Not one-to-one: other id sequences that decode to the same text", open=False):
