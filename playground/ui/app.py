@@ -70,7 +70,8 @@ EVENT_GROUPS: dict[str, str] = {
     "playground.ui.sampling_tab.generate_n": "heavy",
     "playground.ui.sampling_tab.draw_samples": "heavy",
     **{f"playground.ui.tokenizer_tab.{name}": "instant"
-       for name in ("explore", "compare", "decode", "from_url", "apply_preset", "bpe_step", "bpe_encode")},
+       for name in ("explore", "compare", "decode", "ids_to_decode", "from_url", "apply_preset", "bpe_step",
+                    "bpe_encode")},
     "playground.ui.tokenizer_tab.bpe_train": "heavy",
     "playground.ui.beam_tab.run_search": "heavy",
     "playground.ui.beam_tab.redraw": "instant",

@@ -20,6 +20,11 @@ spaces) is quadratic: 10 KB in under 1 s alone, at most 3.5 s so oversubscribed.
 and the compare loop check the time limit. Text with lone surrogates (not Unicode) gets a message;
 NUL, control characters, right-to-left text, combining marks and emoji are ordinary text.
 
+The Decode box follows the tokenizer, so Decode never reads one tokenizer's ids with another: a
+new tokenizer (chosen, from a preset or from the URL), the special-tokens box or a preset refills
+it with the first `DECODE_SAMPLE` ids of the text under that tokenizer and decodes them; typing
+text leaves it alone (its ids are still the current tokenizer's).
+
 What it leaves out: tokenization itself (backend), the app shell (`playground.ui.app`).
 """
 
@@ -50,6 +55,7 @@ MAX_TEXT_CHARS = 2_000_000
 MAX_MERGES = 2000
 STEP_SLIDER_MAX = MAX_MERGES  # before training: any merge count reaches the handler, which asks to train
 MAX_DECODE_IDS = 100_000
+DECODE_SAMPLE = 8  # ids put into the Decode box when the tokenizer changes or a preset is applied
 BPE_TRAIN_BYTES = 100_000  # of UTF-8: BPE's work grows with bytes, and an emoji is up to 25 of them
 BPE_ENCODE_BYTES = 10_000
 TRAIN_FIRST = "Train BPE first (press “Train BPE” above)."
@@ -216,9 +222,21 @@ def decode(tokenizer_id: str, ids_text: str):
     if len(result.pieces) > RENDER_LIMIT:
         note = token_html.note_html(f"Drawing the first {RENDER_LIMIT:,} of {len(result.pieces):,} ids one by one; "
                                     "the text above is decoded from all of them.")
-    return (f"<p><b>{len(result.ids):,} ids decode to:</b></p>"
+    count = len(result.ids)
+    return (f"<p><b>{count:,} {'id decodes' if count == 1 else 'ids decode'} to</b> "
+            f"(with {html.escape(tokenizer.id)}):</p>"
             f'<pre class="tok-decoded">{html.escape(result.text)}</pre>'
             + note + token_html.pieces_html(result.pieces[:RENDER_LIMIT]))
+
+
+@user_errors
+def ids_to_decode(tokenizer_id: str, text: str, special: bool):
+    """The Decode box refilled for the current tokenizer: the first `DECODE_SAMPLE` ids of the text
+    under it, and those ids decoded, so the box never holds another tokenizer's ids."""
+    tokenizer_id, text = _tokenizer_id(tokenizer_id), _text(text)
+    ids = tokenizers.get_tokenizer(tokenizer_id).encode(text, bool(special))[:DECODE_SAMPLE]
+    ids_text = ", ".join(map(str, ids))
+    return ids_text, decode(tokenizer_id, ids_text)
 
 
 def apply_preset(name: str):
@@ -390,7 +408,7 @@ def build() -> None:
     gr.Markdown("### Decode ids")
     with gr.Row():
         ids_text = gr.Textbox(", ".join(map(str, [32, 8415, 574, 30608])), label="Ids (comma or space separated), "
-                              "decoded with the tokenizer chosen above", scale=4)
+                              "decoded with the tokenizer chosen above", scale=4, elem_id="tok-decode-ids")
         decode_button = gr.Button("Decode", scale=1)
     decoded = _token_view(elem_id="tok-decoded", label="Decoded")
 
@@ -422,9 +440,12 @@ def build() -> None:
           trigger_mode="always_last", show_progress="hidden")
     gr.on([compare_button.click, compare_ids.change, text.change, special.change], **compare_io,
           api_name="compare_tokenizers", trigger_mode="always_last", show_progress="hidden")
+    refill_io = dict(fn=ids_to_decode, inputs=[tokenizer, text, special], outputs=[ids_text, decoded],
+                     api_visibility="private", show_progress="hidden")
     for button, preset in zip(preset_buttons, PRESETS):
         button.click(functools.partial(apply_preset, preset.name), outputs=[tokenizer, text, compare_ids],
-                     api_visibility="private")
+                     api_visibility="private").then(**refill_io)
+    gr.on([tokenizer.change, special.change], **refill_io, trigger_mode="always_last")
     decode_button.click(decode, [tokenizer, ids_text], decoded, api_name="decode_ids")
     share_button.click(None, [tokenizer, compare_ids, text, special], share_link, js=SHARE_JS)
     gr.on(None, from_url, inputs=None, outputs=[tokenizer, compare_ids, text, special], js=TAB_JS,

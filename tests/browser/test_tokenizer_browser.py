@@ -6,6 +6,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from playground import tokenizers
+from playground.ui import tokenizer_tab
+from playground.ui.tokenizer_presets import PRESETS_BY_NAME
 
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 COUNT = "#tok-counts .tok-count"
@@ -91,3 +93,24 @@ def test_share_button_makes_a_link_that_restores_the_view(page, app_url):
     page.goto(link)
     wait_for_count(page, tokenizers.tokenize("r50k_base", text).num_tokens)
     assert page.locator("#tok-text textarea").input_value() == text
+
+
+def test_a_preset_refills_the_decode_box_with_its_own_tokenizers_ids(page, app_url):
+    open_tab(page, app_url)  # the default: Llama 3, and the Decode box holds Llama 3 ids
+    box = page.locator("#tok-decode-ids textarea, #tok-decode-ids input").first
+    text = PRESETS_BY_NAME["Count the r's in strawberry"].text  # a cl100k_base preset
+    page.get_by_role("button", name="Count the r's in strawberry").click()
+    wait_for_count(page, tokenizers.tokenize("cl100k_base", text).num_tokens)
+    expected = tokenizers.tokenize("cl100k_base", text).ids[:tokenizer_tab.DECODE_SAMPLE]
+    wanted = ", ".join(map(str, expected))
+    try:
+        page.wait_for_function("([sel, want]) => document.querySelector(sel).value === want",
+                               arg=["#tok-decode-ids textarea", wanted], timeout=30_000)
+    except Exception:
+        raise AssertionError(f"the Decode box shows {box.input_value()!r}, not cl100k_base's {wanted!r}") from None
+    page.get_by_role("button", name="Decode", exact=True).click()
+    page.wait_for_selector("#tok-decoded .tok-decoded")
+    decoded = page.inner_text("#tok-decoded")
+    assert f"{len(expected)} ids decode to (with cl100k_base)" in decoded
+    assert page.inner_text("#tok-decoded .tok-decoded") == tokenizers.get_tokenizer("cl100k_base").decode(expected)
+    assert text.startswith(page.inner_text("#tok-decoded .tok-decoded"))
