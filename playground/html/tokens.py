@@ -5,7 +5,8 @@ classes, background colour, data attributes) becomes one `<span>` each, every st
 `html.escape`. On top of it, `tokenization_html` draws a `TokenizationResult`: neighbouring tokens
 get different colours, tokens that share a character (a split emoji or CJK character) are drawn as
 one group in one colour, partial tokens show their bytes as `<0xF0><0x9F>`, special tokens are drawn
-dark, and whitespace can be shown as marks (␣ → ↵). Each token span and its entry in the id list
+dark, and whitespace can be shown as marks (␣ → ↵). `TOKEN_CSS` draws tokens in a monospace stack that
+ends in `FALLBACK_FONTS` (Noto CJK, Noto Color Emoji). Each token span and its entry in the id list
 carry the same `data-i`, so `HOVER_JS` (installed with `TOKEN_CSS` on a `gr.HTML` through its
 `js_on_load` / `css_template`) highlights both together.
 
@@ -190,16 +191,22 @@ def pieces_html(pieces, whitespace_visible: bool = True) -> str:
     return '<div class="tok-root">' + render_spans(spans) + "</div>"
 
 
+# After the usual fonts: Debian's Noto CJK and colour emoji (`make fonts`), so Chinese, Japanese and
+# emoji tokens are glyphs, not empty boxes, wherever those fonts are installed. The page uses the
+# viewer's fonts: a viewer without any CJK font still sees boxes.
+FALLBACK_FONTS = '"Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans CJK KR", "Noto Color Emoji"'
+MONO_FONTS = "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace, " + FALLBACK_FONTS
+
 TOKEN_CSS = """
 .tok-root { font-size: 1.2rem; }
-.tok-spans { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; line-height: 2.1;
+.tok-spans { font-family: MONO_FONTS; line-height: 2.1;
   white-space: pre-wrap; word-break: break-word; color: #111; }
 .tok { border-radius: 4px; padding: 2px 1px; margin: 0 1px; color: #111; }
 .tok-special { color: #fff !important; font-weight: 700; outline: 2px solid #111; }
 .tok-partial { font-size: 0.8em; }
 .tok-group { outline: 2px dashed #555; border-radius: 5px; padding: 2px 0; }
 .tok-ws .tok { color: #333; }
-.tok-ids { font-family: ui-monospace, monospace; font-size: 1.05rem; line-height: 2; margin-top: 0.8em;
+.tok-ids { font-family: MONO_FONTS; font-size: 1.05rem; line-height: 2; margin-top: 0.8em;
   word-break: break-word; color: #111; }
 .tok-id { border-radius: 4px; padding: 1px 3px; }
 .tok-hl { outline: 3px solid #d00000 !important; box-shadow: 0 0 6px #d00000; }
@@ -207,8 +214,8 @@ TOKEN_CSS = """
   padding: 6px 10px; margin-bottom: 8px; font-size: 1rem; }
 .tok-bytes { border-collapse: collapse; font-size: 1.05rem; }
 .tok-bytes td, .tok-bytes th { border: 1px solid #ccc; padding: 2px 8px; }
-.tok-hex, .tok-cell { font-family: ui-monospace, monospace; white-space: pre; }
-"""
+.tok-hex, .tok-cell { font-family: MONO_FONTS; white-space: pre; }
+""".replace("MONO_FONTS", MONO_FONTS)
 
 # Event delegation on the component's root: survives every re-render of its value.
 HOVER_JS = """

@@ -351,8 +351,8 @@ EXTRA_CSS = """
 .tok-count-id { color: #666; font-size: 1rem; }
 .tok-cols { display: grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); gap: 16px; }
 .tok-col h4 { margin: 0 0 6px; font-size: 1.2rem; }
-.tok-decoded { font-size: 1.2rem; white-space: pre-wrap; }
-"""
+.tok-decoded { font-size: 1.2rem; white-space: pre-wrap; font-family: MONO_FONTS; }
+""".replace("MONO_FONTS", token_html.MONO_FONTS)
 
 
 def warm_up() -> threading.Thread:

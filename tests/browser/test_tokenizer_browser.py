@@ -114,3 +114,37 @@ def test_a_preset_refills_the_decode_box_with_its_own_tokenizers_ids(page, app_u
     assert f"{len(expected)} ids decode to (with cl100k_base)" in decoded
     assert page.inner_text("#tok-decoded .tok-decoded") == tokenizers.get_tokenizer("cl100k_base").decode(expected)
     assert text.startswith(page.inner_text("#tok-decoded .tok-decoded"))
+
+
+# Widths in the page: a glyph the fonts lack is drawn as the fallback font's empty box ("tofu"),
+# the same box for every missing character, here measured on U+10FFFD (private use, in no font).
+GLYPH_WIDTHS_JS = """
+(chars) => {
+  const row = document.querySelector('#tok-view .tok-spans');
+  const width = (text) => {
+    const probe = document.createElement('span');
+    probe.className = 'tok';
+    probe.textContent = text;
+    row.appendChild(probe);
+    const w = probe.getBoundingClientRect().width;
+    probe.remove();
+    return w;
+  };
+  return {tofu: width('\\u{10FFFD}'), chars: chars.map(c => [c, width(c)]),
+          family: getComputedStyle(document.querySelector('#tok-view .tok')).fontFamily};
+}
+"""
+
+
+def test_chinese_and_emoji_tokens_are_drawn_with_real_glyphs_not_boxes(page, app_url):
+    line = "一隻貓正在爬樹。"
+    open_tab(page, app_url, "?tokenizer=llama-3&text=" + quote(line + " 🐈🌳"))
+    wait_for_count(page, tokenizers.tokenize("llama-3", line + " 🐈🌳").num_tokens)
+    shown = page.locator("#tok-view .tok").evaluate_all("els => els.map(e => e.textContent)")
+    assert "一" in shown and "樹" in shown  # whole characters are drawn as text, split ones as bytes
+    measured = page.evaluate(GLYPH_WIDTHS_JS, [*line, "🐈", "🌳"])
+    assert "Noto Sans CJK SC" in measured["family"] and "Noto Color Emoji" in measured["family"]
+    tofu = measured["tofu"]
+    boxes = [char for char, width in measured["chars"] if abs(width - tofu) < 0.5]
+    assert not boxes, (f"{''.join(boxes)} drawn as empty boxes ({tofu:.1f} px wide, like U+10FFFD): "
+                       "install the fonts with `make fonts` (fonts-noto-cjk, fonts-noto-color-emoji)")
