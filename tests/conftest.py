@@ -156,3 +156,11 @@ def handler_outcome(fn, *args) -> str:
         assert exc.message != INTERNAL_ERROR, f"{fn.__module__}.{fn.__name__}{args[:3]!r} gave the internal error"
         assert "Traceback" not in str(exc.message)
         return exc.message
+
+
+def select_tab(page, name: str, timeout_ms: int = 180_000) -> None:
+    """Click the tab `name` and wait until its first-visit run (the tab's default result, which the
+    page computes on a first visit) has finished, so a test's own clicks never race it."""
+    page.get_by_role("tab", name=name).click()
+    page.wait_for_timeout(150)
+    page.wait_for_function("document.body.dataset.linkState !== 'running'", timeout=timeout_ms)

@@ -48,7 +48,8 @@ import gradio as gr
 from gradio.exceptions import ComponentProcessingError
 
 from playground import settings
-from playground.ui import beam_tab, chat_tab, common, exports, inside_tab, queue_guard, sampling_tab, tokenizer_tab
+from playground.ui import (beam_tab, chat_tab, common, inside_tab, lecture_tab, links, presenter, queue_guard,
+                           sampling_tab, tokenizer_tab, exports)
 
 
 QUEUE_MAX_SIZE = settings.current().queue_max_size
@@ -70,11 +71,12 @@ EVENT_GROUPS: dict[str, str] = {
     "playground.ui.sampling_tab.generate_n": "heavy",
     "playground.ui.sampling_tab.draw_samples": "heavy",
     **{f"playground.ui.tokenizer_tab.{name}": "instant"
-       for name in ("explore", "compare", "decode", "ids_to_decode", "from_url", "apply_preset", "bpe_step",
+       for name in ("explore", "compare", "decode", "ids_to_decode", "apply_preset", "bpe_step",
                     "bpe_encode")},
     "playground.ui.tokenizer_tab.bpe_train": "heavy",
     "playground.ui.beam_tab.run_search": "heavy",
     "playground.ui.beam_tab.redraw": "instant",
+    "playground.ui.beam_tab.step_by": "instant",
     **{f"playground.ui.chat_tab.{name}": "heavy"
        for name in ("side_by_side", "with_without_template", "answer", "converse", "converse_oranges",
                     "teacher_forcing")},
@@ -82,6 +84,7 @@ EVENT_GROUPS: dict[str, str] = {
     "playground.ui.inside_tab.look_inside": "model-step",
     "playground.ui.inside_tab.show_lens": "model-step",
     "playground.ui.inside_tab.show_attention": "instant",
+    "playground.ui.inside_tab.slid_attention": "instant",
 }
 
 
@@ -170,22 +173,42 @@ def configure_queue(app: gr.Blocks) -> dict[str, str]:
 
 def build_app() -> gr.Blocks:
     with PlaygroundBlocks(title="LLM playground") as app:
-        gr.Markdown("# LLM playground\nHow large language models turn text into tokens, tokens into probabilities, and probabilities into text.")
-        status = gr.Markdown(elem_id="status-line")
-        with gr.Tabs():
+        with gr.Row(elem_id="app-header", equal_height=True):
+            gr.Markdown("# LLM playground", elem_id="app-title", scale=0, min_width=220)
+            status = gr.Markdown(elem_id="status-line", scale=4)
+            present = gr.Checkbox(False, label="Presenter mode", elem_id="presenter-toggle", scale=0, min_width=170,
+                                  container=False)
+            copy_link = gr.Button("Copy link", size="sm", scale=0, min_width=110, elem_id="copy-link")
+        with gr.Row(elem_id="app-subheader"):
+            link_output = gr.Textbox(show_label=False, container=False, interactive=False, buttons=["copy"],
+                                     placeholder="“Copy link” puts the link of this tab's state here (and on the clipboard)",
+                                     elem_id="link-output", scale=4)
+            with gr.Column(scale=1, min_width=200):
+                with gr.Accordion("Models", open=False, elem_id="status-details-box"):
+                    status_details = gr.Markdown(elem_id="status-details")
+        notice = gr.Markdown(visible=False, elem_id="link-notice")
+        gr.Markdown("How large language models turn text into tokens, tokens into probabilities, and "
+                    "probabilities into text.", elem_classes=["app-intro"])
+        tab_links = []
+        with gr.Tabs() as tabs:
+            with gr.Tab("Lecture", id="lecture"):
+                lecture_tab.build()
             with gr.Tab("Tokenizer", id="tokenizer"):
-                tokenizer_tab.build()
+                tab_links.append(tokenizer_tab.build())
             with gr.Tab("Base vs chat", id="chat"):
-                chat_tab.build()
+                tab_links.append(chat_tab.build())
             with gr.Tab("Sampling lab", id="sampling"):
-                sampling_tab.build()
+                tab_links.append(sampling_tab.build())
             with gr.Tab("Beam search", id="beam"):
-                beam_tab.build()
+                tab_links.append(beam_tab.build())
             with gr.Tab("Inside the model", id="inside"):
-                inside_tab.build()
+                tab_links.append(inside_tab.build())
+        links.install(tabs, [link for link in tab_links if link is not None], notice, copy_link, link_output)
+        present.change(None, present, None, js=presenter.TOGGLE_JS)
         timer = gr.Timer(5.0)
-        app.load(common.status_markdown, outputs=status, api_name=False, queue=False)
-        timer.tick(common.status_markdown, outputs=status, api_name=False, queue=False, show_progress="hidden")
+        for trigger in (app.load, timer.tick):
+            trigger(common.status_markdown, outputs=status, api_name=False, queue=False, show_progress="hidden")
+            trigger(common.status_details, outputs=status_details, api_name=False, queue=False, show_progress="hidden")
     app.queue(default_concurrency_limit=HEAVY_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
     configure_queue(app)
     queue_guard.QueueGuard().install(app)
@@ -200,8 +223,8 @@ def launch_kwargs() -> dict:
 
     Each tab module may define `CSS` and `HEAD` strings; they are joined in tab order.
     """
-    css = [getattr(module, "CSS", "") for module in TAB_MODULES]
-    head = "\n".join(getattr(module, "HEAD", "") for module in TAB_MODULES)
+    css = [presenter.CSS, *(getattr(module, "CSS", "") for module in TAB_MODULES)]
+    head = "\n".join([presenter.head(), links.HEAD, *(getattr(module, "HEAD", "") for module in TAB_MODULES)])
     return {"css": "\n".join(c for c in css if c), "head": head or None,
             "theme": gr.themes.Soft(text_size="lg"), "state_session_capacity": MAX_SESSIONS,
             **refuse_uploads()}

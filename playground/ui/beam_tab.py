@@ -11,11 +11,14 @@ anything on them (`playground.beam`), and the drawing (`playground.plots.beam`).
 
 from __future__ import annotations
 
+import functools
+
 import gradio as gr
 
-from playground import beam, exports
+from playground import beam, deeplinks, exports
 from playground.limits import clamp_float, clamp_int
 from playground.plots.beam import SUMMARY_HEADERS, beam_figure, summary_markdown, summary_rows
+from playground.ui import links
 from playground.ui.common import model_choices, user_errors
 from playground.ui.exports import data_downloads
 
@@ -72,6 +75,16 @@ def redraw(result, step, collapse, compare_greedy, compare_sampled):
                        show_greedy=bool(compare_greedy), show_sampled=bool(compare_sampled))
 
 
+@user_errors
+def step_by(delta, result, step, collapse, compare_greedy, compare_sampled):
+    """The replay one step forward or back (the ◀ / ▶ buttons and the presenter's arrow keys)."""
+    if result is None:
+        return gr.skip(), gr.skip()
+    step = clamp_int(step, "Replay step", 0, result.steps, default=result.steps)
+    step = min(max(step + delta, 0), result.steps)
+    return step, redraw(result, step, collapse, compare_greedy, compare_sampled)
+
+
 def tree_data(result, fmt):
     """Every node of the last search's tree (and its sequences) as CSV or JSON text."""
     if not isinstance(result, beam.BeamResult):
@@ -88,7 +101,7 @@ def _preset_values(preset: beam.BeamPreset) -> list:
             f"**{preset.name}.** {preset.note}"]
 
 
-def build() -> None:
+def build() -> links.TabLink:
     """The tab's content; call inside `with gr.Tab("Beam search"):`."""
     choices = model_choices()
     available = {value for _, value in choices}
@@ -126,6 +139,8 @@ def build() -> None:
     with gr.Row():
         step = gr.Slider(0, 1, value=0, step=1, label="Replay: show the search up to step", interactive=False,
                          scale=4, elem_id="beam-step")
+        step_back = gr.Button("◀ step", size="sm", scale=0, min_width=90, elem_id="beam-step-back")
+        step_forward = gr.Button("step ▶", size="sm", scale=0, min_width=90, elem_id="beam-step-forward")
         collapse = gr.Checkbox(first.collapse_pruned, label="Collapse pruned candidates", scale=1,
                                elem_id="beam-collapse")
     table = gr.Dataframe(headers=SUMMARY_HEADERS, label="Returned sequences (best first) and comparisons",
@@ -140,6 +155,23 @@ def build() -> None:
     gr.on([step.input, collapse.change, compare_greedy.change, compare_sampled.change], redraw,
           [result_state, step, collapse, compare_greedy, compare_sampled], tree, api_name="beam_redraw",
           trigger_mode="always_last", show_progress="hidden")
+    replay_inputs = [result_state, step, collapse, compare_greedy, compare_sampled]
+    for button, delta in ((step_back, -1), (step_forward, 1)):
+        button.click(functools.partial(step_by, delta), replay_inputs, [step, tree], api_name=False,
+                     show_progress="hidden", trigger_mode="always_last")
     for button, preset in zip(preset_buttons, presets):
         button.click(lambda p=preset: _preset_values(p), None, [*search_inputs, preset_note], api_name=False,
                      queue=False).then(run_search, search_inputs, search_outputs, api_name=False)
+    fields = dict(zip(("prompt", "model", "chat_template", "beams", "tokens", "length_penalty", "early_stopping",
+                       "returns", "greedy", "sampled", "seed", "collapse"), search_inputs))
+    return links.TabLink("beam", fields, actions={"search": [("beam-run", "#beam-tree .js-plotly-plot")]}, default_run="search",
+                         views={"tree": "beam-tree", "table": "beam-sequences", "summary": "beam-summary"},
+                         default_view="tree", aliases={"preset": functools.partial(preset_query, fields, presets)})
+
+
+def preset_query(fields: dict, presets, name: str) -> dict | None:
+    """A beam preset's values by link parameter, for a link's `preset=` (its slug)."""
+    for preset in presets:
+        if deeplinks.slug(preset.name) == name:
+            return dict(zip(fields, _preset_values(preset)[:len(fields)]))
+    return None

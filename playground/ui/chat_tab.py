@@ -44,6 +44,7 @@ from playground.plots.chat import surprisal_figure
 from playground.sampling import PRESETS as PRESETS_SAMPLING
 from playground.side_by_side import contender, iter_side_by_side
 from playground.token_text import visible_whitespace
+from playground.ui import links
 from playground.ui.common import (StopPressed, StopSignal, connect_stop, halted_note, model_choices, user_errors,
                                   user_message)
 from playground.ui.controls import sampling_controls, seed_from_value, settings_from_values
@@ -463,7 +464,7 @@ def after_stop(history, message, *panels):
 # Layout
 
 
-def build() -> None:
+def build() -> links.TabLink:
     base_default, chat_default = default_models()
     gr.Markdown("A **base** model was only trained to continue text; a **chat** model was then fine-tuned on "
                 "dialogues written in a chat template. Give both the same request.")
@@ -614,3 +615,25 @@ def build() -> None:
           show_progress="hidden")
     score.click(teacher_forcing, [score_input, history, base_model, chat_model], [score_plot, score_note, score_input],
                 api_name="teacher_forcing")
+    return tab_link(base_model, chat_model, max_tokens, controls, prompt, system, base_mode, generation_prompt)
+
+
+def tab_link(base_model, chat_model, max_tokens, controls, prompt, system, base_mode, generation_prompt) -> links.TabLink:
+    fields = {"base_model": base_model, "chat_model": chat_model, "max_tokens": max_tokens,
+              "temperature": controls.temperature, "top_k": controls.top_k, "top_p": controls.top_p,
+              "min_p": controls.min_p, "seed": controls.seed, "prompt": prompt, "system": system,
+              "base_mode": base_mode, "generation_prompt": generation_prompt}
+    columns = ["#chat-base-column .gen-done", "#chat-chat-column .gen-done"]  # both columns finished
+    actions = {"side": [("chat-run", columns)],
+               "both-ways": [("chat-run-template", ["#chat-raw-column .gen-done", "#chat-templated-column .gen-done"])],
+               "template": [("chat-show-template", "#chat-template-view .ct-root")],
+               **{key: [(f"chat-preset-{key}", columns)] for key in PRESETS},
+               "oranges": [("chat-preset-oranges", "#chat-base-conversation .gen-done")]}
+    return links.TabLink("chat", fields, actions=actions, default_run="side",
+                         views={"columns": "chat-base-column", "conversation": "chat-chatbot",
+                                "template": "chat-template-view", "loss": "chat-loss-view",
+                                "both-ways": "chat-raw-column", "forcing": "chat-score-plot", "fim": "fim-section"},
+                         default_view="columns",
+                         # A first visit shows the template and loss mask (computed on load); generating
+                         # two answers for every student who opens the tab would fill the heavy queue.
+                         visit_run=None)

@@ -200,19 +200,49 @@ def model_choices(role: str | None = None) -> list[tuple[str, str]]:
     ]
 
 
+def _model_state(info, loaded) -> str:
+    if not info.available:
+        return _plain_reason(info.reason)
+    if info.id in loaded:
+        model = loaded[info.id]
+        return f"loaded ({str(model.dtype).replace('torch.', '')}, {model.load_seconds:.1f} s)"
+    return "loads on first use"
+
+
+def _plain_reason(reason: str) -> str:
+    """Why a model cannot be used here, in plain words ("needs the Hugging Face hub")."""
+    if "hub" in reason.lower() and ("reach" in reason.lower() or "offline" in reason.lower()):
+        return "needs the Hugging Face hub (not reachable from this server)"
+    return f"unavailable: {reason}"
+
+
 def status_markdown() -> str:
-    """One line per model: availability, whether loaded, on which device."""
+    """The header's one line: the device and how many models are ready, loaded, or cannot be used
+    here (each model in `status_details`)."""
     from playground.device import resolve_device
 
-    device = resolve_device()
+    infos = models.list_models(include_hidden=False)
+    loaded = {m.id for m in models.loaded_models()}
+    ready = [i for i in infos if i.available]
+    parts = [f"Device: **{resolve_device().type}**",
+             f"{len(ready)} model{'s' if len(ready) != 1 else ''} ready ({len([i for i in ready if i.id in loaded])} loaded)"]
+    unusable = len(infos) - len(ready)
+    if unusable:
+        parts.append(f"{unusable} not usable here (see Models)")
+    problems = len(models.model_list_problems())
+    if problems:
+        parts.append(f"{problems} models-file entr{'ies' if problems != 1 else 'y'} refused")
+    return " · ".join(parts)
+
+
+def status_details() -> str:
+    """One line per model: its label, role, where it comes from, and its state, in plain words."""
     loaded = {m.id: m for m in models.loaded_models()}
-    parts = []
+    lines = []
     for info in models.list_models(include_hidden=False):
-        if not info.available:
-            state = f"unavailable: {html.escape(info.reason)}"
-        elif info.id in loaded:
-            state = f"loaded ({loaded[info.id].dtype}".replace("torch.", "") + f", {loaded[info.id].load_seconds:.1f} s)"
-        else:
-            state = "loads on first use"
-        parts.append(f"**{html.escape(info.id)}** ({info.role}): {state}")
-    return f"Device: **{device.type}** · " + " · ".join(parts)
+        where = f", {html.escape(info.where)}" if info.where and info.origin != "built-in" else ""
+        label = html.escape(info.label or info.id)
+        lines.append(f"- **{label}** ({info.role}{where}): {html.escape(_model_state(info, loaded))}")
+    for problem in models.model_list_problems():
+        lines.append(f"- models file: {html.escape(str(problem))}")
+    return "\n".join(lines) or "No models."

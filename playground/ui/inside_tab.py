@@ -25,6 +25,7 @@ from playground.inside import arch, attention, forcing, kv, lens, passes
 from playground.limits import clamp_int
 from playground.plots import inside as plots
 from playground.plots.sampling import spec_json
+from playground.ui import links
 from playground.ui.common import model_choices, user_errors
 from playground.ui.exports import data_downloads
 
@@ -124,6 +125,14 @@ def show_attention(looked, layer, head):
     return _attention_views(_looked(looked), layer, head)
 
 
+def slid_attention(looked, layer, head):
+    """The sliders moved: redraw, unless nothing was looked at yet (a link setting the sliders
+    before its look), when there is nothing to redraw."""
+    if not looked:
+        return gr.skip(), gr.skip()
+    return show_attention(looked, layer, head)
+
+
 @user_errors
 def show_lens(looked, positions):
     """The logit lens over the last `positions` tokens of the text looked at (cached hidden states)."""
@@ -146,7 +155,7 @@ def _beside(lecture: str):
     gr.Markdown(lecture, elem_classes=["inside-lecture"])
 
 
-def build() -> None:
+def build() -> links.TabLink:
     """The tab's content; call inside `with gr.Tab("Inside the model"):`."""
     choices = model_choices()
     available = [value for _, value in choices]
@@ -223,6 +232,16 @@ def build() -> None:
     run.click(look_inside, [text, model, layer, head],
               [looked, card, table, layer, head, heatmap, heads, forcing_plot, forcing_note, kv_note, kv_plot],
               api_name="inside_view")
-    gr.on([layer.change, head.change], show_attention, [looked, layer, head], [heatmap, heads],
-          api_name="inside_attention", trigger_mode="always_last", show_progress="hidden")
+    gr.on([layer.change, head.change], slid_attention, [looked, layer, head], [heatmap, heads],
+          api_name=False, trigger_mode="always_last", show_progress="hidden")
+    with gr.Row(visible=False):  # the API's redraw, which says when there is nothing to redraw
+        attention_api = gr.Button("inside_attention")
+    attention_api.click(show_attention, [looked, layer, head], [heatmap, heads], api_name="inside_attention")
     lens_button.click(show_lens, [looked, positions], lens_plot, api_name="inside_lens")
+    looked_in = ("inside-run", "#inside-attention .js-plotly-plot")  # the look is done once its heatmap is drawn
+    return links.TabLink(
+        "inside", {"text": text, "model": model, "layer": layer, "head": head, "positions": positions},
+        actions={"look": [looked_in], "lens": [looked_in, ("inside-lens-run", "#inside-lens .js-plotly-plot")]}, default_run="look",
+        views={"card": "inside-card", "attention": "inside-attention", "heads": "inside-heads", "lens": "inside-lens",
+               "forcing": "inside-forcing", "kv": "inside-kv-note"},
+        default_view="attention")

@@ -57,9 +57,11 @@ from playground.limits import clamp_int
 from playground.html import generated as generated_html
 from playground.models import get_spec
 from playground.plots import sampling as sampling_plots
+from playground.ui import links
 from playground.ui.common import StopPressed, StopSignal, connect_stop, model_choices, user_errors
 from playground.ui.exports import data_downloads
-from playground.ui.controls import SamplingControls, sampling_controls, seed_from_value, settings_from_values
+from playground.ui.controls import (SamplingControls, preset_values, sampling_controls, seed_from_value,
+                                    settings_from_values)
 
 DEFAULT_PROMPT = "The capital of France is"
 DEFAULT_TOP_N = 20
@@ -224,7 +226,10 @@ def show_distribution(model_id, chat_template, prompt, top_n, log_scale, tempera
 
 @user_errors
 def refilter(state, top_n, log_scale, temperature, top_k, top_p, min_p, order):
-    """Re-filter the cached distribution: no model call while it is cached."""
+    """Re-filter the cached distribution: no model call while it is cached. Before the first
+    distribution (a preset or a link setting the sliders) there is nothing to re-filter."""
+    if not isinstance(state, lab.LabSession):
+        return tuple(gr.skip() for _ in range(6))
     return _outputs(state, _settings(temperature, top_k, top_p, min_p, order), top_n, log_scale)
 
 
@@ -379,7 +384,7 @@ def model_changed(model_id):
 # Layout
 
 
-def build() -> None:
+def build() -> links.TabLink:
     choices = model_choices()
     default_model = choices[0][1] if choices else None
     gr.Markdown("### Sampling lab\nThe model gives a probability to every token in its vocabulary. "
@@ -474,6 +479,33 @@ def build() -> None:
         connect_stop(stop_button, stop_signal, [generating, sampling_many]).then(
             shown_after_stop, refilter_inputs, api_name=False, show_progress="hidden", **view).then(
             samples_after_stop, state, [samples_view, histogram, samples_json], api_name=False, show_progress="hidden")
+    return tab_link(model, chat_template, prompt, top_n, log_scale, controls, n_tokens, stop)
+
+
+def preset_query(name: str) -> dict | None:
+    """A lecture preset's slider values, for a link's `preset=`."""
+    if name not in sampling.PRESETS:
+        return None
+    return dict(zip(("temperature", "top_k", "top_p", "min_p"), preset_values(name)))
+
+
+SHOWN = "#sampling-numbers table"  # the numbers panel once a distribution is shown
+
+
+def tab_link(model, chat_template, prompt, top_n, log_scale, controls: SamplingControls, n_tokens, stop) -> links.TabLink:
+    return links.TabLink(
+        "sampling",
+        fields={"model": model, "chat_template": chat_template, "prompt": prompt, "top_n": top_n,
+                "log_scale": log_scale, "temperature": controls.temperature, "top_k": controls.top_k,
+                "top_p": controls.top_p, "min_p": controls.min_p, "order": controls.order, "seed": controls.seed,
+                "n": n_tokens, "stop": stop},
+        actions={"show": [("sampling-show", SHOWN)],
+                 "generate": [("sampling-show", SHOWN), ("sampling-generate", "#sampling-generated .gen-status")]},
+        default_run="show",
+        views={"chart": "sampling-dist-plot", "text": "sampling-generated", "numbers": "sampling-numbers"},
+        default_view="chart",
+        aliases={"preset": preset_query},
+    )
 
 
 CSS = generated_html.GENERATED_CSS + """

@@ -4,7 +4,7 @@ Layout top to bottom: a tokenizer and a text (presets from the lecture) drawn as
 spans with counts; the bytes of each token; other id sequences for the same text; up to four
 tokenizers compared; ids decoded back to text; the BPE training lab. Handlers are a few lines each:
 they call `playground.tokenizers` / `playground.bpe`, then the HTML and plot builders, and turn a
-`PlaygroundError` into `gr.Error` (`common.user_errors`). The view can be shared as a URL (`?tokenizer=..&compare=..&text=..`).
+`PlaygroundError` into `gr.Error` (`common.user_errors`). The view is shared like every tab's, with the header's "Copy link" (`playground.ui.links`).
 
 Limits (checked on the server; every handler also runs under the request time limit): counts
 always cover the whole text, exactly; drawing is capped at `RENDER_LIMIT` tokens (explore, decode,
@@ -38,12 +38,13 @@ from pathlib import Path
 
 import gradio as gr
 
-from playground import bpe, exports, limits, tokenizers
+from playground import bpe, deeplinks, exports, limits, tokenizers
 from playground.errors import PlaygroundError
 from playground.html import tokens as token_html
 from playground.limits import clamp_int
 from playground.plots import tokenizer as token_plots
 from playground.token_text import display_text, visible_whitespace
+from playground.ui import links
 from playground.ui.common import user_errors
 from playground.ui.exports import data_downloads
 from playground.ui.tokenizer_presets import PRESETS, PRESETS_BY_NAME
@@ -64,33 +65,6 @@ _SHORT = {
     "r50k_base": "GPT-2", "p50k_base": "Codex", "cl100k_base": "GPT-4", "o200k_base": "GPT-4o",
     "llama-3": "Llama 3", "bytes": "V0: one id per byte",
 }
-TAB_JS = """
-() => {
-  const params = new URLSearchParams(window.location.search);
-  if (!params.has('tokenizer') && !params.has('text') && !params.has('compare')) return [];
-  const pick = (tries) => {
-    const tab = [...document.querySelectorAll('button[role="tab"]')].find(b => b.textContent.trim() === 'Tokenizer');
-    if (tab) tab.click(); else if (tries > 0) setTimeout(() => pick(tries - 1), 200);
-  };
-  pick(25);
-  return [];
-}
-"""
-SHARE_JS = """
-(tokenizer, compare, text, special) => {
-  const url = new URL(window.location.href);
-  url.search = '';
-  url.searchParams.set('tokenizer', tokenizer || '');
-  if (compare && compare.length) url.searchParams.set('compare', compare.join(','));
-  url.searchParams.set('text', text || '');
-  if (special) url.searchParams.set('special', '1');
-  const link = url.toString();
-  if (navigator.clipboard) navigator.clipboard.writeText(link).catch(() => {});
-  return link;
-}
-"""
-
-
 def tokenizer_choices() -> list[tuple[str, str]]:
     choices = []
     for info in tokenizers.list_tokenizers():
@@ -244,18 +218,6 @@ def apply_preset(name: str):
     return preset.tokenizer, preset.text, list(preset.compare)
 
 
-def from_url(request: gr.Request):
-    """Initial tokenizer, compare list, text and special-tokens flag from the page's query string."""
-    params = dict(request.query_params) if request is not None else {}
-    valid = set(tokenizers.tokenizer_ids())
-    first = PRESETS[0]
-    tokenizer_id = params.get("tokenizer", first.tokenizer)
-    tokenizer_id = tokenizer_id if tokenizer_id in valid else first.tokenizer
-    chosen = [c for c in params.get("compare", ",".join(first.compare)).split(",") if c in valid][:4]
-    text = params.get("text", first.text)
-    return tokenizer_id, chosen or list(first.compare), text, params.get("special", "") in ("1", "true")
-
-
 # -- BPE lab
 
 
@@ -370,7 +332,7 @@ def warm_up() -> threading.Thread:
     return thread
 
 
-def build() -> None:
+def build() -> links.TabLink:
     """The tab's content; call inside `with gr.Tab("Tokenizer"):`."""
     warm_up()
     choices = tokenizer_choices()
@@ -378,7 +340,7 @@ def build() -> None:
     gr.Markdown("Type or paste text. Every coloured span is one token; hover a token to see its id and bytes. "
                 "Tokens that share one character (a split emoji or CJK character) are outlined together.")
     with gr.Row():
-        tokenizer = gr.Dropdown(choices, value=first.tokenizer, label="Tokenizer", scale=3)
+        tokenizer = gr.Dropdown(choices, value=first.tokenizer, label="Tokenizer", scale=3, elem_id="tok-tokenizer")
         special = gr.Checkbox(False, label="Add special tokens (BOS/EOS, as the model does)", scale=2)
         whitespace = gr.Checkbox(False, label="Show whitespace (␣ → ↵)", scale=2)
     with gr.Row():
@@ -387,22 +349,19 @@ def build() -> None:
     counts = _token_view(elem_id="tok-counts", label="Counts")
     view = _token_view(elem_id="tok-view", label="Tokens")
     data_downloads("Download the tokens", tokens_data, [tokenizer, text, special], "tokens", "tok-data")
-    with gr.Accordion("Bytes of every token", open=False):
+    with gr.Accordion("Bytes of every token", open=False) as bytes_box:
         byte_view = _token_view(elem_id="tok-bytes", label="Bytes")
-    with gr.Accordion("Not one-to-one: other id sequences that decode to the same text", open=False):
+    with gr.Accordion("Not one-to-one: other id sequences that decode to the same text", open=False) as alt_box:
         alt_view = _token_view(elem_id="tok-alternatives", label="Other id sequences")
     with gr.Accordion("Ids", open=False):
         ids_json = gr.JSON(label="ids")
-    with gr.Accordion("Share this view as a link", open=False):
-        share_button = gr.Button("Make link (also copied to the clipboard)", size="sm")
-        share_link = gr.Textbox(label="Link", interactive=False, buttons=["copy"], elem_id="tok-share-link")
 
     gr.Markdown("### Compare tokenizers")
     with gr.Row():
         compare_ids = gr.Dropdown(choices, value=list(first.compare), multiselect=True, max_choices=4,
                                   label="Up to four tokenizers", scale=4)
         compare_button = gr.Button("Compare", variant="primary", scale=1)
-    compare_plot = gr.Plot(label="Token counts")
+    compare_plot = gr.Plot(label="Token counts", elem_id="tok-compare-plot")
     compare_view = _token_view(elem_id="tok-compare", label="Compared tokens")
 
     gr.Markdown("### Decode ids")
@@ -420,10 +379,10 @@ def build() -> None:
         pattern = gr.Radio(["none", "gpt2", "gpt4"], value="gpt2", label="Regex pre-splitting", scale=2)
         merges = gr.Slider(1, 2000, value=500, step=1, label="Merges", scale=2)
     own_text = gr.Textbox(lines=3, label="My own training text", visible=True)
-    train_button = gr.Button("Train BPE", variant="primary")
+    train_button = gr.Button("Train BPE", variant="primary", elem_id="tok-bpe-train")
     step = gr.Slider(0, STEP_SLIDER_MAX, value=0, step=1, label="Show the vocabulary after this many merges",
                      interactive=False)
-    curve = gr.Plot(label="Sequence length against merges")
+    curve = gr.Plot(label="Sequence length against merges", elem_id="tok-bpe-curve")
     bpe_view = _token_view(elem_id="tok-bpe", label="Merges")
     with gr.Row():
         new_text = gr.Textbox("The cat in the hat sat in a chair.", label="New text to encode with the learned merges",
@@ -447,13 +406,29 @@ def build() -> None:
                      api_visibility="private").then(**refill_io)
     gr.on([tokenizer.change, special.change], **refill_io, trigger_mode="always_last")
     decode_button.click(decode, [tokenizer, ids_text], decoded, api_name="decode_ids")
-    share_button.click(None, [tokenizer, compare_ids, text, special], share_link, js=SHARE_JS)
-    gr.on(None, from_url, inputs=None, outputs=[tokenizer, compare_ids, text, special], js=TAB_JS,
-          api_visibility="private").then(**explore_io, api_visibility="private").then(
-              **compare_io, api_visibility="private")
+    # The tab's first visit (or a link) presses this hidden button: the defaults, explored and compared.
+    opening = gr.Button("open", visible="hidden", elem_id="tok-open")
+    opening.click(**explore_io, api_visibility="private").then(**compare_io, api_visibility="private")
 
     train_button.click(bpe_train, [source, own_text, text, merges, pattern], [bpe_state, curve, step, bpe_view],
                        api_name="bpe_train")
     step.input(bpe_step, [bpe_state, step], [curve, bpe_view], api_name="bpe_step", trigger_mode="always_last",
                show_progress="hidden")
     encode_button.click(bpe_encode, [bpe_state, step, new_text], encoded, api_name="bpe_encode")
+    return links.TabLink(
+        "tokenizer", {"tokenizer": tokenizer, "text": text, "compare": compare_ids, "special": special,
+                      "whitespace": whitespace, "merges": merges, "pattern": pattern},
+        actions={"show": [("tok-open", "#tok-view .tok")],
+                 "bpe": [("tok-open", "#tok-view .tok"), ("tok-bpe-train", "#tok-bpe-curve .js-plotly-plot")]},
+        default_run="show",
+        views={"tokens": "tok-counts", "bytes": ("tok-bytes", bytes_box), "alternatives": ("tok-alternatives", alt_box),
+               "compare": "tok-compare-plot", "bpe": "tok-bpe-curve"},
+        default_view="tokens", aliases={"preset": preset_query})
+
+
+def preset_query(name: str) -> dict | None:
+    """A lecture preset's tokenizer, text and compared tokenizers, for a link's `preset=` (its slug)."""
+    for preset in PRESETS:
+        if deeplinks.slug(preset.name) == name:
+            return {"tokenizer": preset.tokenizer, "text": preset.text, "compare": ",".join(preset.compare)}
+    return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import screenshot
+from tests.conftest import screenshot, select_tab
 
 PRESET = "Chat answer ends with EOS"  # smollm2-135m-instruct, 3 beams, stops early on <|im_end|>
 
@@ -15,7 +15,7 @@ def test_preset_search_draws_the_tree(page, app_url):
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(app_url)
-    page.get_by_role("tab", name="Beam search").click()
+    select_tab(page, "Beam search")
     page.get_by_role("button", name=PRESET).click()
     page.locator("#beam-tree .js-plotly-plot").wait_for(timeout=300_000)
     page.locator("#beam-summary").get_by_text("steps").wait_for(timeout=300_000)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import screenshot, set_number
+from tests.conftest import screenshot, set_number, select_tab
 
 MAX_TOKENS = 5
 
 
 def open_tab(page, app_url):
     page.goto(app_url)
-    page.get_by_role("tab", name="Base vs chat").click()
+    select_tab(page, "Base vs chat")
     set_number(page, "chat-max-tokens", MAX_TOKENS)
     page.locator("#chat-preset-poem").wait_for()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import screenshot, set_number
+from tests.conftest import screenshot, set_number, select_tab
 
 SCRIPT = "<script>window.__pwned=1</script>"
 IMG = '<img src=x onerror="window.__pwned=1">'
@@ -68,7 +68,7 @@ def test_tokenizer_tab(opened):
 
 def test_sampling_lab(opened):
     page = opened
-    page.get_by_role("tab", name="Sampling lab").click()
+    select_tab(page, "Sampling lab")
     page.locator("#sampling-prompt textarea").fill(PAYLOAD)
     page.locator("#sampling-show").click()
     assert shows_payload_once_rendered(page, "#sampling-generated", timeout=180_000)
@@ -83,7 +83,7 @@ def test_sampling_lab(opened):
 
 def test_beam_search(opened):
     page = opened
-    page.get_by_role("tab", name="Beam search").click()
+    select_tab(page, "Beam search")
     page.locator("#beam-prompt textarea").fill(PAYLOAD + " <script>")
     for label, value in (("Beams", "2"), ("Max new tokens", "3"), ("Returned sequences (at most the beams)", "2")):
         box = page.locator(f'input[aria-label="number input for {label}"]')
@@ -98,7 +98,7 @@ def test_beam_search(opened):
 
 def test_base_vs_chat(opened):
     page = opened
-    page.get_by_role("tab", name="Base vs chat").click()
+    select_tab(page, "Base vs chat")
     set_number(page, "chat-max-tokens", 2)
     page.locator("#chat-prompt textarea").fill(PAYLOAD)
     page.locator("#chat-run").click()

@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 from playground import exports
-from tests.conftest import ARTIFACTS, screenshot
+from tests.conftest import ARTIFACTS, screenshot, select_tab
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -64,7 +64,7 @@ def open_tab(page, app_url, name: str):
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(app_url)
-    page.get_by_role("tab", name=name).click()
+    select_tab(page, name)
     page.wait_for_timeout(500)
     page.wait_for_function("document.body.dataset.linkState !== 'running'", timeout=300_000)
     return errors

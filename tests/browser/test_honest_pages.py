@@ -30,7 +30,7 @@ import pytest
 
 from playground.ui.chat_tab import NOT_STARTED, STOPPED_WAITING
 from playground.ui.common import OUT_OF_MEMORY
-from tests.conftest import screenshot, set_number, start_app, stop_app
+from tests.conftest import screenshot, set_number, start_app, stop_app, select_tab
 
 ERROR_STATUS = "span.error, .toast-body.error"  # Gradio 6.31: the status tracker's badge, an error toast
 BUSY_WORDS = ("Generating…", "Loading the model", "Waits for the chat model")
@@ -47,7 +47,7 @@ def limited_app():
 
 def open_chat_tab(page, url: str, max_tokens: int) -> None:
     page.goto(url)
-    page.get_by_role("tab", name="Base vs chat").click()
+    select_tab(page, "Base vs chat")
     set_number(page, "chat-max-tokens", max_tokens)
 
 
@@ -174,7 +174,7 @@ def test_stop_never_shows_an_error_in_base_vs_chat(page, app_url):
 def test_stop_never_shows_an_error_in_the_sampling_lab(page, app_url):
     cancels = _count_cancels(page)
     page.goto(app_url)
-    page.get_by_role("tab", name="Sampling lab").click()
+    select_tab(page, "Sampling lab")
     page.locator("#sampling-show").click()
     page.locator("#sampling-dist-plot .js-plotly-plot").wait_for(timeout=180_000)
     set_number(page, "sampling-n", LONG)

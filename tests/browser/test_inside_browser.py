@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import screenshot, set_number
+from tests.conftest import screenshot, set_number, select_tab
 
 
 def _heatmap_state(page) -> str:
@@ -37,7 +37,7 @@ def test_pick_layer_and_head_and_the_heatmap_changes(page, app_url, model_id):
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(app_url)
-    page.get_by_role("tab", name="Inside the model").click()
+    select_tab(page, "Inside the model")
     page.locator("#inside-model input").click()
     page.get_by_role("option", name=model_id).click()
     page.locator("#inside-run").click()

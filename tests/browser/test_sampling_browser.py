@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import screenshot
+from tests.conftest import screenshot, select_tab
 
 PLOT = "#sampling-dist-plot .js-plotly-plot"
 PROCESSED = f"() => JSON.stringify(document.querySelector('{PLOT}').data[1].x)"
@@ -12,7 +12,7 @@ def test_temperature_slider_changes_the_chart(page, app_url):
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(app_url)
-    page.get_by_role("tab", name="Sampling lab").click()
+    select_tab(page, "Sampling lab")
     page.locator("#sampling-show").click()
     page.locator(PLOT).wait_for(timeout=180_000)
     page.wait_for_function(f"() => document.querySelector('{PLOT}').data && document.querySelector('{PLOT}').data.length == 2")

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import screenshot, set_number
+from tests.conftest import screenshot, set_number, select_tab
 
 TOKENS = "#sampling-generated .gen-tok"
 
 
 def test_stop_button_ends_a_long_generation(page, app_url):
     page.goto(app_url)
-    page.get_by_role("tab", name="Sampling lab").click()
+    select_tab(page, "Sampling lab")
     page.locator("#sampling-preset-greedy").click()
     page.locator("#sampling-show").click()
     page.locator("#sampling-dist-plot .js-plotly-plot").wait_for(timeout=180_000)
@@ -38,7 +38,7 @@ def test_stop_button_ends_a_long_generation(page, app_url):
 
 def test_chat_stop_marks_running_columns_as_stopped(page, app_url):
     page.goto(app_url)
-    page.get_by_role("tab", name="Base vs chat").click()
+    select_tab(page, "Base vs chat")
     set_number(page, "chat-max-tokens", 200)
     page.locator("#chat-run").click()
     page.wait_for_function("() => { const root = document.querySelector('#chat-base-column .gen-root');"
@@ -62,7 +62,7 @@ def test_chat_stop_marks_running_columns_as_stopped(page, app_url):
 
 def test_samples_stop_says_where_it_stopped(page, app_url):
     page.goto(app_url)
-    page.get_by_role("tab", name="Sampling lab").click()
+    select_tab(page, "Sampling lab")
     page.locator("#sampling-show").click()
     page.locator("#sampling-dist-plot .js-plotly-plot").wait_for(timeout=180_000)
     page.get_by_text("Many samples: K continuations").click()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.conftest import select_tab
+
 from pathlib import Path
 from urllib.parse import quote
 
@@ -24,7 +26,7 @@ def wait_for_count(page, expected: int) -> None:
 
 def open_tab(page, app_url: str, query: str = "") -> None:
     page.goto(app_url + query)
-    page.get_by_role("tab", name="Tokenizer").click()
+    select_tab(page, "Tokenizer")
     page.wait_for_selector(COUNT)
     page.wait_for_selector("#tok-compare .tok-col")  # the page-load events are done
 
@@ -53,7 +55,7 @@ def test_hover_highlights_the_same_token_in_the_id_list(page, app_url):
     assert sorted(highlighted.evaluate_all("els => els.map(e => e.className)")) == ["tok tok-hl", "tok-id tok-hl"]
 
 
-def test_share_url_opens_the_same_state(page, app_url):
+def test_an_older_share_url_without_tab_opens_the_same_state(page, app_url):
     text = "一隻貓正在爬樹。"
     open_tab(page, app_url, f"?tokenizer=o200k_base&compare=r50k_base,bytes&text={quote(text)}")
     wait_for_count(page, tokenizers.tokenize("o200k_base", text).num_tokens)
@@ -83,12 +85,12 @@ def test_share_button_makes_a_link_that_restores_the_view(page, app_url):
     text = "Tree was climbed by a cat."
     open_tab(page, app_url, f"?tokenizer=r50k_base&compare=r50k_base,llama-3&text={quote(text)}")
     wait_for_count(page, tokenizers.tokenize("r50k_base", text).num_tokens)
-    page.get_by_text("Share this view as a link").click()
-    page.get_by_role("button", name="Make link (also copied to the clipboard)").click()
+    page.locator("#copy-link").click()  # the header's "Copy link": the selected tab's state
     page.wait_for_function(
-        "() => { const el = document.querySelector('#tok-share-link textarea, #tok-share-link input');"
+        "() => { const el = document.querySelector('#link-output textarea, #link-output input');"
         " return el && el.value.includes('tokenizer='); }")
-    link = page.locator("#tok-share-link textarea, #tok-share-link input").first.input_value()
+    link = page.locator("#link-output textarea, #link-output input").first.input_value()
+    assert "tab=tokenizer" in link
     assert "tokenizer=r50k_base" in link and "compare=r50k_base%2Cllama-3" in link
     page.goto(link)
     wait_for_count(page, tokenizers.tokenize("r50k_base", text).num_tokens)
