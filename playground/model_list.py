@@ -3,7 +3,9 @@
 A models file (`--models-file PATH` / `PLAYGROUND_MODELS_FILE`) holds `[[models]]` tables; a
 `--model` flag holds one entry as `key=value` pairs separated by commas
 (`--model id=qwen3,role=chat,hub=Qwen/Qwen3-0.6B`). Every entry has an `id`, a `role` (`base` or
-`chat`), an optional `label` and `description`, and exactly one source:
+`chat`), an optional `label` and `description`, an optional `fim = true` (the model was trained for
+fill-in-the-middle, e.g. a StarCoder2 or Qwen2.5-Coder GGUF: the Base vs chat tab's FIM section
+runs it live; default false), and exactly one source:
 
 - `hub = "org/name"`: a Hugging Face hub repository (listed as unavailable where the hub is not);
 - `path = "DIR"`: a local safetensors directory (config.json, weights, tokenizer);
@@ -37,7 +39,7 @@ ENGINE_FIELDS = ("base_url", "model", "api_key_env", "tokenizer", *CAPABILITIES)
 TEXT_FIELDS = ("id", "role", "label", "description", "hub", "path", "gguf", "engine",
                "base_url", "model", "api_key_env", "tokenizer")
 INT_FIELDS = ("top_logprobs",)
-BOOL_FIELDS = ("token_prompts", "prompt_logprobs", "tokenize")
+BOOL_FIELDS = ("token_prompts", "prompt_logprobs", "tokenize", "fim")
 KNOWN_FIELDS = (*TEXT_FIELDS, *INT_FIELDS, *BOOL_FIELDS)
 
 
@@ -121,7 +123,7 @@ def _spec(entry: dict, base_dir: Path | None, origin: str) -> ModelSpec:
     if stray:
         raise _Bad(stray[0], "belongs to engine entries only")
     label = entry.get("label", model_id)
-    common = dict(id=model_id, role=role, label=label, origin=origin)
+    common = dict(id=model_id, role=role, label=label, origin=origin, fim=entry.get("fim", False))
     if source == "hub":
         if not HUB_PATTERN.match(entry["hub"]):
             raise _Bad("hub", f"must be a hub repository id org/name, got {entry['hub']!r}")

@@ -29,6 +29,7 @@ class ModelSpec:
     path: str | None = None  # for sources "local" (a directory) and "gguf" (a file)
     engine: EngineConfig | None = None  # for source "engine"
     origin: str = "built-in"  # where the entry came from: "built-in", "models.toml entry 2", "--model 1"
+    fim: bool = False  # trained for fill-in-the-middle (its tokenizer has FIM sentinels): `playground.fim` runs it
 
     @property
     def where(self) -> str:

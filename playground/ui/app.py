@@ -81,6 +81,8 @@ EVENT_GROUPS: dict[str, str] = {
        for name in ("side_by_side", "with_without_template", "answer", "converse", "converse_oranges",
                     "teacher_forcing")},
     "playground.ui.chat_tab.template_views": "instant",
+    "playground.ui.fim_section.show": "instant",
+    "playground.ui.fim_section.complete": "heavy",
     "playground.ui.inside_tab.look_inside": "model-step",
     "playground.ui.inside_tab.show_lens": "model-step",
     "playground.ui.inside_tab.show_attention": "instant",

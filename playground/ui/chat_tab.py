@@ -44,7 +44,7 @@ from playground.plots.chat import surprisal_figure
 from playground.sampling import PRESETS as PRESETS_SAMPLING
 from playground.side_by_side import contender, iter_side_by_side
 from playground.token_text import visible_whitespace
-from playground.ui import links
+from playground.ui import fim_section, links
 from playground.ui.common import (StopPressed, StopSignal, connect_stop, halted_note, model_choices, user_errors,
                                   user_message)
 from playground.ui.controls import sampling_controls, seed_from_value, settings_from_values
@@ -615,6 +615,7 @@ def build() -> links.TabLink:
           show_progress="hidden")
     score.click(teacher_forcing, [score_input, history, base_model, chat_model], [score_plot, score_note, score_input],
                 api_name="teacher_forcing")
+    fim_section.build()
     return tab_link(base_model, chat_model, max_tokens, controls, prompt, system, base_mode, generation_prompt)
 
 
