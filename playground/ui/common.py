@@ -191,12 +191,13 @@ def user_errors(fn):
     return wrapper
 
 
-def model_choices(role: str | None = None) -> list[tuple[str, str]]:
-    """(label, id) pairs for a model dropdown: available, non-hidden models, optionally of one role."""
+def model_choices(role: str | None = None, tab: str | None = None) -> list[tuple[str, str]]:
+    """(label, id) pairs for a model dropdown: available, non-hidden models, optionally of one role;
+    `tab`: engine models too where that tab runs them (`models.runs_in`)."""
     return [
-        (f"{info.id} ({info.role})", info.id)
+        (f"{info.id} ({info.role}{', engine' if info.source == 'engine' else ''})", info.id)
         for info in models.list_models(include_hidden=False)
-        if info.available and (role is None or info.role == role)
+        if models.runs_in(info, tab) and (role is None or info.role == role)
     ]
 
 

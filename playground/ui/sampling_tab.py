@@ -38,6 +38,11 @@ no hover cards and no JSON (64 samples x 100 tokens of them are megabytes, which
 with every step and froze the page for seconds); the histogram is drawn after the first step, which
 fixes it. The finished view, or the one after Stop, has everything.
 
+On an engine model (`playground.engines.lab`) the chart has the engine's top K bars and the rest of
+the vocabulary as one, the numbers panel says whether the rules' result is exact or "approximate:
+only the top K are known" and gives bounds or "unknown" where only the top K cannot tell; K samples
+say they do not run on engines yet.
+
 What it leaves out: the rules (`playground.sampling`), generation (`playground.generation`),
 figures (`playground.plots.sampling`) and HTML (`playground.html.generated`).
 """
@@ -97,13 +102,15 @@ class SamplesRun:
 def _numbers_html(view: lab.LabView) -> str:
     result, session = view.result, view.session
     eos_raw, eos_processed = view.eos_probs
-    rows = [
+    rows = view.number_rows() if session.engine else [
         ("entropy of the model’s distribution", f"{result.raw_entropy_bits:.2f} bits"),
         ("entropy after the rules", f"{result.entropy_bits:.2f} bits"),
         ("tokens kept", f"{result.kept_count:,} of {result.vocab_size:,}"),
         ("P(end of sequence) next", f"{eos_raw:.3g} (after rules {eos_processed:.3g})"),
         ("generated tokens", f"{len(session.records)}"),
     ]
+    if session.engine:
+        rows.append(("generated tokens", f"{len(session.records)}"))
     if session.records:
         rows.append(("sequence log-prob (model)", f"{generation.sequence_logprob(session.records):.2f} nats"))
         rows.append(("perplexity (model)", f"{generation.perplexity(session.records):.2f}"))
@@ -128,6 +135,7 @@ def _details(view: lab.LabView, tokens: list[dict]) -> dict:
         "generated": [r.as_dict() for r in session.records],
         "stop": session.stop_note,
         "prompt_note": session.prompt_note,
+        **(view.details() if session.engine else {}),
     }
 
 
@@ -138,8 +146,8 @@ def _outputs(session: lab.LabSession | None, settings: sampling.SamplingSettings
     if session is None:
         return (None, None, HINT, gr.update(choices=[], value=None),
                 generated_html.generated_html("", [], empty_note=HINT), {})
-    top_n = _top_n(top_n)
     view = lab.view(session, settings, ranked)
+    top_n = min(_top_n(top_n), getattr(view, "max_bars", MAX_TOP_N))  # an engine view: its top K
     step = len(session.records)
     title = "Next token" + (f" after {step} generated token{'s' if step != 1 else ''}" if step else "")
     figure = (_plot(sampling_plots.distribution_spec(view.ranked, view.result, view.tokenizer, top_n,
@@ -304,6 +312,8 @@ def draw_samples(state, k, length, stop, top_n, temperature, top_k, top_p, min_p
     k = clamp_int(k, "K samples", 1, generation.MAX_SAMPLES, default=1)
     length = clamp_int(length, "tokens each", 1, MAX_SAMPLE_LENGTH, default=1)
     stops, top_n = _stop_strings(stop), _top_n(top_n)
+    if session.engine:
+        raise PlaygroundError(lab.ENGINE_NO_SAMPLES)
     tokenizer = session.loaded.tokenizer
     run = None
     steps = lab.samples(session, settings, k, length, seed, stops)
@@ -362,7 +372,8 @@ def samples_after_stop(state):
 def distribution_data(state, top_n, temperature, top_k, top_p, min_p, order, fmt):
     """The distribution the chart shows, with every token the rules keep, as CSV or JSON text."""
     view = lab.view(_require(state), _settings(temperature, top_k, top_p, min_p, order))
-    return exports.export(exports.session_distribution(view, _top_n(top_n)), fmt)
+    top_n = min(_top_n(top_n), getattr(view, "max_bars", MAX_TOP_N))
+    return exports.export(exports.session_distribution(view, top_n), fmt)
 
 
 def records_data(state, fmt):
@@ -385,7 +396,7 @@ def model_changed(model_id):
 
 
 def build() -> links.TabLink:
-    choices = model_choices()
+    choices = model_choices(tab="sampling")
     default_model = choices[0][1] if choices else None
     gr.Markdown("### Sampling lab\nThe model gives a probability to every token in its vocabulary. "
                 "The rules below cut that distribution; the chart shows what each rule keeps.",

@@ -1,0 +1,94 @@
+"""The Sampling lab on an engine model: a real llama.cpp `llama-server` with the packaged SmolLM2 GGUF.
+
+A models file with a llama.cpp entry (the packaged SmolLM2-135M-Instruct tokenizer named for the
+chat template and the end-of-sequence id) opens a lab session on the engine: the top tokens shown
+are the server's own top-K (by id, with the rest of the vocabulary as one mass), top-k <= K is
+labelled exact and the default rules approximate; Next token and Generate N with a seed give the
+same tokens twice, sent back to the server as token ids; an engine that is down gives a clear
+message. Skipped when llama-server is not built (`make llama-server`; `make test` builds it first).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from playground import lab, models
+from playground.engines import lab as engine_lab
+from playground.engines.build import find_server
+from playground.engines.client import EngineClient, EngineError
+from playground.engines.server import LlamaServer, free_port
+from playground.engines.topk import next_token_topk
+from playground.sampling import SamplingSettings
+
+pytestmark = pytest.mark.skipif(find_server() is None, reason="llama-server is not built (make llama-server)")
+
+PROMPT = "The capital of France is"
+
+
+@pytest.fixture(scope="module")
+def engine_model(tmp_path_factory):
+    gguf = models.gguf_path(models.get_spec("smollm2-135m-instruct"))
+    path = tmp_path_factory.mktemp("engine-lab") / "models.toml"
+    with LlamaServer(gguf, context=1024) as server:
+        entries = [dict(id="smol-engine", role="chat", engine="llama.cpp", base_url=server.base_url,
+                        tokenizer="smollm2-135m-instruct"),
+                   dict(id="down-engine", role="base", engine="llama.cpp", base_url=f"http://127.0.0.1:{free_port()}")]
+        path.write_text("".join("[[models]]\n" + "".join(f'{key} = "{value}"\n' for key, value in entry.items())
+                                for entry in entries))
+        try:
+            assert models.configure_model_list(str(path), ()) == ()
+            engine_lab.forget_engines()
+            yield server
+        finally:
+            engine_lab.forget_engines()
+            models.configure_model_list("", ())
+
+
+def test_the_sampling_lab_offers_engine_models_and_the_other_tabs_say_why_not(engine_model):
+    from playground.ui.common import model_choices
+
+    assert "smol-engine" in [i for _, i in model_choices(tab="sampling")]
+    assert "smol-engine" not in [i for _, i in model_choices()]  # beam, chat, inside: not yet
+    info = {i.id: i for i in models.list_models()}["smol-engine"]
+    assert "only the Sampling lab runs engine models" in info.reason
+
+
+def test_top_tokens_are_the_servers_and_the_label_says_what_is_exact(engine_model):
+    session = lab.open_session("smol-engine", PROMPT, False, 1024)
+    with EngineClient(engine_model.config(), timeout=120.0) as client:
+        expected = next_token_topk(client, list(session.prompt_ids), 100)
+    view = lab.view(session, SamplingSettings(top_k=20))
+    assert [row["id"] for row in view.top_tokens(20)] == [t.token_id for t in expected.tokens[:20]]
+    assert [row["raw_prob"] for row in view.top_tokens(20)] == pytest.approx([t.prob for t in expected.tokens[:20]],
+                                                                             abs=1e-5)
+    assert view.known.rest_mass == pytest.approx(expected.rest_mass, abs=1e-6)
+    assert view.exact and view.label == "exact: the kept tokens lie inside the top 100"
+    assert view.result.kept_count == 20 and abs(sum(view.result.prob_of(i) for i in view.known.ids) - 1) < 1e-5
+    default = lab.view(session, SamplingSettings(temperature=1.0))
+    assert not default.exact and default.label == "approximate: only the top 100 are known"
+    assert dict(default.number_rows())["entropy after the rules"].startswith("unknown")
+
+
+def test_next_token_and_generate_repeat_with_a_seed(engine_model):
+    runs = []
+    for _ in range(2):
+        session = lab.open_session("smol-engine", PROMPT, False, 1024)
+        first = lab.next_token(session, SamplingSettings(temperature=0.8, top_k=40), 11)
+        rest = [record for record, _ in lab.generate(session, SamplingSettings(top_p=0.9), 8, 11)]
+        runs.append([first.id, *[r.id for r in rest]])
+        assert all(0 < r.raw_prob <= 1 for r in session.records)
+    assert runs[0] == runs[1] and len(runs[0]) >= 2
+
+
+def test_chat_template_goes_through_the_named_tokenizer(engine_model):
+    session = lab.open_session("smol-engine", "Name a fruit.", True, 1024)
+    tokenizer = models.load_tokenizer("smollm2-135m-instruct")
+    assert session.chat_template and list(session.prompt_ids) == list(tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Name a fruit."}], add_generation_prompt=True, tokenize=True, return_dict=False))
+    lab.next_token(session, SamplingSettings(temperature=0.0), 0)
+    assert session.records[0].chosen == "greedy"
+
+
+def test_an_engine_that_is_down_says_so(engine_model):
+    with pytest.raises(EngineError, match="not reachable.*is the server running"):
+        lab.open_session("down-engine", PROMPT, False, 1024)
