@@ -81,10 +81,10 @@ def open_session(model_id, prompt, chat_template: bool, max_prompt_tokens: int) 
     chat_template = bool(chat_template) and spec.role == "chat"
     if spec.source == "engine":
         state = engine_lab.engine_for(spec)
-        ids, note = engine_lab.fit_ids(engine_lab.prompt_ids(state, str(prompt or ""), chat_template),
-                                       max_prompt_tokens)
+        text = prompts.surrogate_free("" if prompt is None else str(prompt))
+        ids, note = engine_lab.fit_ids(engine_lab.prompt_ids(state, text, chat_template), max_prompt_tokens)
         engine_lab.topk_after(state, ids)
-        return LabSession(model_id, chat_template, str(prompt or ""), tuple(ids), prompt_note=note, engine=True)
+        return LabSession(model_id, chat_template, text, tuple(ids), prompt_note=note, engine=True)
     loaded = load_model(model_id)
     fitted = prompts.fit_prompt(loaded, prompt, chat_template, max_prompt_tokens)
     core.next_token_distribution(model_id, fitted.text, chat_template)

@@ -330,6 +330,15 @@ class EngineView:
     def top_tokens(self, n: int) -> list[dict]:
         return generation.token_rows(self.ranked, self.result, self.tokenizer, min(int(n), self.known.k))
 
+    def known_only(self, table):
+        """An `exports.Table` of this view cut to the known tokens (the rest's are not known), with
+        what is exact in its meta."""
+        from dataclasses import replace
+
+        known = set(self.known.ids)
+        return replace(table, rows=[row for row in table.rows if row["id"] in known],
+                       meta={**table.meta, **self.details()})
+
     def number_rows(self) -> list[tuple[str, str]]:
         """The numbers panel: exact values, bounds, or "unknown", each said as such."""
         known, result = self.known, self.result

@@ -373,7 +373,8 @@ def distribution_data(state, top_n, temperature, top_k, top_p, min_p, order, fmt
     """The distribution the chart shows, with every token the rules keep, as CSV or JSON text."""
     view = lab.view(_require(state), _settings(temperature, top_k, top_p, min_p, order))
     top_n = min(_top_n(top_n), getattr(view, "max_bars", MAX_TOP_N))
-    return exports.export(exports.session_distribution(view, top_n), fmt)
+    table = exports.session_distribution(view, top_n)
+    return exports.export(view.known_only(table) if view.session.engine else table, fmt)
 
 
 def records_data(state, fmt):

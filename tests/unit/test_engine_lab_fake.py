@@ -146,3 +146,13 @@ def test_the_tab_renders_an_engine_session(engine):
     assert "exact: the kept tokens lie inside the top 10" in numbers and "generated tokens" in numbers
     with pytest.raises(Exception, match="K samples do not run on engine models"):
         next(sampling_tab.draw_samples(session, 2, 3, "", 20, *rules, 0))
+
+
+def test_the_distribution_download_lists_only_known_tokens(engine):
+    from playground.ui import sampling_tab
+
+    spec, _ = engine
+    session = lab.open_session(spec.id, "Hello", False, 64)
+    data = json.loads(sampling_tab.distribution_data(session, 50, 1.0, 0, 1.0, 0.0, "transformers", "json"))
+    rows = next(value for value in data.values() if isinstance(value, list) and value and isinstance(value[0], dict))
+    assert len(rows) == K and data["label"] == "approximate: only the top 10 are known"
