@@ -153,7 +153,7 @@ DEMOS: tuple[Demo, ...] = (
          needs="The lecture's point (a helpful plan for a bad idea) shows best with a bigger chat model."),
     Demo("fill-in-the-middle", "Instruction tuning: code completion", "Fill-in-the-middle",
          "A document cut into prefix, suffix and middle, with the sentinel tokens, in training order.",
-         "chat", {"run": "none", "view": "fim"},
+         "chat", {"run": "fim", "view": "fim"},
          needs="Running it live needs a FIM-trained model (e.g. a Qwen2.5-Coder or StarCoder2 GGUF in the models file)."),
 )
 DEMOS_BY_ID = {demo.id: demo for demo in DEMOS}

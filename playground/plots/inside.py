@@ -100,7 +100,7 @@ def attention_spec(amap: AttentionMap) -> dict:
                    showgrid=False, nticks=MAX_TICKS),
         yaxis=dict(title=dict(text="query (the token attending)"), type="category", autorange="reversed",
                    showgrid=False, nticks=MAX_TICKS),
-        coloraxis=dict(colorscale=COLORSCALE, cmin=0, cmax=1, colorbar=dict(title=dict(text="weight"))),
+        coloraxis=dict(colorscale=COLORSCALE, cmin=0, cmax=1, colorbar=dict(title=dict(text="weight", side="right"))),
         plot_bgcolor=EMPTY,
     )
     return {"data": [trace], "layout": layout}
@@ -138,7 +138,7 @@ def heads_spec(heads: LayerHeads) -> dict:
              f"<sup>{html.escape(layer_note(heads.layer, len(names)))}</sup>")
     layout.update(title=dict(text=title), font=FONT, height=110 + rows * max(200, int(900 / cols)),
                   margin=dict(l=50, r=30, t=110, b=20), annotations=annotations, plot_bgcolor=EMPTY,
-                  coloraxis=dict(colorscale=COLORSCALE, cmin=0, cmax=1, colorbar=dict(title=dict(text="weight"))))
+                  coloraxis=dict(colorscale=COLORSCALE, cmin=0, cmax=1, colorbar=dict(title=dict(text="weight", side="right"))))
     return {"data": data, "layout": layout}
 
 
@@ -161,7 +161,7 @@ def lens_spec(grid: LensGrid) -> dict:
     trace = dict(type="heatmap", z=top1, x=columns, y=list(grid.rows), text=texts, customdata=hovers,
                  texttemplate="%{text}", textfont=dict(size=13), hovertemplate="%{customdata}<extra></extra>",
                  colorscale=LENS_COLORSCALE, reversescale=True, zmin=0, zmax=1, xgap=1, ygap=1,
-                 colorbar=dict(title=dict(text="top-1 prob")))
+                 colorbar=dict(title=dict(text="top-1 prob", side="right")))
     layout = dict(
         title=dict(text="Logit lens: the final norm and output layer read at every layer<br>"
                         "<sup>each cell: the most probable next token after that position, by that layer "

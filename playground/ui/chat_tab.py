@@ -629,11 +629,12 @@ def tab_link(base_model, chat_model, max_tokens, controls, prompt, system, base_
                "both-ways": [("chat-run-template", ["#chat-raw-column .gen-done", "#chat-templated-column .gen-done"])],
                "template": [("chat-show-template", "#chat-template-view .ct-root")],
                **{key: [(f"chat-preset-{key}", columns)] for key in PRESETS},
-               "oranges": [("chat-preset-oranges", "#chat-base-conversation .gen-done")]}
+               "oranges": [("chat-preset-oranges", "#chat-base-conversation .gen-done")],
+               "fim": [("fim-section", "#fim-psm .fim-root")]}  # a click on the accordion's header opens it
     return links.TabLink("chat", fields, actions=actions, default_run="side",
                          views={"columns": "chat-base-column", "conversation": "chat-chatbot",
                                 "template": "chat-template-view", "loss": "chat-loss-view",
-                                "both-ways": "chat-raw-column", "forcing": "chat-score-plot", "fim": "fim-section"},
+                                "both-ways": "chat-raw-column", "forcing": "chat-score-plot", "fim": "fim-parts"},
                          default_view="columns",
                          # A first visit shows the template and loss mask (computed on load); generating
                          # two answers for every student who opens the tab would fill the heavy queue.

@@ -92,7 +92,8 @@ def _view(**kwargs) -> gr.HTML:
 
 
 def build() -> None:
-    """The accordion; call at the end of the Base vs chat tab's build()."""
+    """The accordion (`#fim-section`; a link opens it by clicking its header, which draws the
+    view); call at the end of the Base vs chat tab's build()."""
     choices = model_choices()
     with gr.Accordion("Fill-in-the-middle (code completion)", open=False, elem_id="fim-section") as section:
         gr.Markdown("Code models are also trained to fill a gap: the document is cut into the code before "

@@ -253,7 +253,9 @@ HEAD = """
   };
   window.playgroundVisit = (plan) => {
     if (!plan || opened[plan.tab]) return [];
-    window.playgroundRun(plan);
+    // A first visit scrolls to its result only in presenter mode (at a desk the controls stay in sight).
+    const present = document.documentElement.classList.contains('playground-present');
+    window.playgroundRun(present ? plan : { ...plan, view: null });
     return [];
   };
   window.playgroundOpenLink = (text) => {

@@ -65,7 +65,8 @@ html.playground-present #chat-raw-column, html.playground-present #chat-template
 html.playground-present #chat-base-conversation, html.playground-present #chat-template-view,
 html.playground-present #chat-loss-view, html.playground-present #tok-view, html.playground-present #tok-bytes,
 html.playground-present #tok-alternatives, html.playground-present #tok-compare, html.playground-present #tok-bpe,
-html.playground-present #sampling-generated, html.playground-present #inside-card {
+html.playground-present #sampling-generated, html.playground-present #inside-card,
+html.playground-present #fim-parts, html.playground-present #fim-psm {
   max-height: calc(100vh - 40px); overflow-y: auto;
 }
 """
@@ -118,7 +119,9 @@ HEAD = """
     // Taller in proportion to the fonts, but never taller than the screen: a result must fit in view.
     if (gd.layout.height) {
       const grown = gd.layout.height * Math.min(1.6, Math.max(1, FLOOR / Math.max(smallest, 14)));
-      layout.height = Math.round(Math.max(320, Math.min(grown, window.innerHeight - 60)));
+      const block = gd.closest('.block');  // its label and buttons take room too
+      const extra = Math.max(56, block ? block.offsetHeight - gd.offsetHeight : 0);
+      layout.height = Math.round(Math.max(320, Math.min(grown, window.innerHeight - extra - 8)));
     }
     const traces = [], data = { 'textfont.size': [], constraintext: [] };
     (gd.data || []).forEach((trace, i) => {

@@ -48,7 +48,8 @@ def opened(page, app_url):
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(app_url)
-    # the page's load event fills the tokenizer tab (presets or a shared link): wait for it to finish
+    select_tab(page, "Tokenizer")
+    # the tab's first visit fills the tokenizer tab (presets or a shared link): wait for it to finish
     page.wait_for_function("() => document.querySelector('#tok-view') && "
                            "document.querySelector('#tok-view').innerText.includes('A cat')", timeout=120_000)
     page.wait_for_function("() => document.querySelector('#tok-compare').innerText.includes('A cat')",

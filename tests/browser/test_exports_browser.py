@@ -125,7 +125,7 @@ def test_tokenizer_exports(page, app_url):
     compare = page.locator(".tabitem:visible .block:has(.js-plotly-plot)").first
     compare.locator(".chart-export").wait_for(timeout=120_000)
     png, name = download(page, compare.get_by_role("button", name="Download chart as PNG"))
-    assert png[:8] == PNG_SIGNATURE and len(png) > 10_000 and name == "token-counts.png"  # named by its label
+    assert png[:8] == PNG_SIGNATURE and len(png) > 10_000 and name == "tok-compare-plot.png"  # named by its elem_id
     svg, _ = download(page, compare.get_by_role("button", name="Download chart as SVG"))
     assert ElementTree.fromstring(svg).tag.endswith("svg")
     screenshot(page, "exports-tokenizer")
