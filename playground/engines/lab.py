@@ -194,7 +194,11 @@ def known_distribution(topk: TopK, vocab_size: int | None) -> KnownDistribution:
     tail = math.log(rest / (size - len(ids))) if rest > 0 else -math.inf
     logits = torch.full((size,), tail, dtype=torch.float32)
     logits[torch.tensor(ids)] = torch.tensor([t.logprob for t in topk.tokens], dtype=torch.float32)
-    return KnownDistribution(topk, tuple(ids), RankedLogits(logits), vocab_size is not None)
+    ranked = RankedLogits(logits)
+    # the logits are log-probabilities already: exp in float64, not a float32 softmax, whose sum over
+    # ~50k equal tail terms drifts by ~1e-4
+    ranked._raw_probs = torch.exp(logits.double()).float()
+    return KnownDistribution(topk, tuple(ids), ranked, vocab_size is not None)
 
 
 def inside_top_k(settings: SamplingSettings, probs: list[float], rest: float) -> bool:

@@ -10,6 +10,8 @@ message. Skipped when llama-server is not built (`make llama-server`; `make test
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from playground import lab, models
@@ -59,9 +61,15 @@ def test_top_tokens_are_the_servers_and_the_label_says_what_is_exact(engine_mode
         expected = next_token_topk(client, list(session.prompt_ids), 100)
     view = lab.view(session, SamplingSettings(top_k=20))
     assert [row["id"] for row in view.top_tokens(20)] == [t.token_id for t in expected.tokens[:20]]
-    assert [row["raw_prob"] for row in view.top_tokens(20)] == pytest.approx([t.prob for t in expected.tokens[:20]],
-                                                                             abs=1e-5)
-    assert view.known.rest_mass == pytest.approx(expected.rest_mass, abs=1e-6)
+    # the shown probabilities are the engine's answer, normalised (llama.cpp's top 100 with the rest
+    # sum to 1 + ~1e-4); a second request (llama.cpp reuses the prompt's cache, re-evaluating its
+    # last token) differs from the first by ~1e-4
+    shown = [row["raw_prob"] for row in view.top_tokens(20)]
+    total = math.fsum(t.prob for t in view.known.topk.tokens) + view.known.rest_mass
+    assert abs(total - 1) < 1e-3, total
+    assert shown == pytest.approx([t.prob / total for t in view.known.topk.tokens[:20]], abs=1e-6)
+    assert shown == pytest.approx([t.prob for t in expected.tokens[:20]], abs=1e-3)
+    assert view.known.rest_mass == pytest.approx(expected.rest_mass, abs=1e-3)
     assert view.exact and view.label == "exact: the kept tokens lie inside the top 100"
     assert view.result.kept_count == 20 and abs(sum(view.result.prob_of(i) for i in view.known.ids) - 1) < 1e-5
     default = lab.view(session, SamplingSettings(temperature=1.0))
