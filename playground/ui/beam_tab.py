@@ -46,8 +46,9 @@ def _search_settings(num_beams, max_new_tokens, length_penalty, early_stopping, 
 
 @user_errors
 def run_search(prompt, model_id, chat_template, num_beams, max_new_tokens, length_penalty, early_stopping,
-               num_return, compare_greedy, compare_sampled, seed, collapse, progress=gr.Progress()):
-    """Run the search and its comparison paths in one backend call (with progress); draw the tree."""
+               num_return, compare_greedy, compare_sampled, seed, collapse, link_step=None, progress=gr.Progress()):
+    """Run the search and its comparison paths in one backend call (with progress); draw the tree,
+    up to the replay step a link asked for (`link_step`, taken once) or whole."""
     settings = _search_settings(num_beams, max_new_tokens, length_penalty, early_stopping, num_return)
     if not model_id:
         raise gr.Error("Pick a model.")
@@ -60,8 +61,11 @@ def run_search(prompt, model_id, chat_template, num_beams, max_new_tokens, lengt
     sample_seed = clamp_int(seed, "Sampling seed", 0, 2**31 - 1, default=DEFAULT_SEED) if compare_sampled else None
     result = beam.run_beam_search(str(model_id), prompt or "", settings, chat_template=bool(chat_template),
                                   compare_greedy=bool(compare_greedy), sample_seed=sample_seed, on_step=on_step)
-    figure = beam_figure(result, collapse_pruned=bool(collapse))
-    step_slider = gr.Slider(minimum=0, maximum=result.steps, value=result.steps, step=1, interactive=True)
+    wanted = link_step.take() if isinstance(link_step, links.LateValue) else None
+    upto = result.steps if wanted is None else min(max(int(wanted), 0), result.steps)
+    figure = beam_figure(result, upto_step=upto, collapse_pruned=bool(collapse),
+                         show_greedy=bool(compare_greedy), show_sampled=bool(compare_sampled))
+    step_slider = gr.Slider(minimum=0, maximum=result.steps, value=upto, step=1, interactive=True)
     return result, figure, step_slider, summary_rows(result), summary_markdown(result)
 
 
@@ -151,7 +155,8 @@ def build() -> links.TabLink:
     search_inputs = [prompt, model, chat_template, num_beams, max_new_tokens, length_penalty, early_stopping,
                      num_return, compare_greedy, compare_sampled, seed, collapse]
     search_outputs = [result_state, tree, step, table, summary]
-    run_button.click(run_search, search_inputs, search_outputs, api_name="beam_search")
+    link_step = gr.State(links.LateValue())  # a link's replay step, applied once its search has run
+    run_button.click(run_search, [*search_inputs, link_step], search_outputs, api_name="beam_search")
     gr.on([step.input, collapse.change, compare_greedy.change, compare_sampled.change], redraw,
           [result_state, step, collapse, compare_greedy, compare_sampled], tree, api_name="beam_redraw",
           trigger_mode="always_last", show_progress="hidden")
@@ -164,7 +169,8 @@ def build() -> links.TabLink:
                      queue=False).then(run_search, search_inputs, search_outputs, api_name=False)
     fields = dict(zip(("prompt", "model", "chat_template", "beams", "tokens", "length_penalty", "early_stopping",
                        "returns", "greedy", "sampled", "seed", "collapse"), search_inputs))
-    return links.TabLink("beam", fields, actions={"search": [("beam-run", "#beam-tree .js-plotly-plot")]}, default_run="search",
+    late = {"step": (deeplinks.Param("step", "int", None, 0, beam.MAX_NEW_TOKENS), link_step, step)}
+    return links.TabLink("beam", fields, late=late, actions={"search": [("beam-run", "#beam-tree .js-plotly-plot")]}, default_run="search",
                          views={"tree": "beam-tree", "table": "beam-sequences", "summary": "beam-summary"},
                          default_view="tree", aliases={"preset": functools.partial(preset_query, fields, presets)})
 

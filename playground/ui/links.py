@@ -39,6 +39,9 @@ class TabLink:
       a link opens); `default_view` is scrolled into view after a run.
     - `aliases`: parameter -> function(value) returning the parameters it stands for (None: unknown).
     - `visit_run`: what a first visit without a link presses (`default_run` unless set; None: nothing).
+    - `late`: parameters the tab applies itself once its action has run (the beam replay step, whose
+      slider's range is known only then): name -> (Param, gr.State(LateValue()) the link fills,
+      the component "Copy link" reads it from).
     """
 
     tab: str
@@ -49,6 +52,7 @@ class TabLink:
     default_view: str | None = None
     aliases: dict[str, Callable[[str], dict | None]] = field(default_factory=dict)
     visit_run: str | None = "default"  # what a first visit presses ("default": `default_run`, None: nothing)
+    late: dict = field(default_factory=dict)
 
     def view_id(self, name: str | None) -> str | None:
         view = self.views.get(name)
@@ -59,6 +63,17 @@ class TabLink:
 
     def params(self) -> list[deeplinks.Param]:
         return [param_for(name, component) for name, component in self.fields.items()]
+
+
+class LateValue:
+    """A link's value for a `late` parameter, kept in a session's `gr.State` until the tab takes it."""
+
+    def __init__(self):
+        self.value = None
+
+    def take(self):
+        value, self.value = self.value, None
+        return value
 
 
 def _choice_values(component) -> tuple:
@@ -105,6 +120,7 @@ class Plan:
     view: str | None = None
     present: bool = False
     open: object = None  # the accordion to open for the view (not sent to the page)
+    late: dict = field(default_factory=dict)  # values of the tab's `late` parameters (not sent)
 
     def as_json(self) -> str:
         return json.dumps({"tab": self.tab, "steps": self.steps, "view": self.view, "present": self.present})
@@ -129,9 +145,13 @@ def resolve(query: dict, tabs: dict[str, TabLink]) -> tuple[Plan, dict, list[str
             else:
                 query = {**{k: str(v) for k, v in found.items()}, **{k: v for k, v in query.items() if k != alias}}
     params = [p for p in link.params()]
-    values, parse_notes = deeplinks.parse({k: v for k, v in query.items() if k not in ("view",)},
+    values, parse_notes = deeplinks.parse({k: v for k, v in query.items() if k not in ("view", *link.late)},
                                           params + [deeplinks.Param(a, "text") for a in link.aliases
                                                     if a not in link.fields])
+    late, late_notes = deeplinks.parse({k: v for k, v in query.items() if k in link.late},
+                                       [param for param, _state, _component in link.late.values()])
+    notes += late_notes
+    plan.late = late
     values = {k: v for k, v in values.items() if k in link.fields}
     notes += parse_notes
     run = query.get("run", link.default_run)
@@ -155,7 +175,7 @@ def _tab_of(query: dict, tabs: dict[str, TabLink]) -> str | None:
     names = set(query) - set(deeplinks.RESERVED)
     if not names:
         return None
-    fitting = [tab for tab, link in tabs.items() if names <= set(link.fields) | set(link.aliases)]
+    fitting = [tab for tab, link in tabs.items() if names <= set(link.fields) | set(link.aliases) | set(link.late)]
     return fitting[0] if len(fitting) == 1 else None
 
 
@@ -172,9 +192,14 @@ def install(tabs_component: gr.Tabs, tab_links: list[TabLink], notice: gr.Markdo
     components = [(link.tab, name, component) for link in tab_links for name, component in link.fields.items()]
     plan_box = gr.Textbox(visible="hidden", elem_id="link-plan")
 
-    def open_link(request: gr.Request):
+    late_states = [(link.tab, name, state) for link in tab_links for name, (_p, state, _c) in link.late.items()]
+
+    def open_link(request: gr.Request, *holders):  # Gradio puts the request first, the States after
         query = dict(request.query_params) if request is not None else {}
         plan, values, notes = resolve(query, by_tab)
+        for (tab, name, _state), holder in zip(late_states, holders):
+            if tab == plan.tab and name in plan.late and isinstance(holder, LateValue):
+                holder.value = plan.late[name]
         updates = [gr.Tabs(selected=plan.tab) if plan.tab else gr.skip()]
         for tab, name, _component in components:
             updates.append(values[name] if tab == plan.tab and name in values else gr.skip())
@@ -185,7 +210,8 @@ def install(tabs_component: gr.Tabs, tab_links: list[TabLink], notice: gr.Markdo
 
     accordions = [box for link in tab_links for box in link.accordions()]
     outputs = [tabs_component, *[c for _, _, c in components], *accordions, notice, plan_box]
-    gr.on(None, open_link, None, outputs, api_name=False, queue=False, show_progress="hidden").then(
+    gr.on(None, open_link, [state for _, _, state in late_states], outputs, api_name=False, queue=False,
+          show_progress="hidden").then(
         None, plan_box, None, js=OPEN_JS)
     for link in tab_links:
         visit = link.default_run if link.visit_run == "default" else link.visit_run
@@ -195,9 +221,11 @@ def install(tabs_component: gr.Tabs, tab_links: list[TabLink], notice: gr.Markdo
         if tab_item is not None:
             tab_item.select(None, None, None, js=f"() => window.playgroundVisit && window.playgroundVisit({first.as_json()})")
     spec = {link.tab: [[p.name, p.kind, deeplinks.encode_value(p, p.default) if p.default is not None else None]
-                       for p in link.params()] for link in tab_links}
+                       for p in [*link.params(), *(param for param, _s, _c in link.late.values())]]
+            for link in tab_links}
+    copied = [c for link in tab_links for c in [*link.fields.values(), *(c for _p, _s, c in link.late.values())]]
     labels = {child.label: child.id for child in getattr(tabs_component, "children", []) if child.id in by_tab}
-    copy_button.click(None, [c for _, _, c in components], copy_output,
+    copy_button.click(None, copied, copy_output,
                       js=COPY_JS.replace("__SPEC__", json.dumps(spec)).replace("__LABELS__", json.dumps(labels)))
 
 

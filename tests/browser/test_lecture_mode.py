@@ -218,3 +218,17 @@ def test_shortcuts_press_the_selected_tabs_buttons(page, app_url):
     page.wait_for_function("document.querySelector('#sampling-generated .gen-root').dataset.tokens === '0'")
     select_tab(page, "Lecture")
     assert page.locator("#lecture-shortcuts").inner_text().count("Sampling lab") >= 2
+
+
+def test_a_beam_link_opens_at_its_replay_step_and_copies_it(page, app_url):
+    open_link(page, app_url, "tab=beam&preset=greedy-vs-beam&tokens=8&step=3")
+    page.wait_for_function("() => { const gd = document.querySelector('#beam-tree .js-plotly-plot');"
+                           " return gd && gd.layout && gd.layout.title.text.startsWith('step 3 of 8'); }")
+    assert page.locator("#beam-step input[type=number]").input_value() == "3"
+    page.locator("#copy-link").click()
+    page.wait_for_function("(document.querySelector('#link-output textarea, #link-output input') || {}).value")
+    query = parse_qs(urlparse(page.locator("#link-output textarea, #link-output input").first.input_value()).query)
+    assert query["tab"] == ["beam"] and query["step"] == ["3"] and query["tokens"] == ["8"]
+    page.locator("#beam-run").click()  # a search of one's own shows the whole tree again: the link's step is spent
+    page.wait_for_function("() => document.querySelector('#beam-tree .js-plotly-plot').layout.title.text"
+                           ".startsWith('step 8 of 8')", timeout=120_000)
