@@ -104,8 +104,7 @@ def test_sampling_lab_exports(page, app_url):
 
 
 def test_beam_search_exports(page, app_url):
-    errors = open_tab(page, app_url, "Beam search")
-    page.locator("#beam-run").click()
+    errors = open_tab(page, app_url, "Beam search")  # its first visit ran the default search
     page.locator("#beam-tree .js-plotly-plot").wait_for(timeout=300_000)
     page.locator("#beam-summary").get_by_text("steps").wait_for(timeout=300_000)
     page.locator("#beam-tree .chart-export").wait_for()

@@ -151,9 +151,11 @@ def test_the_lecture_tab_lists_every_demo_and_opens_one(page, app_url):
 
 def test_a_copied_link_restores_the_same_state(page, app_url):
     open_link(page, app_url, "demo=sampling-min-p")
+    before = page.locator("#sampling-numbers").inner_text()
     page.locator("#sampling-prompt textarea").fill("Once upon a time")
     page.locator("#sampling-show").click()
-    page.wait_for_function("document.querySelector('#sampling-numbers').innerText.includes('tokens kept')")
+    page.wait_for_function("(t) => { const n = document.querySelector('#sampling-numbers').innerText;"
+                           " return n.includes('tokens kept') && n !== t; }", arg=before, timeout=120_000)
     page.locator("#copy-link").click()
     page.wait_for_function("(document.querySelector('#link-output textarea, #link-output input') || {}).value")
     link = page.locator("#link-output textarea, #link-output input").first.input_value()
