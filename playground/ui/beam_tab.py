@@ -46,7 +46,7 @@ def _search_settings(num_beams, max_new_tokens, length_penalty, early_stopping, 
 
 @user_errors
 def run_search(prompt, model_id, chat_template, num_beams, max_new_tokens, length_penalty, early_stopping,
-               num_return, compare_greedy, compare_sampled, seed, collapse, link_step=None, progress=gr.Progress()):
+               num_return, compare_greedy, compare_sampled, seed, collapse, progress=gr.Progress(), link_step=None):
     """Run the search and its comparison paths in one backend call (with progress); draw the tree,
     up to the replay step a link asked for (`link_step`, taken once) or whole."""
     settings = _search_settings(num_beams, max_new_tokens, length_penalty, early_stopping, num_return)
