@@ -144,16 +144,12 @@ def resolve(query: dict, tabs: dict[str, TabLink]) -> tuple[Plan, dict, list[str
                 notes.append(f"{alias}: “{query[alias][:40]}” is not one of this tab's presets")
             else:
                 query = {**{k: str(v) for k, v in found.items()}, **{k: v for k, v in query.items() if k != alias}}
-    params = [p for p in link.params()]
-    values, parse_notes = deeplinks.parse({k: v for k, v in query.items() if k not in ("view", *link.late)},
-                                          params + [deeplinks.Param(a, "text") for a in link.aliases
-                                                    if a not in link.fields])
-    late, late_notes = deeplinks.parse({k: v for k, v in query.items() if k in link.late},
-                                       [param for param, _state, _component in link.late.values()])
-    notes += late_notes
-    plan.late = late
-    values = {k: v for k, v in values.items() if k in link.fields}
+    late_params = [param for param, _state, _component in link.late.values()]
+    values, parse_notes = deeplinks.parse({k: v for k, v in query.items() if k not in ("view", *link.aliases)},
+                                          link.params() + late_params)
     notes += parse_notes
+    plan.late = {k: v for k, v in values.items() if k in link.late}
+    values = {k: v for k, v in values.items() if k in link.fields}
     run = query.get("run", link.default_run)
     if run not in link.actions and run not in (None, "none"):
         notes.append(f"run: “{str(run)[:40]}” is not an action of this tab ({', '.join(link.actions)})")
