@@ -40,7 +40,9 @@ config's and the tokenizer's), unless the caller names others. `beam_search(...,
 calls back after every step with the result so far (its nodes, `steps`), for progress bars.
 
 `run_beam_search` is the one call the tab and the CLI make: it loads the model, fits the prompt,
-runs the search and decodes the comparison paths. `decode_path` decodes them (greedy, or one
+runs the search and decodes the comparison paths; on an engine model (`engine_search`) it runs the
+same steps (`search_steps`) on rows from the engine's top-K (`playground.engines.beam`: exact,
+given the engine's numbers), without the comparison paths. `decode_path` decodes them (greedy, or one
 sample at temperature 1) with the sampling lab's own random-number scheme
 (`generation.choose_token`: a draw depends on the seed and the position only), so "seed 42" here
 draws the tokens `generation.generate(..., seed=42)` draws in the sampling lab.
@@ -62,10 +64,12 @@ from dataclasses import asdict, dataclass
 import torch
 
 from playground import batching
+from playground.engines import beam as engine_beam
 from playground.errors import PlaygroundError
 from playground.generation import Decoder, choose_token
 from playground.model_call import forward
-from playground.models import LoadedModel, load_model
+from playground.model_spec import ModelSpec
+from playground.models import LoadedModel, get_spec, load_model
 from playground.prompts import fit_prompt
 from playground.sampling import RankedLogits, SamplingSettings
 from playground.token_text import token_label
@@ -174,6 +178,7 @@ class BeamResult:
     greedy: PathRecord | None = None
     sampled: PathRecord | None = None
     prompt_note: str | None = None  # set when the prompt was cut to MAX_PROMPT_TOKENS
+    engine_note: str | None = None  # set when it ran on an inference engine (`playground.engines.beam`)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -215,10 +220,16 @@ class StepCandidates:
 
 
 def expand_and_score(logits: torch.Tensor, running_scores: torch.Tensor, k: int, eos: torch.Tensor | None,
-                     length: int, at_max_length: bool, length_penalty: float) -> StepCandidates:
-    """Steps 2 and 3: every live beam's continuations scored, the best K kept, the next beams picked."""
+                     length: int, at_max_length: bool, length_penalty: float,
+                     normalized: bool = False) -> StepCandidates:
+    """Steps 2 and 3: every live beam's continuations scored, the best K kept, the next beams picked.
+
+    `normalized`: the rows are log-probabilities already (an engine's, -inf where unknown), not logits.
+    """
     num_beams = running_scores.shape[1]
-    log_probs = torch.nn.functional.log_softmax(logits.to(torch.float32), dim=-1)
+    log_probs = logits.to(torch.float32)
+    if not normalized:
+        log_probs = torch.nn.functional.log_softmax(log_probs, dim=-1)
     vocab_size = log_probs.shape[-1]
     accumulated = (log_probs[None] + running_scores[:, :, None]).reshape(1, -1)
     cumulative, indices = torch.topk(accumulated, k=k)
@@ -361,25 +372,57 @@ def _check_prompt(loaded: LoadedModel, input_ids: Sequence[int], settings: BeamS
     return ids
 
 
+# (the live beams' parent slots, their new tokens) -> the next-token logits of the live beams
+FollowBeams = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def new_result(model_id: str, input_ids: list[int], prompt_text: str, settings: BeamSettings,
+               eos: list[int]) -> BeamResult:
+    """A search's result before its first step: the root only."""
+    return BeamResult(
+        model_id=model_id, prompt_ids=input_ids, prompt_text=prompt_text, settings=settings, eos_token_ids=eos,
+        candidates_per_step=max(2, 1 + len(eos)) * settings.num_beams,  # candidates considered per step
+        nodes=[BeamNode(0, None, 0, None, "prompt", 0.0, 0.0, 0.0, 1, 1, 0, "root")], sequences=[], steps=0,
+        stop_reason="running", forward_calls=1, seconds=0.0,  # calls counted here: the model's counter is shared
+    )
+
+
 @torch.inference_mode()
 def beam_search(loaded: LoadedModel, input_ids: Sequence[int], settings: BeamSettings,
                 eos_token_ids: Sequence[int] | None = None, on_step: StepCallback | None = None) -> BeamResult:
     """Run transformers' beam search on one prompt and record every candidate it considered."""
     input_ids = _check_prompt(loaded, input_ids, settings)
     eos = [int(e) for e in (eos_token_ids if eos_token_ids is not None else loaded.eos_token_ids)]
-    num_beams = settings.num_beams
     started = time.perf_counter()
-    logits, cache = forward(loaded, torch.tensor([input_ids] * num_beams))
+    logits, cache = forward(loaded, torch.tensor([input_ids] * settings.num_beams))
+    result = new_result(loaded.id, input_ids, _decode(loaded.tokenizer, input_ids), settings, eos)
+
+    def follow(slots: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        # the live beams' caches move with them; one decode step per live beam, grouped with other
+        # sessions' steps (the cache in place)
+        _reorder(cache, slots)
+        result.forward_calls += 1
+        return batching.decode_step(loaded, cache, tokens[:, None])
+
+    finished = search_steps(result, logits, follow, _labeller(loaded.tokenizer), on_step)
+    result.sequences = returned_sequences(result, finished, loaded.tokenizer)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def search_steps(result: BeamResult, logits: torch.Tensor, follow: FollowBeams, label: Callable[[int], str],
+                 on_step: StepCallback | None = None, normalized: bool = False) -> FinishedHypotheses:
+    """Steps 2 to 5 until the stop rule ends the search; returns the finished hypotheses.
+
+    `logits` are the first step's rows (one per beam, all after the prompt); `follow(slots, tokens)`
+    gives the next rows once the live beams follow `slots` with `tokens` (in-process: a decode step
+    over the reordered cache; on an engine: one request per live beam). `normalized`: the rows are
+    log-probabilities already (see `expand_and_score`).
+    """
+    settings, eos = result.settings, result.eos_token_ids
+    num_beams, k = settings.num_beams, result.candidates_per_step
     device = logits.device  # the search runs where the logits are, as in transformers
-    k = max(2, 1 + len(eos)) * num_beams  # candidates considered per step
     eos_tensor = torch.tensor(eos, dtype=torch.long, device=device) if eos else None
-    result = BeamResult(
-        model_id=loaded.id, prompt_ids=input_ids, prompt_text=_decode(loaded.tokenizer, input_ids),
-        settings=settings, eos_token_ids=eos, candidates_per_step=k,
-        nodes=[BeamNode(0, None, 0, None, "prompt", 0.0, 0.0, 0.0, 1, 1, 0, "root")], sequences=[], steps=0,
-        stop_reason="running", forward_calls=1, seconds=0.0,  # calls counted here: the model's counter is shared
-    )
-    label = _labeller(loaded.tokenizer)
     beam_nodes = [0] * num_beams  # the tree node each live beam ends at
     running_scores = torch.zeros((1, num_beams), dtype=torch.float, device=device)
     running_scores[:, 1:] = NEG_INF
@@ -387,7 +430,7 @@ def beam_search(loaded: LoadedModel, input_ids: Sequence[int], settings: BeamSet
     open_ = torch.ones((1, 1), dtype=torch.bool, device=device)
     for step in range(1, settings.max_new_tokens + 1):  # step = generated length of this step's candidates
         candidates = expand_and_score(logits, running_scores, k, eos_tensor, step, step >= settings.max_new_tokens,
-                                      settings.length_penalty)
+                                      settings.length_penalty, normalized)
         first_id = len(result.nodes)
         joined = finished.update(candidates, first_id, settings.early_stopping, open_)
         record_step(result.nodes, step, candidates, beam_nodes, joined, eos, label)
@@ -400,17 +443,13 @@ def beam_search(loaded: LoadedModel, input_ids: Sequence[int], settings: BeamSet
         if reason is not None:
             result.stop_reason = reason
             break
-        # Follow the live beams: their tokens are the next input, their caches move with them.
-        _reorder(cache, candidates.parent_slots[0, candidates.next_indices[0]])
-        # one decode step per live beam, grouped with other sessions' steps (the cache in place)
-        logits = batching.decode_step(loaded, cache, candidates.token_ids[0, candidates.next_indices[0]][:, None])
-        result.forward_calls += 1
-    result.sequences = _returned(result, finished, loaded.tokenizer)
-    result.seconds = time.perf_counter() - started
-    return result
+        # Follow the live beams: their tokens are the next input.
+        next_slots = candidates.next_indices[0]
+        logits = follow(candidates.parent_slots[0, next_slots], candidates.token_ids[0, next_slots])
+    return finished
 
 
-def _returned(result: BeamResult, finished: FinishedHypotheses, tokenizer) -> list[BeamSequence]:
+def returned_sequences(result: BeamResult, finished: FinishedHypotheses, tokenizer) -> list[BeamSequence]:
     """Step 6: the num_return_sequences best finished hypotheses, best first (marked `returned`)."""
     sequences = []
     for rank in range(result.settings.num_return_sequences):
@@ -504,15 +543,44 @@ def run_beam_search(model_id: str, prompt: str, settings: BeamSettings, chat_tem
     One call gives everything the tab draws: the tree, the returned sequences, and the greedy path
     (`compare_greedy`) and the sampled one (`sample_seed`). `on_step` is called after every search
     step (see `beam_search`). A prompt longer than MAX_PROMPT_TOKENS is cut from the left
-    (`result.prompt_note` says so).
+    (`result.prompt_note` says so). An engine model runs the same steps on the engine's top-K
+    (`playground.engines.beam`, without the comparison paths; `result.engine_note` says so).
     """
     if prompt is not None and not isinstance(prompt, str):
         raise PlaygroundError("The prompt must be text.")
+    spec = get_spec(model_id)
+    if spec.source == "engine":
+        return engine_search(spec, prompt, settings, chat_template, compare_greedy or sample_seed is not None,
+                             eos_token_ids, on_step)
     loaded = load_model(model_id)
     fitted = fit_prompt(loaded, prompt, chat_template, MAX_PROMPT_TOKENS)
     result = beam_search(loaded, fitted.ids, settings, eos_token_ids=eos_token_ids, on_step=on_step)
     result.prompt_note = fitted.note
     return add_comparisons(loaded, result, greedy=compare_greedy, sample_seed=sample_seed)
+
+
+def engine_search(spec: ModelSpec, prompt: str | None, settings: BeamSettings, chat_template: bool = False,
+                  compare: bool = False, eos_token_ids: Sequence[int] | None = None,
+                  on_step: StepCallback | None = None) -> BeamResult:
+    """`run_beam_search` on an engine model: the same steps (`search_steps`) on each live beam's row
+    from the engine (`engines.beam.EngineBeams`: its top K, -inf elsewhere, which is exact: see
+    there); `compare`: comparison paths were asked for, which engines leave out (the note says so)."""
+    if not isinstance(settings, BeamSettings):
+        raise PlaygroundError("settings must be a BeamSettings.")
+    started = time.perf_counter()
+    beams = engine_beam.open_beams(spec, prompt, chat_template, MAX_PROMPT_TOKENS, eos_token_ids)
+    result = new_result(spec.id, beams.ids, beams.prompt_text, settings, beams.eos)
+    rows = beams.first_rows(settings.num_beams, result.candidates_per_step)
+
+    def follow(slots: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        result.forward_calls += 1  # one step over the live beams (one engine request each)
+        return beams.follow(slots, tokens)
+
+    finished = search_steps(result, rows, follow, beams.label, on_step, normalized=True)
+    result.sequences = returned_sequences(result, finished, beams)
+    result.prompt_note, result.engine_note = beams.prompt_note, beams.note(compare)
+    result.seconds = time.perf_counter() - started
+    return result
 
 
 @dataclass(frozen=True)

@@ -5,17 +5,22 @@ beam settings, comparison paths, the tree (plotly, zoom and pan), the replay sli
 collapse toggle, the returned sequences with their scores. Each click is one backend call,
 `beam.run_beam_search`, which returns the tree with the greedy and sampled paths (`beam_search`
 API); its per-step callback drives the progress bar. Replaying or collapsing only redraws from the
-result kept in `gr.State` (`beam_redraw` API). What it leaves out: loading models and running
-anything on them (`playground.beam`), and the drawing (`playground.plots.beam`).
+result kept in `gr.State` (`beam_redraw` API). Engine models are offered too
+(`models.ENGINE_TABS`): the same search on the engine's top-K (`playground.engines.beam`), with a
+line above the summary saying it ran on the engine, what is exact, and that the comparison paths
+are left out. What it leaves out: loading models and running anything on them
+(`playground.beam`), and the drawing (`playground.plots.beam`).
 """
 
 from __future__ import annotations
 
 import functools
+import html
 
 import gradio as gr
 
 from playground import beam, deeplinks, exports
+from playground.errors import PlaygroundError
 from playground.limits import clamp_float, clamp_int
 from playground.plots.beam import SUMMARY_HEADERS, beam_figure, summary_markdown, summary_rows
 from playground.ui import links
@@ -66,7 +71,13 @@ def run_search(prompt, model_id, chat_template, num_beams, max_new_tokens, lengt
     figure = beam_figure(result, upto_step=upto, collapse_pruned=bool(collapse),
                          show_greedy=bool(compare_greedy), show_sampled=bool(compare_sampled))
     step_slider = gr.Slider(minimum=0, maximum=result.steps, value=upto, step=1, interactive=True)
-    return result, figure, step_slider, summary_rows(result), summary_markdown(result)
+    return result, figure, step_slider, summary_rows(result), summary(result)
+
+
+def summary(result: beam.BeamResult) -> str:
+    """The summary paragraph, after a line saying the search ran on an engine where it did."""
+    text = summary_markdown(result)
+    return f"{html.escape(result.engine_note)}\n\n{text}" if result.engine_note else text
 
 
 @user_errors
@@ -93,7 +104,10 @@ def tree_data(result, fmt):
     """Every node of the last search's tree (and its sequences) as CSV or JSON text."""
     if not isinstance(result, beam.BeamResult):
         raise gr.Error("Run the beam search first (press “Run beam search”).")
-    return exports.export(exports.beam_table(result), fmt)
+    try:
+        return exports.export(exports.beam_table(result), fmt)
+    except PlaygroundError as exc:  # an engine model whose entry names no tokenizer
+        raise gr.Error(str(exc)) from None
 
 
 def _preset_values(preset: beam.BeamPreset) -> list:
@@ -107,7 +121,7 @@ def _preset_values(preset: beam.BeamPreset) -> list:
 
 def build() -> links.TabLink:
     """The tab's content; call inside `with gr.Tab("Beam search"):`."""
-    choices = model_choices()
+    choices = model_choices(tab="beam")
     available = {value for _, value in choices}
     presets = [p for p in beam.PRESETS if p.model_id in available] or list(beam.PRESETS)
     first = presets[0]
