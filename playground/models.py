@@ -273,7 +273,7 @@ def hub_reachable() -> tuple[bool, str]:
         return False, f"the Hugging Face hub is not reachable ({exc.__class__.__name__})"
 
 
-ENGINE_TABS = ("sampling", "beam")  # the tabs that run engine models (playground.engines.lab, .beam)
+ENGINE_TABS = ("sampling", "beam", "chat")  # the tabs that run engine models (playground.engines.lab, .beam, .stream)
 
 
 def runs_in(info, tab: str | None) -> bool:

@@ -17,6 +17,14 @@ Each column ends with its own stop reason (`playground.generation`): the chat mo
 end-of-turn token, a base model at EOS or the token limit; a column whose stream ended first (Stop,
 the time limit, an error) is `halt`ed with a note saying why, in words.
 
+A column's model may be an engine model (`playground.engines.stream`), next to an in-process one:
+its prompt is the same ids, made by the entry's `tokenizer` (a template rendered by it, so the
+template stays visible) and sent as a raw completion, or, without a tokenizer, the text (the engine
+tokenizes) or the messages (its chat API applies its own template, not shown). The engine samples
+with its own sampler and seed, which the column's header says (`Column.header`); building a
+contender never asks the engine, and an engine's failure (down, an error mid-stream) ends only its
+own column, in words, while the other goes on.
+
 Long input is refused, not cut (cutting a conversation would silently drop turns): a prompt or
 conversation over `MAX_PROMPT_TOKENS` tokens gets a message, and a paste whose character count
 alone rules it out is refused before it is tokenized. Lone surrogates become U+FFFD.
@@ -33,6 +41,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from playground import chat, core, generation
+from playground.engines import stream as engine_stream
+from playground.engines.client import EngineError
 from playground.errors import PlaygroundError
 from playground.models import get_spec, load_model, load_tokenizer
 from playground.prompts import CHARS_PER_TOKEN_BOUND, surrogate_free
@@ -53,9 +63,11 @@ MODES: dict[str, str] = {
 class Contender:
     model_id: str
     mode: str
-    prompt_ids: tuple[int, ...]
+    prompt_ids: tuple[int, ...]  # () for an engine model that tokenizes the text itself
     prompt_text: str  # the string the ids were made from (a rendered template, or the raw prompt)
     note: str  # one line for the column's header
+    engine: bool = False  # served by an inference engine (`playground.engines.stream`)
+    chat_messages: tuple[dict, ...] = ()  # an engine model without a tokenizer: its chat API's messages
 
     @property
     def label(self) -> str:
@@ -68,13 +80,22 @@ class Column:
     records: list = field(default_factory=list)  # generation.StepRecord, in order
     stop: str | None = None
     halted: str = ""  # with stop == "halted": why the stream ended before this column did, in words
+    engine_note: str = ""  # an engine column: who sampled ("sampled by the engine (llama.cpp), seed 0")
+    error: EngineError | None = None  # an engine column ended by its engine's failure (said in `halted`)
 
     @property
     def done(self) -> bool:
         return self.stop is not None
 
     @property
+    def header(self) -> str:
+        """The column's header line: the contender's note, and for an engine column who sampled."""
+        return self.contender.note + (f" · {self.engine_note}" if self.engine_note else "")
+
+    @property
     def text(self) -> str:
+        if self.contender.engine:
+            return _engine_text(self.contender.model_id, self.records)
         loaded = load_model(self.contender.model_id)
         return generation.generated_text(loaded.tokenizer, [r.id for r in self.records], loaded.eos_token_ids)
 
@@ -92,16 +113,28 @@ class Column:
         if self.stop == "halted":
             return self.halted
         if self.stop == "eos":
-            last = self.records[-1].text if self.records else "end of sequence"
+            last = self.records[-1].text if self.records and self.records[-1].text else "end of sequence"
             kind = "end-of-turn" if last in ("<|im_end|>", "<end_of_turn>", "<|eot_id|>") else "end-of-sequence"
             return f"Stopped after {count}: it generated {last}, its {kind} token."
         if self.stop == "max_tokens":
             return f"Stopped after {count}: the maximum number of new tokens (it would have gone on)."
+        if self.stop == engine_stream.END_OF_TURN:
+            return (f"Stopped after {count}: the engine ended the turn (its chat API does not stream the "
+                    "end-of-turn token).")
         return f"Stopped after {count}: {generation.STOP_REASONS.get(self.stop, self.stop)}."
 
 
-def _base_template_text(messages: list[dict], chat_model_id: str | None, model_id: str) -> str:
-    tokenizer = load_tokenizer(model_id)
+def _engine_text(model_id: str, records) -> str:
+    """An engine column's text: its tokens' bytes through the entry's tokenizer (a character split
+    over two tokens comes out whole), else the engine's own token texts."""
+    spec = get_spec(model_id)
+    kept = [r for r in records if not r.is_eos]
+    if spec.tokenizer_from and all(r.id >= 0 for r in kept):
+        return generation.generated_text(load_tokenizer(model_id), [r.id for r in kept])
+    return "".join(r.text for r in kept)
+
+
+def _base_template_text(messages: list[dict], chat_model_id: str | None, model_id: str, tokenizer) -> str:
     if getattr(tokenizer, "chat_template", None):
         return chat.render_with_template(tokenizer, messages, add_generation_prompt=True)
     if not chat_model_id:
@@ -109,9 +142,23 @@ def _base_template_text(messages: list[dict], chat_model_id: str | None, model_i
     return chat.render_with_template(load_tokenizer(chat_model_id), messages, add_generation_prompt=True)
 
 
+def _encoder(model_id: str):
+    """(tokenizer or None, text -> ids, the model's context length or None) without loading an
+    engine model: an engine model's ids come from its entry's tokenizer, or [] (the engine tokenizes)."""
+    spec = get_spec(model_id)
+    if spec.source == "engine":
+        if not spec.tokenizer_from:
+            return None, lambda text: [], None
+        tokenizer = load_tokenizer(model_id)
+        return tokenizer, lambda text: [int(i) for i in tokenizer(text, add_special_tokens=True)["input_ids"]], None
+    loaded = load_model(model_id)
+    return loaded.tokenizer, lambda text: core.prompt_ids(loaded, text), loaded.context_length
+
+
 def contender(model_id: str, mode: str, prompt: str = "", messages: Sequence[dict] | None = None,
               chat_model_id: str | None = None) -> Contender:
-    """One column: `model_id` given `prompt` (modes raw/template) or `messages` (conversation modes)."""
+    """One column: `model_id` given `prompt` (modes raw/template) or `messages` (conversation modes).
+    An engine model is never asked here (its failures belong to its column, in `iter_side_by_side`)."""
     if mode not in MODES:
         raise PlaygroundError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
     prompt = surrogate_free(str(prompt or ""))
@@ -120,51 +167,92 @@ def contender(model_id: str, mode: str, prompt: str = "", messages: Sequence[dic
     if text_chars > MAX_PROMPT_TOKENS * CHARS_PER_TOKEN_BOUND:  # refuse before tokenizing a huge paste
         raise PlaygroundError(f"The prompt is {text_chars:,} characters long; this tab reads at most "
                               f"{MAX_PROMPT_TOKENS:,} tokens. Shorten it.")
-    loaded = load_model(model_id)
-    tokenizer = loaded.tokenizer
+    spec = get_spec(model_id)
+    engine = spec.source == "engine"
+    tokenizer, encode, context_length = _encoder(model_id)
+    own_template = getattr(tokenizer, "chat_template", None)
+    chat_api: list[dict] = []  # an engine model with no tokenizer named: the engine applies its template
     if mode in ("raw", "template") and not prompt.strip():
         raise PlaygroundError("Type a prompt first.")
     if mode == "raw":
-        ids, text = core.prompt_ids(loaded, prompt), prompt
+        ids, text = encode(prompt), prompt
+    elif mode == "template" and engine and tokenizer is None:
+        chat_api, ids, text = [{"role": "user", "content": prompt}], [], prompt
     elif mode == "template":
         view = chat.template_view(model_id, [{"role": "user", "content": prompt}], add_generation_prompt=True)
         ids, text = list(view.ids), view.rendered
     elif mode == "conversation_text":
         text = chat.conversation_as_text(messages or [])
-        ids = core.prompt_ids(loaded, text)
+        ids = encode(text)
+    elif own_template:
+        view = chat.template_view(model_id, messages or [], add_generation_prompt=True)
+        ids, text = list(view.ids), view.rendered
+    elif engine and tokenizer is None and spec.role == "chat":
+        chat_api, ids, text = chat.validate_messages(messages or []), [], ""
     else:
-        if getattr(tokenizer, "chat_template", None):
-            view = chat.template_view(model_id, messages or [], add_generation_prompt=True)
-            ids, text = list(view.ids), view.rendered
-        else:
-            text = _base_template_text(chat.validate_messages(messages or []), chat_model_id, model_id)
-            ids = core.prompt_ids(loaded, text)
-    if len(ids) > min(MAX_PROMPT_TOKENS, loaded.context_length - 1):
+        text = _base_template_text(chat.validate_messages(messages or []), chat_model_id, model_id, tokenizer)
+        ids = encode(text)
+    if len(ids) > min(MAX_PROMPT_TOKENS, (context_length or MAX_PROMPT_TOKENS + 1) - 1):
         raise PlaygroundError(f"The prompt is {len(ids):,} tokens long; this tab reads at most "
                               f"{MAX_PROMPT_TOKENS:,} tokens. Shorten it.")
-    note = f"{model_id} ({loaded.spec.role}) · {MODES[mode]} · {len(ids)} prompt tokens"
-    if mode == "conversation_template" and not getattr(tokenizer, "chat_template", None):
+    read = (f"{len(ids)} prompt tokens" if ids else
+            "the engine's own chat template (not shown: the entry names no tokenizer)" if chat_api else
+            "tokenized by the engine")
+    note = f"{model_id} ({spec.role}{', engine' if engine else ''}) · {MODES[mode]} · {read}"
+    if mode == "conversation_template" and not own_template and not chat_api:
         note += " (it has no template of its own: the chat model's template, as plain text)"
-    return Contender(model_id, mode, tuple(ids), text, note)
+    return Contender(model_id, mode, tuple(ids), text, note, engine, tuple(chat_api))
+
+
+def _run(contender_: Contender, settings: SamplingSettings, max_new_tokens: int, seed: int):
+    """A column's token stream: in-process decoding, or an engine's streamed request (nothing is
+    sent before the first token is asked for)."""
+    if contender_.engine:
+        if contender_.chat_messages:
+            return engine_stream.EngineRun(contender_.model_id, settings, max_new_tokens, seed,
+                                           messages=list(contender_.chat_messages))
+        return engine_stream.EngineRun(contender_.model_id, settings, max_new_tokens, seed,
+                                       prompt=contender_.prompt_ids, prompt_text=contender_.prompt_text)
+    decoder = generation.Decoder(load_model(contender_.model_id), contender_.prompt_ids)
+    return generation.iter_generation(decoder, settings, max_new_tokens, seed)
+
+
+def _failed(column: Column, exc: EngineError) -> None:
+    """An engine column whose request failed says so, in words; the other columns go on."""
+    count = len(column.records)
+    done = "Not run" if not count else f"Stopped after {count} token" + ("" if count == 1 else "s")
+    column.halt(f"{done}: {exc}")
+    column.error = exc
 
 
 def iter_side_by_side(contenders: Sequence[Contender], settings: SamplingSettings, max_new_tokens: int,
                       seed: int) -> Iterator[list[Column]]:
-    """Generate every column one token per round; yield all columns after each round."""
+    """Generate every column one token per round; yield all columns after each round. An engine
+    column's failure (down, an error mid-stream) ends that column with its message; leaving the
+    iteration (Stop, the time limit, an error) closes every column's stream."""
     columns = [Column(c) for c in contenders]
     runs = []
-    for column in columns:
-        decoder = generation.Decoder(load_model(column.contender.model_id), column.contender.prompt_ids)
-        runs.append(generation.iter_generation(decoder, settings, max_new_tokens, seed))
-    yield columns
-    while not all(c.done for c in columns):
-        for column, run in zip(columns, runs):
-            if column.done:
-                continue
-            record = next(run, None)
-            if record is None:  # the run ended without a token: the context is full
-                column.stop = "context"
-                continue
-            column.records.append(record)
-            column.stop = record.stop
+    try:
+        for column in columns:
+            runs.append(_run(column.contender, settings, max_new_tokens, seed))
+            column.engine_note = getattr(runs[-1], "note", "")
         yield columns
+        while not all(c.done for c in columns):
+            for column, run in zip(columns, runs):
+                if column.done:
+                    continue
+                try:
+                    record = next(run, None)
+                except EngineError as exc:
+                    _failed(column, exc)
+                    continue
+                column.engine_note = getattr(run, "note", "")
+                if record is None:  # the run ended without a token: the context is full (or the engine said why)
+                    column.stop = getattr(run, "stop", None) or "context"
+                    continue
+                column.records.append(record)
+                column.stop = record.stop
+            yield columns
+    finally:
+        for run in runs:
+            run.close()

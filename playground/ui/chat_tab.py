@@ -24,21 +24,30 @@ Handlers take the sampling values as named arguments,
 never `*values`: Gradio names each API parameter after its argument (`gradio_client` users saw
 `param_4` ... `param_12`). The generated columns use the sampling lab's renderer and colour scale
 (`playground.html.generated`); the template view refuses a conversation too long to show quickly
-with a note in both panels (`playground.chat.check_view_size`). What it leaves out: any model code.
+with a note in both panels (`playground.chat.check_view_size`).
+
+Engine models are listed for both columns (`models.ENGINE_TABS`): an engine column streams from the
+engine (`playground.engines.stream`), its header says the engine sampled it, and a failing engine
+says so in its own column while the other goes on (in the conversation, the chat model's failure is
+said where its reply would be). The template view shows an engine model's template when its entry
+names a `tokenizer`, and says otherwise that the template is the engine's own and not shown;
+teacher forcing needs in-process weights and says so. What it leaves out: any model code.
 """
 
 from __future__ import annotations
 
 import html
+from contextlib import closing
 from dataclasses import dataclass, field
 
 import gradio as gr
 
 from playground import chat, exports, limits
+from playground.errors import PlaygroundError
 from playground.html import chat as chat_html
 from playground.html.generated import GENERATED_CSS, generated_html
 from playground.html.tokens import HOVER_JS, TOKEN_CSS
-from playground.models import list_models
+from playground.models import get_spec, list_models
 from playground.prompts import surrogate_free
 from playground.plots.chat import surprisal_figure
 from playground.sampling import PRESETS as PRESETS_SAMPLING
@@ -96,8 +105,7 @@ def _html_view(**kwargs) -> gr.HTML:
 
 
 def column_html(column) -> str:
-    return generated_html("", column.records, column.stop_note(), header=column.contender.note,
-                          running=not column.done)
+    return generated_html("", column.records, column.stop_note(), header=column.header, running=not column.done)
 
 
 def waiting_html(note: str, status: str = "Loading the model and reading the prompt…") -> str:
@@ -120,8 +128,9 @@ def _stream(contenders_fn, sampling_values, max_tokens):
     seed = seed_from_value(sampling_values[5])
     contenders = contenders_fn()
     max_tokens = limits.clamp_int(max_tokens, "max new tokens", 1, MAX_NEW_TOKENS)
-    for columns in iter_side_by_side(contenders, settings, max_tokens, seed):
-        yield columns
+    # closed on Stop, the time limit or an error (an engine column's HTTP stream with it)
+    with closing(iter_side_by_side(contenders, settings, max_tokens, seed)) as stream:
+        yield from stream
 
 
 def _column_pair(notes, contenders_fn, sampling_values, max_tokens):
@@ -257,6 +266,8 @@ def _answer(conversation: Conversation, system, chat_model, base_model, base_mod
                 reply = columns[0]
                 conversation.answering = [asked[-1], {"role": "assistant", "content": reply.text}]
                 yield _chat_view(conversation), base_view, gr.skip()
+            if reply is not None and reply.error is not None:
+                raise reply.error  # an engine's failure: said in the conversation, where the reply would be
             answer_text = reply.text if reply is not None else ""
             conversation.messages = [*conversation.messages, asked[-1], {"role": "assistant", "content": answer_text}]
             conversation.answering, reply = [], None
@@ -362,8 +373,8 @@ def template_views(history, system, chat_model, generation_prompt):
     """The conversation's template tokens and its loss mask (the lecture's dialogue while empty)."""
     messages, note = _template_messages(history, system)
     try:
-        chat.check_view_size(messages)
-    except chat.TemplateTooLong as exc:  # said in both panels, where the tokens would be
+        _check_template_view(chat_model, messages)
+    except (chat.TemplateTooLong, TemplateNotShown) as exc:  # said in both panels, where the tokens would be
         refused = f"<div class='tok-note'>{html.escape(str(exc))}</div>"
         return refused, refused
     view = chat.template_view(chat_model, messages, add_generation_prompt=bool(generation_prompt))
@@ -373,9 +384,24 @@ def template_views(history, system, chat_model, generation_prompt):
 def template_data(history, system, chat_model, generation_prompt, fmt):
     """The template's tokens with roles and loss mask (what section 3 shows) as CSV or JSON text."""
     messages = _template_messages(history, system)[0]
-    chat.check_view_size(messages)
+    _check_template_view(chat_model, messages)
     view = chat.template_view(chat_model, messages, add_generation_prompt=bool(generation_prompt))
     return exports.export(exports.template_table(view), fmt)
+
+
+class TemplateNotShown(PlaygroundError):
+    """An engine model whose entry names no tokenizer: its template is the engine's own."""
+
+
+def _check_template_view(model_id, messages) -> None:
+    """Refuse, in words said in the template panels, what the view cannot show: a conversation too
+    long to show quickly, or the template of an engine model whose entry names no tokenizer."""
+    spec = get_spec(model_id)
+    chat.check_view_size(messages)
+    if spec.source == "engine" and not spec.tokenizer_from:
+        raise TemplateNotShown(f"This engine model ({model_id}) has no tokenizer named in its entry: the chat "
+                               "template is the engine's own and is not shown (name a registry model in the "
+                               "entry's `tokenizer` field to see it and its loss mask).")
 
 
 def _clean_messages(messages) -> list[dict]:
@@ -391,6 +417,10 @@ def last_answer(history) -> str:
 def teacher_forcing(text, history, base_model, chat_model):
     """Surprisal of `text` (default: the chat model's last answer) under both models."""
     text = surrogate_free(str(text or "")) or last_answer(history)
+    engines = [m for m in (base_model, chat_model) if get_spec(m).source == "engine"]
+    if engines:
+        raise gr.Error(f"Teacher forcing scores every token of the text in one forward pass of the model's own "
+                       f"weights: {', '.join(engines)} is served by an engine, so pick in-process models to score.")
     if not text.strip():
         raise gr.Error("Type a text to score, or chat first: the chat model's last answer is the default.")
     base, chat_scored = chat.score_text(base_model, text), chat.score_text(chat_model, text)
@@ -469,9 +499,11 @@ def build() -> links.TabLink:
     gr.Markdown("A **base** model was only trained to continue text; a **chat** model was then fine-tuned on "
                 "dialogues written in a chat template. Give both the same request.")
     with gr.Row():
-        base_model = gr.Dropdown(model_choices("base"), value=base_default, label="Base model (pretrained)",
+        base_model = gr.Dropdown(model_choices("base", tab="chat"), value=base_default,
+                                 label="Base model (pretrained)",
                                  elem_id="chat-base-model")
-        chat_model = gr.Dropdown(model_choices("chat"), value=chat_default, label="Chat model (instruction-tuned)",
+        chat_model = gr.Dropdown(model_choices("chat", tab="chat"), value=chat_default,
+                                 label="Chat model (instruction-tuned)",
                                  elem_id="chat-chat-model")
         max_tokens = gr.Slider(1, 512, value=DEFAULT_MAX_TOKENS, step=1, label="max new tokens",
                                elem_id="chat-max-tokens")
