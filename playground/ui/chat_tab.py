@@ -31,7 +31,8 @@ engine (`playground.engines.stream`), its header says the engine sampled it, and
 says so in its own column while the other goes on (in the conversation, the chat model's failure is
 said where its reply would be). The template view shows an engine model's template when its entry
 names a `tokenizer`, and says otherwise that the template is the engine's own and not shown;
-teacher forcing needs in-process weights and says so. What it leaves out: any model code.
+teacher forcing on an engine model is the engine's (`playground.engines.forcing`, through
+`chat.score_text`), with a line saying how it was scored and what is exact. What it leaves out: any model code.
 """
 
 from __future__ import annotations
@@ -417,10 +418,6 @@ def last_answer(history) -> str:
 def teacher_forcing(text, history, base_model, chat_model):
     """Surprisal of `text` (default: the chat model's last answer) under both models."""
     text = surrogate_free(str(text or "")) or last_answer(history)
-    engines = [m for m in (base_model, chat_model) if get_spec(m).source == "engine"]
-    if engines:
-        raise gr.Error(f"Teacher forcing scores every token of the text in one forward pass of the model's own "
-                       f"weights: {', '.join(engines)} is served by an engine, so pick in-process models to score.")
     if not text.strip():
         raise gr.Error("Type a text to score, or chat first: the chat model's last answer is the default.")
     base, chat_scored = chat.score_text(base_model, text), chat.score_text(chat_model, text)
@@ -428,6 +425,7 @@ def teacher_forcing(text, history, base_model, chat_model):
     worst = sorted(spans, key=lambda s: -abs(s.difference))[:3]
     summary = f"Largest disagreements ({base_model} vs {chat_model}): " + ", ".join(
         f"“{html.escape(visible_whitespace(s.text))}” ({s.bits[0]:.1f} vs {s.bits[1]:.1f} bits)" for s in worst)
+    summary += "".join(f"\n\n{html.escape(scored.note)}" for scored in (base, chat_scored) if scored.note)
     return surprisal_figure(base, chat_scored, spans), summary, text
 
 

@@ -20,6 +20,11 @@ spaces) is quadratic: 10 KB in under 1 s alone, at most 3.5 s so oversubscribed.
 and the compare loop check the time limit. Text with lone surrogates (not Unicode) gets a message;
 NUL, control characters, right-to-left text, combining marks and emoji are ordinary text.
 
+Engine models whose engine provides /tokenize are tokenizers here too (`playground.engines.tokenizer`,
+labelled "(engine: llama.cpp at ...)"): one request per text, each token's exact bytes from the
+engine; a down engine is a message. Their "other id sequences" are not computed (one request per
+character).
+
 The Decode box follows the tokenizer, so Decode never reads one tokenizer's ids with another: a
 new tokenizer (chosen, from a preset or from the URL), the special-tokens box or a preset refills
 it with the first `DECODE_SAMPLE` ids of the text under that tokenizer and decodes them; typing
@@ -65,13 +70,22 @@ _SHORT = {
     "r50k_base": "GPT-2", "p50k_base": "Codex", "cl100k_base": "GPT-4", "o200k_base": "GPT-4o",
     "llama-3": "Llama 3", "bytes": "V0: one id per byte",
 }
+ENGINE_ALTERNATIVES = ("Other id sequences are not computed for an engine's tokenizer (one engine request "
+                       "per character).")
+
+
+def _choice_label(info) -> str:
+    if info.kind == "engine":  # "(engine: llama.cpp at http://...)"
+        from playground import models
+        from playground.engines.tokenizer import label
+
+        return label(models.get_spec(info.id))
+    return _SHORT.get(info.id, "model's own" if info.kind == "model" else info.kind)
+
+
 def tokenizer_choices() -> list[tuple[str, str]]:
-    choices = []
-    for info in tokenizers.list_tokenizers():
-        if info.available:
-            label = _SHORT.get(info.id, "model's own" if info.kind == "model" else info.kind)
-            choices.append((f"{info.id} ({label})", info.id))
-    return choices
+    """Every available tokenizer; an engine model's where its engine provides /tokenize."""
+    return [(f"{info.id} ({_choice_label(info)})", info.id) for info in tokenizers.list_tokenizers() if info.available]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,6 +138,8 @@ def counts_html(result) -> str:
 
 def alternatives_html(tokenizer_id: str, text: str) -> str:
     limit = 2000
+    if tokenizers.get_tokenizer(tokenizer_id).kind == "engine":
+        return f"<p>{html.escape(ENGINE_ALTERNATIVES)}</p>"
     alternatives = tokenizers.alternative_encodings(tokenizer_id, text, limit_chars=limit)
     if not alternatives:
         return "<p>This tokenizer has exactly one id sequence for the text (one id per byte).</p>"
@@ -196,6 +212,12 @@ def decode(tokenizer_id: str, ids_text: str):
     if len(result.pieces) > RENDER_LIMIT:
         note = token_html.note_html(f"Drawing the first {RENDER_LIMIT:,} of {len(result.pieces):,} ids one by one; "
                                     "the text above is decoded from all of them.")
+    replaced = sorted(set(getattr(tokenizer, "replaced_ids", ())) & set(result.ids))
+    if replaced:
+        note += token_html.note_html(
+            f"The engine's /detokenize sent id{'s' if len(replaced) > 1 else ''} {', '.join(map(str, replaced[:20]))} "
+            "as text with U+FFFD in place of bytes that are not UTF-8 on their own: their exact bytes are not "
+            "known (a text tokenized above gives every token's exact bytes).")
     count = len(result.ids)
     return (f"<p><b>{count:,} {'id decodes' if count == 1 else 'ids decode'} to</b> "
             f"(with {html.escape(tokenizer.id)}):</p>"
