@@ -202,6 +202,8 @@ def model_choices(role: str | None = None, tab: str | None = None) -> list[tuple
 
 
 def _model_state(info, loaded) -> str:
+    if info.source == "engine":  # usable, in the tabs its reason names; asked of the engine when used
+        return info.reason
     if not info.available:
         return _plain_reason(info.reason)
     if info.id in loaded:
@@ -225,9 +227,12 @@ def status_markdown() -> str:
     infos = models.list_models(include_hidden=False)
     loaded = {m.id for m in models.loaded_models()}
     ready = [i for i in infos if i.available]
+    engines = [i for i in infos if i.source == "engine"]
     parts = [f"Device: **{resolve_device().type}**",
              f"{len(ready)} model{'s' if len(ready) != 1 else ''} ready ({len([i for i in ready if i.id in loaded])} loaded)"]
-    unusable = len(infos) - len(ready)
+    if engines:
+        parts.append(f"{len(engines)} on engine{'s' if len(engines) != 1 else ''}")
+    unusable = len(infos) - len(ready) - len(engines)
     if unusable:
         parts.append(f"{unusable} not usable here (see Models)")
     problems = len(models.model_list_problems())

@@ -154,6 +154,25 @@ def test_registry_lists_operator_entries_with_reasons(tmp_path, restore_registry
     assert "qwen3" not in {info.id for info in models.list_models()}
 
 
+def test_the_status_line_counts_engine_models_as_usable(tmp_path, restore_registry, monkeypatch):
+    """An engine model is usable in the tabs that run engines: the header counts it apart from the
+    models that cannot be used here, and the Models panel says where it is served, not 'unavailable'."""
+    from playground.ui import common
+
+    monkeypatch.setattr(models, "hub_reachable", lambda: (False, "the Hugging Face hub is not reachable (test)"))
+    path = tmp_path / "models.toml"
+    path.write_text('[[models]]\nid = "smol-engine"\nrole = "chat"\nengine = "llama.cpp"\n'
+                    'base_url = "http://127.0.0.1:8080"\n\n[[models]]\nid = "qwen3"\nrole = "chat"\nhub = "Qwen/Qwen3-0.6B"\n')
+    assert models.configure_model_list(str(path), ()) == ()
+    line = common.status_markdown()
+    unusable = sum(1 for i in models.list_models(include_hidden=False) if not i.available and i.source != "engine")
+    assert "1 on engine" in line and f"{unusable} not usable here" in line
+    details = common.status_details()
+    engine_line = next(line for line in details.splitlines() if "smol-engine" in line)
+    assert "served by llama.cpp at http://127.0.0.1:8080" in engine_line and "unavailable" not in engine_line
+    assert "Sampling lab" in engine_line and "needs the Hugging Face hub" in details
+
+
 def test_models_file_from_the_environment(tmp_path, restore_registry, monkeypatch):
     path = tmp_path / "models.toml"
     path.write_text('[[models]]\nid = "from-env"\nrole = "base"\nhub = "org/name"\n')
