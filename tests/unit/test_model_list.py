@@ -238,3 +238,14 @@ def test_cli_models_shows_entries_and_refused_ones_on_stderr(tmp_path):
     assert "Traceback" not in result.stderr
     rows = {row["id"]: row for row in json.loads(result.stdout)}
     assert rows["q"]["where"] == "hub Qwen/Qwen3-0.6B" and rows["e"]["where"] == "ollama at http://127.0.0.1:9"
+
+
+@pytest.mark.parametrize("name", ["vllm.toml", "vllm-tensor-parallel.toml", "ollama.toml", "llama-cpp.toml"])
+def test_the_example_models_files_read_without_problems(name):
+    """The README's "Serving a large class" models files (examples/models/) are valid as shipped."""
+    path = Path(__file__).resolve().parents[2] / "examples" / "models" / name
+    found = model_list.read_model_list(path, (), taken_ids=models._BUILT_IN)
+    kind = {"vllm": "vllm", "ollama": "ollama", "llama": "llama.cpp"}[name.split(".")[0].split("-")[0]]
+    assert found.problems == ()
+    assert len(found.specs) == 2 and {s.role for s in found.specs} == {"base", "chat"}
+    assert all(s.source == "engine" and s.engine.kind == kind for s in found.specs)
