@@ -454,7 +454,7 @@ def _engine_scored(model_id: str, text: str) -> ScoredText:
     spans = tokenizers.build_result(model_id, text, ids, tokenizer.tokens_bytes(ids), tokenizer.special_ids).tokens
     tokens = tuple(ScoredToken(t.index, t.id, span.text, span.start, span.end, t.logprob, not t.in_top_k)
                    for t, span in zip(forced.tokens, spans))
-    return ScoredText(model_id, text, tuple(forcing.start_ids(tokenizer)), tokens, forcing.describe(forced))
+    return ScoredText(model_id, text, forced.context_ids, tokens, forcing.describe(forced))
 
 
 def align_scores(first: ScoredText, second: ScoredText) -> list[AlignedSpan]:

@@ -2,7 +2,7 @@
 
 The text's tokens are the engine's own (`engines.tokenizer`, its /tokenize), after the start tokens
 the in-process view scores it after (`start_ids`: the tokens the engine adds in front of a text,
-else `<|endoftext|>`, else its BOS/EOS), at most `passes.MAX_TOKENS` in all. Two ways, by what the
+else `<|endoftext|>`, else its BOS/EOS), at most `MAX_TOKENS` in all. Two ways, by what the
 engine's entry says it has:
 
 - `prompt_logprobs = true` (vLLM's `prompt_logprobs`; other OpenAI-compatible servers: `echo` with
@@ -15,8 +15,7 @@ engine's entry says it has:
 
 The numbers are the engine's (llama.cpp: the quantized GGUF weights, 8-bit activations), so they
 differ from the in-process model's by the two runtimes' numeric differences. Every request checks
-the request's time limit (`limits.check_deadline`) and the engine timeout bounds each;
-`on_position(done, total)` reports progress. The result is `EngineTeacherForcing`, with what is
+the request's time limit (`limits.check_deadline`) and the engine timeout bounds each. The result is `EngineTeacherForcing`, with what is
 exact said on it (`describe`); `chat.score_text` turns it into the Base vs chat tab's scoring.
 What it leaves out: the Inside the model views (they need the weights in this process), drawing.
 """
@@ -24,7 +23,6 @@ What it leaves out: the Inside the model views (they need the weights in this pr
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from playground import limits
@@ -55,7 +53,7 @@ class EngineForcedToken:
 class EngineTeacherForcing:
     model_id: str
     text: str
-    context: tuple[str, ...]  # the start tokens the text is scored after
+    context_ids: tuple[int, ...]  # the start tokens the text is scored after
     tokens: tuple[EngineForcedToken, ...]
     where: str = ""  # "llama.cpp at http://..."
     method: str = ""  # PROMPT_LOGPROBS or TOP_K_PER_POSITION
@@ -104,14 +102,11 @@ def _label(data: bytes) -> str:
     return visible_whitespace(display_text(data))
 
 
-def _expected(topk: TopK, tokenizer) -> tuple[tuple[str, float], ...]:
-    shown = []
-    for token in topk.tokens[:TOP_K]:
-        data = token.token_bytes if token.token_bytes is not None else None
-        if data is None and token.token_id is not None:
-            data = tokenizer.token_bytes(token.token_id)
-        shown.append((_label(data) if data is not None else visible_whitespace(token.text), token.prob))
-    return tuple(shown)
+def _expected(topk: TopK) -> tuple[tuple[str, float], ...]:
+    """The top alternatives as (label, probability): the engine's bytes where it gave them, else its
+    text (no request per alternative)."""
+    return tuple((_label(t.token_bytes) if t.token_bytes is not None else visible_whitespace(t.text), t.prob)
+                 for t in topk.tokens[:TOP_K])
 
 
 def _from_topk(topk: TopK, actual: int) -> tuple[float, bool]:
@@ -138,28 +133,23 @@ def _topk_after(client, ids: list[int], k: int) -> TopK:
     return next_token_topk(client, ids, k)  # its message: this engine gives no logprobs
 
 
-def _per_position(client, ids: list[int], start: int, k: int, on_position) -> list[tuple[float, bool, TopK]]:
-    found, total = [], len(ids) - start
+def _per_position(client, ids: list[int], start: int, k: int) -> list[tuple[float, bool, TopK]]:
+    found = []
     for position in range(start, len(ids)):
         limits.check_deadline()
         topk = _topk_after(client, ids[:position], k)
         found.append((*_from_topk(topk, ids[position]), topk))
-        if on_position is not None:
-            on_position(position - start + 1, total)
     return found
 
 
-def _prompt_logprobs(client, ids: list[int], start: int, k: int, on_position) -> list[tuple[float, bool, TopK]]:
+def _prompt_logprobs(client, ids: list[int], start: int, k: int) -> list[tuple[float, bool, TopK]]:
     """One request: every prompt token's log-probability (exact), with the top alternatives."""
     limits.check_deadline()
     if client.config.kind == "vllm":
         answer = client.completion(ids, max_tokens=1, prompt_logprobs=k, temperature=0.0)
     else:
         answer = client.completion(ids, max_tokens=1, echo=True, logprobs=k, temperature=0.0)
-    found = _parse_prompt_logprobs(client, answer, ids, start)
-    if on_position is not None:
-        on_position(len(ids) - start, len(ids) - start)
-    return found
+    return _parse_prompt_logprobs(client, answer, ids, start)
 
 
 def _parse_prompt_logprobs(client, answer: dict, ids: list[int], start: int) -> list[tuple[float, bool, TopK]]:
@@ -197,8 +187,7 @@ def _parse_prompt_logprobs(client, answer: dict, ids: list[int], start: int) -> 
     return found
 
 
-def engine_teacher_forcing(spec, text: str, tokenizer, on_position: Callable[[int, int], None] | None = None
-                           ) -> EngineTeacherForcing:
+def engine_teacher_forcing(spec, text: str, tokenizer) -> EngineTeacherForcing:
     """Every token of `text` scored given all tokens before it, by the engine of `spec`.
 
     `tokenizer`: the engine's (`engines.tokenizer.EngineTokenizer`, whose client sends the requests)."""
@@ -213,16 +202,15 @@ def engine_teacher_forcing(spec, text: str, tokenizer, on_position: Callable[[in
                           "forcing sends the text's own token ids.", "unsupported")
     ids, start = text_ids(tokenizer, text)
     if config.prompt_logprobs:
-        found, method, requests = _prompt_logprobs(client, ids, start, k, on_position), PROMPT_LOGPROBS, 1
+        found, method, requests = _prompt_logprobs(client, ids, start, k), PROMPT_LOGPROBS, 1
     else:
-        found, method, requests = _per_position(client, ids, start, k, on_position), TOP_K_PER_POSITION, len(ids) - start
+        found, method, requests = _per_position(client, ids, start, k), TOP_K_PER_POSITION, len(ids) - start
     tokens = tuple(
         EngineForcedToken(index, ids[start + index], token_label(tokenizer, ids[start + index]), logprob,
-                          _expected(topk, tokenizer), in_top_k)
+                          _expected(topk), in_top_k)
         for index, (logprob, in_top_k, topk) in enumerate(found)
     )
-    context = tuple(token_label(tokenizer, i) for i in ids[:start])
-    return EngineTeacherForcing(spec.id, text, context, tokens, where=config.where, method=method, k=k,
+    return EngineTeacherForcing(spec.id, text, tuple(ids[:start]), tokens, where=config.where, method=method, k=k,
                                 requests=requests)
 
 
@@ -237,8 +225,7 @@ def describe(forced: EngineTeacherForcing) -> str:
             "their probability is only known to be below the K-th, so their surprisal is a lower bound.")
 
 
-def teacher_forcing(model_id: str, text: str, on_position: Callable[[int, int], None] | None = None
-                    ) -> EngineTeacherForcing:
+def teacher_forcing(model_id: str, text: str) -> EngineTeacherForcing:
     """Teacher forcing on the engine model `model_id`, through its tokenizer in the registry."""
     from playground import models, tokenizers
 
@@ -248,4 +235,4 @@ def teacher_forcing(model_id: str, text: str, on_position: Callable[[int, int], 
     if not spec.engine.tokenize:
         raise EngineError(f"Model {model_id} is served by {spec.engine.where}, which does not provide /tokenize: "
                           "teacher forcing needs the engine's own token ids.", "unsupported")
-    return engine_teacher_forcing(spec, text, tokenizers.get_tokenizer(model_id), on_position)
+    return engine_teacher_forcing(spec, text, tokenizers.get_tokenizer(model_id))

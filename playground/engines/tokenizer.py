@@ -63,7 +63,8 @@ class EngineTokenizer(Tokenizer):
         self._lock = threading.Lock()
         self.replaced_ids: set[int] = set()  # ids whose /detokenize text had U+FFFD (bytes not exact)
         self.vocab_size = self._vocabulary()
-        self.bos_id, self.eos_id = self._props_token("bos_token"), self._props_token("eos_token")
+        props = self._props()
+        self.bos_id, self.eos_id = self._props_token(props, "bos_token"), self._props_token(props, "eos_token")
         self.special_ids = frozenset(i for i in (self.bos_id, self.eos_id) if i is not None)
 
     # -- what the engine says about itself -------------------------------------------------------
@@ -80,12 +81,17 @@ class EngineTokenizer(Tokenizer):
             return len(load_tokenizer(self.spec.tokenizer_from))
         return 0  # unknown: ids are checked by the engine itself
 
-    def _props_token(self, name: str) -> int | None:
-        """llama.cpp's /props names BOS and EOS as text; their id is that text tokenized (one id)."""
+    def _props(self) -> dict:
+        """llama.cpp's /props ({} where the engine has none)."""
         try:
-            text = self.client.get("/props").get(name)
-        except (EngineError, AttributeError):
-            return None
+            answer = self.client.get("/props")
+        except EngineError:
+            return {}
+        return answer if isinstance(answer, dict) else {}
+
+    def _props_token(self, props: dict, name: str) -> int | None:
+        """/props names BOS and EOS as text; their id is that text tokenized (one id)."""
+        text = props.get(name)
         if not isinstance(text, str) or not text:
             return None
         ids = self.encode(text)
