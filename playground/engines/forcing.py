@@ -222,7 +222,8 @@ def describe(forced: EngineTeacherForcing) -> str:
     if forced.exact:
         return line + "; every token's probability is the engine's own, exact."
     return (line + f"; {forced.outside} of {len(forced.tokens)} tokens lie outside the engine's top {forced.k}: "
-            "their probability is only known to be below the K-th, so their surprisal is a lower bound.")
+            f"their probability is only known to be below that of its {forced.k}th most probable token, so their "
+            "surprisal is a lower bound.")
 
 
 def teacher_forcing(model_id: str, text: str) -> EngineTeacherForcing:

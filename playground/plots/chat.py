@@ -49,8 +49,7 @@ def surprisal_figure(first, second, spans) -> go.Figure:
     x = list(range(len(spans)))
     ticks = [_label(s.text) for s in spans]
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.06,
-                        subplot_titles=("Surprisal −log₂ p (bits) of each piece of the text",
-                                        f"Difference: {names[0]} − {names[1]} (bits)"))
+                        subplot_titles=("", f"Difference: {names[0]} − {names[1]} (bits)"))
     for which, (name, color) in enumerate(zip(names, COLORS)):
         scored = (first, second)[which]
         hover = []
@@ -70,12 +69,14 @@ def surprisal_figure(first, second, spans) -> go.Figure:
     note = tokenizer_note(first, second)
     totals = (f"Total: {names[0]} {first.total_bits:.0f} bits ({first.bits_per_char:.2f}/char) · "
               f"{names[1]} {second.total_bits:.0f} bits ({second.bits_per_char:.2f}/char)")
-    fig.add_annotation(text=note + "<br>" + totals, xref="paper", yref="paper", x=0, y=1.16, showarrow=False,
-                       align="left", xanchor="left", font=dict(size=15, color="#7c2d12"),
+    # Stacked above the bars, each in its own band (presenter mode raises chart text to 20 px): the
+    # legend just above the plot, the note above the legend; the y axis names what the bars are.
+    fig.add_annotation(text=note + "<br>" + totals, xref="paper", yref="paper", x=0, y=1, yanchor="bottom",
+                       yshift=40, showarrow=False, align="left", xanchor="left", font=dict(size=15, color="#7c2d12"),
                        bgcolor="#fff3cd", bordercolor="#ffe69c")
     fig.update_xaxes(tickmode="array", tickvals=x, ticktext=ticks, tickangle=-60, row=2, col=1)
-    fig.update_yaxes(title_text="bits", row=1, col=1)
-    fig.update_layout(barmode="group", font=FONT, height=620, margin=dict(l=60, r=20, t=130, b=120),
-                      legend=dict(orientation="h", x=1, xanchor="right", y=1.02, yanchor="bottom"))
+    fig.update_yaxes(title_text="surprisal −log₂ p (bits)", row=1, col=1)
+    fig.update_layout(barmode="group", font=FONT, height=620, margin=dict(l=70, r=20, t=130, b=120),
+                      legend=dict(orientation="h", x=0, xanchor="left", y=1, yanchor="bottom"))
     fig.update_annotations(font_size=16)
     return fig
