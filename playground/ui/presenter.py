@@ -144,6 +144,16 @@ HEAD = """
     const box = el.getBoundingClientRect();
     if (box.top < 0 || box.bottom > window.innerHeight) el.scrollIntoView({ block: box.height > window.innerHeight ? 'start' : 'nearest' });
   };
+  // A chart still taller than the screen once drawn (its first fitting measured the block before
+  // the block had its final label and buttons, or the window changed) is fitted again.
+  const fit = (gd) => {
+    if (!presenting() || !window.Plotly || !gd.layout || !gd.layout.height || gd.__fitting || gd.offsetParent === null) return;
+    const block = gd.closest('.block');
+    const room = Math.round(Math.max(320, window.innerHeight - Math.max(56, block ? block.offsetHeight - gd.offsetHeight : 0) - 8));
+    if (gd.layout.height <= room + 2) return;
+    gd.__fitting = true;
+    Promise.resolve(window.Plotly.relayout(gd, { height: room })).finally(() => { gd.__fitting = false; });
+  };
   setInterval(() => {
     document.querySelectorAll('.js-plotly-plot').forEach((gd) => {
       if (!gd.__presenterBound && typeof gd.on === 'function') {
@@ -151,6 +161,7 @@ HEAD = """
         gd.on('plotly_afterplot', () => raise(gd));
       }
       raise(gd);
+      if (gd.__presented === gd.layout) fit(gd);
     });
   }, 250);
   // The presenter scrolling (wheel, touch, keys) ends the following: the page never fights them.
