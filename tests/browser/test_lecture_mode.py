@@ -146,8 +146,9 @@ def test_a_chart_grown_past_the_screen_is_fitted_back(hall_page, app_url):
     page = hall_page
     open_link(page, app_url, "demo=logit-lens&present=1")
     page.wait_for_function(FITS, arg="inside-lens", timeout=10_000)
-    page.evaluate("() => window.Plotly.relayout(document.querySelector('#inside-lens .js-plotly-plot'), {height: 1100})")
-    assert in_viewport(page, "inside-lens")["height"] > 1000
+    grown = page.evaluate("() => window.Plotly.relayout(document.querySelector('#inside-lens .js-plotly-plot'), {height: 1100})"
+                          ".then(() => document.getElementById('inside-lens').getBoundingClientRect().height)")
+    assert grown > 1000, grown
     page.wait_for_function(FITS, arg="inside-lens", timeout=10_000)
     box = in_viewport(page, "inside-lens")
     assert 320 < box["height"] <= box["vh"], box
