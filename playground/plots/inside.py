@@ -164,8 +164,7 @@ def lens_spec(grid: LensGrid) -> dict:
                  colorbar=dict(title=dict(text="top-1 prob", side="right")))
     layout = dict(
         title=dict(text="Logit lens: the final norm and output layer read at every layer<br>"
-                        "<sup>each cell: the most probable next token after that position, by that layer "
-                        "(✓: the token that really follows)</sup>"),
+                        "<sup>each cell: that layer's most probable next token (✓: the token that really follows)</sup>"),
         font=FONT, height=max(420, 30 * len(grid.rows) + 220), margin=dict(l=180, r=30, t=110, b=120),
         xaxis=dict(type="category", side="bottom", title=dict(text="position (the token read)"), tickangle=-45),
         yaxis=dict(type="category", title=dict(text="")),

@@ -137,10 +137,13 @@ def _distribution_traces(bars: _Bars) -> list[dict]:
 def _distribution_layout(bars: _Bars, log_scale: bool, title: str | None) -> dict:
     """Most probable on top, monospace token labels, the x range fitted to the longest bar (linear)."""
     longest = max(bars.raw_x + [v or 0 for v in bars.proc_x])
+    # A probability axis ends at 1: a bar that reaches it has its label in the right margin, which
+    # must hold "100.0%" at the presenter's 20 px.
+    capped = not log_scale and longest * 1.18 > 1.0
     return dict(
         title=dict(text=title or "", font=dict(size=20)),
         barmode="group", bargap=0.18, bargroupgap=0.0,
-        font=FONT, height=max(420, 34 * len(bars.positions) + 120), margin=dict(l=10, r=60, t=60 if title else 30, b=50),
+        font=FONT, height=max(420, 34 * len(bars.positions) + 120), margin=dict(l=10, r=100 if capped else 60, t=60 if title else 30, b=50),
         yaxis=dict(automargin=True, tickmode="array", tickvals=bars.positions, ticktext=bars.tick_text,
                    autorange="reversed", tickfont=dict(size=18, family="ui-monospace, Menlo, Consolas, monospace")),
         xaxis=dict(automargin=True, gridcolor="#e5e5e5", title=dict(text="probability" + (" (log scale)" if log_scale else "")),

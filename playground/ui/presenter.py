@@ -92,6 +92,9 @@ HEAD = """
 
   // Raise every font of a chart to FLOOR px (a relayout/restyle on the chart itself, once per drawn layout).
   const small = (size) => size === undefined || size === null || size < FLOOR;
+  // The chart's height: its layout's, or what Plotly drew (Gradio sometimes hands over a layout whose
+  // height is unset while the chart is drawn at the figure's height).
+  const drawnHeight = (gd) => gd.layout.height || (gd._fullLayout && gd._fullLayout.height) || 0;
   const raise = (gd) => {
     if (!presenting() || !window.Plotly || !gd.layout || gd.__presented === gd.layout) return;
     const layout = {}, layoutFonts = [];
@@ -117,8 +120,9 @@ HEAD = """
     }
     const smallest = Math.min(12, ...layoutFonts);
     // Taller in proportion to the fonts, but never taller than the screen: a result must fit in view.
-    if (gd.layout.height) {
-      const grown = gd.layout.height * Math.min(1.6, Math.max(1, FLOOR / Math.max(smallest, 14)));
+    const drawn = drawnHeight(gd);
+    if (drawn) {
+      const grown = drawn * Math.min(1.6, Math.max(1, FLOOR / Math.max(smallest, 14)));
       const block = gd.closest('.block');  // its label and buttons take room too
       const extra = Math.max(56, block ? block.offsetHeight - gd.offsetHeight : 0);
       layout.height = Math.round(Math.max(320, Math.min(grown, window.innerHeight - extra - 8)));
@@ -144,13 +148,15 @@ HEAD = """
     const box = el.getBoundingClientRect();
     if (box.top < 0 || box.bottom > window.innerHeight) el.scrollIntoView({ block: box.height > window.innerHeight ? 'start' : 'nearest' });
   };
-  // A chart still taller than the screen once drawn (its first fitting measured the block before
-  // the block had its final label and buttons, or the window changed) is fitted again.
+  // A chart still taller than the screen once drawn (its layout came without a height, its first
+  // fitting measured the block before it had its label and buttons, or the window changed) is fitted again.
   const fit = (gd) => {
-    if (!presenting() || !window.Plotly || !gd.layout || !gd.layout.height || gd.__fitting || gd.offsetParent === null) return;
+    if (!presenting() || !window.Plotly || !gd.layout || gd.__fitting || gd.offsetParent === null) return;
     const block = gd.closest('.block');
     const room = Math.round(Math.max(320, window.innerHeight - Math.max(56, block ? block.offsetHeight - gd.offsetHeight : 0) - 8));
-    if (gd.layout.height <= room + 2) return;
+    if (Math.max(drawnHeight(gd), gd.offsetHeight) <= room + 2) return;
+    if (gd.__fittedLayout === gd.layout && gd.__fittedRoom === room) return;  // tried already: never a loop
+    gd.__fittedLayout = gd.layout; gd.__fittedRoom = room;
     gd.__fitting = true;
     Promise.resolve(window.Plotly.relayout(gd, { height: room })).finally(() => { gd.__fitting = false; });
   };

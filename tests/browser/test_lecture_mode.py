@@ -37,6 +37,17 @@ CHART_TEXT_BOXES = """
   .filter((b) => b[2] > 0)
 """
 
+# Chart texts that stick out of their chart (cut off at its edge), with how far.
+CLIPPED_TEXTS = """
+(root) => [...root.querySelectorAll('.js-plotly-plot .main-svg text')]
+  .filter((t) => !t.closest('.hoverlayer') && !t.closest('.modebar') && (t.textContent || '').trim()
+                 && getComputedStyle(t).display !== 'none' && getComputedStyle(t).visibility !== 'hidden')
+  .map((t) => { const b = t.getBoundingClientRect(), c = t.closest('.js-plotly-plot').getBoundingClientRect();
+                return [t.textContent.trim().slice(0, 40),
+                        Math.max(c.left - b.left, b.right - c.right, c.top - b.top, b.bottom - c.bottom)]; })
+  .filter((x) => x[1] > 2)
+"""
+
 
 def _shrunk(corners, slack):
     """The quadrilateral pulled `slack` px towards its centre (glyph boxes touch at their edges)."""
@@ -138,6 +149,8 @@ def test_every_demo_opens_ready_in_view(hall_page, app_url, demo):
         f"#{view_id} is not inside the viewport: {box}"
     boxes = page.evaluate(CHART_TEXT_BOXES, page.locator(f"#{view_id}").element_handle())
     assert not overlapping(boxes), overlapping(boxes)
+    clipped = page.evaluate(CLIPPED_TEXTS, page.locator(f"#{view_id}").element_handle())
+    assert not clipped, clipped
 
 
 def test_a_chart_grown_past_the_screen_is_fitted_back(hall_page, app_url):
