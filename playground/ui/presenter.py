@@ -95,6 +95,12 @@ HEAD = """
   // The chart's height: its layout's, or what Plotly drew (Gradio sometimes hands over a layout whose
   // height is unset while the chart is drawn at the figure's height).
   const drawnHeight = (gd) => gd.layout.height || (gd._fullLayout && gd._fullLayout.height) || 0;
+  // The most a chart may be tall: the screen less its block's label and buttons (at least 320 px).
+  const room = (gd) => {
+    const block = gd.closest('.block');
+    const extra = Math.max(56, block ? block.offsetHeight - gd.offsetHeight : 0);
+    return Math.round(Math.max(320, window.innerHeight - extra - 8));
+  };
   const raise = (gd) => {
     if (!presenting() || !window.Plotly || !gd.layout || gd.__presented === gd.layout) return;
     const layout = {}, layoutFonts = [];
@@ -123,9 +129,7 @@ HEAD = """
     const drawn = drawnHeight(gd);
     if (drawn) {
       const grown = drawn * Math.min(1.6, Math.max(1, FLOOR / Math.max(smallest, 14)));
-      const block = gd.closest('.block');  // its label and buttons take room too
-      const extra = Math.max(56, block ? block.offsetHeight - gd.offsetHeight : 0);
-      layout.height = Math.round(Math.max(320, Math.min(grown, window.innerHeight - extra - 8)));
+      layout.height = Math.max(320, Math.min(Math.round(grown), room(gd)));
     }
     const traces = [], data = { 'textfont.size': [], constraintext: [] };
     (gd.data || []).forEach((trace, i) => {
@@ -151,14 +155,13 @@ HEAD = """
   // A chart still taller than the screen once drawn (its layout came without a height, its first
   // fitting measured the block before it had its label and buttons, or the window changed) is fitted again.
   const fit = (gd) => {
-    if (!presenting() || !window.Plotly || !gd.layout || gd.__fitting || gd.offsetParent === null) return;
-    const block = gd.closest('.block');
-    const room = Math.round(Math.max(320, window.innerHeight - Math.max(56, block ? block.offsetHeight - gd.offsetHeight : 0) - 8));
-    if (Math.max(drawnHeight(gd), gd.offsetHeight) <= room + 2) return;
-    if (gd.__fittedLayout === gd.layout && gd.__fittedRoom === room) return;  // tried already: never a loop
-    gd.__fittedLayout = gd.layout; gd.__fittedRoom = room;
+    if (!presenting() || gd.__fitting || gd.offsetParent === null) return;
+    const most = room(gd);
+    if (Math.max(drawnHeight(gd), gd.offsetHeight) <= most + 2) return;
+    if (gd.__fittedLayout === gd.layout && gd.__fittedRoom === most) return;  // tried already: never a loop
+    gd.__fittedLayout = gd.layout; gd.__fittedRoom = most;
     gd.__fitting = true;
-    Promise.resolve(window.Plotly.relayout(gd, { height: room })).finally(() => { gd.__fitting = false; });
+    Promise.resolve(window.Plotly.relayout(gd, { height: most })).finally(() => { gd.__fitting = false; });
   };
   setInterval(() => {
     document.querySelectorAll('.js-plotly-plot').forEach((gd) => {
