@@ -28,6 +28,10 @@ FIELDS: dict[str, tuple[str, object, str]] = {
     "queue_wait": ("PLAYGROUND_QUEUE_WAIT", 45.0, "seconds a request may wait in the queue; beyond, 'the server is busy'"),
     "queue_max_size": ("PLAYGROUND_QUEUE_MAX_SIZE", 256, "requests waiting at most, all groups together"),
     "heavy_concurrency": ("PLAYGROUND_HEAVY_CONCURRENCY", 2, "long requests (generations, beams, BPE training) at once"),
+    "client_heavy": ("PLAYGROUND_CLIENT_HEAVY", 2, "heavy requests one session may have queued or running; more are refused at once"),
+    "address_heavy": ("PLAYGROUND_ADDRESS_HEAVY", 0, "the same for one network address (0: no limit; a hall behind one proxy or NAT shares one)"),
+    "max_request_kb": ("PLAYGROUND_MAX_REQUEST_KB", 4096, "KB one API request body may carry; larger ones are refused (413)"),
+    "frame_ancestors": ("PLAYGROUND_FRAME_ANCESTORS", "'self' https://huggingface.co https://*.hf.space", "pages that may embed the app in a frame (CSP frame-ancestors)"),
     "max_sessions": ("PLAYGROUND_MAX_SESSIONS", 2000, "sessions whose state is kept (least recently used dropped)"),
     "session_ttl": ("PLAYGROUND_SESSION_TTL", 7200.0, "seconds a session's state lives after its last update"),
     "lab_decoders": ("PLAYGROUND_LAB_DECODERS", 8, "KV-cached decoders kept per model for the sampling lab (LRU)"),
@@ -55,6 +59,10 @@ class Settings:
     queue_wait: float = 45.0
     queue_max_size: int = 256
     heavy_concurrency: int = 2
+    client_heavy: int = 2
+    address_heavy: int = 0
+    max_request_kb: int = 4096
+    frame_ancestors: str = "'self' https://huggingface.co https://*.hf.space"
     max_sessions: int = 2000
     session_ttl: float = 7200.0
     lab_decoders: int = 8

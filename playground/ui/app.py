@@ -42,14 +42,17 @@ validates its own values (NaN, infinities, sizes): the server never trusts the p
 
 from __future__ import annotations
 
+import logging
 import re
 
 import gradio as gr
 from gradio.exceptions import ComponentProcessingError
 
 from playground import settings
-from playground.ui import (beam_tab, chat_tab, common, inside_tab, lecture_tab, links, presenter, queue_guard,
-                           sampling_tab, tokenizer_tab, exports)
+from playground.ui import (beam_tab, chat_tab, common, guard_routes, inside_tab, lecture_tab, links, presenter,
+                           queue_guard, sampling_tab, tokenizer_tab, exports)
+
+refused_log = logging.getLogger("playground.refused")
 
 
 QUEUE_MAX_SIZE = settings.current().queue_max_size
@@ -105,8 +108,16 @@ class PlaygroundBlocks(gr.Blocks):
                           event_id=None, *args, **kwargs):
         if iterator is None and self.queue_guard is not None:  # an event's first call: it just left the queue
             self.queue_guard.check_start(self, event_id)
-        return await super().process_api(block_fn, inputs, state, request, iterator, session_hash, event_id,
-                                         *args, **kwargs)
+        try:
+            return await super().process_api(block_fn, inputs, state, request, iterator, session_hash, event_id,
+                                             *args, **kwargs)
+        except gr.Error as exc:
+            # a message for the user (bad input, busy, time limit): one log line, not a traceback
+            if exc.print_exception:
+                exc.print_exception = False
+                refused_log.info("refused %s: %s", handler_key(block_fn) or getattr(block_fn, "name", "?"),
+                                 str(exc.message)[:200].replace("\n", " "))
+            raise
 
     async def preprocess_data(self, block_fn, inputs, state, explicit_call=False):
         inputs = [_without_surrogates(value) for value in inputs]
@@ -211,7 +222,8 @@ def build_app() -> gr.Blocks:
         for trigger in (app.load, timer.tick):
             trigger(common.status_markdown, outputs=status, api_name=False, queue=False, show_progress="hidden")
             trigger(common.status_details, outputs=status_details, api_name=False, queue=False, show_progress="hidden")
-    app.queue(default_concurrency_limit=HEAVY_CONCURRENCY, max_size=QUEUE_MAX_SIZE)
+    # api_open=False: Gradio's direct /run and /api routes refuse queued functions (guard_routes too)
+    app.queue(default_concurrency_limit=HEAVY_CONCURRENCY, max_size=QUEUE_MAX_SIZE, api_open=False)
     configure_queue(app)
     queue_guard.QueueGuard().install(app)
     return app
@@ -256,7 +268,10 @@ def refuse_uploads() -> dict:
                 return
             await self.app(scope, receive, send)
 
-    return {"app_kwargs": {"middleware": [Middleware(RefuseUploads)]}, "max_file_size": "1kb"}
+    guard_routes.raise_header_limit()
+    # GuardRoutes outermost: its headers go on every answer, the upload refusal's too
+    return {"app_kwargs": {"middleware": [Middleware(guard_routes.GuardRoutes), Middleware(RefuseUploads)]},
+            "max_file_size": "1kb"}
 
 
 def _is_upload(scope) -> bool:

@@ -14,6 +14,12 @@ many minutes later, long after its student gave up. Two checks bound the wait at
 - when a request is about to start, it is refused the same way if it has already waited longer
   (the prediction was wrong, or a group had no measured run time yet).
 
+Per-client fairness, checked first when a request joins the queue: a session may hold at most
+`PLAYGROUND_CLIENT_HEAVY` heavy requests (the `heavy` concurrency group) queued or running, a
+network address at most `PLAYGROUND_ADDRESS_HEAVY` (0: no limit, the default, since a hall behind
+one proxy or NAT shares an address); one more is refused at once in words (`held_message`), so
+one client cannot fill every heavy slot and the queue behind it.
+
 While a request waits, the page shows its queue position (Gradio's own progress display). The
 refusal is an ordinary `gr.Error`-shaped message: it appears in words where the request's outputs
 are. What it leaves out: the run time of a request once started (`playground.limits`), the queue's
@@ -44,6 +50,44 @@ def busy_message(ahead: int, seconds: float) -> str:
 def waited_message(seconds: float) -> str:
     return (f"The server is busy: your request waited {seconds:.0f} s in the queue and was not started. "
             "Try again in a minute.")
+
+
+def held_message(held: int, by_address: bool) -> str:
+    who = "Requests from your network address" if by_address else "Your session"
+    have = "have" if by_address else "has"
+    return (f"{who} already {have} {held} long request{'s' if held != 1 else ''} (generations, samples, beams, "
+            "BPE training) queued or running: wait for one to finish, or stop it, then try again.")
+
+
+def client_address(event) -> str | None:
+    client = getattr(getattr(event, "request", None), "client", None)
+    return getattr(client, "host", None)
+
+
+def held_by(queue, event, same) -> int:
+    """Requests other than `event` in its concurrency group, waiting or running, for which `same(e)`."""
+    group = queue.event_queue_per_concurrency_id.get(event.concurrency_id)
+    waiting = list(group.queue) if group is not None else []
+    running = [e for job in list(queue.active_jobs) if job for e in job]
+    return sum(1 for e in waiting + running
+               if e is not event and e.concurrency_id == event.concurrency_id and same(e))
+
+
+def fairness_refusal(queue, event, heavy_groups=("heavy",)) -> str | None:
+    """The message refusing `event` because its client already holds its share of heavy requests."""
+    if event.concurrency_id not in heavy_groups:
+        return None
+    current = settings.current()
+    if current.client_heavy > 0:
+        held = held_by(queue, event, lambda e: e.session_hash == event.session_hash)
+        if held >= current.client_heavy:
+            return held_message(held, by_address=False)
+    address = client_address(event)
+    if current.address_heavy > 0 and address is not None:
+        held = held_by(queue, event, lambda e: client_address(e) == address)
+        if held >= current.address_heavy:
+            return held_message(held, by_address=True)
+    return None
 
 
 def predicted_wait(queue, event, run_seconds: dict) -> tuple[int, float | None]:
@@ -82,7 +126,7 @@ class QueueGuard:
 
     def __init__(self, max_wait_seconds: float = MAX_WAIT_SECONDS):
         self.max_wait_seconds = max_wait_seconds
-        self.refused = 0  # observed, for tests and benchmarks
+        self.refused = 0  # observed, for tests and benchmarks (busy and fairness refusals)
         self.run_seconds: dict = {}  # handler -> its recent whole run time (moving average)
 
     def install(self, app: gr.Blocks) -> None:
@@ -93,6 +137,10 @@ class QueueGuard:
             success, event_id, state = await push(body=body, request=request, username=username)
             event = queue.event_ids_to_events.get(event_id) if success else None
             if event is not None:
+                unfair = fairness_refusal(queue, event)
+                if unfair is not None:
+                    await self._refuse(queue, event, unfair)
+                    return success, event_id, state
                 ahead, seconds = predicted_wait(queue, event, self.run_seconds)
                 if seconds is not None and seconds > self.max_wait_seconds:
                     await self._refuse(queue, event, busy_message(ahead, seconds))
