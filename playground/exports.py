@@ -19,7 +19,9 @@ describe the whole view (`meta`: the model, the prompt, the settings). The build
   per (query, key) pair the causal mask (and a sliding window) lets the query see.
 
 Token text is the token's exact bytes decoded (`token_text.display_text`: valid UTF-8 as text,
-a byte that is not as `<0xNN>`), untouched: the CSV writer quotes commas, quotes and line breaks;
+a byte that is not as `<0xNN>`), untouched in the JSON; in the CSV the writer quotes commas, quotes
+and line breaks, and a text cell that starts with = + - @, a tab or a carriage return gets a leading ' in the CSV (a
+spreadsheet would run it as a formula; the JSON keeps the text exact);
 `display` is the same text with visible whitespace, and `bytes` (where the view has them) the
 exact bytes in hex. `to_csv` writes a header row and one row per token (`csv_rows` are those rows
 as strings: a float as Python's shortest exact repr, a bool as true/false, a list as JSON, None
@@ -83,8 +85,16 @@ class Table:
 # Text
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def csv_cell(value) -> str:
-    """One CSV field: "" for None, true/false, a float's exact repr, JSON for a list or dict."""
+    """One CSV field: "" for None, true/false, a float's exact repr, JSON for a list or dict; a text
+    that a spreadsheet would read as a formula (starting with = + - @, a tab or a carriage return)
+    gets a leading single quote (OWASP's advice against CSV injection). Numbers are written as
+    numbers (-1.5 stays -1.5): only text cells are neutralised."""
+    if isinstance(value, str):
+        return "'" + value if value.startswith(FORMULA_STARTS) else value
     if value is None:
         return ""
     if isinstance(value, bool):

@@ -1,7 +1,8 @@
 """The data downloads on real objects of the tiny random model and the packaged tokenizers.
 
 Every table's CSV parses back (csv.reader) to exactly the rows it was written from, header first,
-token text untouched (commas, quotes, line breaks and partial UTF-8 included); its JSON parses to the
+token text untouched (commas, quotes, line breaks and partial UTF-8 included; a text a spreadsheet
+would run as a formula gets a leading quote: tests/unit/test_csv_injection.py); its JSON parses to the
 same rows. The distribution holds every token the rules leave a nonzero probability plus the top N,
 ranked by the model; the records are the session's `as_dict()`; beam nodes, tokens, template tokens
 and attention weights carry what their views draw.
@@ -156,7 +157,9 @@ def test_tokenization_has_ids_texts_and_bytes(tokenizer_id, text):
     assert b"".join(bytes.fromhex(r["bytes"]) for r in table.rows if not r["special"]) == text.encode()
     assert "".join(text[r["start"]:r["end"]] for r in table.rows) == text
     body = parsed_csv(exports.to_csv(table))[1:]
-    assert [r[2] for r in body] == [t.text for t in result.tokens]
+    # the text itself, a quote before one a spreadsheet would run as a formula ("\tthere", "\r\n")
+    assert [r[2] for r in body] == [("'" if t.text.startswith(exports.FORMULA_STARTS) else "") + t.text
+                                    for t in result.tokens]
 
 
 def test_template_tokens_with_roles_and_loss_mask():
