@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from playground import chat  # noqa: E402
+from playground import start_tokens  # noqa: E402
 from playground.inside import lens, passes  # noqa: E402
 from playground.models import load_model  # noqa: E402
 from playground.ui import inside_tab  # noqa: E402
@@ -44,7 +44,7 @@ SOURCE = ("In the transformer, every layer reads the whole sequence through atte
 
 def text_of(loaded, tokens: int) -> str:
     """A prefix of SOURCE (repeated) that tokenizes to exactly `tokens` ids, start tokens included."""
-    start = len(chat.start_ids(loaded.tokenizer))
+    start = len(start_tokens.start_ids(loaded.tokenizer))
     source = SOURCE * 8
     encoded = loaded.tokenizer(source, add_special_tokens=False, return_offsets_mapping=True)
     for cut in range(tokens - start, 0, -1):

@@ -24,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m playground", description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one compact JSON document on stdout")
     parser.add_argument("--device", default=None, help="auto, cuda, mps or cpu (default: $PLAYGROUND_DEVICE or auto)")
+    parser.add_argument("--start-token", default=None, choices=("model", "always", "none"),
+                        help="start tokens before a plain text: model (its tokenizer's and llama.cpp's), always, "
+                             "none (default: $PLAYGROUND_START_TOKEN or model)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_info in sorted(pkgutil.iter_modules(playground.commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"playground.commands.{module_info.name}")
@@ -36,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    settings.apply_flags(device=args.device)
+    settings.apply_flags(device=args.device, start_token=args.start_token)
     try:
         result = args.handler(args)
     except PlaygroundError as exc:

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import torch
 
-from playground import core, limits
+from playground import core, limits, start_tokens
 from playground.errors import PlaygroundError
 from playground.models import get_spec, load_model, load_tokenizer
 from playground.token_text import display_text, token_bytes
@@ -380,24 +380,6 @@ class ScoredText:
         return self.total_bits / max(1, len(self.text))
 
 
-def start_ids(tokenizer) -> list[int]:
-    """What a text is scored after when no context is given: the tokens the tokenizer itself puts in
-    front of a text (Gemma's <bos>), else its document separator (<|endoftext|>), else its BOS/EOS."""
-    with_special = tokenizer("x", add_special_tokens=True)["input_ids"]
-    without = tokenizer("x", add_special_tokens=False)["input_ids"]
-    added = list(with_special[:len(with_special) - len(without)]) if with_special[-len(without):] == without else []
-    if added:
-        return [int(i) for i in added]
-    for name in ("<|endoftext|>",):
-        token_id = tokenizer.convert_tokens_to_ids(name)
-        if isinstance(token_id, int) and token_id >= 0 and tokenizer.convert_ids_to_tokens(token_id) == name:
-            return [token_id]
-    for token_id in (tokenizer.bos_token_id, tokenizer.eos_token_id):
-        if token_id is not None:
-            return [int(token_id)]
-    raise PlaygroundError("This tokenizer has no start or separator token to score a text after.")
-
-
 def score_text(model_id: str, text: str, context_ids: Sequence[int] | None = None) -> ScoredText:
     """Teacher forcing: every token of `text` scored given all tokens before it, in one forward pass
     (an engine model: by its engine, `_engine_scored`)."""
@@ -413,7 +395,13 @@ def score_text(model_id: str, text: str, context_ids: Sequence[int] | None = Non
         raise PlaygroundError(f"Model {model_id} has no tokenizer on this machine.")
     encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids = [int(i) for i in encoding["input_ids"]]
-    context = [int(i) for i in context_ids] if context_ids else start_ids(tokenizer)
+    offsets = list(encoding["offset_mapping"])
+    context = [int(i) for i in context_ids] if context_ids else start_tokens.start_ids(tokenizer)
+    if not context:  # no start token (the model reads none): the first token is context, not scored
+        if len(ids) < 2:
+            raise PlaygroundError(f"{model_id} reads no start token, so a one-token text has nothing to "
+                                  "be scored after: type a longer text.")
+        context, ids, offsets = ids[:1], ids[1:], offsets[1:]
     sequence = context + ids
     if len(sequence) > min(MAX_SCORE_TOKENS, loaded.context_length):
         raise PlaygroundError(f"Too long to score: {len(sequence)} tokens (at most "
@@ -423,7 +411,7 @@ def score_text(model_id: str, text: str, context_ids: Sequence[int] | None = Non
     picked = logprobs.gather(1, torch.tensor(ids, device=logprobs.device)[:, None])[:, 0].cpu().tolist()
     tokens = tuple(
         ScoredToken(i, token_id, display_text(token_bytes(tokenizer, token_id)), int(a), int(b), float(lp))
-        for i, (token_id, (a, b), lp) in enumerate(zip(ids, encoding["offset_mapping"], picked))
+        for i, (token_id, (a, b), lp) in enumerate(zip(ids, offsets, picked))
     )
     return ScoredText(model_id, text, tuple(context), tokens)
 
@@ -450,15 +438,16 @@ def _engine_scored(model_id: str, text: str) -> ScoredText:
 
     forced = forcing.teacher_forcing(model_id, text)
     tokenizer = tokenizers.get_tokenizer(model_id)
-    ids = [t.id for t in forced.tokens]
+    ids = [*forced.context_ids[len(forced.context_ids) - forced.text_context:], *(t.id for t in forced.tokens)]
     spans = tokenizers.build_result(model_id, text, ids, tokenizer.tokens_bytes(ids), tokenizer.special_ids).tokens
     tokens = tuple(ScoredToken(t.index, t.id, span.text, span.start, span.end, t.logprob, not t.in_top_k)
-                   for t, span in zip(forced.tokens, spans))
+                   for t, span in zip(forced.tokens, spans[forced.text_context:]))
     return ScoredText(model_id, text, forced.context_ids, tokens, forcing.describe(forced))
 
 
 def align_scores(first: ScoredText, second: ScoredText) -> list[AlignedSpan]:
-    """Cut the shared text where both tokenizations have a boundary; sum each model's bits per piece."""
+    """Cut the shared text where both tokenizations have a boundary; sum each model's bits per piece
+    (from where both scorings begin: a model without a start token does not score its first token)."""
     if first.text != second.text:
         raise PlaygroundError("The two scorings are of different texts.")
     text = first.text
@@ -469,7 +458,10 @@ def align_scores(first: ScoredText, second: ScoredText) -> list[AlignedSpan]:
             cuts.add(token.start)
         return cuts
 
-    cuts = sorted(boundaries(first) & boundaries(second))
+    # a model that reads no start token has its first token as context, not scored: compare from
+    # the first place both scorings have begun
+    begun = max((scored.tokens[0].start for scored in (first, second) if scored.tokens), default=0)
+    cuts = sorted(c for c in boundaries(first) & boundaries(second) if c >= begun)
     spans = []
     for start, end in zip(cuts, cuts[1:]):
         limits.check_deadline()

@@ -1,8 +1,8 @@
 """The backend core: prompts to ids, next-token distributions, KV-cached stepping.
 
-- `prompt_ids` tokenizes a prompt as the model would (BOS where its tokenizer adds one), optionally
-  through the chat template as a single user message. An empty prompt gives the distribution after
-  BOS (or after EOS for tokenizers without a BOS token).
+- `prompt_ids` tokenizes a prompt as every tab does (`playground.start_tokens`: the start tokens,
+  then the text), or through the chat template as a single user message. An empty prompt gives
+  the distribution after the document start token.
 - `ranked_after(loaded, ids)` is the distribution after a sequence as `sampling.RankedLogits`,
   cached per model by the ids (an LRU bounded in bytes on the model's runtime, shared by all
   sessions): a session keeps its ids, never its logits, and re-filtering never re-runs the model
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from playground import batching, fastpath, settings
+from playground import batching, fastpath, settings, start_tokens
 from playground.errors import PlaygroundError
 from playground.lru import BoundedLRU
 from playground.model_call import compute_slot, forward, forward_all  # noqa: F401 - re-exported
@@ -51,10 +51,7 @@ def prompt_ids(loaded: LoadedModel, prompt: str, chat_template: bool = False) ->
             ids = ids["input_ids"]
         ids = list(ids)
     else:
-        ids = list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
-    if not ids:
-        start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else loaded.eos_token_ids[0]
-        ids = [int(start)]
+        ids = start_tokens.text_ids(tokenizer, prompt).ids
     limit = loaded.context_length - 1
     return ids[-limit:] if len(ids) > limit else ids
 
@@ -113,7 +110,7 @@ def forget_distributions(loaded: LoadedModel) -> None:
 def next_token_distribution(model_id: str, prompt: str, chat_template: bool = False) -> NextTokenDistribution:
     """The full next-token distribution after `prompt` (cached: the model runs once per prompt)."""
     loaded = load_model(model_id)
-    key = (prompt, bool(chat_template))
+    key = (prompt, bool(chat_template), start_tokens.mode_or_default())
     cache = _prompt_cache(loaded)
     hit = cache.get(key)
     if hit is not None:

@@ -41,6 +41,7 @@ FIELDS: dict[str, tuple[str, object, str]] = {
     "max_batch": ("PLAYGROUND_MAX_BATCH", 64, "rows in one batched forward at most"),
     "fastpath": ("PLAYGROUND_FASTPATH", "auto", "static cache and CUDA graphs: auto (CUDA only), 1 (forced), 0 (off)"),
     "plot_interval": ("PLAYGROUND_PLOT_INTERVAL", 0.5, "seconds between charts while the sampling lab streams"),
+    "start_token": ("PLAYGROUND_START_TOKEN", "model", "start tokens before a plain text: model (its tokenizer's and llama.cpp's), always, none"),
     "fault_injection": ("PLAYGROUND_FAULT_INJECTION", "", "drills: forward:every=N fails every Nth model call as out of memory"),
     "models_file": ("PLAYGROUND_MODELS_FILE", "", "a TOML file of models added to the built-in ones (flag --models-file)"),
     "llama_server": ("PLAYGROUND_LLAMA_SERVER", "", "a llama-server binary for the engine tests (default: the cached build)"),
@@ -72,6 +73,7 @@ class Settings:
     max_batch: int = 64
     fastpath: str = "auto"
     plot_interval: float = 0.5
+    start_token: str = "model"
     fault_injection: str = ""
     models_file: str = ""
     llama_server: str = ""

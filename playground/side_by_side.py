@@ -40,7 +40,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from playground import chat, core, generation
+from playground import chat, core, generation, start_tokens
 from playground.engines import stream as engine_stream
 from playground.engines.client import EngineError
 from playground.errors import PlaygroundError
@@ -150,7 +150,7 @@ def _encoder(model_id: str):
         if not spec.tokenizer_from:
             return None, lambda text: [], None
         tokenizer = load_tokenizer(model_id)
-        return tokenizer, lambda text: [int(i) for i in tokenizer(text, add_special_tokens=True)["input_ids"]], None
+        return tokenizer, lambda text: start_tokens.text_ids(tokenizer, text).ids, None
     loaded = load_model(model_id)
     return loaded.tokenizer, lambda text: core.prompt_ids(loaded, text), loaded.context_length
 

@@ -48,7 +48,7 @@ def score_command(args) -> dict:
     scored = chat.score_text(args.model, read_text_argument(args.text))
     return {
         "model": scored.model_id,
-        "context_ids": list(scored.context_ids),
+        "context_ids": list(scored.context_ids),  # the start tokens, or the text's first token without one
         "tokens": [{"id": t.id, "text": t.text, "start": t.start, "end": t.end, "logprob": t.logprob,
                     "surprisal_bits": t.surprisal_bits} for t in scored.tokens],
         "total_bits": scored.total_bits,

@@ -1,8 +1,8 @@
 """Teacher forcing on an engine model: P(actual token) at every position of a text, from the engine.
 
 The text's tokens are the engine's own (`engines.tokenizer`, its /tokenize), after the start tokens
-the in-process view scores it after (`start_ids`: the tokens the engine adds in front of a text,
-else `<|endoftext|>`, else its BOS/EOS), at most `MAX_TOKENS` in all. Two ways, by what the
+the in-process view scores it after (`playground.start_tokens`, asked of the engine's tokenizer),
+at most `MAX_TOKENS` in all. Two ways, by what the
 engine's entry says it has:
 
 - `prompt_logprobs = true` (vLLM's `prompt_logprobs`; other OpenAI-compatible servers: `echo` with
@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from playground import limits
+from playground import limits, start_tokens
 from playground.engines.client import EngineError
 from playground.engines.topk import TopK, TopToken, next_token_topk, parse_top_logprobs, topk_of
 from playground.errors import PlaygroundError
@@ -53,8 +53,9 @@ class EngineForcedToken:
 class EngineTeacherForcing:
     model_id: str
     text: str
-    context_ids: tuple[int, ...]  # the start tokens the text is scored after
+    context_ids: tuple[int, ...]  # what the text is scored after: the start tokens (or its first token)
     tokens: tuple[EngineForcedToken, ...]
+    text_context: int = 0  # how many of the text's own tokens are context (1 without a start token)
     where: str = ""  # "llama.cpp at http://..."
     method: str = ""  # PROMPT_LOGPROBS or TOP_K_PER_POSITION
     k: int = 0  # the top K asked per position (TOP_K_PER_POSITION)
@@ -70,32 +71,20 @@ class EngineTeacherForcing:
         return self.outside == 0
 
 
-def start_ids(tokenizer) -> list[int]:
-    """The tokens a text is scored after, as `chat.start_ids` finds them, asked of this tokenizer:
-    what it adds in front of a text, else `<|endoftext|>` as one token, else its BOS, else its EOS."""
-    with_special, without = tokenizer.encode("x", True), tokenizer.encode("x", False)
-    added = with_special[: len(with_special) - len(without)] if with_special[-len(without):] == without else []
-    if added:
-        return [int(i) for i in added]
-    separator = tokenizer.encode("<|endoftext|>", True)
-    if len(separator) == 1 and tokenizer.token_bytes(separator[0]) == b"<|endoftext|>":
-        return separator
-    for token_id in (tokenizer.bos_id, tokenizer.eos_id):
-        if token_id is not None:
-            return [int(token_id)]
-    raise PlaygroundError("This engine's tokenizer has no start or separator token to score a text after.")
-
-
-def text_ids(tokenizer, text: str) -> tuple[list[int], int]:
-    """(ids, number of start tokens), at most `MAX_TOKENS` in all."""
+def text_ids(tokenizer, text: str) -> tuple[list[int], int, int]:
+    """(ids, number of context ids, how many of those are the text's own) as every tab reads a text (`playground.start_tokens`), at most
+    `MAX_TOKENS` in all; without a start token the text's first token is context, not scored."""
     if not text:
         raise PlaygroundError("Type a text to score.")
-    start = start_ids(tokenizer)
-    own = tokenizer.encode(text, False)
-    if len(start) + len(own) > MAX_TOKENS:
+    read = start_tokens.text_ids(tokenizer, text)
+    if len(read.ids) > MAX_TOKENS:
         raise PlaygroundError(f"Teacher forcing reads at most {MAX_TOKENS} tokens (start token included); the "
-                              f"text has {len(start) + len(own)}. Shorten it.")
-    return start + own, len(start)
+                              f"text has {len(read.ids)}. Shorten it.")
+    if len(read.ids) < 2:
+        raise PlaygroundError("A one-token text read without a start token has nothing to be scored after: "
+                              "type a longer text.")
+    context = max(1, len(read.start))
+    return read.ids, context, context - len(read.start)
 
 
 def _label(data: bytes) -> str:
@@ -200,7 +189,7 @@ def engine_teacher_forcing(spec, text: str, tokenizer) -> EngineTeacherForcing:
     if not config.token_prompts:
         raise EngineError(f"{client._who()} does not take prompts as token ids (token_prompts = false): teacher "
                           "forcing sends the text's own token ids.", "unsupported")
-    ids, start = text_ids(tokenizer, text)
+    ids, start, text_context = text_ids(tokenizer, text)
     if config.prompt_logprobs:
         found, method, requests = _prompt_logprobs(client, ids, start, k), PROMPT_LOGPROBS, 1
     else:
@@ -210,8 +199,8 @@ def engine_teacher_forcing(spec, text: str, tokenizer) -> EngineTeacherForcing:
                           _expected(topk), in_top_k)
         for index, (logprob, in_top_k, topk) in enumerate(found)
     )
-    return EngineTeacherForcing(spec.id, text, tuple(ids[:start]), tokens, where=config.where, method=method, k=k,
-                                requests=requests)
+    return EngineTeacherForcing(spec.id, text, tuple(ids[:start]), tokens, text_context, where=config.where,
+                                method=method, k=k, requests=requests)
 
 
 def describe(forced: EngineTeacherForcing) -> str:

@@ -35,7 +35,7 @@ from types import SimpleNamespace
 
 import torch
 
-from playground import generation
+from playground import generation, start_tokens
 from playground.engines.client import EngineClient, EngineError
 from playground.engines.topk import TopK, next_token_topk
 from playground.errors import PlaygroundError
@@ -112,26 +112,45 @@ def forget_engines() -> None:
 
 
 def prompt_ids(state: EngineState, prompt: str, chat_template: bool) -> list[int]:
-    """The ids the engine sees for `prompt`: its own /tokenize (special tokens added), else the
-    entry's tokenizer; a chat template needs the entry's tokenizer."""
-    text, add_special = prompt, True
-    if chat_template:
-        if state.tokenizer is None or not getattr(state.tokenizer, "chat_template", None):
-            raise PlaygroundError(f"Model {state.spec.id} names no tokenizer with a chat template "
-                                  "(the entry's `tokenizer` field): turn the chat template off.")
-        text = state.tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
-                                                   add_generation_prompt=True, tokenize=False)
-        add_special = False
+    """The ids the engine sees for `prompt`: for a plain text the ids every tab reads
+    (`playground.start_tokens`), asked of its own /tokenize, else of the entry's tokenizer; a chat
+    template needs the entry's tokenizer."""
+    if not chat_template:
+        return plain_text_ids(state, prompt)
+    if state.tokenizer is None or not getattr(state.tokenizer, "chat_template", None):
+        raise PlaygroundError(f"Model {state.spec.id} names no tokenizer with a chat template "
+                              "(the entry's `tokenizer` field): turn the chat template off.")
+    text = state.tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
+                                               add_generation_prompt=True, tokenize=False)
     if state.spec.engine.tokenize:
-        ids = state.client.tokenize(text, add_special=add_special)
-    elif state.tokenizer is not None:
-        ids = list(state.tokenizer(text, add_special_tokens=add_special)["input_ids"])
+        ids = state.client.tokenize(text, add_special=False)
     else:
-        raise PlaygroundError(f"{state.client._who()} has no /tokenize and the entry names no tokenizer: "
-                              "the Sampling lab needs token ids.")
+        ids = list(state.tokenizer(text, add_special_tokens=False)["input_ids"])
     if not ids:
         raise PlaygroundError("Type a prompt: the engine needs at least one token.")
     return [int(i) for i in ids]
+
+
+def plain_text_ids(state: EngineState, text: str) -> list[int]:
+    """A plain text's ids as every tab reads it (`playground.start_tokens`): by default what the
+    engine's /tokenize adds (llama.cpp: the GGUF's add_bos_token, which is the model's tokenizer's
+    choice too), else the entry's tokenizer decides the start tokens."""
+    mode = start_tokens.mode_or_default()
+    ids: list[int] = []
+    if state.spec.engine.tokenize and mode in ("model", "none") and text:
+        ids = [int(i) for i in state.client.tokenize(text, add_special=mode == "model")]
+    elif state.tokenizer is not None:
+        ids = start_tokens.text_ids(state.tokenizer, text, mode).ids
+    elif not state.spec.engine.tokenize:
+        raise PlaygroundError(f"{state.client._who()} has no /tokenize and the entry names no tokenizer: "
+                              "the Sampling lab needs token ids.")
+    else:
+        raise PlaygroundError(f"Model {state.spec.id} names no tokenizer (the entry's `tokenizer` field), so "
+                              f"its start token cannot be chosen here (start-token mode {mode!r}): type a prompt, "
+                              "or use the mode 'model'.")
+    if not ids:
+        raise PlaygroundError("Type a prompt: the engine needs at least one token.")
+    return ids
 
 
 def fit_ids(ids: list[int], max_tokens: int) -> tuple[list[int], str | None]:

@@ -3,7 +3,8 @@
 The pass feeds the ground-truth tokens and its output at position i is the distribution of token
 i + 1, so one forward scores every token of the text (the lecture's pre-training slide: "feed in
 ground truth tokens, supervised shifted ground truth"). The tokens are the `score` command's (the
-tokenizer's start tokens, then the text), so each log-probability equals `chat.score_text`'s. The
+start tokens, then the text: `playground.start_tokens`), so each log-probability equals
+`chat.score_text`'s; a model that reads no start token has its first token as context. The
 text's probability is the product, its log the sum; bits and perplexity follow from the sum.
 
 What it leaves out: the forward pass (`passes`), drawing (`playground.plots.inside`).
@@ -64,8 +65,9 @@ def teacher_forcing(result: InsidePass) -> TeacherForcing:
     top_ids, top_probs = result.top_ids.tolist(), result.top_probs.tolist()
     tokenizer = load_model(result.model_id).tokenizer
     tokens = []
-    for index, position in enumerate(range(result.start, result.tokens)):
+    first = max(result.start, 1)  # without a start token the text's first token is context, not scored
+    for index, position in enumerate(range(first, result.tokens)):
         before = position - 1  # the output that predicted this token
         expected = tuple((token_label(tokenizer, i), p) for i, p in zip(top_ids[before], top_probs[before]))
         tokens.append(ForcedToken(index, result.ids[position], result.labels[position], logprobs[before], expected))
-    return TeacherForcing(result.model_id, result.text, result.labels[: result.start], tuple(tokens))
+    return TeacherForcing(result.model_id, result.text, result.labels[:first], tuple(tokens))

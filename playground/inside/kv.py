@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from playground import chat
+from playground import start_tokens
 from playground.errors import PlaygroundError
 from playground.inside.arch import LECTURE_MODELS, layer_types
 from playground.inside.passes import InsidePass, cache_size
@@ -136,7 +136,7 @@ def filler_ids(loaded: LoadedModel, tokens: int) -> list[int]:
     if loaded.tokenizer is None:
         return [10 + i % 1000 for i in range(tokens)]
     sentence = [int(i) for i in loaded.tokenizer(FILLER, add_special_tokens=False)["input_ids"]]
-    ids = chat.start_ids(loaded.tokenizer)
+    ids = start_tokens.document_start_ids(loaded.tokenizer)
     while len(ids) < tokens:
         ids += sentence
     return ids[:tokens]

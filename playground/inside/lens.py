@@ -79,9 +79,10 @@ def logit_lens(model_id: str, text: str, positions: int = DEFAULT_POSITIONS) -> 
     loaded = load_model(model_id)
     result = inside_pass(model_id, text)
     cache = loaded.runtime.part("inside-lens", lambda: BoundedLRU(LENS_CACHE_ENTRIES))
-    key = (text, max(1, min(int(positions), MAX_POSITIONS, result.tokens)))
+    count = max(1, min(int(positions), MAX_POSITIONS, result.tokens))
+    key = (result.ids, count)  # by the ids read (the start-token setting changes them)
     hit = cache.get(key)
     if hit is None:
-        hit = _compute(loaded, result, key[1])
+        hit = _compute(loaded, result, count)
         cache.put(key, hit)
     return hit

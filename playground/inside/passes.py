@@ -5,10 +5,13 @@ and it never materialises the weights). Switching the shared model back and fort
 with them (a mask built for one implementation, attention run by the other), so this module keeps
 an *eager twin* on the model's runtime (`loaded.runtime.part("inside-eager-twin")`): a shallow
 copy of the module tree whose parameters and buffers are the very same tensors (no memory), with
-its own config set to eager. Only this tab's pass runs it; the shared model keeps SDPA.
+its own config set to eager. Only this tab's pass runs it, for the attention weights alone; the
+shared model keeps SDPA and gives every other number of the pass (hidden states, distributions,
+the cache), so they equal the other tabs' to the last digit even where low-bit weights round the
+activations (eager and SDPA attention differ in the last bits, which bf16 activations amplify).
 
-`inside_pass(model_id, text)` tokenizes like the `score` command (the tokenizer's start tokens,
-then the text without special tokens), runs the twin once inside `model_call` (time limit, faults,
+`inside_pass(model_id, text)` reads the text as every tab does (`playground.start_tokens`: the
+start tokens, then the text's own tokens), runs the twin once inside `model_call` (time limit, faults,
 `loaded.forward_calls`), and keeps on the CPU: every layer's attention weights, every hidden state
 (the embeddings first, the last after the final norm), each position's log-probability of the
 actual next token and its top candidates, the distribution after the whole text, and the size of
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from playground import chat
+from playground import start_tokens
 from playground.errors import PlaygroundError
 from playground.lru import BoundedLRU
 from playground.model_call import model_call
@@ -96,14 +99,15 @@ class InsidePass:
 
 
 def text_ids(loaded: LoadedModel, text: str) -> tuple[list[int], int]:
-    """(ids, number of start tokens): the tokenizer's start tokens, then the text (as `score` does)."""
+    """(ids, number of start tokens): the start tokens, then the text (`playground.start_tokens`, as
+    every tab reads a text)."""
     tokenizer = loaded.tokenizer
     if tokenizer is None:
         raise PlaygroundError(f"Model {loaded.id} has no tokenizer on this machine.")
     if not text:
         raise PlaygroundError("Type a text to look inside.")
-    start = chat.start_ids(tokenizer)
-    own = [int(i) for i in tokenizer(text, add_special_tokens=False)["input_ids"]]
+    read = start_tokens.text_ids(tokenizer, text)
+    start, own = list(read.start), list(read.text)
     limit = min(MAX_TOKENS, loaded.context_length)
     if len(start) + len(own) > limit:
         raise PlaygroundError(f"This view reads at most {limit} tokens (start token included); the text has "
@@ -141,20 +145,23 @@ def run_pass(loaded: LoadedModel, text: str) -> InsidePass:
     began = time.perf_counter()
     input_ids = torch.tensor([ids], device=loaded.device)
     with model_call(loaded), holder.lock:
-        out = twin.model(input_ids=input_ids, use_cache=True, output_attentions=True, output_hidden_states=True)
+        # the numbers (hidden states, distributions, the cache) from the model every tab runs, so the
+        # lens and teacher forcing agree with the lab to the last digit; the weights from the twin
+        out = loaded.model.model(input_ids=input_ids, use_cache=True, output_hidden_states=True)
+        attentions = twin.model(input_ids=input_ids, use_cache=False, output_attentions=True).attentions
         final = out.last_hidden_state[0]
         targets = input_ids[0, 1:]
         picked, top_ids, top_probs = [], [], []
         for first in range(0, len(ids), CHUNK):  # the output layer in chunks: never [T, vocab] at once
-            logprobs = torch.log_softmax(output_logits(twin, final[first:first + CHUNK]), dim=-1)
+            logprobs = torch.log_softmax(output_logits(loaded.model, final[first:first + CHUNK]), dim=-1)
             upto = min(first + CHUNK, len(ids) - 1)
             if upto > first:
                 picked.append(logprobs[: upto - first].gather(1, targets[first:upto, None])[:, 0])
             best = logprobs.topk(min(TOP_K, logprobs.shape[-1]), dim=-1)
             top_ids.append(best.indices)
             top_probs.append(best.values.exp())
-        last_logits = output_logits(twin, final[-1:])[0]
-        attentions = torch.stack([a[0] for a in out.attentions]).float().cpu()
+        last_logits = output_logits(loaded.model, final[-1:])[0]
+        attentions = torch.stack([a[0] for a in attentions]).float().cpu()
         hidden = torch.stack([h[0] for h in out.hidden_states]).float().cpu()
         cache_bytes, cache_tokens = cache_size(out.cache)
     tokenizer = loaded.tokenizer
@@ -176,11 +183,12 @@ def inside_pass(model_id: str, text: str) -> InsidePass:
     """The pass of `text` on `model_id` (cached: the model runs once per text)."""
     loaded = load_model(model_id)
     cache = _pass_cache(loaded)
-    hit = cache.get(text)
+    key = (start_tokens.mode_or_default(), text)
+    hit = cache.get(key)
     if hit is not None:
         return hit
     result = run_pass(loaded, text)
-    cache.put(text, result, nbytes=result.nbytes)
+    cache.put(key, result, nbytes=result.nbytes)
     return result
 
 
@@ -188,7 +196,7 @@ def cached_pass(model_id: str, text: str) -> InsidePass | None:
     """The cached pass, or None (the model not loaded, or this text not run yet); never runs anything."""
     if not is_loaded(model_id):
         return None
-    return _pass_cache(load_model(model_id)).get(text)
+    return _pass_cache(load_model(model_id)).get((start_tokens.mode_or_default(), text))
 
 
 def forget_passes(loaded: LoadedModel) -> None:

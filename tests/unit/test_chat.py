@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from playground import chat
+from playground import settings as playground_settings
 from playground.__main__ import main as cli_main
 from playground.errors import PlaygroundError
 from playground.html.chat import loss_mask_html, template_html
@@ -144,21 +145,37 @@ def test_bad_conversations_are_explained():
         chat.template_view(MODEL, "hello")
 
 
-def test_scoring_matches_a_direct_forward():
+def _direct_logprobs(loaded, sequence: list[int]) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.log_softmax(loaded.model(input_ids=torch.tensor([sequence])).logits[0].float(), dim=-1)
+
+
+@pytest.mark.parametrize("mode", ["model", "always"])
+def test_scoring_matches_a_direct_forward(mode, monkeypatch):
+    """SmolLM2's tokenizer adds no start token: by default (as the lab and llama.cpp read it) the
+    text's first token is context; with PLAYGROUND_START_TOKEN=always it is scored after <|endoftext|>."""
+    monkeypatch.setenv("PLAYGROUND_START_TOKEN", mode)
     text = "The answer, of course, depends on the type of orange!"
     scored = chat.score_text(MODEL, text)
     loaded = load_model(MODEL)
     ids = loaded.tokenizer(text, add_special_tokens=False)["input_ids"]
-    sequence = torch.tensor([list(scored.context_ids) + list(ids)])
-    with torch.no_grad():
-        logits = loaded.model(input_ids=sequence).logits[0].float()
-    logprobs = torch.log_softmax(logits, dim=-1)
-    expected = [float(logprobs[len(scored.context_ids) - 1 + i, token]) for i, token in enumerate(ids)]
-    assert [t.id for t in scored.tokens] == ids
+    separator = loaded.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    context = [separator] if mode == "always" else ids[:1]
+    scored_ids = ids if mode == "always" else ids[1:]
+    assert scored.context_ids == tuple(context)
+    logprobs = _direct_logprobs(loaded, context + scored_ids)
+    expected = [float(logprobs[len(context) - 1 + i, token]) for i, token in enumerate(scored_ids)]
+    assert [t.id for t in scored.tokens] == scored_ids
     assert [t.logprob for t in scored.tokens] == pytest.approx(expected, abs=1e-4)
     assert scored.tokens[0].surprisal_bits == pytest.approx(-expected[0] / 0.6931471805599453, rel=1e-5)
-    assert "".join(text[t.start:t.end] for t in scored.tokens) == text
-    assert scored.context_ids == (loaded.tokenizer.convert_tokens_to_ids("<|endoftext|>"),)
+    first = scored.tokens[0].start
+    assert "".join(text[t.start:t.end] for t in scored.tokens) == text[first:]
+    assert (first == 0) == (mode == "always")
+
+
+def test_a_one_token_text_without_a_start_token_is_refused_in_words():
+    with pytest.raises(PlaygroundError, match="reads no start token"):
+        chat.score_text(MODEL, "The")
 
 
 def test_scoring_with_a_conversation_as_context():
@@ -270,7 +287,7 @@ def test_bisected_labels_match_a_scan_of_every_message(generation_prompt):
     assert chat._labels(offsets, spans, plain) == [_scan_label(a, b, spans, plain) for a, b in offsets]
 
 
-def test_cli_chat_template_and_score(tmp_path, capsys):
+def test_cli_chat_template_and_score(tmp_path, capsys, monkeypatch):
     path = tmp_path / "messages.json"
     path.write_text(json.dumps(ORANGES))
     assert cli_main(["--json", "chat-template", "--model", MODEL, str(path)]) == 0
@@ -281,8 +298,14 @@ def test_cli_chat_template_and_score(tmp_path, capsys):
     assert out["tokens"][0] == {**out["tokens"][0], "text": "<|im_start|>", "special": True, "role": "system"}
     assert cli_main(["--json", "score", "--model", MODEL, "Hello there"]) == 0
     scored = json.loads(capsys.readouterr().out)
-    assert [t["text"] for t in scored["tokens"]] == ["Hello", " there"]
+    hello = load_model(MODEL).tokenizer("Hello", add_special_tokens=False)["input_ids"]
+    assert [t["text"] for t in scored["tokens"]] == [" there"] and scored["context_ids"] == hello  # no start token
     assert all(t["logprob"] < 0 for t in scored["tokens"])
+    monkeypatch.setattr(playground_settings, "_flags", {})  # the flag below is forgotten after this test
+    monkeypatch.setattr(playground_settings, "_built", None)
+    assert cli_main(["--json", "--start-token", "always", "score", "--model", MODEL, "Hello there"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert [t["text"] for t in scored["tokens"]] == ["Hello", " there"]
     assert cli_main(["chat-template", "--model", MODEL, str(tmp_path / "missing.json")]) == 2
     assert "Cannot read" in capsys.readouterr().err
 
