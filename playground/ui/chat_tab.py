@@ -6,10 +6,11 @@ through its template, streamed together, each token coloured by its probability;
 conversation with the chat model, the base model continuing the same conversation as plain text or
 in the chat template; (3) the exact template tokens and the SFT loss mask of that conversation;
 (4) the chat model with and without its template; (5) teacher forcing: the surprisal of a text
-under both models. Handlers are a few lines each over `playground.side_by_side` and
-`playground.chat`; per-session history lives in a `gr.State` (a `Conversation`: finished turns as
-{role, content} dicts, the format Gradio 6's Chatbot displays, the turn being answered, and the
-messages sent meanwhile).
+under both models. Handlers are a few lines each over `playground.side_by_side`, `playground.chat`
+and `playground.conversation` (the conversation and its turn-taking: this module only renders its
+steps); per-session history lives in a `gr.State` (a `Conversation`: finished turns as {role,
+content} dicts, the format Gradio 6's Chatbot displays, the turn being answered, and the messages
+sent meanwhile).
 
 Honest pages: a stream ended by Stop, the time limit or an error yields one last view saying so in
 words in each of its panels (never left "Generating…"), then the error goes on as a message (a
@@ -39,11 +40,10 @@ from __future__ import annotations
 
 import html
 from contextlib import closing
-from dataclasses import dataclass, field
-
 import gradio as gr
 
 from playground import chat, exports, limits
+from playground.conversation import Conversation, Turns, as_conversation, with_system
 from playground.errors import PlaygroundError
 from playground.html import chat as chat_html
 from playground.html.generated import GENERATED_CSS, generated_html
@@ -174,30 +174,6 @@ def with_without_template(prompt, chat_model, max_tokens, temperature, top_k, to
                             (temperature, top_k, top_p, min_p, order, seed), max_tokens)
 
 
-@dataclass
-class Conversation:
-    """One session's conversation, in a `gr.State(Conversation())` (copied for each session): the
-    page's handlers and its Stop buttons share the object. Each field is replaced, never changed in
-    place, so a stream reading it in one thread never sees half an update from another."""
-
-    messages: list = field(default_factory=list)  # finished turns, {role, content}, raw text
-    answering: list = field(default_factory=list)  # the turn being answered: its user message, the reply so far
-    waiting: list = field(default_factory=list)  # messages sent meanwhile, not answered yet
-    cleared: int = 0  # bumped by Clear: a stream of the conversation before stops writing to it
-    streaming: int = 0  # streams answering it now
-
-    def clear(self) -> None:
-        self.messages, self.answering, self.waiting = [], [], []
-        self.cleared += 1
-
-
-def _as_conversation(history) -> Conversation:
-    """The session's Conversation (a list of messages, from a direct call, becomes a new one)."""
-    if isinstance(history, Conversation):
-        return history
-    return Conversation(messages=[dict(m) for m in history or []])
-
-
 def _chat_view(conversation: Conversation, note: str = "", unanswered: dict | None = None) -> list[dict]:
     """What the Chatbot shows: the conversation, each message's text escaped so typed HTML appears
     literally (the conversation keeps the raw text: it is what the models read); `note`, in words,
@@ -215,9 +191,8 @@ def _chat_view(conversation: Conversation, note: str = "", unanswered: dict | No
 
 
 def _conversation(history, system) -> list[dict]:
-    system = (system or "").strip()
     messages = history.messages if isinstance(history, Conversation) else list(history or [])
-    return ([{"role": "system", "content": system}] if system else []) + messages
+    return with_system(messages, system)
 
 
 def _message_text(message) -> str:
@@ -232,93 +207,52 @@ def send_message(message, history, event: gr.EventData = None):
     """Send (or Enter, or the oranges preset): the message joins the conversation's waiting list
     and the box empties at once; `answer` streams the reply. Nothing here waits on a model, so the
     box and Send stay usable while a reply or the base model's column streams."""
-    conversation = _as_conversation(history)
+    conversation = as_conversation(history)
     if getattr(event, "target", None) is not None and getattr(event.target, "elem_id", "") == "chat-preset-oranges":
-        conversation.clear()
-        conversation.waiting = list(ORANGES)
+        conversation.restart(ORANGES)
     else:
-        conversation.waiting = [*conversation.waiting, _message_text(message)]
+        conversation.send(_message_text(message))
     base_view = gr.skip() if conversation.streaming else generated_html("", [], QUEUED, running=True)
     return "", _chat_view(conversation), conversation, base_view
 
 
 def _answer(conversation: Conversation, system, chat_model, base_model, base_mode, max_tokens, sampling):
-    """Answer the waiting messages in turn (the chat model's reply streams alone), then let the base
-    model continue the same conversation, until a newer message waits (its reply comes first, in
-    the next request: `answer` runs again). Yields (chatbot, base column HTML, the new answer or
-    gr.skip()). After Stop, the time limit or an error, one last view says so where it happened:
-    a reply keeps what it had, with a note; the base column says why it ended."""
-    cleared = conversation.cleared
+    """The views of one run of `playground.conversation.Turns`: (chatbot, base column HTML, the new
+    answer or gr.skip()). After Stop, the time limit or an error, one last view says so where it
+    happened: a reply keeps what it had, with a note; the base column says why it ended."""
     base_note = f"{base_model} continues the conversation"
-    base_part, base_view, asked = base_note, waiting_html(base_note, "Waits for the chat model's answer…"), None
-    reply = None
-    conversation.streaming += 1
-    try:
-        while conversation.waiting and conversation.cleared == cleared:
-            message, conversation.waiting = conversation.waiting[0], conversation.waiting[1:]
-            asked = _conversation(conversation, system) + [{"role": "user", "content": message}]
-            conversation.answering = [asked[-1]]
-            yield _chat_view(conversation), base_view, gr.skip()
-            reply = None
-            for columns in _stream(lambda: [contender(chat_model, "conversation_template", messages=asked)],
-                                   sampling, max_tokens):
-                if conversation.cleared != cleared:
-                    return
-                reply = columns[0]
-                conversation.answering = [asked[-1], {"role": "assistant", "content": reply.text}]
-                yield _chat_view(conversation), base_view, gr.skip()
-            if reply is not None and reply.error is not None:
-                raise reply.error  # an engine's failure: said in the conversation, where the reply would be
-            answer_text = reply.text if reply is not None else ""
-            conversation.messages = [*conversation.messages, asked[-1], {"role": "assistant", "content": answer_text}]
-            conversation.answering, reply = [], None
-            yield _chat_view(conversation), base_view, answer_text  # teacher forcing scores the new answer
-        if asked is None or conversation.cleared != cleared or conversation.waiting:
-            return  # nothing was waiting, or a newer message waits: its reply comes first
-        for columns in _stream(lambda: [contender(base_model, base_mode, messages=asked, chat_model_id=chat_model)],
-                               sampling, max_tokens):
-            if conversation.cleared != cleared:
-                return
-            base_part = columns[0]
-            if conversation.waiting:  # a newer message: the next request answers it first
-                base_part.halt(f"Stopped after {len(base_part.records)} tokens: a new message was sent, "
-                               "so the chat model answers it first.")
-                yield _chat_view(conversation), column_html(base_part), gr.skip()
-                return
-            yield _chat_view(conversation), column_html(base_part), gr.skip()
-    except StopPressed:
-        if conversation.cleared == cleared:
-            yield _ended(conversation, reply, base_part)
-    except Exception as exc:  # noqa: BLE001 - said where it happened, then raised as its message
-        message = user_message(exc)
-        if conversation.cleared == cleared:
-            yield _ended(conversation, reply, base_part, exc, message)
-        raise gr.Error(message) from None
-    finally:  # closed mid-reply (the page went away): keep the reply so far, or the message for later
-        conversation.streaming -= 1
-        if conversation.answering and conversation.cleared == cleared:
-            if len(conversation.answering) == 2 and conversation.answering[1]["content"]:
-                conversation.messages = [*conversation.messages, *conversation.answering]
-            else:
-                conversation.waiting = [conversation.answering[0]["content"], *conversation.waiting]
-            conversation.answering = []
+    base_view = waiting_html(base_note, "Waits for the chat model's answer…")
+    turns = Turns(conversation, system, chat_model, base_model, base_mode,
+                  lambda contenders_fn: _stream(contenders_fn, sampling, max_tokens))
+    with turns:
+        try:
+            with closing(turns.steps()) as steps:
+                for step in steps:
+                    if step.kind in ("base", "base-halted"):
+                        base_view = column_html(turns.base)
+                    yield _chat_view(conversation), base_view, step.answer if step.kind == "answered" else gr.skip()
+        except StopPressed:
+            if turns.current:
+                yield _ended(turns, base_note)
+        except Exception as exc:  # noqa: BLE001 - said where it happened, then raised as its message
+            message = user_message(exc)
+            if turns.current:
+                yield _ended(turns, base_note, exc, message)
+            raise gr.Error(message) from None
 
 
-def _ended(conversation: Conversation, reply, base_part, exc=None, message=None):
+def _ended(turns: Turns, base_note: str, exc=None, message=None):
     """The conversation's last view after Stop, the time limit or an error: a reply in progress is
     kept as far as it got (a reply that never began is not kept: the note says why), the base
     column says why it ended."""
-    if not conversation.answering:  # the base column was running, or had not begun
+    turns.interrupted()
+    conversation, base_part = turns.conversation, turns.base or base_note
+    if not turns.was_answering:  # the base column was running, or had not begun
         return _chat_view(conversation), halted_html(base_part, exc, message), gr.skip()
-    note = halted_note(len(reply.records) if reply is not None and reply.records else None, exc, message)
-    unanswered = None
-    if len(conversation.answering) == 2 and conversation.answering[1]["content"]:
-        conversation.messages = [*conversation.messages, *conversation.answering]
-    else:
-        unanswered = conversation.answering[0]
-    conversation.answering = []
-    chat_view = _chat_view(conversation, note, unanswered)
-    return chat_view, halted_html(base_part, exc, message), gr.skip() if unanswered else conversation.messages[-1]["content"]
+    note = halted_note(turns.reply_tokens, exc, message)
+    chat_view = _chat_view(conversation, note, turns.unanswered)
+    return (chat_view, halted_html(base_part, exc, message),
+            gr.skip() if turns.unanswered else conversation.messages[-1]["content"])
 
 
 @user_errors
@@ -326,7 +260,7 @@ def answer(history, system, chat_model, base_model, base_mode, max_tokens, tempe
            seed, stop=None):
     """The page's conversation stream (after `send_message`): the waiting messages' replies, then the
     base model's continuation."""
-    yield from _answer(_as_conversation(history), system, chat_model, base_model, base_mode, max_tokens,
+    yield from _answer(as_conversation(history), system, chat_model, base_model, base_mode, max_tokens,
                        (temperature, top_k, top_p, min_p, order, seed))
 
 
@@ -344,8 +278,8 @@ def converse(message, history, system, chat_model, base_model, base_mode, max_to
              temperature, top_k, top_p, min_p, order, seed):
     """One user turn in one call (the API's `/converse`): the chat model answers (through its
     template), the base model continues the conversation."""
-    conversation = _as_conversation(history)
-    conversation.waiting = [*conversation.waiting, _message_text(message)]
+    conversation = as_conversation(history)
+    conversation.send(_message_text(message))
     yield from _api_views(conversation, system, chat_model, base_model, base_mode, max_tokens,
                           (temperature, top_k, top_p, min_p, order, seed))
 
@@ -354,9 +288,8 @@ def converse(message, history, system, chat_model, base_model, base_mode, max_to
 def converse_oranges(history, system, chat_model, base_model, base_mode, max_tokens,
                      temperature, top_k, top_p, min_p, order, seed):
     """The lecture's two-turn dialogue, from a fresh conversation (the API's `/preset_oranges`)."""
-    conversation = _as_conversation(history)
-    conversation.clear()
-    conversation.waiting = list(ORANGES)
+    conversation = as_conversation(history)
+    conversation.restart(ORANGES)
     yield from _api_views(conversation, system, chat_model, base_model, base_mode, max_tokens,
                           (temperature, top_k, top_p, min_p, order, seed))
 
@@ -436,7 +369,7 @@ def _setter(value):
 def clear_conversation(history):
     """Clear: a new conversation (a reply or base column still streaming stops writing to it); the
     message box keeps what is typed in it."""
-    conversation = _as_conversation(history)
+    conversation = as_conversation(history)
     conversation.clear()
     return [], conversation, generated_html("", [], "Conversation cleared.", running=False), ""
 
@@ -470,7 +403,7 @@ def _unsent_back(history, message):
     lost: (box, chatbot)."""
     if not isinstance(history, Conversation) or not history.waiting:
         return gr.skip(), gr.skip()
-    texts, history.waiting = history.waiting, []
+    texts = history.take_waiting()
     return "\n".join([*texts, message] if message else texts), _chat_view(history)
 
 
