@@ -10,9 +10,9 @@ current sequence wins. That is exactly what the slide's `Counter(...).most_commo
 Counter keeps first-seen order and `most_common` is stable; `reference_train` is the slide verbatim
 and the tests check that `train` makes the same merges in the same order.
 
-`train` does not recount all pairs after each merge. It keeps the sequence as a linked list
-(`next`/`prev` arrays over positions), a `pair -> set of positions` index and `count -> pairs`
-buckets, and updates only the pairs around each replaced occurrence. Each merge records the pair,
+`train` is that loop, but it does not recount all pairs after each merge: a `PairIndex` keeps the
+sequence as a linked list (`nxt`/`prv` arrays over positions), a `pair -> set of positions` index
+and `count -> pairs` buckets, and updates only the pairs around each replaced occurrence. Each merge records the pair,
 the new id, its count, the new token's bytes and the sequence length after it.
 
 `encode` tokenizes new text with the learned merges (lowest merge rank first, as GPT-2 does);
@@ -109,97 +109,108 @@ def reference_train(text: str, num_merges: int, pattern: str = "none") -> list[t
     return merges
 
 
-def train(text: str, num_merges: int, pattern: str = "none") -> BPETraining:
-    """Learn up to `num_merges` merges on `text` (fewer if no pair is left)."""
-    _check(text, num_merges)
-    # Initialize single byte vocab and tokenize: one node per byte, linked within its chunk
-    tokens: list[int] = []
-    nxt: list[int] = []
-    for chunk in split_chunks(text, pattern):
-        start = len(tokens)
-        tokens.extend(chunk)
-        nxt.extend(range(start + 1, start + len(chunk)))
-        nxt.append(-1)
-    prv = [i - 1 for i in range(len(tokens))]
-    for i, n in enumerate(nxt):
-        if n == -1 and i + 1 < len(tokens):
-            prv[i + 1] = -1
-    if tokens:
-        prv[0] = -1
-    vocab = {i: bytes([i]) for i in range(256)}
+class PairIndex:
+    """The token sequence as a linked list (`nxt`/`prv` over positions; -1 ends a chunk) with every
+    pair of neighbours indexed: `positions` (pair -> positions of its left token) and `buckets`
+    (count -> pairs), so a merge updates only the pairs around each replaced occurrence."""
 
-    # Count all pairs once: pair -> positions of its left token, and count -> pairs
-    positions: dict[tuple[int, int], set[int]] = {}
-    for i, n in enumerate(nxt):
-        if n != -1:
-            positions.setdefault((tokens[i], tokens[n]), set()).add(i)
-    buckets: dict[int, set[tuple[int, int]]] = {}
-    for pair, where in positions.items():
-        buckets.setdefault(len(where), set()).add(pair)
-    top = max(buckets, default=0)
+    def __init__(self, chunks: list[bytes]):
+        self.tokens: list[int] = []
+        self.nxt: list[int] = []
+        for chunk in chunks:
+            start = len(self.tokens)
+            self.tokens.extend(chunk)
+            self.nxt.extend([*range(start + 1, start + len(chunk)), -1])
+        self.prv = [-1] * len(self.tokens)
+        for i, n in enumerate(self.nxt):
+            if n != -1:
+                self.prv[n] = i
+        self.length = len(self.tokens)
+        self.positions: dict[tuple[int, int], set[int]] = {}
+        self.buckets: dict[int, set[tuple[int, int]]] = {}
+        for i in range(len(self.tokens)):
+            self._add(i)
+        self.top = max(self.buckets, default=0)
 
-    def move(pair: tuple[int, int], old: int, new: int) -> None:
-        if old:
-            bucket = buckets[old]
-            bucket.discard(pair)
-            if not bucket:
-                del buckets[old]
-        if new:
-            buckets.setdefault(new, set()).add(pair)
+    def has_pairs(self) -> bool:
+        return bool(self.positions)
 
-    def remove(i: int) -> None:  # the pair starting at position i is gone
-        if i == -1 or nxt[i] == -1:
-            return
-        pair = (tokens[i], tokens[nxt[i]])
-        where = positions[pair]
-        where.discard(i)
-        move(pair, len(where) + 1, len(where))
-        if not where:
-            del positions[pair]
+    def most_common(self) -> tuple[tuple[int, int], int]:
+        """The most frequent pair and its count; ties: the pair that occurs first."""
+        while self.top not in self.buckets:
+            self.top -= 1
+        candidates = self.buckets[self.top]
+        pair = min(candidates, key=lambda p: min(self.positions[p])) if len(candidates) > 1 else next(iter(candidates))
+        return pair, self.top
 
-    def add(i: int) -> None:  # a pair now starts at position i
-        if i == -1 or nxt[i] == -1:
-            return
-        pair = (tokens[i], tokens[nxt[i]])
-        where = positions.setdefault(pair, set())
-        where.add(i)
-        move(pair, len(where) - 1, len(where))
-
-    merges: list[Merge] = []
-    lengths = [len(tokens)]
-    length = len(tokens)
-    while len(merges) < num_merges and positions:
-        check_deadline()  # a request's time limit (RequestTimeout); no limit outside a request
-        # Find most frequent pair of tokens; ties: the pair that occurs first
-        while top not in buckets:
-            top -= 1
-        candidates = buckets[top]
-        pair = min(candidates, key=lambda p: min(positions[p])) if len(candidates) > 1 else next(iter(candidates))
+    def replace(self, pair: tuple[int, int], new_id: int) -> None:
+        """Every occurrence of `pair` becomes `new_id`, left to right (`a a a` becomes `aa a`)."""
         a, b = pair
-        # Add a new token
-        new_id = 256 + len(merges)
-        vocab[new_id] = vocab[a] + vocab[b]
-        merges.append(Merge(pair, new_id, top, vocab[new_id]))
-        # Update the dataset, left to right, touching only the neighbours of each occurrence
-        for i in sorted(positions[pair]):
+        tokens, nxt, prv = self.tokens, self.nxt, self.prv
+        for i in sorted(self.positions[pair]):
             n = nxt[i]
             if n == -1 or tokens[i] != a or tokens[n] != b:
                 continue  # consumed by the previous occurrence (a == b, as in "a a a")
             p = prv[i]
-            remove(p)
-            remove(i)
-            remove(n)
-            tokens[i] = new_id
-            nn = nxt[n]
-            nxt[i] = nn
-            if nn != -1:
-                prv[nn] = i
+            for gone in (p, i, n):
+                self._remove(gone)
+            tokens[i], nxt[i] = new_id, nxt[n]
+            if nxt[i] != -1:
+                prv[nxt[i]] = i
             nxt[n] = prv[n] = -1
-            add(p)
-            add(i)
-            length -= 1
-        lengths.append(length)
-    return BPETraining(pattern, merges, lengths, vocab, num_bytes=len(tokens))
+            self._add(p)
+            self._add(i)
+            self.length -= 1
+
+    def _move(self, pair: tuple[int, int], old: int, new: int) -> None:
+        if old:
+            bucket = self.buckets[old]
+            bucket.discard(pair)
+            if not bucket:
+                del self.buckets[old]
+        if new:
+            self.buckets.setdefault(new, set()).add(pair)
+
+    def _remove(self, i: int) -> None:  # the pair starting at position i is gone
+        if i == -1 or self.nxt[i] == -1:
+            return
+        pair = (self.tokens[i], self.tokens[self.nxt[i]])
+        where = self.positions[pair]
+        where.discard(i)
+        self._move(pair, len(where) + 1, len(where))
+        if not where:
+            del self.positions[pair]
+
+    def _add(self, i: int) -> None:  # a pair now starts at position i
+        if i == -1 or self.nxt[i] == -1:
+            return
+        pair = (self.tokens[i], self.tokens[self.nxt[i]])
+        where = self.positions.setdefault(pair, set())
+        where.add(i)
+        self._move(pair, len(where) - 1, len(where))
+
+
+def train(text: str, num_merges: int, pattern: str = "none") -> BPETraining:
+    """Learn up to `num_merges` merges on `text` (fewer if no pair is left): `reference_train`'s
+    loop, with the pair counts kept up to date (`PairIndex`) instead of recounted."""
+    _check(text, num_merges)
+    # Initialize single byte vocab and tokenize (pairs never span two chunks)
+    data = PairIndex(split_chunks(text, pattern))
+    vocab = {i: bytes([i]) for i in range(256)}
+    merges: list[Merge] = []
+    lengths = [data.length]
+    while len(merges) < num_merges and data.has_pairs():
+        check_deadline()  # a request's time limit (RequestTimeout); no limit outside a request
+        # Find most frequent pair of tokens
+        pair, count = data.most_common()
+        # Add a new token
+        new_id = 256 + len(merges)
+        vocab[new_id] = vocab[pair[0]] + vocab[pair[1]]
+        merges.append(Merge(pair, new_id, count, vocab[new_id]))
+        # Update the dataset
+        data.replace(pair, new_id)
+        lengths.append(data.length)
+    return BPETraining(pattern, merges, lengths, vocab, num_bytes=len(data.tokens))
 
 
 def encode(text: str, merges: list[Merge], pattern: str = "none") -> list[int]:
