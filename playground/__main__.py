@@ -5,6 +5,7 @@ each subcommand's handler returns a JSON-able object. With `--json` it is printe
 document on stdout; without, as indented JSON for people. A `PlaygroundError` (unknown id, bad
 input) exits with status 2 and its message on stderr, never a traceback. Helpers the subcommands
 share live in `playground.cli` (a command importing this module would close an import cycle).
+What it leaves out: the commands themselves (`playground.commands`), the web app (`app.py`).
 """
 
 from __future__ import annotations

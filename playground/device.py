@@ -3,7 +3,8 @@
 CUDA if available (bfloat16), else Apple's MPS (float32), else the CPU (float32). The choice can be
 forced with `--device` on the app/CLI or the `PLAYGROUND_DEVICE` environment variable
 (`cuda`, `mps`, `cpu`, `auto`). Dtype can be forced with `PLAYGROUND_DTYPE` (`float32`, `bfloat16`,
-`float16`). This module does not move models; `playground.models` does.
+`float16`). What it leaves out: moving models (`playground.models` does) and several devices
+at once (one device per process).
 """
 
 from __future__ import annotations
