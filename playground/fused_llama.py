@@ -18,7 +18,10 @@ about a third as many operators (430 against 1,187 per SmolLM2 step, counted by 
   are the same code and the cache length is a device tensor the caller keeps.
 
 The weights are read from the loaded transformers model (Q/K/V and gate/up are concatenated copies,
-made once per model and shared by all its decoders; the rest are the model's own tensors). Tests compare it with transformers' own forward pass. What it leaves out:
+made once per model and shared by all its decoders; the rest are the model's own tensors). With
+low-bit layers (`playground.lowbit`) the projections are its modules, Q/K/V and gate/up joined into
+one low-bit module each, and each residual add follows its matmul. Tests compare it with
+transformers' own forward pass. What it leaves out:
 projection biases, rope types that depend on the sequence length ("dynamic"), sliding windows and
 anything not shaped like Llama: `supports(model)` says which models qualify; the others use
 transformers' static cache (`playground.fastpath`).
@@ -28,6 +31,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from playground import lowbit
 
 
 def supports(model) -> bool:
@@ -45,23 +50,43 @@ def supports(model) -> bool:
     )
 
 
-def layer_weights(model) -> list[tuple[torch.Tensor, ...]]:
+def _joined(modules: list):
+    """One weight for projections computed side by side: concatenated float tensors, or one
+    low-bit module over the joined blocks (`playground.lowbit`)."""
+    if all(type(m) is torch.nn.Linear for m in modules):
+        return torch.cat([m.weight for m in modules])
+    return lowbit.joined(modules)
+
+
+def _single(module):
+    """A projection's weight: the float tensor, or the low-bit module itself."""
+    return module.weight if type(module) is torch.nn.Linear else module
+
+
+def layer_weights(model) -> list[tuple]:
     """Per layer (norm, QKV, O, norm, gate-up, down) weights. Q/K/V and gate/up are concatenated
     copies: build them once per model (`playground.fastpath` keeps them on the model's runtime) and
-    share them between its decoders."""
+    share them between its decoders. With low-bit layers the projections are low-bit modules."""
     with torch.no_grad():
         return [
             (
                 layer.input_layernorm.weight,
-                torch.cat([layer.self_attn.q_proj.weight, layer.self_attn.k_proj.weight,
-                           layer.self_attn.v_proj.weight]),
-                layer.self_attn.o_proj.weight,
+                _joined([layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj]),
+                _single(layer.self_attn.o_proj),
                 layer.post_attention_layernorm.weight,
-                torch.cat([layer.mlp.gate_proj.weight, layer.mlp.up_proj.weight]),
-                layer.mlp.down_proj.weight,
+                _joined([layer.mlp.gate_proj, layer.mlp.up_proj]),
+                _single(layer.mlp.down_proj),
             )
             for layer in model.model.layers
         ]
+
+
+def _accumulate(hidden: torch.Tensor, x: torch.Tensor, weight) -> None:
+    """hidden += x W^T: the matmul's accumulate for a float weight, an add after a low-bit one."""
+    if isinstance(weight, torch.Tensor):
+        hidden.addmm_(x, weight.t())
+    else:
+        hidden.add_(weight(x))
 
 
 class FusedLlama:
@@ -125,9 +150,9 @@ class FusedLlama:
         cos, sin = self.cos[positions], self.sin[positions]  # [length, head_dim], shared by all layers
         hidden = self.model.model.embed_tokens(ids).view(length, self.hidden)  # a fresh tensor: updated in place
         for index, (norm_in, qkv, out, norm_post, gate_up, down) in enumerate(self.layers):
-            attended = self._attention(F.linear(self._norm(hidden, norm_in), qkv)[None], index, positions, mask, cos, sin)
-            hidden.addmm_(attended, out.t())  # the residual add is the matmul's accumulate
-            gated = F.linear(self._norm(hidden, norm_post), gate_up)
-            hidden.addmm_(F.silu(gated[:, : self.intermediate]) * gated[:, self.intermediate :], down.t())
+            attended = self._attention(lowbit.linear(self._norm(hidden, norm_in), qkv)[None], index, positions, mask, cos, sin)
+            _accumulate(hidden, attended, out)  # the residual add is the matmul's accumulate
+            gated = lowbit.linear(self._norm(hidden, norm_post), gate_up)
+            _accumulate(hidden, F.silu(gated[:, : self.intermediate]) * gated[:, self.intermediate :], down)
         last = self._norm(hidden.index_select(0, keep), self.model.model.norm.weight)
         return self.model.lm_head(last).float()

@@ -22,8 +22,11 @@ description. Sources:
   unavailable with the reason.
 
 Models load lazily, once per process, thread-safe (concurrent first requests wait for one load),
-and are shared by all sessions. `trust_remote_code` is never used. What it leaves out: running the
-models (see `playground.core`), quantized inference (weights are dequantized).
+and are shared by all sessions. `trust_remote_code` is never used. On the CPU a GGUF model's
+linear layers then run the file's own 4-8 bit blocks on torch's int4 kernel (`playground.lowbit`;
+`PLAYGROUND_WEIGHTS=fp32` keeps the dequantized float32 weights, the reference);
+`LoadedModel.weights` says which run. What it leaves out: running the models (see
+`playground.core`), low-bit weights on GPUs (they run bfloat16).
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from transformers import (  # noqa: E402
     PreTrainedTokenizerFast,
 )
 
-from playground import model_list, settings
+from playground import lowbit, model_list, settings
 from playground.device import default_dtype, resolve_device
 from playground.errors import PlaygroundError, UnknownIdError
 from playground.model_spec import ModelSpec, Role
@@ -191,6 +194,8 @@ class LoadedModel:
     load_seconds: float
     eos_token_ids: tuple[int, ...]
     forward_calls: int = 0
+    weights: str = ""  # what the linear layers run: "int4" (the GGUF's blocks, playground.lowbit), "float32", ...
+    weights_note: str = ""  # which layers, in which form (lowbit.Report.summary), or why not int4
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     runtime: ModelRuntime = field(default_factory=ModelRuntime, repr=False)
 
@@ -529,13 +534,39 @@ def load_model(model_id: str, device: str | None = None) -> LoadedModel:
             except PlaygroundError:
                 tokenizer = None  # e.g. a GPU box without the packaged weights: benchmarks use ids
         model = model.to(target).eval()
+        weights, weights_note = _low_bit_weights(spec, model, target, dtype)
         loaded = LoadedModel(
             spec=spec, model=model, tokenizer=tokenizer, device=target, dtype=dtype,
             loaded_from=loaded_from, load_seconds=time.perf_counter() - start,
-            eos_token_ids=_eos_ids(model, tokenizer),
+            eos_token_ids=_eos_ids(model, tokenizer), weights=weights, weights_note=weights_note,
         )
         _LOADED[model_id] = loaded
         return loaded
+
+
+WEIGHTS = ("int4", "fp32")
+
+
+def _low_bit_weights(spec: ModelSpec, model, device: torch.device, dtype: torch.dtype) -> tuple[str, str]:
+    """(weights, note): a GGUF model on the CPU runs the file's own blocks on the int4 kernel
+    (`playground.lowbit`) unless PLAYGROUND_WEIGHTS=fp32; other models run their dtype."""
+    plain = str(dtype).replace("torch.", "")
+    choice = settings.current().weights
+    if choice not in WEIGHTS:
+        raise PlaygroundError(f"PLAYGROUND_WEIGHTS={choice!r} is not one of {', '.join(WEIGHTS)}.")
+    if spec.source not in ("pypi-gguf", "gguf"):
+        return plain, ""
+    if choice == "fp32":
+        return plain, "PLAYGROUND_WEIGHTS=fp32: the GGUF dequantized"
+    if device.type != "cpu" or dtype != torch.float32:
+        return plain, "int4 weights run on the CPU only"
+    if not lowbit.kernel_available():
+        return plain, "this torch build has no CPU int4 kernel"
+    try:
+        report = lowbit.convert(model, Path(spec.path) if spec.source == "gguf" else gguf_path(spec))
+    except Exception as exc:  # noqa: BLE001 - an unexpected file: the dequantized weights still serve
+        return plain, f"int4 conversion failed ({exc!r}); {plain} weights"
+    return ("int4" if report.layers else plain), report.summary()
 
 
 def _eos_ids(model, tokenizer) -> tuple[int, ...]:

@@ -208,7 +208,7 @@ def _model_state(info, loaded) -> str:
         return _plain_reason(info.reason)
     if info.id in loaded:
         model = loaded[info.id]
-        return f"loaded ({str(model.dtype).replace('torch.', '')}, {model.load_seconds:.1f} s)"
+        return f"loaded ({model.weights or str(model.dtype).replace('torch.', '')} weights, {model.load_seconds:.1f} s)"
     return "loads on first use"
 
 

@@ -1,0 +1,193 @@
+"""Low-bit weights (playground.lowbit): the GGUF's blocks as int4 planes, on a small random model.
+
+The blocks are made by gguf's own quantizers (Q4_1, Q5_0, Q8_0) or are random bytes (Q4_K), the
+reference is gguf's own dequantizer, and the model is transformers' Llama whose Q/K rows transformers'
+own GGUF reader permutes; nothing of ours is replaced by a stand-in.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM
+from transformers.modeling_gguf_pytorch_utils import LlamaTensorProcessor
+
+gguf = pytest.importorskip("gguf")
+
+from playground import fused_llama, lowbit  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not lowbit.kernel_available(), reason="no CPU int4 kernel in this torch build")
+
+BF16_STEP = 2.0 ** -8  # relative spacing of bfloat16 numbers (8 significant bits)
+
+
+def _blocks(kind: str, rows: int, columns: int, seed: int = 0) -> np.ndarray:
+    """Raw GGUF blocks [rows, bytes per row] of a random weight."""
+    rng = np.random.default_rng(seed)
+    qtype = gguf.GGMLQuantizationType[kind]
+    if kind == "Q4_K":  # gguf has no Q4_K quantizer: random bytes with sane fp16 d and dmin
+        supers = rows * columns // 256
+        raw = rng.integers(0, 256, size=(supers, 144), dtype=np.uint8)
+        raw[:, 0:2] = np.full((supers, 1), 0.002, dtype=np.float16).view(np.uint8)
+        raw[:, 2:4] = (rng.uniform(0.001, 0.003, size=(supers, 1))).astype(np.float16).view(np.uint8)
+        return raw.reshape(rows, -1)
+    weight = rng.standard_normal((rows, columns)).astype(np.float32) * 0.05
+    return gguf.quants.quantize(weight, qtype)
+
+
+def _reference(kind: str, blocks: np.ndarray, rows: int, columns: int) -> np.ndarray:
+    return gguf.quants.dequantize(blocks, gguf.GGMLQuantizationType[kind]).reshape(rows, columns)
+
+
+@pytest.mark.parametrize("kind", ["Q4_1", "Q4_K", "Q5_0", "Q8_0"])
+def test_codes_are_the_block_math_exactly(kind):
+    rows, columns = 64, 512
+    blocks = _blocks(kind, rows, columns)
+    codes = lowbit.codes_from_blocks(kind, blocks, rows, columns)
+    assert codes.code.max() < 2 ** codes.bits
+    assert np.array_equal(codes.dequantize().astype(np.float32), _reference(kind, blocks, rows, columns))
+
+
+def test_other_formats_are_not_planes():
+    assert lowbit.codes_from_blocks("Q6_K", np.zeros((64, 210), np.uint8), 64, 256) is None
+    assert lowbit.codes_from_blocks("F16", np.zeros((64, 64), np.uint8), 64, 32) is None
+
+
+@pytest.mark.parametrize("kind", ["Q4_1", "Q4_K", "Q5_0", "Q8_0"])
+def test_the_kernel_multiplies_by_the_files_weights_up_to_bfloat16(kind):
+    rows, columns = 128, 512
+    blocks = _blocks(kind, rows, columns, seed=1)
+    reference = torch.from_numpy(_reference(kind, blocks, rows, columns))
+    module = lowbit.LowBitLinear(torch.nn.Parameter(reference.clone()), None,
+                                 lowbit.codes_from_blocks(kind, blocks, rows, columns))
+    assert module.planes == {"Q4_1": 1, "Q4_K": 1, "Q5_0": 2, "Q8_0": 2}[kind]
+    # the weight the kernel uses: scale and zero rounded to bfloat16 (2^-9 of each, per group)
+    used = module.dequantized()
+    assert (used - reference).abs().max() <= 2 * BF16_STEP * reference.abs().max()
+    # one forward: x rounded to bfloat16, then x @ used^T, rounded to bfloat16
+    x = torch.randn(3, columns)
+    expected = x.bfloat16().float() @ used.t()
+    got = module(x)
+    assert got.dtype == torch.float32 and got.shape == (3, rows)
+    assert ((got - expected).abs() <= BF16_STEP * expected.abs() + 1e-6).all()
+
+
+def test_the_output_layer_recomputes_its_largest_outputs_in_float32():
+    rows, columns = 512, 256
+    blocks = _blocks("Q8_0", rows, columns, seed=2)
+    weight = torch.from_numpy(_reference("Q8_0", blocks, rows, columns))
+    module = lowbit.LowBitLinear(torch.nn.Parameter(weight), None,
+                                 lowbit.codes_from_blocks("Q8_0", blocks, rows, columns), refine=16)
+    x = torch.randn(2, 5, columns)
+    got, exact = module(x), x @ weight.t()
+    top = exact.topk(8, dim=-1).indices  # well inside the 16 recomputed
+    assert torch.allclose(got.gather(-1, top), exact.gather(-1, top), rtol=1e-6, atol=1e-6)
+    assert (got - exact).abs().max() <= BF16_STEP * exact.abs().max() * 4
+
+
+# ---------------------------------------------------------------------------------------------
+# A whole (small) model from a GGUF file
+
+
+CONFIG = dict(model_type="llama", vocab_size=512, hidden_size=256, intermediate_size=512,
+              num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+              max_position_embeddings=256, tie_word_embeddings=True, rms_norm_eps=1e-5)
+KINDS = {"attn_q": "Q4_1", "attn_k": "Q4_1", "attn_v": "Q8_0", "attn_output": "Q4_K",
+         "ffn_gate": "Q5_0", "ffn_up": "Q5_0", "ffn_down": "Q4_K"}
+MODULES = {"attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+           "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
+           "ffn_down": "mlp.down_proj"}
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory):
+    """A random Llama whose weights are a GGUF file's blocks (Q/K rows in llama.cpp's order)."""
+    config = AutoConfig.for_model(**CONFIG)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
+    processor = LlamaTensorProcessor(config=CONFIG)
+    path = tmp_path_factory.mktemp("gguf") / "small.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    tensors = {"token_embd.weight": ("Q8_0", model.model.embed_tokens.weight)}
+    for index in range(config.num_hidden_layers):
+        layer = model.model.layers[index]
+        for short, module in MODULES.items():
+            tensors[f"blk.{index}.{short}.weight"] = (KINDS[short], layer.get_submodule(module).weight)
+    for seed, (name, (kind, parameter)) in enumerate(sorted(tensors.items())):
+        rows, columns = parameter.shape
+        blocks = _blocks(kind, rows, columns, seed=seed)
+        writer.add_tensor(name, blocks, raw_dtype=gguf.GGMLQuantizationType[kind])
+        # what transformers loads from this tensor (its Llama reader permutes Q and K rows)
+        loaded = processor.process(_reference(kind, blocks, rows, columns), name).weights
+        with torch.no_grad():
+            parameter.copy_(torch.from_numpy(np.ascontiguousarray(loaded)))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return model, path
+
+
+def test_read_tensors_agrees_with_gguf_reader(small_model):
+    _, path = small_model
+    ours = lowbit.read_tensors(path)
+    theirs = gguf.GGUFReader(str(path)).tensors
+    assert set(ours) == {t.name for t in theirs}
+    for tensor in theirs:
+        assert ours[tensor.name].kind == tensor.tensor_type.name
+        assert np.array_equal(ours[tensor.name].data.reshape(-1), np.asarray(tensor.data).view(np.uint8).reshape(-1))
+
+
+def test_convert_replaces_every_linear_and_keeps_the_model_close(small_model):
+    import copy
+
+    reference, path = small_model
+    model = copy.deepcopy(reference)
+    report = lowbit.convert(model, path)
+    assert report.kept == []
+    assert report.converted == {"Q4_1 int4": 4, "Q4_K int4": 4, "Q5_0 int4 x2": 4, "Q8_0 int4 x2": 3}
+    assert all(not isinstance(m, torch.nn.Linear) for m in model.modules())
+    # the float32 weights stay where they were: tied embeddings, parameter counts, exact embeddings
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in reference.parameters())
+    assert model.lm_head.refine == lowbit.REFINE_TOP
+    ids = torch.tensor([[1, 17, 230, 5, 99, 400, 3]])
+    with torch.inference_mode():
+        expected = torch.log_softmax(reference(input_ids=ids).logits.float(), -1)
+        got = torch.log_softmax(model(input_ids=ids).logits.float(), -1)
+    kl = (expected.exp() * (expected - got)).sum(-1)
+    assert kl.max() < 1e-3
+
+
+def test_blocks_that_do_not_match_the_weight_stay_in_float32(small_model):
+    import copy
+
+    reference, path = small_model
+    model = copy.deepcopy(reference)
+    with torch.no_grad():
+        model.model.layers[1].self_attn.k_proj.weight.add_(0.01)  # no longer the file's numbers
+    report = lowbit.convert(model, path)
+    assert report.kept == ["model.layers.1.self_attn.k_proj (Q4_1: blocks do not reproduce the loaded weight)"]
+    assert isinstance(model.model.layers[1].self_attn.k_proj, torch.nn.Linear)
+    assert "left in float32" in report.summary()
+
+
+def test_the_fused_decode_step_runs_the_low_bit_layers(small_model):
+    import copy
+
+    reference, path = small_model
+    model = copy.deepcopy(reference)
+    lowbit.convert(model, path)
+    weights = fused_llama.layer_weights(model)
+    assert all(isinstance(layer[1], lowbit.SideBySide) for layer in weights)  # Q4_1, Q4_1, Q8_0
+    assert all(isinstance(layer[4], lowbit.LowBitLinear) for layer in weights)  # Q5_0 and Q5_0: one module
+    fused = fused_llama.FusedLlama(model, 64, weights)
+    ids = [1, 17, 230, 5, 99, 400, 3]
+    positions = torch.arange(64)
+    mask = (positions[None, :] <= positions[: len(ids), None])[None, None]
+    with torch.inference_mode():
+        got = fused.forward(torch.tensor([ids]), positions[: len(ids)], mask, torch.tensor([len(ids) - 1]))[0]
+        expected = model(input_ids=torch.tensor([ids])).logits[0, -1].float()
+    assert got.argmax() == expected.argmax()
+    assert (got - expected).abs().max() < 0.05 * expected.std()
