@@ -107,6 +107,19 @@ class LabView:
     eos_token_ids: tuple[int, ...]
 
     @property
+    def start_labels(self) -> tuple[str, ...]:
+        """The start tokens read before a plain prompt (`playground.start_tokens`), as chips' text."""
+        if self.session.chat_template or self.tokenizer is None:
+            return ()
+        special = set(getattr(self.tokenizer, "all_special_ids", ()))
+        labels = []
+        for token_id in self.session.prompt_ids:
+            if token_id not in special:
+                break
+            labels.append(display_text(token_bytes(self.tokenizer, token_id)))
+        return tuple(labels)
+
+    @property
     def eos_probs(self) -> tuple[float, float]:
         """P(an end-of-sequence token next): (the model's, after the rules)."""
         eos = [e for e in self.eos_token_ids if e < self.result.vocab_size]

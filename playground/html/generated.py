@@ -61,9 +61,11 @@ def record_spans(records: Sequence, hover: bool = True) -> list[Span]:
 
 
 def generated_html(prompt: str, records: Sequence, stop_note: str | None = None, empty_note: str = "",
-                   header: str = "", running: bool | None = None) -> str:
+                   header: str = "", running: bool | None = None, start: Sequence[str] = ()) -> str:
     """The prompt followed by the coloured generated tokens (and why generation stopped).
 
+    `start`: the start tokens the model read before the prompt (`playground.start_tokens`), shown
+    as chips in front of it.
     `header` is a line above the text (a column's model and mode); `running` marks the view as
     streaming (`gen-running`) or finished (`gen-done`), left out when None.
     """
@@ -71,7 +73,9 @@ def generated_html(prompt: str, records: Sequence, stop_note: str | None = None,
     parts = [f'<div class="gen-root{state}" data-tokens="{len(records)}">']
     if header:
         parts.append(f'<div class="gen-header">{html.escape(header)}</div>')
-    parts += ['<div class="gen-text">', f'<span class="gen-prompt">{html.escape(prompt)}</span>',
+    chips = "".join(f'<span class="gen-start" title="start token: the model reads it before the text">'
+                    f'{html.escape(label)}</span>' for label in start)
+    parts += ['<div class="gen-text">', chips, f'<span class="gen-prompt">{html.escape(prompt)}</span>',
               render_spans(record_spans(records), css_class="gen-spans"), "</div>"]
     if not records and empty_note:
         parts.append(f'<div class="gen-note">{html.escape(empty_note)}</div>')
@@ -126,6 +130,8 @@ GENERATED_CSS = """
   white-space: pre-wrap; word-break: break-word; }
 .gen-text .gen-spans, .gen-sample .gen-spans { display: inline; }
 .gen-prompt { color: #666; }
+.gen-start { font-family: monospace; font-size: 0.85em; border: 1px solid #999; border-radius: 4px;
+  padding: 0 4px; margin-right: 4px; color: #444; background: #eef; }
 .gen-tok { border-radius: 4px; padding: 2px 1px; margin: 0 1px; color: #111; cursor: help; }
 .gen-forced { outline: 2px dashed #1f4fd8; }
 .gen-eos { outline: 2px solid #111; font-weight: 700; }

@@ -155,7 +155,8 @@ def _outputs(session: lab.LabSession | None, settings: sampling.SamplingSettings
               if plot else gr.skip())
     tokens = view.top_tokens(top_n)
     choices = _token_choices(tokens)
-    html = generated_html.generated_html(view.shown_prompt, session.records, session.stop_note)
+    html = generated_html.generated_html(view.shown_prompt, session.records, session.stop_note,
+                                         start=getattr(view, "start_labels", ()))
     return (session, figure, _numbers_html(view), gr.update(choices=choices, value=choices[0][1]),
             html, _details(view, tokens))
 
