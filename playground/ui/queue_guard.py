@@ -11,8 +11,16 @@ many minutes later, long after its student gave up. Two checks bound the wait at
   Gradio itself times only a stream's first chunk). If the
   prediction passes the bound, the request is answered at once with "The server is busy: N
   requests are ahead of you ..." and never runs;
-- when a request is about to start, it is refused the same way if it has already waited longer
-  (the prediction was wrong, or a group had no measured run time yet).
+- a request is refused at once only when a full round of requests is ahead of it (at least the
+  group's concurrency): one with fewer ahead (one ahead of a two-slot group) is never refused on a
+  prediction, since it starts as soon as the requests running now end;
+- a sweep (every `SWEEP_SECONDS`) answers each request that has waited past the bound with "your
+  request waited N s ... was not started" the moment it passes it, so no request waits past the
+  bound (plus the sweep's period) before being refused; `check_start` catches one that starts in
+  between.
+
+The run-time estimate follows the server: a run faster than the estimate replaces it at once (after
+a flood, the first normal run brings it back), a slower one moves it by 30 % (moving average).
 
 Per-client fairness, checked first when a request joins the queue: a session may hold at most
 `PLAYGROUND_CLIENT_HEAVY` heavy requests (the `heavy` concurrency group) queued or running, a
@@ -29,6 +37,7 @@ size cap (`Blocks.queue(max_size=...)`). This module reaches into Gradio's queue
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 
@@ -38,6 +47,7 @@ from gradio.server_messages import ProcessCompletedMessage
 from playground import settings
 
 MAX_WAIT_SECONDS = settings.current().queue_wait
+SWEEP_SECONDS = 0.5
 BUSY_TITLE = "Server busy"
 
 
@@ -128,6 +138,7 @@ class QueueGuard:
         self.max_wait_seconds = max_wait_seconds
         self.refused = 0  # observed, for tests and benchmarks (busy and fairness refusals)
         self.run_seconds: dict = {}  # handler -> its recent whole run time (moving average)
+        self._sweeper: asyncio.Task | None = None
 
     def install(self, app: gr.Blocks) -> None:
         queue = app._queue
@@ -136,13 +147,16 @@ class QueueGuard:
         async def guarded_push(body, request, username):
             success, event_id, state = await push(body=body, request=request, username=username)
             event = queue.event_ids_to_events.get(event_id) if success else None
+            if self._sweeper is None or self._sweeper.done():
+                self._sweeper = asyncio.create_task(self._sweep(queue))
             if event is not None:
                 unfair = fairness_refusal(queue, event)
                 if unfair is not None:
                     await self._refuse(queue, event, unfair)
                     return success, event_id, state
                 ahead, seconds = predicted_wait(queue, event, self.run_seconds)
-                if seconds is not None and seconds > self.max_wait_seconds:
+                slots = max(1, queue.event_queue_per_concurrency_id[event.concurrency_id].concurrency_limit or 1)
+                if seconds is not None and ahead >= slots and seconds > self.max_wait_seconds:
                     await self._refuse(queue, event, busy_message(ahead, seconds))
             return success, event_id, state
 
@@ -153,11 +167,26 @@ class QueueGuard:
             finally:
                 seconds = time.monotonic() - started
                 previous = self.run_seconds.get(fn)
-                self.run_seconds[fn] = seconds if previous is None else 0.7 * previous + 0.3 * seconds
+                # down at once (the server is fast again), up by a moving average (one slow run is noise)
+                self.run_seconds[fn] = seconds if previous is None or seconds < previous else \
+                    0.7 * previous + 0.3 * seconds
 
         queue.push = guarded_push
         queue.process_events = timed_process_events
         app.queue_guard = self
+
+    async def _sweep(self, queue) -> None:
+        """Answer every request that has waited past the bound, as it passes it (runs while the queue does)."""
+        while not queue.stopped:
+            await asyncio.sleep(SWEEP_SECONDS)
+            now = time.monotonic()
+            late = await withdraw(queue, lambda event: now - event.enqueue_time > self.max_wait_seconds)
+            for event in late:
+                self.refused += 1
+                queue.send_message(event, ProcessCompletedMessage(
+                    output={"error": waited_message(now - event.enqueue_time), "title": BUSY_TITLE,
+                            "visible": True, "duration": 15},
+                    title=BUSY_TITLE, success=False))
 
     async def _refuse(self, queue, event, message: str) -> None:
         if not await withdraw(queue, lambda waiting: waiting is event):
