@@ -12,6 +12,12 @@
   becomes the out-of-memory message too. The failing request gets a message; the server keeps
   serving.
 
+- `check_chat_message(text, stored)`: a chat message is refused before it joins a conversation
+  when it is longer than the chat models read (`CHAT_MESSAGE_CHARS`, about 8,000 tokens of
+  English: SmolLM2's whole window) or would make the conversation kept in the session longer than
+  `CHAT_CONVERSATION_CHARS` (`text_chars` counts what a conversation holds), so what a client sends
+  is capped before it is stored and echoed back.
+
 What it leaves out: input validation of individual controls (each tab clamps its own values with
 `clamp_int` / `clamp_float`, which turn NaN, strings and out-of-range numbers into a clear message
 or the nearest allowed value).
@@ -125,3 +131,31 @@ def _as_number(value, name: str) -> float:
     if math.isnan(number):
         raise PlaygroundError(f"{name} must be a number, got NaN.")
     return number
+
+
+CHAT_MESSAGE_CHARS = 32_000
+CHAT_CONVERSATION_CHARS = 128_000
+
+
+def text_chars(value, depth: int = 0) -> int:
+    """Characters of every string in `value` (lists, tuples and dict values walked)."""
+    if isinstance(value, str):
+        return len(value)
+    if depth > 20:
+        return 0
+    if isinstance(value, dict):
+        return sum(text_chars(v, depth + 1) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(text_chars(v, depth + 1) for v in value)
+    return 0
+
+
+def check_chat_message(text: str, stored: int = 0) -> str:
+    """`text`, or a PlaygroundError when it is too long to keep (see the module docstring)."""
+    if len(text) > CHAT_MESSAGE_CHARS:
+        raise PlaygroundError(f"This message has {len(text):,} characters: more than the chat models read "
+                              f"(at most {CHAT_MESSAGE_CHARS:,}). Shorten it.")
+    if stored + len(text) > CHAT_CONVERSATION_CHARS:
+        raise PlaygroundError(f"This conversation already holds {stored:,} characters, more than the model "
+                              f"reads (at most {CHAT_CONVERSATION_CHARS:,} are kept): press Clear to start a new one.")
+    return text

@@ -195,11 +195,13 @@ def _conversation(history, system) -> list[dict]:
     return with_system(messages, system)
 
 
-def _message_text(message) -> str:
+def _message_text(message, conversation: Conversation) -> str:
     text = surrogate_free(str(message or "")).strip()
     if not text:
         raise gr.Error("Type a message first.")
-    return text
+    # refused before it is stored: longer than the model reads, or the conversation would be
+    stored = limits.text_chars([conversation.messages, conversation.answering, conversation.waiting])
+    return limits.check_chat_message(text, stored)
 
 
 @user_errors
@@ -211,7 +213,7 @@ def send_message(message, history, event: gr.EventData = None):
     if getattr(event, "target", None) is not None and getattr(event.target, "elem_id", "") == "chat-preset-oranges":
         conversation.restart(ORANGES)
     else:
-        conversation.send(_message_text(message))
+        conversation.send(_message_text(message, conversation))
     base_view = gr.skip() if conversation.streaming else generated_html("", [], QUEUED, running=True)
     return "", _chat_view(conversation), conversation, base_view
 
@@ -279,7 +281,7 @@ def converse(message, history, system, chat_model, base_model, base_mode, max_to
     """One user turn in one call (the API's `/converse`): the chat model answers (through its
     template), the base model continues the conversation."""
     conversation = as_conversation(history)
-    conversation.send(_message_text(message))
+    conversation.send(_message_text(message, conversation))
     yield from _api_views(conversation, system, chat_model, base_model, base_mode, max_tokens,
                           (temperature, top_k, top_p, min_p, order, seed))
 
