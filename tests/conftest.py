@@ -81,6 +81,24 @@ def app_url():
     stop_app(process)
 
 
+def wait_in_queue(job, what: str, timeout_s: float = 120.0):
+    """Wait until the server has taken `job` (a gradio_client Job) into its queue: Gradio sends a
+    queue estimation when a request joins, so its status says queued or later, or it has ended.
+    Returns the status; past the deadline, fails with the status it had."""
+    from gradio_client.utils import Status
+
+    seen = {Status.IN_QUEUE, Status.QUEUE_FULL, Status.PROCESSING, Status.ITERATING, Status.PROGRESS,
+            Status.FINISHED, Status.CANCELLED}
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = job.status()
+        if job.done() or status.code in seen:
+            return status
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not in the server's queue within {timeout_s:.0f} s; its status: {status.code}")
+        time.sleep(0.05)  # a poll interval
+
+
 @pytest.fixture(scope="session")
 def client(app_url):
     from gradio_client import Client
@@ -100,11 +118,48 @@ def browser():
         instance.close()
 
 
+class ServerCalls:
+    """The page's calls to the app in flight (queue joins, their result streams, direct calls), seen
+    through Playwright's request events: `wait_idle` waits until none is, so every result the page
+    asked for so far has arrived (a view that says a run ended, plus idle: nothing more arrives)."""
+
+    PATHS = ("/gradio_api/queue/", "/gradio_api/run/", "/gradio_api/api/")
+
+    def __init__(self, page):
+        self.page = page
+        self.open: dict = {}
+        page.on("request", self._started)
+        page.on("requestfinished", self._ended)
+        page.on("requestfailed", self._ended)
+
+    def _started(self, request):
+        if any(path in request.url for path in self.PATHS):
+            self.open[request] = request.url
+
+    def _ended(self, request):
+        self.open.pop(request, None)
+
+    def wait_idle(self, what: str, timeout_s: float = 180.0) -> None:
+        """Wait until no call is in flight, also after one more turn of the page's event loop (a
+        `.then` event starts its call right after the previous one ends)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            while self.open:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{what}: the page still waits on {sorted(self.open.values())} "
+                                         f"after {timeout_s:.0f} s")
+                self.page.wait_for_timeout(100)  # a poll interval: lets Playwright deliver the request events
+            self.page.evaluate("() => new Promise((done) => requestAnimationFrame(() => setTimeout(done, 0)))")
+            if not self.open:
+                return
+
+
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(60_000)
+    page.server_calls = ServerCalls(page)
     yield page
     context.close()
 
@@ -158,9 +213,32 @@ def handler_outcome(fn, *args) -> str:
         return exc.message
 
 
+def wait_until(page, predicate: str, what: str, seen: str, arg=None, timeout_ms: int = 180_000):
+    """Wait until the page function `predicate(arg)` is truthy; past the deadline, fail with `what`
+    was awaited and what the page function `seen(arg)` returned then (the deadline only bounds a
+    wait that would never end: nothing is decided by how long the page takes)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        return page.wait_for_function(predicate, arg=arg, timeout=timeout_ms)
+    except PlaywrightTimeout:
+        shown = page.evaluate(seen, arg)
+        raise AssertionError(f"{what}: not within {timeout_ms / 1000:.0f} s; the page showed {shown!r}") from None
+
+
 def select_tab(page, name: str, timeout_ms: int = 180_000) -> None:
-    """Click the tab `name` and wait until its first-visit run (the tab's default result, which the
+    """Click the tab `name` and wait until the page handled its selection (`body[data-tab-visits]`
+    counts them, `playground.ui.links`) and its first-visit run (the tab's default result, which the
     page computes on a first visit) has finished, so a test's own clicks never race it."""
-    page.get_by_role("tab", name=name).click()
-    page.wait_for_timeout(150)
-    page.wait_for_function("document.body.dataset.linkState !== 'running'", timeout=timeout_ms)
+    tab = page.get_by_role("tab", name=name)
+    if tab.get_attribute("aria-selected") == "true":  # no selection event for the tab already open
+        visits = None
+    else:
+        visits = page.evaluate("Number(document.body.dataset.tabVisits) || 0")
+        tab.click()
+    wait_until(page, "(n) => (n === null || (Number(document.body.dataset.tabVisits) || 0) > n)"
+                     " && document.body.dataset.linkState !== 'running'",
+               f"tab {name!r} selected and its first-visit run done",
+               "() => ({visits: document.body.dataset.tabVisits, linkState: document.body.dataset.linkState,"
+               " selected: (document.querySelector('button[role=\"tab\"][aria-selected=\"true\"]') || {}).innerText})",
+               arg=visits, timeout_ms=timeout_ms)

@@ -14,6 +14,10 @@ computed result for its defaults (on demand: nothing is computed at server start
 The "Copy link" button in the header writes the selected tab's state as a link (only the values
 that differ from the defaults, so links stay short) and copies it to the clipboard.
 
+The page's side (running a plan, first visits, "Copy link") is `assets/links.js`; here each event
+calls it with its data. Every tab selection is counted on the page (`body[data-tab-visits]`), so a
+test can wait for a tab's first visit to have been handled.
+
 What it leaves out: the parameters themselves (each tab's module) and the demos (`playground.lecture`).
 """
 
@@ -26,6 +30,7 @@ from typing import Callable
 import gradio as gr
 
 from playground import deeplinks, lecture
+from playground.ui import page_scripts
 
 
 @dataclass
@@ -215,14 +220,21 @@ def install(tabs_component: gr.Tabs, tab_links: list[TabLink], notice: gr.Markdo
                      view=link.view_id(link.default_view))
         tab_item = _tab_item(tabs_component, link.tab)
         if tab_item is not None:
-            tab_item.select(None, None, None, js=f"() => window.playgroundVisit && window.playgroundVisit({first.as_json()})")
+            tab_item.select(None, None, None, js=_visit_js(first))
+    for child in getattr(tabs_component, "children", []):  # tabs without a link: counted visits only
+        if getattr(child, "id", None) not in by_tab:
+            child.select(None, None, None, js=_visit_js(Plan()))
     spec = {link.tab: [[p.name, p.kind, deeplinks.encode_value(p, p.default) if p.default is not None else None]
                        for p in [*link.params(), *(param for param, _s, _c in link.late.values())]]
             for link in tab_links}
     copied = [c for link in tab_links for c in [*link.fields.values(), *(c for _p, _s, c in link.late.values())]]
     labels = {child.label: child.id for child in getattr(tabs_component, "children", []) if child.id in by_tab}
     copy_button.click(None, copied, copy_output,
-                      js=COPY_JS.replace("__SPEC__", json.dumps(spec)).replace("__LABELS__", json.dumps(labels)))
+                      js=f"(...values) => window.playgroundCopyLink(values, {json.dumps(spec)}, {json.dumps(labels)})")
+
+
+def _visit_js(plan: Plan) -> str:
+    return f"() => window.playgroundVisit && window.playgroundVisit({plan.as_json()})"
 
 
 def _tab_item(tabs_component, tab_id):
@@ -232,97 +244,8 @@ def _tab_item(tabs_component, tab_id):
     return None
 
 
-# Runs after the load event set the values: presenter mode, the plan's buttons in turn (a tab's
-# content is mounted only once it is selected, so each button is waited for), then the view.
-HEAD = """
-<script>
-(() => {
-  const opened = {};
-  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-  const waitFor = async (selector, seconds) => {
-    const end = Date.now() + seconds * 1000;
-    while (Date.now() < end) {
-      const found = document.querySelector(selector);
-      if (found) return found;
-      await sleep(100);
-    }
-    return null;
-  };
-  const bringIntoView = (id) => {
-    const el = id && document.getElementById(id);
-    if (el) el.scrollIntoView({ block: 'start', behavior: 'instant' });
-  };
-  window.playgroundBringIntoView = bringIntoView;
-  window.playgroundRun = async (plan) => {
-    if (!plan || !plan.tab) { document.body.dataset.linkState = 'done'; return; }
-    opened[plan.tab] = true;
-    document.body.dataset.linkState = 'running';
-    for (const [button, waitSelector] of plan.steps || []) {
-      const el = await waitFor('#' + button, 20);
-      if (!el) break;
-      await sleep(150);
-      const target = el.tagName === 'BUTTON' ? el : (el.querySelector('button') || el);
-      target.click();
-      for (const selector of [].concat(waitSelector || [])) await waitFor(selector, 180);
-    }
-    if (plan.view) {
-      const view = await waitFor('#' + plan.view, 20);
-      if (view) {
-        await sleep(300);
-        bringIntoView(plan.view);
-        window.playgroundFollow = plan.view;  // the presenter script keeps it in sight as it fills
-      }
-    }
-    document.body.dataset.linkState = 'done';
-  };
-  window.playgroundVisit = (plan) => {
-    if (!plan || opened[plan.tab]) return [];
-    // A first visit scrolls to its result only in presenter mode (at a desk the controls stay in sight).
-    const present = document.documentElement.classList.contains('playground-present');
-    window.playgroundRun(present ? plan : { ...plan, view: null });
-    return [];
-  };
-  window.playgroundOpenLink = (text) => {
-    let plan = null;
-    try { plan = JSON.parse(text || '{}'); } catch (e) { return []; }
-    if (plan.present) document.body.classList.add('playground-present');
-    window.playgroundRun(plan);
-    return [];
-  };
-})();
-</script>
-"""
+# The page's side (`assets/links.js`): runs a plan after the load event set the values, a tab's first
+# visit, "Copy link".
+HEAD = page_scripts.script_tag("links.js")
 
 OPEN_JS = "(text) => { window.playgroundOpenLink(text); return []; }"
-
-# The header's "Copy link": the selected tab's values (all tabs' values come in, in spec order).
-COPY_JS = """
-(...values) => {
-  const spec = __SPEC__, labels = __LABELS__;
-  const selected = document.querySelector('button[role="tab"][aria-selected="true"]');
-  const tab = selected ? labels[selected.textContent.trim()] : null;
-  if (!tab || !spec[tab]) return 'Open a tab with results (not the Lecture tab) to copy its link.';
-  let i = 0;
-  const query = new URLSearchParams([['tab', tab]]);
-  for (const [id, fields] of Object.entries(spec)) {
-    for (const [name, kind, dflt] of fields) {
-      if (id === tab) {
-        const value = values[i];
-        let text;
-        if (kind === 'bool') text = value ? '1' : '0';
-        else if (kind === 'choices') text = (value || []).join(',');
-        else if (kind === 'int' || kind === 'float') text = (value === null || value === undefined || value === '') ? '' : String(Number(value));
-        else text = value === null || value === undefined ? '' : String(value);
-        if (dflt === null || text !== dflt) query.set(name, text);
-      }
-      i += 1;
-    }
-  }
-  if (document.body.classList.contains('playground-present')) query.set('present', '1');
-  const url = new URL(window.location.href);
-  url.search = query.toString();
-  const link = url.toString();
-  if (navigator.clipboard) navigator.clipboard.writeText(link).catch(() => {});
-  return link;
-}
-"""

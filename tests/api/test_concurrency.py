@@ -105,12 +105,10 @@ def test_stop_frees_the_slot_and_keeps_the_tokens():
             time.sleep(0.2)
         assert len(long_job.outputs()) >= 3, "the long generation did not start streaming"
         long_job.cancel()
-        started = time.perf_counter()
         short = second.predict(2, "", 10, False, *RULES, 1, api_name="/sampling_generate")
-        waited = time.perf_counter() - started
         assert len(_json(short[-1])["generated"]) == 2
-        # the long run would need 200 x ~0.1 s; the short one got the single slot long before that
-        assert waited < 15, f"the short request waited {waited:.1f} s behind a stopped generation"
+        # the short one got the single slot once the long run stopped, not after its 200 tokens:
+        # `kept < 200` below (no timing: the machine may be loaded)
         after = _json(first.predict(10, False, *RULES, 1, api_name="/sampling_next_token")[-1])
         kept = len(after["generated"]) - 1
         assert 3 <= kept < 200 and after["stop"] is None  # the tokens before Stop stayed; the session works

@@ -15,7 +15,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from tests.conftest import start_app, stop_app
+from tests.conftest import start_app, stop_app, wait_in_queue
 
 MODEL = "smollm2-135m-instruct"
 RULES = (1.0, 0, 1.0, 0.0, "transformers")
@@ -55,7 +55,7 @@ def test_requests_that_would_wait_too_long_are_refused_in_words(busy_app):
         time.sleep(0.1)
     assert long_job.outputs(), "the long generation did not start"
     second = _generate(students[1], 5)  # first in line: nothing ahead, so it waits ...
-    time.sleep(0.5)
+    wait_in_queue(second, "the second request")
     third = _generate(students[2], 5)  # ... and this one would wait behind it
     message = _error(third)
     assert message.startswith("The server is busy: 1 request is ahead of you") and "try again" in message

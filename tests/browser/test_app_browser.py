@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import screenshot
+from tests.conftest import screenshot, wait_until
 
 TABS = ["Tokenizer", "Base vs chat", "Sampling lab", "Beam search"]
 
@@ -16,7 +16,9 @@ def test_visit_all_tabs(page, app_url):
     for name in TABS:
         tab = page.get_by_role("tab", name=name)
         tab.click()
-        assert tab.get_attribute("aria-selected") == "true"
-        page.wait_for_timeout(300)
+        wait_until(page, "(name) => [...document.querySelectorAll('button[role=tab]')].some("
+                         "(b) => b.innerText.trim() === name && b.getAttribute('aria-selected') === 'true')",
+                   f"the tab {name!r} selected", "() => (document.querySelector('button[role=tab][aria-selected=true]')"
+                   " || {}).innerText", arg=name, timeout_ms=60_000)
         screenshot(page, "tab-" + name.lower().replace(" ", "-"))
     assert not errors, errors

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import screenshot, set_number, select_tab
+from tests.conftest import screenshot, select_tab, set_number, wait_until
 
 SCRIPT = "<script>window.__pwned=1</script>"
 IMG = '<img src=x onerror="window.__pwned=1">'
@@ -23,7 +23,10 @@ CLEAN = {"pwned": None, "imgs": 0, "scripts": 0, "bolds": 0}
 
 
 def assert_not_injected(page, where: str) -> None:
-    page.wait_for_timeout(500)  # give an onerror handler the chance to fire
+    # an injected <img src=x> counts below; an onerror handler has fired once every image is complete
+    wait_until(page, "() => [...document.images].every((img) => img.complete)", f"{where}: every image loaded or failed",
+               "() => [...document.images].filter((img) => !img.complete).map((img) => img.src.slice(0, 80))",
+               timeout_ms=60_000)
     state = page.evaluate(INJECTED)
     assert state == CLEAN, f"{where}: {state}"
 
@@ -76,7 +79,7 @@ def test_sampling_lab(opened):
     set_number(page, "sampling-n", 3)
     page.locator("#sampling-generate").click()
     page.locator("#sampling-generated .gen-tok").first.wait_for(timeout=120_000)
-    page.wait_for_timeout(2000)
+    page.server_calls.wait_idle("the generation of 3 tokens")  # its last view has arrived
     assert shows_literally(text_of(page, "#sampling-generated"))
     screenshot(page, "escaping-sampling")
     assert_not_injected(page, "sampling lab")

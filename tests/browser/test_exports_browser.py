@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 from playground import exports
-from tests.conftest import ARTIFACTS, screenshot, select_tab
+from tests.conftest import ARTIFACTS, screenshot, select_tab, wait_until
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -64,15 +64,13 @@ def open_tab(page, app_url, name: str):
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(app_url)
-    select_tab(page, name)
-    page.wait_for_timeout(500)
-    page.wait_for_function("document.body.dataset.linkState !== 'running'", timeout=300_000)
+    select_tab(page, name, timeout_ms=300_000)
     return errors
 
 
-def generated_tokens(page) -> int:
-    return int(page.evaluate("[...document.querySelectorAll('#sampling-numbers td')].find("
-                             "td => td.innerText.includes('generated tokens')).nextElementSibling.innerText"))
+GENERATED_TOKENS = ("() => { const td = [...document.querySelectorAll('#sampling-numbers td')].find("
+                    "(td) => td.innerText.includes('generated tokens'));"
+                    " return td ? Number(td.nextElementSibling.innerText) : null; }")
 
 
 def test_sampling_lab_exports(page, app_url):
@@ -92,11 +90,8 @@ def test_sampling_lab_exports(page, app_url):
         page.locator("#sampling-next").click()
         page.wait_for_function("document.querySelector('#sampling-numbers').innerText.includes('perplexity')",
                                timeout=300_000)
-        for _ in range(600):
-            if generated_tokens(page) == count:
-                break
-            page.wait_for_timeout(250)
-        assert generated_tokens(page) == count
+        wait_until(page, f"(n) => ({GENERATED_TOKENS})() === n", f"{count} generated token(s) in the numbers",
+                   GENERATED_TOKENS, arg=count, timeout_ms=150_000)
     rows = check_data(page, "sampling-tokens-data", "sampling-tokens", exports.RECORD_COLUMNS, 2)
     assert [row[0] for row in rows[1:]] == ["0", "1"]
     assert page.locator("#sampling-dist-plot .chart-export").count() == 1  # redrawn, still one bar

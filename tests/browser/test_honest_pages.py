@@ -24,13 +24,12 @@ apps with small limits are started once per module.
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
 from playground.ui.chat_tab import NOT_STARTED, STOPPED_WAITING
 from playground.ui.common import OUT_OF_MEMORY
-from tests.conftest import screenshot, set_number, start_app, stop_app, select_tab
+from tests.conftest import ServerCalls, screenshot, select_tab, set_number, start_app, stop_app
 
 ERROR_STATUS = "span.error, .toast-body.error"  # Gradio 6.31: the status tracker's badge, an error toast
 BUSY_WORDS = ("Generating…", "Loading the model", "Waits for the chat model")
@@ -97,15 +96,11 @@ def errors_shown(page) -> list[str]:
         "els => els.map(e => (e.closest('[id]') || {}).id + ': ' + e.innerText.slice(0, 120))")
 
 
-def watch_for_errors(page, seconds: float) -> list[str]:
-    """Look for an error element for `seconds` (the badge came late, after the stopped view)."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        found = errors_shown(page)
-        if found:
-            return found
-        page.wait_for_timeout(150)
-    return []
+def errors_once_settled(page) -> list[str]:
+    """Error elements once every call the page made has ended (a late badge came after the stopped
+    view: it comes with the end of a call, so once none is in flight it is on the page or never comes)."""
+    page.server_calls.wait_idle("the calls after Stop")
+    return errors_shown(page)
 
 
 # -- the time limit ---------------------------------------------------------------------------------
@@ -147,7 +142,7 @@ def test_stop_never_shows_an_error_in_base_vs_chat(page, app_url):
         wait_streaming(page, "#chat-base-column", 2 + attempt % 3)  # Stop at different points
         page.locator("#chat-stop").click()
         wait_done(page, COLUMNS, timeout=60_000)
-        assert not watch_for_errors(page, 2.5), (attempt, errors_shown(page))
+        assert not errors_once_settled(page), (attempt, errors_shown(page))
         statuses = [status_of(page, panel) for panel in COLUMNS]
         # a column that had finished by itself keeps its own reason
         assert "you pressed Stop" in statuses[0] and all(s.startswith("Stopped") for s in statuses), statuses
@@ -164,7 +159,7 @@ def test_stop_never_shows_an_error_in_base_vs_chat(page, app_url):
             wait_reply_begins(page, question)
         page.locator("#chat-stop-conversation").click()
         wait_done(page, ["#chat-base-conversation"], timeout=60_000)
-        assert not watch_for_errors(page, 2.5), (attempt, errors_shown(page))
+        assert not errors_once_settled(page), (attempt, errors_shown(page))
         assert "you pressed Stop" in page.locator("#chat-chatbot").inner_text() + status_of(
             page, "#chat-base-conversation")
     screenshot(page, "honest-stop-conversation")
@@ -186,7 +181,7 @@ def test_stop_never_shows_an_error_in_the_sampling_lab(page, app_url):
                                timeout=180_000)
         page.locator("#sampling-stop-generate").click()
         page.locator("#sampling-generated").get_by_text("you pressed Stop").wait_for(timeout=60_000)
-        assert not watch_for_errors(page, 2.5), (attempt, errors_shown(page))
+        assert not errors_once_settled(page), (attempt, errors_shown(page))
         kept = page.locator(tokens).count()  # the tokens so far stay (a step running at Stop completes)
         assert seen <= kept < LONG, (attempt, seen, kept)
         # back to the prompt: the default seed samples the end of sequence some 70 tokens in, which
@@ -201,7 +196,7 @@ def test_stop_never_shows_an_error_in_the_sampling_lab(page, app_url):
         view.get_by_text(re.compile(r"step [1-9]\d* of 100…")).wait_for(timeout=180_000)
         page.locator("#sampling-stop-samples").click()
         view.get_by_text("you pressed Stop").first.wait_for(timeout=60_000)
-        assert not watch_for_errors(page, 2.5), (attempt, errors_shown(page))
+        assert not errors_once_settled(page), (attempt, errors_shown(page))
         # the steps so far stay: the stopped view says how far it got, with its samples
         assert re.search(r"you pressed Stop after step [1-9]\d* of 100", view.inner_text()), view.inner_text()[:300]
     screenshot(page, "honest-stop-sampling")
@@ -251,6 +246,7 @@ def test_a_busy_server_says_so_on_the_page(browser):
     contexts = [browser.new_context(viewport={"width": 1600, "height": 1000}) for _ in range(2)]
     try:
         first, second = (context.new_page() for context in contexts)
+        second.server_calls = ServerCalls(second)
         cancels = _count_cancels(second)
         for page in (first, second):
             page.set_default_timeout(60_000)
@@ -263,7 +259,7 @@ def test_a_busy_server_says_so_on_the_page(browser):
         second.locator("#chat-stop").click()
         wait_done(second, COLUMNS, timeout=30_000)
         assert [status_of(second, panel) for panel in COLUMNS] == [STOPPED_WAITING] * 2
-        assert not watch_for_errors(second, 1.5) and not cancels
+        assert not errors_once_settled(second) and not cancels
         second.locator("#chat-run").click()  # waits behind the first again, longer than the 1 s allowed
         second.locator(".toast-body").get_by_text("The server is busy").first.wait_for(timeout=240_000)
         wait_done(second, COLUMNS, timeout=30_000)  # ... and its panels say it never started

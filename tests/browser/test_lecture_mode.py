@@ -14,10 +14,9 @@ import time
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from playground import lecture
-from tests.conftest import ARTIFACTS, screenshot, select_tab
+from tests.conftest import ARTIFACTS, screenshot, select_tab, wait_until
 
 VIEWPORT = {"width": 1280, "height": 720}
 TIMES: dict[str, float] = {}
@@ -113,6 +112,20 @@ FITS = """(id) => { const el = document.getElementById(id); if (!el) return fals
     return b.height > 20 && b.top >= -1 && b.bottom <= window.innerHeight + 1; }"""
 
 
+# The view is inside the screen and every chart in it is drawn as presenter mode wants it (fonts
+# raised, fitted, no restyle or relayout under way: `playgroundChartsSettled`, assets/presenter.js).
+SETTLED_IN_VIEW = f"""(id) => ({FITS})(id) && window.playgroundChartsSettled
+    && window.playgroundChartsSettled(document.getElementById(id))"""
+
+# What a view and its charts showed, for the message of a wait that never ended.
+VIEW_STATE = """(id) => { const el = document.getElementById(id); if (!el) return 'no #' + id;
+    const b = el.getBoundingClientRect();
+    return {top: b.top, bottom: b.bottom, height: b.height, vh: window.innerHeight,
+            charts: [...el.querySelectorAll('.js-plotly-plot')].map((gd) => ({
+              height: gd.offsetHeight, layoutHeight: gd.layout && gd.layout.height,
+              raised: !!gd.layout && gd.__presented === gd.layout, raising: !!gd.__raising, fitting: !!gd.__fitting}))}; }"""
+
+
 def in_viewport(page, elem_id: str) -> dict:
     return page.evaluate("""(id) => { const el = document.getElementById(id); if (!el) return null;
         const b = el.getBoundingClientRect();
@@ -124,12 +137,10 @@ def in_viewport(page, elem_id: str) -> dict:
 def test_every_demo_opens_ready_in_view(hall_page, app_url, demo):
     page = hall_page
     seconds = open_link(page, app_url, f"demo={demo.id}&present=1")
-    page.wait_for_timeout(800)  # the presenter script raises chart fonts and fits charts as they are drawn
     view_id = _view_id(page, demo)
-    try:  # on a loaded machine the fitting can take longer; the assertions below say what did not fit
-        page.wait_for_function(FITS, arg=view_id, timeout=10_000)
-    except PlaywrightTimeout:
-        pass
+    # the presenter script raises chart fonts and fits charts as they are drawn: wait until it is done
+    wait_until(page, SETTLED_IN_VIEW, f"#{view_id} in view with its charts as presenter mode draws them",
+               VIEW_STATE, arg=view_id)
     TIMES[demo.id] = round(seconds, 2)
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "demo-times.json").write_text(json.dumps(TIMES, indent=1))
@@ -158,11 +169,12 @@ def test_a_chart_grown_past_the_screen_is_fitted_back(hall_page, app_url):
     # however it got there: here the test itself makes the logit lens 1,100 px tall.
     page = hall_page
     open_link(page, app_url, "demo=logit-lens&present=1")
-    page.wait_for_function(FITS, arg="inside-lens", timeout=10_000)
+    wait_until(page, SETTLED_IN_VIEW, "the logit lens in view, as presenter mode draws it", VIEW_STATE,
+               arg="inside-lens")
     grown = page.evaluate("() => window.Plotly.relayout(document.querySelector('#inside-lens .js-plotly-plot'), {height: 1100})"
                           ".then(() => document.getElementById('inside-lens').getBoundingClientRect().height)")
     assert grown > 1000, grown
-    page.wait_for_function(FITS, arg="inside-lens", timeout=10_000)
+    wait_until(page, SETTLED_IN_VIEW, "the grown logit lens fitted back into view", VIEW_STATE, arg="inside-lens")
     box = in_viewport(page, "inside-lens")
     assert 320 < box["height"] <= box["vh"], box
 
@@ -254,12 +266,10 @@ def test_presenter_mode_toggle_and_large_type(hall_page, app_url):
     page.locator("#sampling-dist-plot .js-plotly-plot").wait_for(timeout=120_000)
     sizes_js = """() => [...document.querySelectorAll('#sampling-dist-plot .main-svg text')]
         .filter((t) => (t.textContent || '').trim()).map((t) => parseFloat(getComputedStyle(t).fontSize))"""
-    try:  # the presenter script raises the fonts once the chart is drawn (slower on a loaded machine)
-        page.wait_for_function(f"(({sizes_js})()).length > 0 && Math.min(...({sizes_js})()) >= 20", timeout=10_000)
-    except PlaywrightTimeout:
-        pass
-    sizes = page.evaluate(sizes_js)
-    assert sizes and min(sizes) >= 20, sorted(sizes)[:5]
+    # the presenter script raises the fonts once the chart is drawn
+    wait_until(page, f"(({sizes_js})()).length > 0 && Math.min(...({sizes_js})()) >= 20",
+               "every text of the distribution chart at 20 px or more",
+               f"() => ({sizes_js})().sort((a, b) => a - b).slice(0, 5)")
 
 
 def test_shortcuts_press_the_selected_tabs_buttons(page, app_url):

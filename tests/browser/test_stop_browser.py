@@ -3,13 +3,17 @@ page shows every token the session holds (also one whose step ran while Stop was
 session keeps working (the next token is appended after them).
 
 Greedy decoding of the default prompt runs 200 tokens without an end-of-sequence token, so the
-generation is always still running when Stop is pressed."""
+generation is always still running when Stop is pressed.
+
+No test waits a fixed time: each waits for the view that says the run stopped, then until the page
+waits on no call to the app (`ServerCalls`), so "nothing more arrives" is checked once everything
+the page asked for has arrived."""
 
 from __future__ import annotations
 
 import re
 
-from tests.conftest import screenshot, set_number, select_tab
+from tests.conftest import screenshot, select_tab, set_number, wait_until
 
 TOKENS = "#sampling-generated .gen-tok"
 
@@ -24,15 +28,20 @@ def test_stop_button_ends_a_long_generation(page, app_url):
     page.locator("#sampling-generate").click()
     page.wait_for_function(f"() => document.querySelectorAll('{TOKENS}').length >= 3", timeout=120_000)
     page.locator("#sampling-stop-generate").click()
-    page.wait_for_timeout(1500)
+    # the stream's last view says it stopped; once the page waits on nothing, that view is the last one
+    wait_until(page, "() => document.querySelector('#sampling-generated').innerText.includes('you pressed Stop')",
+               "the view after Stop", f"() => [document.querySelectorAll('{TOKENS}').length,"
+               " document.querySelector('#sampling-generated').innerText.slice(-300)]", timeout_ms=120_000)
+    page.server_calls.wait_idle("the generation's stream and the view after Stop")
     stopped_at = page.locator(TOKENS).count()
-    page.wait_for_timeout(4000)
-    assert page.locator(TOKENS).count() == stopped_at < 200  # nothing more arrives after Stop
-    # the page shows every token the session holds, even one whose step ran while Stop was pressed
-    assert "you pressed Stop" in page.locator("#sampling-generated").inner_text()
+    assert stopped_at < 200, stopped_at
+    # nothing more arrives after Stop, and the page shows every token the session holds, even one
+    # whose step ran while Stop was pressed: the next token is one more than the page showed
     page.locator("#sampling-next").click()
-    page.wait_for_function(f"(n) => document.querySelectorAll('{TOKENS}').length === n + 1", arg=stopped_at,
-                           timeout=120_000)
+    wait_until(page, f"(n) => document.querySelectorAll('{TOKENS}').length > n", "the next token after Stop",
+               f"() => document.querySelectorAll('{TOKENS}').length", arg=stopped_at, timeout_ms=120_000)
+    page.server_calls.wait_idle("the next token")
+    assert page.locator(TOKENS).count() == stopped_at + 1, (stopped_at, page.locator(TOKENS).count())
     screenshot(page, "sampling-stopped")
 
 
@@ -54,7 +63,7 @@ def test_chat_stop_marks_running_columns_as_stopped(page, app_url):
     # the chat model's poem is far longer than what streams before Stop; a column that had already
     # finished by itself keeps its own reason
     assert statuses[1] == f"Stopped after {counts[1]} tokens: you pressed Stop.", statuses
-    page.wait_for_timeout(3000)
+    page.server_calls.wait_idle("the columns' stream after Stop")
     assert [column.locator(".gen-tok").count() for column in columns] == counts  # nothing more arrives
     assert page.locator("span.error, .toast-body.error").count() == 0  # Stop is not an error
     screenshot(page, "chat-stopped")
@@ -72,11 +81,15 @@ def test_samples_stop_says_where_it_stopped(page, app_url):
     _wait_for_text(page, view, re.compile(r"step \d+ of 100…"), "samples-not-running")
     assert "running…" in view.inner_text()
     page.locator("#sampling-stop-samples").click()
-    page.wait_for_timeout(3000)
+    wait_until(page, "() => document.querySelector('#sampling-samples-view').innerText"
+                     ".includes('Stopped: you pressed Stop after step')",
+               "the samples' view after Stop", "() => document.querySelector('#sampling-samples-view').innerText"
+               ".slice(0, 400)", timeout_ms=120_000)
+    page.server_calls.wait_idle("the samples' stream and the view after Stop")
     text = view.inner_text()
     assert "Stopped: you pressed Stop after step" in text, text
     assert "running…" not in text and "of 100…" not in text and "stopped (you pressed Stop)" in text, text
-    page.wait_for_timeout(2000)
+    page.server_calls.wait_idle("anything after the view after Stop")
     assert view.inner_text() == text  # nothing more arrives
 
 

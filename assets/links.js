@@ -1,0 +1,91 @@
+// Deep links in the page (playground/ui/links.py says what they do). After the page-load event set a
+// link's values, `playgroundOpenLink` runs its plan: presenter mode, the plan's buttons in turn (a
+// tab's content is mounted only once it is selected, so each button is waited for), then the view.
+// A tab's first visit runs its default plan (`playgroundVisit`); "Copy link" writes the selected
+// tab's values as a link (`playgroundCopyLink`). `document.body.dataset.linkState` says whether a
+// plan is running; `document.body.dataset.tabVisits` counts the tab selections the page has seen.
+(() => {
+  const opened = {};
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const waitFor = async (selector, seconds) => {
+    const end = Date.now() + seconds * 1000;
+    while (Date.now() < end) {
+      const found = document.querySelector(selector);
+      if (found) return found;
+      await sleep(100);
+    }
+    return null;
+  };
+  const bringIntoView = (id) => {
+    const el = id && document.getElementById(id);
+    if (el) el.scrollIntoView({ block: 'start', behavior: 'instant' });
+  };
+  window.playgroundBringIntoView = bringIntoView;
+  window.playgroundRun = async (plan) => {
+    if (!plan || !plan.tab) { document.body.dataset.linkState = 'done'; return; }
+    opened[plan.tab] = true;
+    document.body.dataset.linkState = 'running';
+    for (const [button, waitSelector] of plan.steps || []) {
+      const el = await waitFor('#' + button, 20);
+      if (!el) break;
+      await sleep(150);
+      const target = el.tagName === 'BUTTON' ? el : (el.querySelector('button') || el);
+      target.click();
+      for (const selector of [].concat(waitSelector || [])) await waitFor(selector, 180);
+    }
+    if (plan.view) {
+      const view = await waitFor('#' + plan.view, 20);
+      if (view) {
+        await sleep(300);
+        bringIntoView(plan.view);
+        window.playgroundFollow = plan.view;  // the presenter script keeps it in sight as it fills
+      }
+    }
+    document.body.dataset.linkState = 'done';
+  };
+  window.playgroundVisit = (plan) => {
+    document.body.dataset.tabVisits = String((Number(document.body.dataset.tabVisits) || 0) + 1);
+    if (!plan || !plan.tab || opened[plan.tab]) return [];
+    // A first visit scrolls to its result only in presenter mode (at a desk the controls stay in sight).
+    const present = document.documentElement.classList.contains('playground-present');
+    window.playgroundRun(present ? plan : { ...plan, view: null });
+    return [];
+  };
+  window.playgroundOpenLink = (text) => {
+    let plan = null;
+    try { plan = JSON.parse(text || '{}'); } catch (e) { return []; }
+    if (plan.present) document.body.classList.add('playground-present');
+    window.playgroundRun(plan);
+    return [];
+  };
+
+  // The header's "Copy link": the selected tab's values (`values`: all tabs' values, in `spec` order;
+  // `spec`: tab -> [[name, kind, default as the link writes it]]; `labels`: tab label -> tab id).
+  window.playgroundCopyLink = (values, spec, labels) => {
+    const selected = document.querySelector('button[role="tab"][aria-selected="true"]');
+    const tab = selected ? labels[selected.textContent.trim()] : null;
+    if (!tab || !spec[tab]) return 'Open a tab with results (not the Lecture tab) to copy its link.';
+    let i = 0;
+    const query = new URLSearchParams([['tab', tab]]);
+    for (const [id, fields] of Object.entries(spec)) {
+      for (const [name, kind, dflt] of fields) {
+        if (id === tab) {
+          const value = values[i];
+          let text;
+          if (kind === 'bool') text = value ? '1' : '0';
+          else if (kind === 'choices') text = (value || []).join(',');
+          else if (kind === 'int' || kind === 'float') text = (value === null || value === undefined || value === '') ? '' : String(Number(value));
+          else text = value === null || value === undefined ? '' : String(value);
+          if (dflt === null || text !== dflt) query.set(name, text);
+        }
+        i += 1;
+      }
+    }
+    if (document.body.classList.contains('playground-present')) query.set('present', '1');
+    const url = new URL(window.location.href);
+    url.search = query.toString();
+    const link = url.toString();
+    if (navigator.clipboard) navigator.clipboard.writeText(link).catch(() => {});
+    return link;
+  };
+})();

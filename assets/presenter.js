@@ -1,0 +1,147 @@
+// Presenter mode (playground/ui/presenter.py says what it does): the class `playground-present`,
+// chart fonts raised to at least FLOOR px and charts fitted to the screen, the followed result kept
+// in view, keyboard shortcuts. Its settings (FLOOR, the shortcut keys) come from
+// window.playgroundPresenterSettings, which presenter.head() writes just before this script.
+(() => {
+  const { floor: FLOOR, keys } = window.playgroundPresenterSettings;  // set by presenter.head()
+  const root = document.documentElement;
+  const presenting = () => root.classList.contains('playground-present');
+  const setPresent = (on) => {
+    root.classList.toggle('playground-present', !!on);
+    document.body && document.body.classList.toggle('playground-present', !!on);
+    const url = new URL(window.location.href);
+    if (on) url.searchParams.set('present', '1'); else url.searchParams.delete('present');
+    window.history.replaceState(null, '', url.toString());
+    document.querySelectorAll('.js-plotly-plot').forEach((gd) => { gd.__presented = null; raise(gd); });
+    const box = document.querySelector('#presenter-toggle input');
+    if (box && box.checked !== !!on) box.checked = !!on;
+  };
+  window.playgroundSetPresent = setPresent;
+  if (new URLSearchParams(window.location.search).get('present') === '1') root.classList.add('playground-present');
+
+  // Raise every font of a chart to FLOOR px (a relayout/restyle on the chart itself, once per drawn layout).
+  const small = (size) => size === undefined || size === null || size < FLOOR;
+  // The chart's height: its layout's, or what Plotly drew (Gradio sometimes hands over a layout whose
+  // height is unset while the chart is drawn at the figure's height).
+  const drawnHeight = (gd) => gd.layout.height || (gd._fullLayout && gd._fullLayout.height) || 0;
+  // The most a chart may be tall: the screen less its block's label and buttons (at least 320 px).
+  const room = (gd) => {
+    const block = gd.closest('.block');
+    const extra = Math.max(56, block ? block.offsetHeight - gd.offsetHeight : 0);
+    return Math.round(Math.max(320, window.innerHeight - extra - 8));
+  };
+  const raise = (gd) => {
+    if (!presenting() || !window.Plotly || !gd.layout || gd.__presented === gd.layout) return;
+    const layout = {}, layoutFonts = [];
+    const walk = (obj, path) => {
+      if (!obj || typeof obj !== 'object' || Array.isArray(obj)) return;
+      for (const [key, value] of Object.entries(obj)) {
+        if (/font$/.test(key) && value && typeof value === 'object') {
+          if (small(value.size)) { layout[path + key + '.size'] = Math.max(FLOOR, value.size || 0); layoutFonts.push(value.size || 12); }
+        } else if (key !== 'template' && value && typeof value === 'object' && !Array.isArray(value)) {
+          walk(value, path + key + '.');
+        }
+      }
+    };
+    walk(gd.layout, '');
+    if (!gd.layout.font || small(gd.layout.font.size)) { layout['font.size'] = FLOOR; layoutFonts.push((gd.layout.font || {}).size || 12); }
+    (gd.layout.annotations || []).forEach((a, i) => { if (small((a.font || {}).size)) { layout['annotations[' + i + '].font.size'] = FLOOR; layoutFonts.push((a.font || {}).size || 12); } });
+    // Larger tick labels need room: axes push their titles out (automargin), colour bars put theirs aside.
+    for (const key of Object.keys(gd.layout)) {
+      if (/^[xy]axis\d*$/.test(key) && gd.layout[key] && gd.layout[key].visible !== false) layout[key + '.automargin'] = true;
+    }
+    for (const key of Object.keys(gd.layout)) {
+      if (/^coloraxis\d*$/.test(key)) layout[key + '.colorbar.title.side'] = 'right';
+    }
+    const smallest = Math.min(12, ...layoutFonts);
+    // Taller in proportion to the fonts, but never taller than the screen: a result must fit in view.
+    const drawn = drawnHeight(gd);
+    if (drawn) {
+      const grown = drawn * Math.min(1.6, Math.max(1, FLOOR / Math.max(smallest, 14)));
+      layout.height = Math.max(320, Math.min(Math.round(grown), room(gd)));
+    }
+    const traces = [], data = { 'textfont.size': [], constraintext: [] };
+    (gd.data || []).forEach((trace, i) => {
+      // A heatmap's cell text is sized to its cells: raising it would spill it over the neighbours.
+      if (trace.type !== 'heatmap' && (trace.text !== undefined || trace.texttemplate) && small((trace.textfont || {}).size)) {
+        traces.push(i); data['textfont.size'].push(FLOOR);
+        data.constraintext.push('none');  // a bar's label keeps its size instead of shrinking to the bar
+      }
+    });
+    gd.__presented = gd.layout;
+    gd.__raising = true;  // until the restyle and relayout below are drawn
+    const relayout = () => Object.keys(layout).length ? window.Plotly.relayout(gd, layout) : null;
+    Promise.resolve(traces.length ? window.Plotly.restyle(gd, data, traces).then(relayout) : relayout())
+      .finally(() => { gd.__raising = false; });
+  };
+  const follow = () => {
+    const id = window.playgroundFollow;
+    const el = id && document.getElementById(id);
+    if (!el || !presenting() || el.offsetParent === null) return;
+    const active = document.activeElement;
+    if (active && /INPUT|TEXTAREA/.test(active.tagName)) return;
+    const box = el.getBoundingClientRect();
+    if (box.top < 0 || box.bottom > window.innerHeight) el.scrollIntoView({ block: box.height > window.innerHeight ? 'start' : 'nearest' });
+  };
+  // A chart still taller than the screen once drawn (its layout came without a height, its first
+  // fitting measured the block before it had its label and buttons, or the window changed) is fitted again.
+  const fit = (gd) => {
+    if (!presenting() || gd.__fitting || gd.offsetParent === null) return;
+    const most = room(gd);
+    if (Math.max(drawnHeight(gd), gd.offsetHeight) <= most + 2) return;
+    if (gd.__fittedLayout === gd.layout && gd.__fittedRoom === most) return;  // tried already: never a loop
+    gd.__fittedLayout = gd.layout; gd.__fittedRoom = most;
+    gd.__fitting = true;
+    Promise.resolve(window.Plotly.relayout(gd, { height: most })).finally(() => { gd.__fitting = false; });
+  };
+  // Whether every chart under `root` (the page when left out) is as presenter mode draws it: raised
+  // for its current layout, no restyle, relayout or fitting of it under way (the browser tests wait for it).
+  window.playgroundChartsSettled = (root) => [...(root || document).querySelectorAll('.js-plotly-plot')]
+    .every((gd) => !presenting() || gd.offsetParent === null
+                   || (gd.layout && gd.__presented === gd.layout && !gd.__raising && !gd.__fitting));
+  setInterval(() => {
+    document.querySelectorAll('.js-plotly-plot').forEach((gd) => {
+      if (!gd.__presenterBound && typeof gd.on === 'function') {
+        gd.__presenterBound = true;
+        gd.on('plotly_afterplot', () => raise(gd));
+      }
+      raise(gd);
+      if (gd.__presented === gd.layout) fit(gd);
+    });
+  }, 250);
+  // The presenter scrolling (wheel, touch, keys) ends the following: the page never fights them.
+  const letGo = () => { window.playgroundFollow = null; };
+  window.addEventListener('wheel', letGo, { passive: true });
+  window.addEventListener('touchmove', letGo, { passive: true });
+  document.addEventListener('keydown', (e) => { if (/Page|Home|End|Arrow(Up|Down)/.test(e.key)) letGo(); });
+  const observer = new MutationObserver(() => { if (window.playgroundFollow) window.requestAnimationFrame(follow); });
+  const start = () => {
+    document.body.classList.toggle('playground-present', presenting());
+    observer.observe(document.body, { childList: true, subtree: true, characterData: true });
+  };
+  if (document.body) start(); else document.addEventListener('DOMContentLoaded', start);
+
+  // Keyboard shortcuts: press the selected tab's button (never while typing).
+  document.addEventListener('keydown', (event) => {
+    const t = event.target;
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (t && (/INPUT|TEXTAREA|SELECT/.test(t.tagName) || t.isContentEditable)) return;
+    const key = event.key === 'ArrowRight' ? '→' : event.key === 'ArrowLeft' ? '←' : event.key.toLowerCase();
+    const id = keys[key];
+    if (!id) return;
+    if (id === 'presenter-toggle') { setPresent(!presenting()); event.preventDefault(); return; }
+    const el = document.getElementById(id);
+    if (!el || el.offsetParent === null) return;
+    (el.tagName === 'BUTTON' ? el : (el.querySelector('button') || el)).click();
+    event.preventDefault();
+  });
+
+  // A demo link keeps presenter mode.
+  document.addEventListener('click', (event) => {
+    const a = event.target.closest && event.target.closest('a.demo-link');
+    if (!a || !presenting()) return;
+    const url = new URL(a.href, window.location.href);
+    url.searchParams.set('present', '1');
+    a.href = url.toString();
+  }, true);
+})();
