@@ -39,9 +39,9 @@ ids are the loaded model's (`LoadedModel.eos_token_ids`: the generation config's
 config's and the tokenizer's), unless the caller names others. `beam_search(..., on_step=...)`
 calls back after every step with the result so far (its nodes, `steps`), for progress bars.
 
-`run_beam_search` is the one call the tab and the CLI make: it loads the model, fits the prompt,
-runs the search and decodes the comparison paths; on an engine model (`engine_search`) it runs the
-same steps (`search_steps`) on rows from the engine's top-K (`playground.engines.beam`: exact,
+`run_beam_search` loads an in-process model, fits the prompt, runs the search and decodes the
+comparison paths; the tab and the CLI reach it through the model's backend (`playground.backends`),
+which on an engine model runs `engine_search` instead: the same steps (`search_steps`) on rows from the engine's top-K (`playground.engines.beam`: exact,
 given the engine's numbers), without the comparison paths. `decode_path` decodes them (greedy, or one
 sample at temperature 1) with the sampling lab's own random-number scheme
 (`generation.choose_token`: a draw depends on the seed and the position only), so "seed 42" here
@@ -543,15 +543,13 @@ def run_beam_search(model_id: str, prompt: str, settings: BeamSettings, chat_tem
     One call gives everything the tab draws: the tree, the returned sequences, and the greedy path
     (`compare_greedy`) and the sampled one (`sample_seed`). `on_step` is called after every search
     step (see `beam_search`). A prompt longer than MAX_PROMPT_TOKENS is cut from the left
-    (`result.prompt_note` says so). An engine model runs the same steps on the engine's top-K
-    (`playground.engines.beam`, without the comparison paths; `result.engine_note` says so).
+    (`result.prompt_note` says so). An in-process model's search; the tab and the CLI call the
+    model's backend (`backends.backend_for(model_id).beam_search`), which runs this or, on an engine
+    model, `engine_search` (the same steps on the engine's top-K, without the comparison paths;
+    `result.engine_note` says so).
     """
     if prompt is not None and not isinstance(prompt, str):
         raise PlaygroundError("The prompt must be text.")
-    spec = get_spec(model_id)
-    if spec.source == "engine":
-        return engine_search(spec, prompt, settings, chat_template, compare_greedy or sample_seed is not None,
-                             eos_token_ids, on_step)
     loaded = load_model(model_id)
     fitted = fit_prompt(loaded, prompt, chat_template, MAX_PROMPT_TOKENS)
     result = beam_search(loaded, fitted.ids, settings, eos_token_ids=eos_token_ids, on_step=on_step)

@@ -19,8 +19,8 @@
   `check_view_size` refuses, before rendering, a conversation the page's template view would not
   show in well under a second (`MAX_VIEW_CHARS`, `MAX_VIEW_MESSAGES`); the long loops here check
   the request's deadline (`playground.limits.check_deadline`).
-- `score_text` teacher-forces a text through a model (one forward pass): per token its
-  log-probability and surprisal `-log2 p`.
+- `score_text` teacher-forces a text through a model, by its backend (`playground.backends`,
+  `playground.scoring`): per token its log-probability and surprisal `-log2 p`.
 - `align_scores` aligns two scorings of the same text by different tokenizers: the text is cut at
   the character positions where both tokenizations have a token boundary, and each model's
   surprisal is summed over each piece, so the two numbers measure the same characters.
@@ -34,20 +34,18 @@ What it leaves out: generation (`playground.generation`), rendering (`playground
 from __future__ import annotations
 
 import bisect
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import torch
-
-from playground import core, limits, start_tokens
+from playground import limits
+from playground.backends import backend_for
 from playground.errors import PlaygroundError
-from playground.models import get_spec, load_model, load_tokenizer
+from playground.models import get_spec, load_tokenizer
+from playground.scoring import LN2, MAX_SCORE_TOKENS, ScoredText, ScoredToken  # noqa: F401 - part of this module's API
 from playground.token_text import display_text, token_bytes
 
 ROLES = ("system", "user", "assistant")
 SENTINEL = "\u2063SENTINEL7f3a\u2063"
-MAX_SCORE_TOKENS = 2048
 # The template view answers in the page's "instant" group, so it refuses what it cannot label in
 # well under a second (measured on the 2-core CPU): 16,384 characters take 0.04 s as one English
 # system prompt and 0.5 s as 100 messages of emoji (three tokens a character); 100 short messages
@@ -55,7 +53,6 @@ MAX_SCORE_TOKENS = 2048
 # 52-75 s there and stalled the server.
 MAX_VIEW_CHARS = 16_384
 MAX_VIEW_MESSAGES = 100
-LN2 = math.log(2.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -344,76 +341,12 @@ def render_with_template(tokenizer, messages, add_generation_prompt: bool = True
 # Teacher forcing
 
 
-@dataclass(frozen=True)
-class ScoredToken:
-    index: int
-    id: int
-    text: str
-    start: int  # character offsets into the scored text
-    end: int
-    logprob: float  # natural log of p(token | everything before it)
-    bounded: bool = False  # an engine's: outside its top K, so `logprob` is an upper bound (log p_K)
-
-    @property
-    def prob(self) -> float:
-        return math.exp(self.logprob)
-
-    @property
-    def surprisal_bits(self) -> float:
-        return -self.logprob / LN2
-
-
-@dataclass(frozen=True)
-class ScoredText:
-    model_id: str
-    text: str
-    context_ids: tuple[int, ...]  # what the text was scored after (a start token, or a conversation)
-    tokens: tuple[ScoredToken, ...]
-    note: str = ""  # how an engine scored it, and what is exact
-
-    @property
-    def total_bits(self) -> float:
-        return sum(t.surprisal_bits for t in self.tokens)
-
-    @property
-    def bits_per_char(self) -> float:
-        return self.total_bits / max(1, len(self.text))
-
-
 def score_text(model_id: str, text: str, context_ids: Sequence[int] | None = None) -> ScoredText:
     """Teacher forcing: every token of `text` scored given all tokens before it, in one forward pass
-    (an engine model: by its engine, `_engine_scored`)."""
+    (by the model's backend, `playground.backends`: an engine model by its engine, `engine_scored`)."""
     if not text:
         raise PlaygroundError("There is no text to score.")
-    if get_spec(model_id).source == "engine":
-        if context_ids:
-            raise PlaygroundError(f"{model_id} is served by an engine: it scores a text after its start token only.")
-        return _engine_scored(model_id, text)
-    loaded = load_model(model_id)
-    tokenizer = loaded.tokenizer
-    if tokenizer is None:
-        raise PlaygroundError(f"Model {model_id} has no tokenizer on this machine.")
-    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids = [int(i) for i in encoding["input_ids"]]
-    offsets = list(encoding["offset_mapping"])
-    context = [int(i) for i in context_ids] if context_ids else start_tokens.start_ids(tokenizer)
-    if not context:  # no start token (the model reads none): the first token is context, not scored
-        if len(ids) < 2:
-            raise PlaygroundError(f"{model_id} reads no start token, so a one-token text has nothing to "
-                                  "be scored after: type a longer text.")
-        context, ids, offsets = ids[:1], ids[1:], offsets[1:]
-    sequence = context + ids
-    if len(sequence) > min(MAX_SCORE_TOKENS, loaded.context_length):
-        raise PlaygroundError(f"Too long to score: {len(sequence)} tokens (at most "
-                              f"{min(MAX_SCORE_TOKENS, loaded.context_length)}).")
-    logits = core.forward_all(loaded, torch.tensor([sequence]))[0]
-    logprobs = torch.log_softmax(logits[len(context) - 1:-1].float(), dim=-1)
-    picked = logprobs.gather(1, torch.tensor(ids, device=logprobs.device)[:, None])[:, 0].cpu().tolist()
-    tokens = tuple(
-        ScoredToken(i, token_id, display_text(token_bytes(tokenizer, token_id)), int(a), int(b), float(lp))
-        for i, (token_id, (a, b), lp) in enumerate(zip(ids, offsets, picked))
-    )
-    return ScoredText(model_id, text, tuple(context), tokens)
+    return backend_for(get_spec(model_id)).score_text(text, context_ids)
 
 
 @dataclass(frozen=True)
@@ -427,22 +360,6 @@ class AlignedSpan:
     @property
     def difference(self) -> float:
         return self.bits[0] - self.bits[1]
-
-
-def _engine_scored(model_id: str, text: str) -> ScoredText:
-    """Teacher forcing by the engine serving `model_id` (`playground.engines.forcing`): the engine's
-    own tokens and numbers. A token outside the engine's top K has only an upper bound on its
-    probability (`bounded`), so its surprisal is a lower bound; `note` says how many."""
-    from playground import tokenizers
-    from playground.engines import forcing
-
-    forced = forcing.teacher_forcing(model_id, text)
-    tokenizer = tokenizers.get_tokenizer(model_id)
-    ids = [*forced.context_ids[len(forced.context_ids) - forced.text_context:], *(t.id for t in forced.tokens)]
-    spans = tokenizers.build_result(model_id, text, ids, tokenizer.tokens_bytes(ids), tokenizer.special_ids).tokens
-    tokens = tuple(ScoredToken(t.index, t.id, span.text, span.start, span.end, t.logprob, not t.in_top_k)
-                   for t, span in zip(forced.tokens, spans[forced.text_context:]))
-    return ScoredText(model_id, text, forced.context_ids, tokens, forcing.describe(forced))
 
 
 def align_scores(first: ScoredText, second: ScoredText) -> list[AlignedSpan]:

@@ -4,7 +4,8 @@
 (`llama.cpp`, `vllm`, `ollama`, or `openai` for any other OpenAI-compatible server), the server's
 base URL, the model name the engine serves, the environment variable holding its API key, and the
 capabilities, each defaulting to what that kind of engine offers (`KIND_DEFAULTS`) and overridable
-per entry. What it leaves out: talking to the engine (`engines.client`).
+per entry. It sits beside `playground.model_spec` (a spec holds one), below the engines package,
+which reads it. What it leaves out: talking to the engine (`engines.client`).
 """
 
 from __future__ import annotations

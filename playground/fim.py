@@ -218,9 +218,11 @@ def can_run_live(model_id: str) -> tuple[bool, str]:
     spec = models.get_spec(model_id)
     if not spec.fim:
         return False, NOT_FIM_MODEL.format(model=spec.label or spec.id)
-    if spec.source == "engine":
-        return False, (f"{spec.id} is served by {spec.where}; the playground fills in the middle only with "
-                       "models it runs itself (hub, path or gguf entries).")
+    from playground.backends import backend_for
+
+    capabilities = backend_for(spec).capabilities
+    if not capabilities.has("fim"):
+        return False, capabilities.missing["fim"]
     return True, ""
 
 

@@ -47,6 +47,13 @@ STOP_REASONS: dict[str, str] = {
 }
 TOP_ALTERNATIVES = 5
 MAX_NEW_TOKENS_LIMIT = 2048
+
+
+def stop_note(reason: str) -> str:
+    """The sampling lab's note for a stop reason: "Stopped: <the reason in words>."."""
+    return f"Stopped: {STOP_REASONS[reason]}."
+
+
 MAX_SAMPLES = 64
 
 

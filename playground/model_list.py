@@ -13,7 +13,7 @@ runs it live; default false), and exactly one source:
 - `engine = "llama.cpp" | "vllm" | "ollama" | "openai"`: a model served by an inference engine over
   the OpenAI-compatible HTTP API, with `base_url`, `model` (the engine's name for it),
   `api_key_env` (the variable holding the key), the capabilities `top_logprobs`, `token_prompts`,
-  `prompt_logprobs`, `tokenize` (defaults per kind, `engines.config.KIND_DEFAULTS`), and
+  `prompt_logprobs`, `tokenize` (defaults per kind, `engine_config.KIND_DEFAULTS`), and
   `tokenizer` (a registry model id whose tokenizer the engine uses, optional).
 
 Relative paths in a models file are relative to the file. A bad entry becomes an `EntryProblem`
@@ -29,12 +29,13 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from playground.engines.config import CAPABILITIES, KINDS, engine_config
+from playground.engine_config import CAPABILITIES, KINDS, engine_config
 from playground.model_spec import ModelSpec
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 HUB_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 SOURCES = ("hub", "path", "gguf", "engine")
+LOADED_HERE = ("hub", "path", "gguf")  # the entry sources loaded in this process (engine fields refused there)
 ENGINE_FIELDS = ("base_url", "model", "api_key_env", "tokenizer", *CAPABILITIES)
 TEXT_FIELDS = ("id", "role", "label", "description", "hub", "path", "gguf", "engine",
                "base_url", "model", "api_key_env", "tokenizer")
@@ -119,7 +120,7 @@ def _spec(entry: dict, base_dir: Path | None, origin: str) -> ModelSpec:
         raise _Bad(sources[1] if sources else "", "needs exactly one source: hub, path, gguf or engine"
                    + (f" (got {', '.join(sources)})" if sources else ""))
     source = sources[0]
-    stray = [name for name in ENGINE_FIELDS if name in entry and source != "engine" and name != "tokenizer"]
+    stray = [name for name in ENGINE_FIELDS if name in entry and source in LOADED_HERE and name != "tokenizer"]
     if stray:
         raise _Bad(stray[0], "belongs to engine entries only")
     label = entry.get("label", model_id)

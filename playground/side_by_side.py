@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from playground import chat, core, generation, start_tokens
+from playground.backends import backend_for
 from playground.engines import stream as engine_stream
 from playground.engines.client import EngineError
 from playground.errors import PlaygroundError
@@ -66,7 +67,6 @@ class Contender:
     prompt_ids: tuple[int, ...]  # () for an engine model that tokenizes the text itself
     prompt_text: str  # the string the ids were made from (a rendered template, or the raw prompt)
     note: str  # one line for the column's header
-    engine: bool = False  # served by an inference engine (`playground.engines.stream`)
     chat_messages: tuple[dict, ...] = ()  # an engine model without a tokenizer: its chat API's messages
 
     @property
@@ -94,10 +94,7 @@ class Column:
 
     @property
     def text(self) -> str:
-        if self.contender.engine:
-            return _engine_text(self.contender.model_id, self.records)
-        loaded = load_model(self.contender.model_id)
-        return generation.generated_text(loaded.tokenizer, [r.id for r in self.records], loaded.eos_token_ids)
+        return backend_for(self.contender.model_id).generated_text(self.records)
 
     def halt(self, note: str) -> None:
         """End a column still running because its stream ended (Stop, the time limit, an error);
@@ -124,35 +121,12 @@ class Column:
         return f"Stopped after {count}: {generation.STOP_REASONS.get(self.stop, self.stop)}."
 
 
-def _engine_text(model_id: str, records) -> str:
-    """An engine column's text: its tokens' bytes through the entry's tokenizer (a character split
-    over two tokens comes out whole), else the engine's own token texts."""
-    spec = get_spec(model_id)
-    kept = [r for r in records if not r.is_eos]
-    if spec.tokenizer_from and all(r.id >= 0 for r in kept):
-        return generation.generated_text(load_tokenizer(model_id), [r.id for r in kept])
-    return "".join(r.text for r in kept)
-
-
 def _base_template_text(messages: list[dict], chat_model_id: str | None, model_id: str, tokenizer) -> str:
     if getattr(tokenizer, "chat_template", None):
         return chat.render_with_template(tokenizer, messages, add_generation_prompt=True)
     if not chat_model_id:
         raise PlaygroundError(f"Model {model_id} has no chat template; pick a chat model whose template to borrow.")
     return chat.render_with_template(load_tokenizer(chat_model_id), messages, add_generation_prompt=True)
-
-
-def _encoder(model_id: str):
-    """(tokenizer or None, text -> ids, the model's context length or None) without loading an
-    engine model: an engine model's ids come from its entry's tokenizer, or [] (the engine tokenizes)."""
-    spec = get_spec(model_id)
-    if spec.source == "engine":
-        if not spec.tokenizer_from:
-            return None, lambda text: [], None
-        tokenizer = load_tokenizer(model_id)
-        return tokenizer, lambda text: start_tokens.text_ids(tokenizer, text).ids, None
-    loaded = load_model(model_id)
-    return loaded.tokenizer, lambda text: core.prompt_ids(loaded, text), loaded.context_length
 
 
 def contender(model_id: str, mode: str, prompt: str = "", messages: Sequence[dict] | None = None,
@@ -168,15 +142,15 @@ def contender(model_id: str, mode: str, prompt: str = "", messages: Sequence[dic
         raise PlaygroundError(f"The prompt is {text_chars:,} characters long; this tab reads at most "
                               f"{MAX_PROMPT_TOKENS:,} tokens. Shorten it.")
     spec = get_spec(model_id)
-    engine = spec.source == "engine"
-    tokenizer, encode, context_length = _encoder(model_id)
+    backend = backend_for(spec)
+    tokenizer, encode, context_length = backend.encoder()  # no tokenizer: the engine tokenizes
     own_template = getattr(tokenizer, "chat_template", None)
     chat_api: list[dict] = []  # an engine model with no tokenizer named: the engine applies its template
     if mode in ("raw", "template") and not prompt.strip():
         raise PlaygroundError("Type a prompt first.")
     if mode == "raw":
         ids, text = encode(prompt), prompt
-    elif mode == "template" and engine and tokenizer is None:
+    elif mode == "template" and tokenizer is None:
         chat_api, ids, text = [{"role": "user", "content": prompt}], [], prompt
     elif mode == "template":
         view = chat.template_view(model_id, [{"role": "user", "content": prompt}], add_generation_prompt=True)
@@ -187,7 +161,7 @@ def contender(model_id: str, mode: str, prompt: str = "", messages: Sequence[dic
     elif own_template:
         view = chat.template_view(model_id, messages or [], add_generation_prompt=True)
         ids, text = list(view.ids), view.rendered
-    elif engine and tokenizer is None and spec.role == "chat":
+    elif tokenizer is None and spec.role == "chat":
         chat_api, ids, text = chat.validate_messages(messages or []), [], ""
     else:
         text = _base_template_text(chat.validate_messages(messages or []), chat_model_id, model_id, tokenizer)
@@ -198,23 +172,16 @@ def contender(model_id: str, mode: str, prompt: str = "", messages: Sequence[dic
     read = (f"{len(ids)} prompt tokens" if ids else
             "the engine's own chat template (not shown: the entry names no tokenizer)" if chat_api else
             "tokenized by the engine")
-    note = f"{model_id} ({spec.role}{', engine' if engine else ''}) · {MODES[mode]} · {read}"
+    note = f"{model_id} ({spec.role}{backend.kind_label}) · {MODES[mode]} · {read}"
     if mode == "conversation_template" and not own_template and not chat_api:
         note += " (it has no template of its own: the chat model's template, as plain text)"
-    return Contender(model_id, mode, tuple(ids), text, note, engine, tuple(chat_api))
+    return Contender(model_id, mode, tuple(ids), text, note, tuple(chat_api))
 
 
 def _run(contender_: Contender, settings: SamplingSettings, max_new_tokens: int, seed: int):
     """A column's token stream: in-process decoding, or an engine's streamed request (nothing is
     sent before the first token is asked for)."""
-    if contender_.engine:
-        if contender_.chat_messages:
-            return engine_stream.EngineRun(contender_.model_id, settings, max_new_tokens, seed,
-                                           messages=list(contender_.chat_messages))
-        return engine_stream.EngineRun(contender_.model_id, settings, max_new_tokens, seed,
-                                       prompt=contender_.prompt_ids, prompt_text=contender_.prompt_text)
-    decoder = generation.Decoder(load_model(contender_.model_id), contender_.prompt_ids)
-    return generation.iter_generation(decoder, settings, max_new_tokens, seed)
+    return backend_for(contender_.model_id).stream(contender_, settings, max_new_tokens, seed)
 
 
 def _failed(column: Column, exc: EngineError) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from playground import beam
+from playground.backends import backend_for
 from playground.cli import read_text_argument
 
 
@@ -23,8 +24,8 @@ def beam_command(args) -> dict:
         early_stopping=args.early_stopping,
         num_return_sequences=args.num_return_sequences,
     )
-    result = beam.run_beam_search(
-        args.model, read_text_argument(args.prompt), settings, chat_template=args.chat_template,
+    result = backend_for(args.model).beam_search(
+        read_text_argument(args.prompt), settings, chat_template=args.chat_template,
         compare_greedy=args.compare_greedy, sample_seed=args.sample_seed,
         eos_token_ids=args.eos_id or None,
     )

@@ -2,7 +2,9 @@
 
 `models --models-file PATH --model ENTRY ...` reads the operator's list as `app.py` does (default:
 `PLAYGROUND_MODELS_FILE`); refused entries are printed on stderr, each naming the entry and the
-field. `models --check` also asks every engine model's server whether it answers (`engines.probe`).
+field. `available` is each model's backend's answer (`backends.model_infos`: an engine model is
+available when its server answers); `models --check` adds what the backend finds on a closer look
+(an engine's served models and logprobs, `engines.probe`).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict
 
-from playground import models
+from playground import backends, models
 
 SHOWN = ("id", "role", "label", "source", "where", "origin", "available", "reason", "description")
 
@@ -23,12 +25,10 @@ def list_models_command(args) -> list[dict]:
     for problem in problems:
         print(f"model entry refused: {problem}", file=sys.stderr)
     rows = []
-    for info in models.list_models(include_hidden=args.all):
+    for info in backends.model_infos(include_hidden=args.all):
         row = {k: v for k, v in asdict(info).items() if k in SHOWN}
-        if args.check and info.source == "engine":
-            from playground.engines.probe import probe
-
-            row["engine"] = asdict(probe(models.get_spec(info.id).engine))
+        if args.check:
+            row.update(backends.backend_for(info.id).check())
         rows.append(row)
     return rows
 

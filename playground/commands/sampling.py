@@ -9,17 +9,21 @@
 entropies. `generate` prints the generated `text`, one record per token (`id`, `text`, `prob`,
 `raw_prob`, `rank`, `eos_prob` and `eos_raw_prob`: the end-of-sequence probability after the rules and under
 the model, as in the sampling lab), the `stop_reason`, the sequence log-probability and perplexity.
-`--preset` starts from a lecture preset; explicit rule flags override it.
+`--preset` starts from a lecture preset; explicit rule flags override it. Both run through the
+sampling lab's session (`playground.lab`), so an engine model runs the same way (its numbers say
+what is exact: `exact`, `label`, `known_tokens`, `rest_mass`).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from playground import core, generation, sampling
+from playground import generation, lab, sampling
+from playground.backends import backend_for
 from playground.cli import read_text_argument
 from playground.errors import PlaygroundError
-from playground.models import load_model
+
+MAX_PROMPT_TOKENS = 1_000_000  # no cut of its own: an in-process model's context length still bounds it
 
 
 def _add_rule_flags(parser: argparse.ArgumentParser) -> None:
@@ -46,28 +50,32 @@ def next_token_command(args) -> dict:
     settings = settings_from_args(args)
     if args.top < 1:
         raise PlaygroundError("--top must be >= 1.")
-    prompt = read_text_argument(args.prompt)
-    distribution = core.next_token_distribution(args.model, prompt, args.chat_template)
-    ranked = sampling.RankedLogits(distribution.logits)
-    result = sampling.filter_logits(ranked, settings)
-    tokens = generation.token_rows(ranked, result, load_model(args.model).tokenizer, args.top)
-    return {"model": args.model, "prompt_tokens": len(distribution.input_ids), "settings": settings.as_dict(),
+    session = lab.open_session(args.model, read_text_argument(args.prompt), args.chat_template, MAX_PROMPT_TOKENS)
+    view = lab.view(session, settings)
+    result = view.result
+    tokens = view.top_tokens(args.top)
+    return {"model": args.model, "prompt_tokens": len(session.prompt_ids), "settings": settings.as_dict(),
             "kept_count": result.kept_count, "vocab_size": result.vocab_size,
-            "raw_entropy_bits": result.raw_entropy_bits, "entropy_bits": result.entropy_bits, "tokens": tokens}
+            "raw_entropy_bits": result.raw_entropy_bits, "entropy_bits": result.entropy_bits, "tokens": tokens,
+            **({"prompt_note": session.prompt_note} if session.prompt_note else {}), **view.details()}
 
 
 def generate_command(args) -> dict:
     settings = settings_from_args(args)
-    prompt = read_text_argument(args.prompt)
-    loaded = load_model(args.model)
-    ids = core.prompt_ids(loaded, prompt, args.chat_template)
-    result = generation.generate(loaded, ids, settings, args.max_new_tokens, args.seed, args.stop or ())
+    n = args.max_new_tokens
+    if not 1 <= n <= generation.MAX_NEW_TOKENS_LIMIT:
+        raise PlaygroundError(f"max new tokens must be between 1 and {generation.MAX_NEW_TOKENS_LIMIT}.")
+    session = lab.open_session(args.model, read_text_argument(args.prompt), args.chat_template, MAX_PROMPT_TOKENS)
+    records = [record for record, _after in lab.generate(session, settings, n, args.seed, args.stop or ())]
+    stop = records[-1].stop if records and records[-1].stop else ("max_tokens" if len(records) == n else "context")
+    backend = backend_for(args.model)
     return {
-        "model": args.model, "settings": settings.as_dict(), "seed": args.seed, "prompt_tokens": len(ids),
-        "text": result.text, "stop_reason": result.stop_reason,
-        "stop_explanation": generation.STOP_REASONS[result.stop_reason],
-        "logprob": result.logprob, "perplexity": result.perplexity,
-        "tokens": [r.as_dict() for r in result.records],
+        "model": args.model, "settings": settings.as_dict(), "seed": args.seed,
+        "prompt_tokens": len(session.prompt_ids),
+        "text": backend.generated_text(records), "stop_reason": stop,
+        "stop_explanation": generation.STOP_REASONS[stop],
+        "logprob": generation.sequence_logprob(records), "perplexity": generation.perplexity(records),
+        "tokens": [r.as_dict() for r in records],
     }
 
 

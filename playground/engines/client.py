@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import httpx
 
 from playground import settings
-from playground.engines.config import EngineConfig
+from playground.engine_config import EngineConfig
 from playground.errors import PlaygroundError
 
 RETRY_STATUS = (503,)

@@ -22,16 +22,16 @@ request per token: the sequence goes back to the engine as token ids where it ta
 
 Engine state (client, vocabulary size, tokenizer, a small LRU of top-Ks by sequence) hangs off a
 per-model registry (`engine_for`); a session holds only ids and records.
-What it leaves out: K samples, beam search, the other tabs (not on engines yet), sessions
-(`playground.lab`), views (`playground.ui.sampling_tab`).
+`open_ids`, `session_view` and `session_steps` are the lab's operations on a `lab.LabSession`
+(`backends.EngineBackend` calls them). What it leaves out: K samples (refused by the backend),
+beam search (`engines.beam`), the session itself (`playground.lab`), views (`playground.ui.sampling_tab`).
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
-from types import SimpleNamespace
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -97,6 +97,12 @@ def engine_for(spec: ModelSpec, client: EngineClient | None = None) -> EngineSta
                             BoundedLRU(CACHED_POSITIONS))
         _ENGINES[spec.id] = state
         return state
+
+
+def built(spec: ModelSpec) -> EngineState | None:
+    """The engine state of `spec` if one was built (its client answers for the model), else None."""
+    with _LOCK:
+        return _ENGINES.get(spec.id)
 
 
 def forget_engines() -> None:
@@ -270,9 +276,16 @@ def distribution_after(state: EngineState, ids: list[int], text: str | None = No
     return known_distribution(topk_after(state, ids, text), state.vocab_size)
 
 
-def owner(state: EngineState, known: KnownDistribution) -> SimpleNamespace:
+@dataclass(frozen=True)
+class RecordSource:
     """What `generation.step_record` reads of a model: its tokenizer and end-of-sequence ids."""
-    return SimpleNamespace(tokenizer=KnownTokens(known.topk, state.tokenizer), eos_token_ids=state.eos_token_ids)
+
+    tokenizer: KnownTokens
+    eos_token_ids: tuple[int, ...]
+
+
+def owner(state: EngineState, known: KnownDistribution) -> RecordSource:
+    return RecordSource(KnownTokens(known.topk, state.tokenizer), state.eos_token_ids)
 
 
 def draw(known: KnownDistribution, settings: SamplingSettings, seed: int, position: int) -> tuple[FilterResult, int]:
@@ -335,6 +348,23 @@ class EngineView:
         return (float(self.ranked.raw_probs[eos].sum()) if eos else 0.0, sum(self.result.prob_of(e) for e in eos))
 
     @property
+    def start_labels(self) -> tuple[str, ...]:
+        """The start tokens read before a plain prompt, as chips' text (known through the entry's
+        tokenizer; none without one)."""
+        tokenizer = self.tokenizer.tokenizer
+        if self.session.chat_template or tokenizer is None:
+            return ()
+        from playground.token_text import token_bytes
+
+        special = set(getattr(tokenizer, "all_special_ids", ()))
+        labels = []
+        for token_id in self.session.prompt_ids:
+            if token_id not in special:
+                break
+            labels.append(display_text(token_bytes(tokenizer, token_id)))
+        return tuple(labels)
+
+    @property
     def shown_prompt(self) -> str:
         """The prompt as the engine sees it (with a chat template, through the entry's tokenizer)."""
         if not self.session.chat_template or self.tokenizer.tokenizer is None:
@@ -356,8 +386,6 @@ class EngineView:
     def known_only(self, table):
         """An `exports.Table` of this view cut to the known tokens (the rest's are not known), with
         what is exact in its meta."""
-        from dataclasses import replace
-
         known = set(self.known.ids)
         return replace(table, rows=[row for row in table.rows if row["id"] in known],
                        meta={**table.meta, **self.details()})
@@ -394,3 +422,58 @@ def engine_view(state: EngineState, session, settings: SamplingSettings, known: 
     result = filter_logits(known.ranked, settings)
     return EngineView(session, known, result, KnownTokens(known.topk, state.tokenizer), state.eos_token_ids,
                       inside_top_k(settings, known.probs, known.rest_mass))
+
+
+# ---------------------------------------------------------------------------------------------
+# The lab's operations on a session (`backends.EngineBackend`)
+
+
+def open_ids(state: EngineState, text: str, chat_template: bool, max_prompt_tokens: int):
+    """(text, ids, note): the prompt's ids (cut from the left to `max_prompt_tokens`), the engine's
+    top-K after them asked once (a down engine says so now)."""
+    ids, note = fit_ids(prompt_ids(state, text, chat_template), max_prompt_tokens)
+    topk_after(state, ids)
+    return text, tuple(ids), note
+
+
+def _after(state: EngineState, session) -> KnownDistribution:
+    text = session.prompt + generated_text(session.records)  # only for engines without id prompts
+    return distribution_after(state, session.ids, text)
+
+
+def session_view(state: EngineState, session, settings: SamplingSettings, known=None) -> EngineView:
+    """The session's view; `known`: the distribution after its text when the caller has it."""
+    return engine_view(state, session, settings, known if isinstance(known, KnownDistribution) else _after(state, session))
+
+
+def session_steps(state: EngineState, session, settings: SamplingSettings, n: int, seed: int, stop_strings=(),
+                  forced: int | None = None):
+    """Up to `n` steps: the distribution from the engine, our rules and draw, the record kept, then
+    the distribution after it (if that request fails, the step is undone); yields (record, after)."""
+    stops = [s for s in stop_strings if s]
+    for number in range(n):
+        known = _after(state, session)
+        index = len(session.records)
+        if forced is None:
+            _result, token = draw(known, settings, seed, index)
+            chosen = "greedy" if settings.greedy else "sampled"
+        else:
+            token, chosen = forced, "forced"
+        record = step(state, known, settings, token, index, chosen)
+        text = generated_text([*session.records, record]) if stops else ""
+        stop = generation.stop_reason(record, text, stops, number, n, False)
+        if forced is not None:
+            stop = "eos" if record.is_eos else None
+        elif stop == "max_tokens" and n == 1:
+            stop = None  # one step always "reaches" its budget: not news here
+        record = replace(record, stop=stop) if stop else record
+        session.records.append(record)
+        try:
+            after = _after(state, session)
+        except BaseException:
+            session.records.pop()
+            raise
+        session.stop_note = generation.stop_note(stop) if stop else None
+        yield record, after
+        if stop is not None:
+            return

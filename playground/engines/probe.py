@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from playground.engines.client import EngineClient, EngineError
-from playground.engines.config import EngineConfig
+from playground.engine_config import EngineConfig
 from playground.engines.topk import next_token_topk
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from playground.engines.build import find_server
-from playground.engines.config import EngineConfig, engine_config
+from playground.engine_config import EngineConfig, engine_config
 from playground.errors import PlaygroundError
 
 

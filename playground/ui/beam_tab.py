@@ -2,11 +2,11 @@
 
 Layout, top to bottom: lecture presets (one click sets the controls and runs), prompt and model,
 beam settings, comparison paths, the tree (plotly, zoom and pan), the replay slider and the
-collapse toggle, the returned sequences with their scores. Each click is one backend call,
-`beam.run_beam_search`, which returns the tree with the greedy and sampled paths (`beam_search`
-API); its per-step callback drives the progress bar. Replaying or collapsing only redraws from the
-result kept in `gr.State` (`beam_redraw` API). Engine models are offered too
-(`models.ENGINE_TABS`): the same search on the engine's top-K (`playground.engines.beam`), with a
+collapse toggle, the returned sequences with their scores. Each click is one backend call, the
+model's `backends.backend_for(model_id).beam_search` (in-process: `beam.run_beam_search`), which
+returns the tree with the greedy and sampled paths (`beam_search` API); its per-step callback
+drives the progress bar. Replaying or collapsing only redraws from the result kept in `gr.State`
+(`beam_redraw` API). Engine models are offered too (their backend has `beam`): the same search on the engine's top-K (`playground.engines.beam`), with a
 line above the summary saying it ran on the engine, what is exact, and that the comparison paths
 are left out. What it leaves out: loading models and running anything on them
 (`playground.beam`), and the drawing (`playground.plots.beam`).
@@ -20,6 +20,7 @@ import html
 import gradio as gr
 
 from playground import beam, deeplinks, exports
+from playground.backends import backend_for
 from playground.errors import PlaygroundError
 from playground.limits import clamp_float, clamp_int
 from playground.plots.beam import SUMMARY_HEADERS, beam_figure, summary_markdown, summary_rows
@@ -64,8 +65,9 @@ def run_search(prompt, model_id, chat_template, num_beams, max_new_tokens, lengt
                  desc=f"Beam search: step {step} of at most {partial.settings.max_new_tokens}")
 
     sample_seed = clamp_int(seed, "Sampling seed", 0, 2**31 - 1, default=DEFAULT_SEED) if compare_sampled else None
-    result = beam.run_beam_search(str(model_id), prompt or "", settings, chat_template=bool(chat_template),
-                                  compare_greedy=bool(compare_greedy), sample_seed=sample_seed, on_step=on_step)
+    result = backend_for(str(model_id)).beam_search(prompt or "", settings, chat_template=bool(chat_template),
+                                                    compare_greedy=bool(compare_greedy), sample_seed=sample_seed,
+                                                    on_step=on_step)
     wanted = link_step.take() if isinstance(link_step, links.LateValue) else None
     upto = result.steps if wanted is None else min(max(int(wanted), 0), result.steps)
     figure = beam_figure(result, upto_step=upto, collapse_pruned=bool(collapse),

@@ -29,7 +29,8 @@ import time
 
 import gradio as gr
 
-from playground import limits, models
+from playground import backends, limits, models
+from playground.backends import backend_for
 from playground.errors import PlaygroundError
 
 log = logging.getLogger("playground.ui")
@@ -193,30 +194,13 @@ def user_errors(fn):
 
 def model_choices(role: str | None = None, tab: str | None = None) -> list[tuple[str, str]]:
     """(label, id) pairs for a model dropdown: available, non-hidden models, optionally of one role;
-    `tab`: engine models too where that tab runs them (`models.runs_in`)."""
+    `tab`: the models whose backend runs what that tab needs too (`backends.runs_in`: an engine
+    model even while its server is down)."""
     return [
-        (f"{info.id} ({info.role}{', engine' if info.source == 'engine' else ''})", info.id)
+        (f"{info.id} ({info.role}{backend_for(info.id).kind_label})", info.id)
         for info in models.list_models(include_hidden=False)
-        if models.runs_in(info, tab) and (role is None or info.role == role)
+        if backends.runs_in(info, tab) and (role is None or info.role == role)
     ]
-
-
-def _model_state(info, loaded) -> str:
-    if info.source == "engine":  # usable, in the tabs its reason names; asked of the engine when used
-        return info.reason
-    if not info.available:
-        return _plain_reason(info.reason)
-    if info.id in loaded:
-        model = loaded[info.id]
-        return f"loaded ({model.weights or str(model.dtype).replace('torch.', '')} weights, {model.load_seconds:.1f} s)"
-    return "loads on first use"
-
-
-def _plain_reason(reason: str) -> str:
-    """Why a model cannot be used here, in plain words ("needs the Hugging Face hub")."""
-    if "hub" in reason.lower() and ("reach" in reason.lower() or "offline" in reason.lower()):
-        return "needs the Hugging Face hub (not reachable from this server)"
-    return f"unavailable: {reason}"
 
 
 def status_markdown() -> str:
@@ -224,15 +208,15 @@ def status_markdown() -> str:
     here (each model in `status_details`)."""
     from playground.device import resolve_device
 
-    infos = models.list_models(include_hidden=False)
+    infos = backends.model_infos(include_hidden=False)
     loaded = {m.id for m in models.loaded_models()}
-    ready = [i for i in infos if i.available]
-    engines = [i for i in infos if i.source == "engine"]
+    served = [i for i in infos if backend_for(i.id).remote]
+    ready = [i for i in infos if i.available and i not in served]
     parts = [f"Device: **{resolve_device().type}**",
              f"{len(ready)} model{'s' if len(ready) != 1 else ''} ready ({len([i for i in ready if i.id in loaded])} loaded)"]
-    if engines:
-        parts.append(f"{len(engines)} on engine{'s' if len(engines) != 1 else ''}")
-    unusable = len(infos) - len(ready) - len(engines)
+    if served:
+        parts.append(f"{len(served)} on engine{'s' if len(served) != 1 else ''}")
+    unusable = len(infos) - len(ready) - len(served)
     if unusable:
         parts.append(f"{unusable} not usable here (see Models)")
     problems = len(models.model_list_problems())
@@ -245,10 +229,11 @@ def status_details() -> str:
     """One line per model: its label, role, where it comes from, and its state, in plain words."""
     loaded = {m.id: m for m in models.loaded_models()}
     lines = []
-    for info in models.list_models(include_hidden=False):
+    for info in backends.model_infos(include_hidden=False):
         where = f", {html.escape(info.where)}" if info.where and info.origin != "built-in" else ""
         label = html.escape(info.label or info.id)
-        lines.append(f"- **{label}** ({info.role}{where}): {html.escape(_model_state(info, loaded))}")
+        state = backend_for(info.id).state(info.available, info.reason, loaded.get(info.id))
+        lines.append(f"- **{label}** ({info.role}{where}): {html.escape(state)}")
     for problem in models.model_list_problems():
         lines.append(f"- models file: {html.escape(str(problem))}")
     return "\n".join(lines) or "No models."

@@ -100,17 +100,8 @@ class SamplesRun:
 
 
 def _numbers_html(view: lab.LabView) -> str:
-    result, session = view.result, view.session
-    eos_raw, eos_processed = view.eos_probs
-    rows = view.number_rows() if session.engine else [
-        ("entropy of the model’s distribution", f"{result.raw_entropy_bits:.2f} bits"),
-        ("entropy after the rules", f"{result.entropy_bits:.2f} bits"),
-        ("tokens kept", f"{result.kept_count:,} of {result.vocab_size:,}"),
-        ("P(end of sequence) next", f"{eos_raw:.3g} (after rules {eos_processed:.3g})"),
-        ("generated tokens", f"{len(session.records)}"),
-    ]
-    if session.engine:
-        rows.append(("generated tokens", f"{len(session.records)}"))
+    session = view.session
+    rows = [*view.number_rows(), ("generated tokens", f"{len(session.records)}")]
     if session.records:
         rows.append(("sequence log-prob (model)", f"{generation.sequence_logprob(session.records):.2f} nats"))
         rows.append(("perplexity (model)", f"{generation.perplexity(session.records):.2f}"))
@@ -135,7 +126,7 @@ def _details(view: lab.LabView, tokens: list[dict]) -> dict:
         "generated": [r.as_dict() for r in session.records],
         "stop": session.stop_note,
         "prompt_note": session.prompt_note,
-        **(view.details() if session.engine else {}),
+        **view.details(),
     }
 
 
@@ -147,7 +138,7 @@ def _outputs(session: lab.LabSession | None, settings: sampling.SamplingSettings
         return (None, None, HINT, gr.update(choices=[], value=None),
                 generated_html.generated_html("", [], empty_note=HINT), {})
     view = lab.view(session, settings, ranked)
-    top_n = min(_top_n(top_n), getattr(view, "max_bars", MAX_TOP_N))  # an engine view: its top K
+    top_n = min(_top_n(top_n), view.max_bars or MAX_TOP_N)  # an engine view: its top K
     step = len(session.records)
     title = "Next token" + (f" after {step} generated token{'s' if step != 1 else ''}" if step else "")
     figure = (_plot(sampling_plots.distribution_spec(view.ranked, view.result, view.tokenizer, top_n,
@@ -156,7 +147,7 @@ def _outputs(session: lab.LabSession | None, settings: sampling.SamplingSettings
     tokens = view.top_tokens(top_n)
     choices = _token_choices(tokens)
     html = generated_html.generated_html(view.shown_prompt, session.records, session.stop_note,
-                                         start=getattr(view, "start_labels", ()))
+                                         start=view.start_labels)
     return (session, figure, _numbers_html(view), gr.update(choices=choices, value=choices[0][1]),
             html, _details(view, tokens))
 
@@ -313,11 +304,9 @@ def draw_samples(state, k, length, stop, top_n, temperature, top_k, top_p, min_p
     k = clamp_int(k, "K samples", 1, generation.MAX_SAMPLES, default=1)
     length = clamp_int(length, "tokens each", 1, MAX_SAMPLE_LENGTH, default=1)
     stops, top_n = _stop_strings(stop), _top_n(top_n)
-    if session.engine:
-        raise PlaygroundError(lab.ENGINE_NO_SAMPLES)
-    tokenizer = session.loaded.tokenizer
+    steps = lab.samples(session, settings, k, length, seed, stops)  # refused here where the model has none
+    tokenizer = lab.tokenizer(session)
     run = None
-    steps = lab.samples(session, settings, k, length, seed, stops)
     try:
         view_due = StreamPacer()
         for step, result in enumerate(steps):
@@ -373,9 +362,9 @@ def samples_after_stop(state):
 def distribution_data(state, top_n, temperature, top_k, top_p, min_p, order, fmt):
     """The distribution the chart shows, with every token the rules keep, as CSV or JSON text."""
     view = lab.view(_require(state), _settings(temperature, top_k, top_p, min_p, order))
-    top_n = min(_top_n(top_n), getattr(view, "max_bars", MAX_TOP_N))
+    top_n = min(_top_n(top_n), view.max_bars or MAX_TOP_N)
     table = exports.session_distribution(view, top_n)
-    return exports.export(view.known_only(table) if view.session.engine else table, fmt)
+    return exports.export(view.known_only(table), fmt)
 
 
 def records_data(state, fmt):

@@ -30,10 +30,11 @@ import numpy as np
 import pytest
 
 from playground import beam, models
+from playground.backends import backend_for
 from playground.engines import lab as engine_lab
 from playground.engines.build import find_server
 from playground.engines.client import EngineError
-from playground.engines.config import engine_config
+from playground.engine_config import engine_config
 from playground.engines.server import LlamaServer, free_port
 from playground.model_spec import ModelSpec
 
@@ -149,7 +150,7 @@ def compare(engine_id: str, settings: beam.BeamSettings,
     compared, equal, left_out, scores, cumulative = 0, 0, [], [], []
     for prompt, chat in CASES:
         ours = beam.run_beam_search(IN_PROCESS, prompt, settings, chat_template=chat)
-        engine = beam.run_beam_search(engine_id, prompt, settings, chat_template=chat)
+        engine = backend_for(engine_id).beam_search(prompt, settings, chat_template=chat)
         assert engine.prompt_ids == ours.prompt_ids, prompt  # the engine's /tokenize agrees
         assert engine.eos_token_ids == ours.eos_token_ids == [2]
         assert engine.engine_note.startswith(f"Ran on the engine: {engine_id}")
@@ -201,4 +202,4 @@ def test_the_beam_tab_offers_the_engine_model_and_says_it_ran_there(engine_model
 
 def test_an_engine_that_is_down_says_so(engine_model):
     with pytest.raises(EngineError, match="not reachable.*is the server running"):
-        beam.run_beam_search("down-engine", "Hello", Q4_SETTINGS)
+        backend_for("down-engine").beam_search("Hello", Q4_SETTINGS)

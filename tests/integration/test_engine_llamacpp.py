@@ -23,7 +23,7 @@ import torch
 from playground import core, models
 from playground.engines.build import find_server
 from playground.engines.client import EngineClient, EngineError
-from playground.engines.config import engine_config
+from playground.engine_config import engine_config
 from playground.engines.probe import probe
 from playground.engines.server import LlamaServer, free_port
 from playground.engines.topk import next_token_topk

@@ -18,9 +18,10 @@ import pytest
 import torch
 
 from playground import beam, models
+from playground.backends import backend_for
 from playground.engines import lab as engine_lab
 from playground.engines.client import EngineClient, EngineError
-from playground.engines.config import engine_config
+from playground.engine_config import engine_config
 from playground.model_spec import ModelSpec
 
 VOCAB = 50
@@ -111,7 +112,7 @@ def _tree(result: beam.BeamResult) -> list[tuple]:
 def test_the_top_k_search_equals_the_whole_distributions(make_engine, settings):
     fake = FakeEngine()
     model_id = make_engine(fake)
-    result = beam.run_beam_search(model_id, PROMPT, settings)
+    result = backend_for(model_id).beam_search(PROMPT, settings)
     reference = full_search(_prompt_ids(PROMPT), settings, [])
     assert _tree(result) == _tree(reference)
     assert [n.logprob for n in result.nodes] == pytest.approx([n.logprob for n in reference.nodes], abs=1e-5)
@@ -133,7 +134,7 @@ def test_eos_ids_finish_hypotheses_as_on_the_whole_distribution(make_engine):
     settings = beam.BeamSettings(3, 6, 1.0, True, 3)
     first = full_search(_prompt_ids(PROMPT), settings, [])
     eos = sorted({n.token_id for n in first.nodes if n.step == 2})[:2]  # tokens the search meets
-    result = beam.run_beam_search(model_id, PROMPT, settings, eos_token_ids=eos, compare_greedy=True)
+    result = backend_for(model_id).beam_search(PROMPT, settings, eos_token_ids=eos, compare_greedy=True)
     reference = full_search(_prompt_ids(PROMPT), settings, eos)
     assert any(n.eos for n in result.nodes)
     assert _tree(result) == _tree(reference)
@@ -145,7 +146,7 @@ def test_eos_ids_finish_hypotheses_as_on_the_whole_distribution(make_engine):
 def test_an_engine_that_is_down_says_so(make_engine):
     model_id = make_engine(_down)
     with pytest.raises(EngineError, match="not reachable.*is the server running"):
-        beam.run_beam_search(model_id, PROMPT, beam.BeamSettings(2, 3))
+        backend_for(model_id).beam_search(PROMPT, beam.BeamSettings(2, 3))
 
 
 def test_a_top_logprobs_cap_below_k_is_refused_with_the_beams_it_allows(make_engine):
@@ -153,26 +154,26 @@ def test_a_top_logprobs_cap_below_k_is_refused_with_the_beams_it_allows(make_eng
     model_id = make_engine(fake, top_logprobs=5)
     with pytest.raises(EngineError, match=r"3 beams needs each beam's top 6 tokens per step \(2 x beams\), .*"
                                           r"gives at most 5 .*use at most 2 beams"):
-        beam.run_beam_search(model_id, PROMPT, beam.BeamSettings(3, 3))
+        backend_for(model_id).beam_search(PROMPT, beam.BeamSettings(3, 3))
     assert fake.requests == []
-    assert beam.run_beam_search(model_id, PROMPT, beam.BeamSettings(2, 3)).steps == 3
+    assert backend_for(model_id).beam_search(PROMPT, beam.BeamSettings(2, 3)).steps == 3
 
 
 def test_an_engine_without_logprobs_says_so(make_engine):
     model_id = make_engine(FakeEngine(), top_logprobs=0)
     with pytest.raises(EngineError, match="gives no logprobs"):
-        beam.run_beam_search(model_id, PROMPT, beam.BeamSettings(2, 3))
+        backend_for(model_id).beam_search(PROMPT, beam.BeamSettings(2, 3))
     model_id = make_engine(FakeEngine("none"))
     with pytest.raises(EngineError, match="answered without logprobs"):
-        beam.run_beam_search(model_id, PROMPT, beam.BeamSettings(2, 3))
+        backend_for(model_id).beam_search(PROMPT, beam.BeamSettings(2, 3))
 
 
 def test_tokens_named_by_text_only_or_no_id_prompts_are_refused(make_engine):
     model_id = make_engine(FakeEngine("text"))
     with pytest.raises(EngineError, match="by text only, without token ids: beam search needs ids"):
-        beam.run_beam_search(model_id, PROMPT, beam.BeamSettings(2, 3))
+        backend_for(model_id).beam_search(PROMPT, beam.BeamSettings(2, 3))
     fake = FakeEngine()
     model_id = make_engine(fake, token_prompts=False)
     with pytest.raises(EngineError, match="token_prompts = false"):
-        beam.run_beam_search(model_id, PROMPT, beam.BeamSettings(2, 3))
+        backend_for(model_id).beam_search(PROMPT, beam.BeamSettings(2, 3))
     assert fake.requests == []

@@ -21,7 +21,7 @@ import pytest
 from playground import models, side_by_side
 from playground.engines import lab as engine_lab
 from playground.engines.client import EngineClient, EngineError
-from playground.engines.config import engine_config
+from playground.engine_config import engine_config
 from playground.engines.stream import EngineRun, engine_sampling, streamed_tokens
 from playground.model_spec import ModelSpec
 from playground.sampling import SamplingSettings
@@ -120,7 +120,7 @@ def test_a_streamed_completion_becomes_records(monkeypatch):
     fake = FakeEngine(events)
     install(monkeypatch, "fake-chat", fake)
     entry = side_by_side.contender("fake-chat", "template", "Hi there")
-    assert entry.engine and entry.prompt_ids and "<|im_start|>assistant" in entry.prompt_text
+    assert entry.prompt_ids and "<|im_start|>assistant" in entry.prompt_text
     [column] = run_columns([entry], SamplingSettings(temperature=0.7, top_p=0.9, order="temperature_last"), seed=3)
     path, body = fake.requests[0]
     assert path == "/v1/completions" and body["prompt"] == list(entry.prompt_ids)  # the rendered template's ids

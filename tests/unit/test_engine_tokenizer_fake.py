@@ -23,7 +23,7 @@ import torch
 from playground import chat, models, tokenizers
 from playground.engines import forcing
 from playground.engines.client import EngineClient, EngineError
-from playground.engines.config import engine_config
+from playground.engine_config import engine_config
 from playground.engines.tokenizer import NO_TOKENIZE, EngineTokenizer
 from playground.model_spec import ModelSpec
 

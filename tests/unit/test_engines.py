@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from playground.engines.client import EngineClient, EngineError
-from playground.engines.config import KIND_DEFAULTS, engine_config, normalise_base_url
+from playground.engine_config import KIND_DEFAULTS, engine_config, normalise_base_url
 from playground.engines.server import free_port
 from playground.engines.topk import next_token_topk, parse_top_logprobs
 

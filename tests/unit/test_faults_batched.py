@@ -30,7 +30,7 @@ import gradio as gr
 import pytest
 import torch
 
-from playground import batching, core, lab, limits
+from playground import batching, core, lab, limits, local_lab
 from playground.models import load_model
 from playground.ui import beam_tab, chat_tab, sampling_tab
 from playground.ui.common import OUT_OF_MEMORY
@@ -414,13 +414,13 @@ class MemoryErrorInLayer:
 def _cache_is_whole(state) -> None:
     """The session's pooled decoder: every layer's KV cache as long as its fed ids, or no cache at all
     (dropped: the next step encodes the sequence again). Never a half-written one."""
-    decoder = lab._pool(state.loaded).pop(state.key)
+    decoder = local_lab._pool(state.loaded).pop(state.key)
     try:
         cache, length = decoder.stepper.cache, len(decoder.stepper.ids)
         if cache is not None:
             assert [layer.keys.shape[-2] for layer in cache.layers] == [length] * len(cache.layers)
     finally:
-        lab._pool(state.loaded).put(state.key, decoder)
+        local_lab._pool(state.loaded).put(state.key, decoder)
 
 
 def test_a_real_memory_error_in_a_lone_decode_step_leaves_no_half_written_cache(hall, monkeypatch):

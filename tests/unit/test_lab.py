@@ -7,7 +7,7 @@ import pickle
 import pytest
 import torch
 
-from playground import core, lab
+from playground import core, lab, local_lab
 from playground.models import load_model
 from playground.sampling import PRESETS, SamplingSettings
 
@@ -49,16 +49,16 @@ def test_an_idle_session_holds_no_model_state(loaded):
 
 def test_a_reclaimed_decoder_is_rebuilt_with_identical_results(loaded, monkeypatch):
     kept_tokens, kept_logits = _run(_session())
-    assert lab.pooled_decoders(loaded) == 1
+    assert local_lab.pooled_decoders(loaded) == 1
     # the same requests, with the session's decoder reclaimed before every one of them
     session = _session()
-    real = lab._lent_decoder
+    real = local_lab._lent_decoder
 
     def reclaimed_first(s):
         loaded.runtime.drop("lab-decoders")
         return real(s)
 
-    monkeypatch.setattr(lab, "_lent_decoder", reclaimed_first)
+    monkeypatch.setattr(local_lab, "_lent_decoder", reclaimed_first)
     core.forget_distributions(loaded)
     tokens, logits = _run(session)
     assert tokens == kept_tokens
@@ -67,17 +67,17 @@ def test_a_reclaimed_decoder_is_rebuilt_with_identical_results(loaded, monkeypat
 
 
 def test_the_pool_is_bounded_and_lru(loaded, monkeypatch):
-    monkeypatch.setattr(lab, "LAB_DECODERS", 3)
+    monkeypatch.setattr(local_lab, "LAB_DECODERS", 3)
     sessions = [_session(f"session number {i}") for i in range(5)]
     for session in sessions:
         lab.next_token(session, HOT, 0)
-    assert lab.pooled_decoders(loaded) == 3
+    assert local_lab.pooled_decoders(loaded) == 3
     pool = loaded.runtime.peek("lab-decoders")
     assert [pool.get(s.key) is not None for s in sessions] == [False, False, True, True, True]
     before = loaded.forward_calls
     lab.next_token(sessions[0], HOT, 0)  # rebuilt from its ids: one forward over the sequence, then the token
     assert loaded.forward_calls - before == 2
-    assert lab.pooled_decoders(loaded) == 3
+    assert local_lab.pooled_decoders(loaded) == 3
 
 
 def test_undo_needs_no_model_call_and_rewinds_the_decoder_when_lent(loaded):

@@ -10,6 +10,7 @@ the module `playground.html.chat`; `from playground.errors import PlaygroundErro
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -185,3 +186,46 @@ def test_the_ui_renders_and_never_runs_a_model():
             if "load_model(" in text or "load_tokenizer(" in text:
                 offenders.append(f"{path.relative_to(ROOT)}:{number} {text.strip()}")
     assert not offenders, "the UI runs models here:\n" + "\n".join(sorted(offenders))
+
+
+# What asks "is this model an engine?": outside the backend layer (playground/engines/ and
+# playground/backends.py, which builds a backend from a spec) no module may (issue 21.2).
+ENGINE_CHECK = re.compile(r"""source\s*[!=]=\s*["']engine["']|\bsession\.engine\b|\bengine_lab\.|SimpleNamespace"""
+                          r"""|\bcontender_?\.engine\b|["']engine["']\s+(?:not\s+)?in\b""")
+BACKEND_LAYER = (PACKAGE / "engines", PACKAGE / "backends.py")
+# Left where another change is under way: file -> (how many, why); the counts may only go down.
+KNOWN_ENGINE_CHECKS = {
+    "playground/ui/chat_tab.py": (1, "the conversation code moves to the backend (issue 21.3); it will ask "
+                                     "backends.backend_for(model_id).encoder() for the tokenizer instead"),
+    "playground/tokenizers.py": (2, "the explorer's registry: an engine's /tokenize tokenizer; it asks the backend "
+                                    "once HuggingFaceTokenizer and build_result sit below playground.backends "
+                                    "(playground.scoring, which the backend imports, uses them)"),
+}
+
+
+def engine_checks() -> list[str]:
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if any(path == layer or path.is_relative_to(layer) for layer in BACKEND_LAYER):
+            continue
+        for number, text in enumerate(path.read_text().splitlines(), start=1):
+            if ENGINE_CHECK.search(text.split("#", 1)[0]):
+                found.append(f"{path.relative_to(ROOT)}:{number} {text.strip()}")
+    return found
+
+
+def test_no_module_outside_the_backend_layer_asks_whether_a_model_is_an_engine():
+    checks = engine_checks()
+    by_file: dict[str, list[str]] = {}
+    for check in checks:
+        by_file.setdefault(check.split(":", 1)[0], []).append(check)
+    unexpected = [c for name, found in by_file.items() if len(found) > KNOWN_ENGINE_CHECKS.get(name, (0, ""))[0]
+                  for c in found]
+    assert not unexpected, ("these ask whether a model is an engine; ask its backend "
+                            "(playground.backends.backend_for) instead:\n" + "\n".join(unexpected))
+
+
+def test_the_engine_check_count_sees_a_check():
+    assert ENGINE_CHECK.search('if spec.source == "engine":') and ENGINE_CHECK.search("session.engine")
+    assert ENGINE_CHECK.search("engine_lab.engine_for(spec)") and ENGINE_CHECK.search("SimpleNamespace(x=1)")
+    assert not ENGINE_CHECK.search("backend_for(spec).beam_search(prompt, settings)")
