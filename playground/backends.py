@@ -74,6 +74,7 @@ class Backend(Protocol):
     def generated_text(self, records) -> str: ...
     def score_text(self, text: str, context_ids=None): ...
     def explorer_tokenizer(self): ...
+    def explorer_entry(self, info) -> tuple[str, str, bool, str]: ...
 
 
 class _Common:
@@ -191,11 +192,16 @@ class InProcessBackend(_Common):
         return scoring.local_score(self.spec.id, text, context_ids)
 
     def explorer_tokenizer(self):
-        from playground import tokenizers
+        """The model's own Hugging Face tokenizer behind the explorer's interface."""
+        from playground.hf_tokenizer import HuggingFaceTokenizer
         from playground.models import load_tokenizer
 
-        return tokenizers.HuggingFaceTokenizer(self.spec.id, load_tokenizer(self.spec.id),
-                                               f"{self.spec.description}: its own tokenizer")
+        return HuggingFaceTokenizer(self.spec.id, load_tokenizer(self.spec.id),
+                                    f"{self.spec.description}: its own tokenizer")
+
+    def explorer_entry(self, info) -> tuple[str, str, bool, str]:
+        """(description, kind, available, reason) of the model's tokenizer in the explorer's list."""
+        return f"{info.description}: its own tokenizer", "model", info.available, info.reason
 
 
 # An engine answers `availability` from a short request, remembered this long (seconds).
@@ -340,13 +346,24 @@ class EngineBackend(_Common):
 
         if context_ids:
             self.require("score_after_context")
-        return scoring.engine_scored(self.spec.id, text)
+        return scoring.engine_scored(self.spec, text, self.explorer_tokenizer)
 
     def explorer_tokenizer(self):
-        from playground.engines.tokenizer import EngineTokenizer
+        """The engine's own /tokenize (`engines.tokenizer.EngineTokenizer`), built once per model
+        through the client the model talks through; a down engine is asked again next time."""
+        from playground.engines.client import EngineError
 
-        self.require("tokenize")
-        return EngineTokenizer(self.spec)
+        if not self.capabilities.has("tokenize"):
+            raise EngineError(self.capabilities.missing["tokenize"], "unsupported")
+        return self._state().explorer()
+
+    def explorer_entry(self, info) -> tuple[str, str, bool, str]:
+        """(description, kind, available, reason) of the engine's tokenizer in the explorer's list."""
+        if not self.capabilities.has("tokenize"):
+            from playground.engines.tokenizer import NO_TOKENIZE
+
+            return info.description, "engine", False, NO_TOKENIZE
+        return f"{info.description}: the engine's own tokenizer", "engine", True, ""
 
 
 def _engine_capabilities(spec: ModelSpec) -> Capabilities:

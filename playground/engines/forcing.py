@@ -215,14 +215,14 @@ def describe(forced: EngineTeacherForcing) -> str:
             "surprisal is a lower bound.")
 
 
-def teacher_forcing(model_id: str, text: str) -> EngineTeacherForcing:
-    """Teacher forcing on the engine model `model_id`, through its tokenizer in the registry."""
-    from playground import models, tokenizers
-
-    spec = models.get_spec(model_id)
-    if spec.source != "engine":
-        raise PlaygroundError(f"Model {model_id} is not an engine model.")
+def require_tokenize(spec) -> None:
+    """Teacher forcing needs the engine's own ids: refused, in words, where it has no /tokenize."""
     if not spec.engine.tokenize:
-        raise EngineError(f"Model {model_id} is served by {spec.engine.where}, which does not provide /tokenize: "
+        raise EngineError(f"Model {spec.id} is served by {spec.engine.where}, which does not provide /tokenize: "
                           "teacher forcing needs the engine's own token ids.", "unsupported")
-    return engine_teacher_forcing(spec, text, tokenizers.get_tokenizer(model_id))
+
+
+def teacher_forcing(spec, text: str, tokenizer) -> EngineTeacherForcing:
+    """Teacher forcing on the engine model `spec`, through its explorer tokenizer (the engine's /tokenize)."""
+    require_tokenize(spec)
+    return engine_teacher_forcing(spec, text, tokenizer)

@@ -58,10 +58,20 @@ class EngineState:
     vocab_size: int | None
     eos_token_ids: tuple[int, ...]
     cache: BoundedLRU
+    _explorer: object | None = None
 
     @property
     def k(self) -> int:
         return max(1, min(MAX_K, self.spec.engine.top_logprobs))
+
+    def explorer(self):
+        """The engine's /tokenize as an explorer tokenizer (`engines.tokenizer`), built on first use
+        through this client (a failure is not kept: the next call asks again)."""
+        if self._explorer is None:
+            from playground.engines.tokenizer import EngineTokenizer
+
+            self._explorer = EngineTokenizer(self.spec, self.client)
+        return self._explorer
 
 
 _ENGINES: dict[str, EngineState] = {}

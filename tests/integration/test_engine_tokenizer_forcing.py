@@ -21,6 +21,7 @@ import pytest
 
 from playground import chat, models, tokenizers
 from playground.engines import forcing
+from playground.engines import lab as engine_lab
 from playground.errors import PlaygroundError
 from playground.engines.build import find_server
 from playground.engines.server import LlamaServer
@@ -45,9 +46,11 @@ def engine_model(request, tmp_path_factory):
         try:
             assert models.configure_model_list(str(path), ()) == ()
             tokenizers._CACHE.pop("tok-engine", None)
+            engine_lab.forget_engines()
             yield "tok-engine", model_id
         finally:
             tokenizers._CACHE.pop("tok-engine", None)
+            engine_lab.forget_engines()
             models.configure_model_list("", ())
 
 
@@ -90,4 +93,5 @@ def test_the_chat_tab_scores_with_an_engine_model(engine_model):
     assert text == SCORED and figure is not None
     assert "Largest disagreements" in summary and "scored by llama.cpp at" in summary
     with pytest.raises(PlaygroundError, match="at most 512 tokens"):
-        forcing.teacher_forcing(engine_id, "a b " * 600)  # past MAX_TOKENS: a message, not a crash
+        forcing.teacher_forcing(models.get_spec(engine_id), "a b " * 600,  # past MAX_TOKENS: a message, not a crash
+                                tokenizers.get_tokenizer(engine_id))

@@ -22,6 +22,7 @@ import torch
 
 from playground import chat, models, tokenizers
 from playground.engines import forcing
+from playground.engines import lab as engine_lab
 from playground.engines.client import EngineClient, EngineError
 from playground.engine_config import engine_config
 from playground.engines.tokenizer import NO_TOKENIZE, EngineTokenizer
@@ -81,13 +82,16 @@ def _spec(model_id: str = "fake-engine", **capabilities) -> ModelSpec:
 
 @pytest.fixture
 def engine(monkeypatch):
-    """The fake engine as the registry's model `fake-engine`, its tokenizer in the explorer's cache."""
+    """The fake engine as the registry's model `fake-engine`, reached through its backend's client."""
     fake, spec = FakeEngine(), _spec()
     models.model_list_problems()  # the operator list is read first (it would replace the entry)
     monkeypatch.setitem(models.REGISTRY, spec.id, spec)
-    client = EngineClient(spec.engine, transport=httpx.MockTransport(fake), retries=0, name=spec.id)
-    monkeypatch.setitem(tokenizers._CACHE, spec.id, EngineTokenizer(spec, client))
-    return spec, fake
+    monkeypatch.delitem(tokenizers._CACHE, spec.id, raising=False)
+    engine_lab.forget_engines()
+    engine_lab.engine_for(spec, EngineClient(spec.engine, transport=httpx.MockTransport(fake), retries=0, name=spec.id))
+    yield spec, fake
+    engine_lab.forget_engines()
+    tokenizers._CACHE.pop(spec.id, None)
 
 
 def test_pieces_are_the_engines_exact_bytes(engine):
@@ -139,7 +143,8 @@ def test_a_down_engine_is_a_message_and_never_cached(monkeypatch):
 
 def test_teacher_forcing_is_exact_inside_the_top_k_and_a_bound_outside(engine):
     text = "abc de"
-    forced = forcing.teacher_forcing("fake-engine", text)
+    spec, _ = engine
+    forced = forcing.teacher_forcing(spec, text, tokenizers.get_tokenizer(spec.id))
     assert forced.method == forcing.TOP_K_PER_POSITION and forced.requests == len(text)
     ids = [BOS, *text.encode()]
     assert [t.id for t in forced.tokens] == ids[1:]

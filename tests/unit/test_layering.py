@@ -197,9 +197,6 @@ BACKEND_LAYER = (PACKAGE / "engines", PACKAGE / "backends.py")
 KNOWN_ENGINE_CHECKS = {
     "playground/ui/chat_tab.py": (1, "the conversation code moves to the backend (issue 21.3); it will ask "
                                      "backends.backend_for(model_id).encoder() for the tokenizer instead"),
-    "playground/tokenizers.py": (2, "the explorer's registry: an engine's /tokenize tokenizer; it asks the backend "
-                                    "once HuggingFaceTokenizer and build_result sit below playground.backends "
-                                    "(playground.scoring, which the backend imports, uses them)"),
 }
 
 
