@@ -22,10 +22,11 @@ description. Sources:
   (`playground.backends`: `model_infos`, `runs_in`).
 
 Models load lazily, once per process, thread-safe (concurrent first requests wait for one load),
-and are shared by all sessions. `trust_remote_code` is never used. On the CPU a GGUF model's
-linear layers then run the file's own 4-8 bit blocks on torch's int4 kernel (`playground.lowbit`;
-`PLAYGROUND_WEIGHTS=fp32` keeps the dequantized float32 weights, the reference);
-`LoadedModel.weights` says which run. What it leaves out: running the models (see
+and are shared by all sessions. `trust_remote_code` is never used. With `PLAYGROUND_WEIGHTS=int4`
+a GGUF model's linear layers on the CPU run the file's own 4-8 bit blocks on torch's int4 kernel
+(`playground.lowbit`); the default, fp32, keeps the dequantized float32 weights (the reference:
+int4's bfloat16 roundings make two routes to one distribution differ by up to ~1e-2 in a
+probability, against ~1e-6). `LoadedModel.weights` says which run. What it leaves out: running the models (see
 `playground.core`), low-bit weights on GPUs (they run bfloat16).
 """
 
@@ -537,12 +538,13 @@ def load_model(model_id: str, device: str | None = None) -> LoadedModel:
         return loaded
 
 
-WEIGHTS = ("int4", "fp32")
+WEIGHTS = ("fp32", "int4")
 
 
 def _low_bit_weights(spec: ModelSpec, model, device: torch.device, dtype: torch.dtype) -> tuple[str, str]:
-    """(weights, note): a GGUF model on the CPU runs the file's own blocks on the int4 kernel
-    (`playground.lowbit`) unless PLAYGROUND_WEIGHTS=fp32; other models run their dtype."""
+    """(weights, note): with PLAYGROUND_WEIGHTS=int4 a GGUF model on the CPU runs the file's own
+    blocks on the int4 kernel (`playground.lowbit`); otherwise (fp32, the default) and for other
+    models the weights run in their dtype."""
     plain = str(dtype).replace("torch.", "")
     choice = settings.current().weights
     if choice not in WEIGHTS:
