@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import screenshot, select_tab
+from tests.conftest import screenshot, select_tab, wait_until
 
 PRESET = "Chat answer ends with EOS"  # smollm2-135m-instruct, 3 beams, stops early on <|im_end|>
 
@@ -17,13 +17,14 @@ def test_preset_search_draws_the_tree(page, app_url):
     page.goto(app_url)
     select_tab(page, "Beam search")
     page.get_by_role("button", name=PRESET).click()
-    page.locator("#beam-tree .js-plotly-plot").wait_for(timeout=300_000)
-    page.locator("#beam-summary").get_by_text("steps").wait_for(timeout=300_000)
-    tree = page.locator("#beam-tree")
-    # node labels are drawn as text: the answer's tokens, the EOS token, the prompt root
-    tree.locator("text", has_text="Paris").first.wait_for()
-    tree.locator("text", has_text="<|im_end|>").first.wait_for()
-    tree.locator("text", has_text="prompt").first.wait_for()
+    # the tab's first visit drew a tree already: wait for the preset's own (its labels are drawn as
+    # text: the answer's tokens, the EOS token, the prompt root), then for the page's calls to end
+    wait_until(page, "() => ['Paris', '<|im_end|>', 'prompt'].every((t) => [...document.querySelectorAll("
+                     "'#beam-tree text')].some((el) => el.textContent.includes(t)))",
+               "the preset's tree (Paris, <|im_end|>, prompt)",
+               "() => [(document.querySelector('#beam-summary') || {}).innerText, [...document.querySelectorAll("
+               "'#beam-tree text')].map((el) => el.textContent).slice(0, 30)]", timeout_ms=300_000)
+    page.server_calls.wait_idle("the preset's search")
     full = _points(page)
     assert full > 3 * 6  # every considered candidate (6 per step) is a point
     screenshot(page, "beam-tree")
@@ -33,6 +34,6 @@ def test_preset_search_draws_the_tree(page, app_url):
     # collapsing the pruned candidates redraws with fewer points
     page.locator("#beam-collapse input").check()
     page.wait_for_function(f"document.querySelectorAll('#beam-tree .scatterlayer .point').length < {full}",
-                           timeout=60_000)
+                           timeout=180_000)
     screenshot(page, "beam-tree-collapsed")
     assert not errors, errors
