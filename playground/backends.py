@@ -26,7 +26,7 @@ from playground.model_spec import ModelSpec
 
 # The capabilities a tab may ask for by name (`Backend.require`).
 CAPABILITIES = ("lab", "samples", "beam", "beam_comparisons", "stream", "score", "score_after_context",
-                "tokenize", "fim", "inside")
+                "tokenize", "fim", "inside", "template_view")
 # The tabs (ui module names) and what each needs of a model to list it.
 TAB_NEEDS = {"sampling": "lab", "beam": "beam", "chat": "stream", "fim": "fim", "inside": "inside",
              "tokenizer": "tokenize"}
@@ -379,6 +379,10 @@ def _engine_capabilities(spec: ModelSpec) -> Capabilities:
     }
     if not spec.engine.tokenize:
         missing["tokenize"] = f"{where}: this engine does not provide /tokenize (tokenize = false in its entry)."
+    if not spec.tokenizer_from:  # the chat template view: its tokens and loss mask
+        missing["template_view"] = (f"This engine model ({spec.id}) has no tokenizer named in its entry: the chat "
+                                    "template is the engine's own and is not shown (name a registry model in the "
+                                    "entry's `tokenizer` field to see it and its loss mask).")
     return Capabilities(missing)
 
 

@@ -48,7 +48,8 @@ from playground.errors import PlaygroundError
 from playground.html import chat as chat_html
 from playground.html.generated import GENERATED_CSS, generated_html
 from playground.html.tokens import HOVER_JS, TOKEN_CSS
-from playground.models import get_spec, list_models
+from playground.backends import backend_for
+from playground.models import list_models
 from playground.prompts import surrogate_free
 from playground.plots.chat import surprisal_figure
 from playground.sampling import PRESETS as PRESETS_SAMPLING
@@ -332,12 +333,10 @@ class TemplateNotShown(PlaygroundError):
 def _check_template_view(model_id, messages) -> None:
     """Refuse, in words said in the template panels, what the view cannot show: a conversation too
     long to show quickly, or the template of an engine model whose entry names no tokenizer."""
-    spec = get_spec(model_id)
     chat.check_view_size(messages)
-    if spec.source == "engine" and not spec.tokenizer_from:
-        raise TemplateNotShown(f"This engine model ({model_id}) has no tokenizer named in its entry: the chat "
-                               "template is the engine's own and is not shown (name a registry model in the "
-                               "entry's `tokenizer` field to see it and its loss mask).")
+    refusal = backend_for(model_id).capabilities.missing.get("template_view")
+    if refusal:
+        raise TemplateNotShown(refusal)
 
 
 def _clean_messages(messages) -> list[dict]:
