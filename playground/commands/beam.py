@@ -5,12 +5,15 @@
 [--compare-greedy] [--sample-seed S] PROMPT` prints `{"nodes": [...], "sequences": [{"ids", "text",
 "score"}, ...]}` (sequences best first, `ids` without the prompt) plus the settings and, when asked,
 the greedy and sampled paths (the sample draws what `generate --seed S --temperature 1` draws:
-one random-number scheme for every tab and command). PROMPT `-` reads stdin. What it leaves out:
+one random-number scheme for every tab and command), and `timing`: `ms_per_step` (one step expands
+every live beam), `tokens_per_s` (beams x steps per second, whole run) and the `weights` that ran.
+PROMPT `-` reads stdin. What it leaves out:
 drawing the tree.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 
 from playground import beam
@@ -24,11 +27,13 @@ def beam_command(args) -> dict:
         early_stopping=args.early_stopping,
         num_return_sequences=args.num_return_sequences,
     )
+    start = time.perf_counter()
     result = backend_for(args.model).beam_search(
         read_text_argument(args.prompt), settings, chat_template=args.chat_template,
         compare_greedy=args.compare_greedy, sample_seed=args.sample_seed,
         eos_token_ids=args.eos_id or None,
     )
+    seconds = time.perf_counter() - start
     output = {
         "model": result.model_id,
         "prompt_ids": result.prompt_ids,
@@ -40,6 +45,9 @@ def beam_command(args) -> dict:
         "nodes": [asdict(node) for node in result.nodes],
         "sequences": [{"ids": s.ids, "text": s.text, "score": s.score, "cumulative": s.cumulative,
                        "node": s.node} for s in result.sequences],
+        "timing": {"tokens_per_s": round(result.steps * settings.num_beams / seconds, 2),
+                   "ms_per_step": round(seconds * 1000 / max(result.steps, 1), 2),
+                   "weights": backend_for(args.model).weights()},
     }
     for path in (result.greedy, result.sampled):
         if path is not None:

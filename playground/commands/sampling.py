@@ -8,7 +8,9 @@
 `id`, `text`, `raw_prob`, `prob` (after the rules) and `kept`; plus the kept count and both
 entropies. `generate` prints the generated `text`, one record per token (`id`, `text`, `prob`,
 `raw_prob`, `rank`, `eos_prob` and `eos_raw_prob`: the end-of-sequence probability after the rules and under
-the model, as in the sampling lab), the `stop_reason`, the sequence log-probability and perplexity.
+the model, as in the sampling lab), the `stop_reason`, the sequence log-probability and perplexity,
+and `timing` (`tokens_per_s`, `ms_per_step` over the whole run, prompt included, and the `weights`
+that ran: int4 or float32, `PLAYGROUND_WEIGHTS`).
 `--preset` starts from a lecture preset; explicit rule flags override it. Both run through the
 sampling lab's session (`playground.lab`), so an engine model runs the same way (its numbers say
 what is exact: `exact`, `label`, `known_tokens`, `rest_mass`).
@@ -17,6 +19,7 @@ what is exact: `exact`, `label`, `known_tokens`, `rest_mass`).
 from __future__ import annotations
 
 import argparse
+import time
 
 from playground import generation, lab, sampling
 from playground.backends import backend_for
@@ -66,7 +69,10 @@ def generate_command(args) -> dict:
     if not 1 <= n <= generation.MAX_NEW_TOKENS_LIMIT:
         raise PlaygroundError(f"max new tokens must be between 1 and {generation.MAX_NEW_TOKENS_LIMIT}.")
     session = lab.open_session(args.model, read_text_argument(args.prompt), args.chat_template, MAX_PROMPT_TOKENS)
+    start = time.perf_counter()
     records = [record for record, _after in lab.generate(session, settings, n, args.seed, args.stop or ())]
+    seconds = time.perf_counter() - start
+    steps = max(len(records), 1)
     stop = records[-1].stop if records and records[-1].stop else ("max_tokens" if len(records) == n else "context")
     backend = backend_for(args.model)
     return {
@@ -76,6 +82,8 @@ def generate_command(args) -> dict:
         "stop_explanation": generation.STOP_REASONS[stop],
         "logprob": generation.sequence_logprob(records), "perplexity": generation.perplexity(records),
         "tokens": [r.as_dict() for r in records],
+        "timing": {"tokens_per_s": round(len(records) / seconds, 2), "ms_per_step": round(seconds * 1000 / steps, 2),
+                   "weights": backend.weights()},
     }
 
 

@@ -97,6 +97,18 @@ def test_cli_unknown_id_exits_2_with_valid_ids():
     assert "Traceback" not in result.stderr
 
 
+def _assert_same_distribution(loaded, got, expected) -> None:
+    """float32 weights (the default): the same logits to 1e-3. int4 weights (PLAYGROUND_WEIGHTS=int4,
+    playground.lowbit) round every layer's input and output to bfloat16, which turns the last-bit
+    differences between two paths (padding, another attention kernel) into a few bfloat16 steps
+    of a logit: the same top token, probabilities within 2e-2 (up to 9e-3 measured)."""
+    if loaded.weights != "int4":
+        assert (got - expected).abs().max() < 1e-3
+        return
+    assert int(got.argmax()) == int(expected.argmax())
+    assert (got.double().softmax(-1) - expected.double().softmax(-1)).abs().max() < 2e-2
+
+
 @pytest.mark.parametrize("model_id", PACKAGED)
 def test_static_batched_path_matches_plain_on_packaged_models(model_id):
     """Gemma's sliding-window layers and SmolLM2's full attention both take the static path."""
@@ -109,7 +121,7 @@ def test_static_batched_path_matches_plain_on_packaged_models(model_id):
     sequences = [loaded.tokenizer(p)["input_ids"] for p in ["The capital of France is", "One two", "x y z " * 30]]
     for row, ids in zip(static.logits(sequences), sequences):
         alone, _ = core.forward(loaded, torch.tensor([ids]))
-        assert (row - alone[0]).abs().max() < 1e-3
+        _assert_same_distribution(loaded, row, alone[0])
 
 
 def test_fused_llama_decoder_follows_transformers_on_smollm2():
@@ -126,7 +138,7 @@ def test_fused_llama_decoder_follows_transformers_on_smollm2():
     logits = decoder.prefill(ids)
     with core.Stepper(loaded, ids) as plain:
         for _ in range(16):
-            assert (logits - plain.logits).abs().max() < 1e-3
+            _assert_same_distribution(loaded, logits, plain.logits)
             token = int(plain.logits.argmax())
             assert int(logits.argmax()) == token
             logits = decoder.step(token)
