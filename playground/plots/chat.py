@@ -8,6 +8,8 @@ and the figure says so on screen. What it leaves out: scoring and alignment (`pl
 
 from __future__ import annotations
 
+import html
+
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -43,6 +45,17 @@ def tokenizer_note(first, second) -> str:
             "span where both have a token boundary, with each model's surprisal summed over it.")
 
 
+def context_note(first, second, spans) -> str:
+    """Where the comparison begins when a model reads no start token (its first token is context)."""
+    begun = spans[0].start if spans else 0
+    if not begun:
+        return ""
+    without = [scored.model_id for scored in (first, second) if scored.tokens and scored.tokens[0].start > 0]
+    shown = html.escape(visible_whitespace(first.text[:begun]))
+    return (f"<br>{' and '.join(without)} reads no start token, so its first token is context, not scored: "
+            f"both are compared after “{shown}”.")
+
+
 def surprisal_figure(first, second, spans) -> go.Figure:
     """Bars of -log2 p per aligned span for both models, and below them the difference."""
     names = (first.model_id, second.model_id)
@@ -66,9 +79,11 @@ def surprisal_figure(first, second, spans) -> go.Figure:
                          marker_color=[COLORS[0] if d > 0 else COLORS[1] for d in diffs],
                          hovertext=[f"“{visible_whitespace(s.text)}”: {d:+.2f} bits" for s, d in zip(spans, diffs)],
                          hoverinfo="text"), row=2, col=1)
-    note = tokenizer_note(first, second)
-    totals = (f"Total: {names[0]} {first.total_bits:.0f} bits ({first.bits_per_char:.2f}/char) · "
-              f"{names[1]} {second.total_bits:.0f} bits ({second.bits_per_char:.2f}/char)")
+    note = tokenizer_note(first, second) + context_note(first, second, spans)
+    chars = max(1, sum(len(s.text) for s in spans))
+    bits = [sum(s.bits[which] for s in spans) for which in (0, 1)]
+    totals = (f"Total: {names[0]} {bits[0]:.0f} bits ({bits[0] / chars:.2f}/char) · "
+              f"{names[1]} {bits[1]:.0f} bits ({bits[1] / chars:.2f}/char)")
     # Stacked above the bars, each in its own band (presenter mode raises chart text to 20 px): the
     # legend just above the plot, the note above the legend; the y axis names what the bars are.
     fig.add_annotation(text=note + "<br>" + totals, xref="paper", yref="paper", x=0, y=1, yanchor="bottom",

@@ -52,14 +52,19 @@ def test_surprisal_alignment_across_tokenizers():
     text = "You might be surprised to know that some oranges are indeed green! 🍊"
     base, chat_scored = chat.score_text(BASE, text), chat.score_text(CHAT, text)
     assert base.context_ids == (2,)  # Gemma's <bos>
+    # SmolLM2 reads no start token (as its tokenizer and llama.cpp have it): "You" is its context,
+    # so both are compared from " might" on
+    assert chat_scored.context_ids == (chat_scored.context_ids[0],) and chat_scored.tokens[0].start == 3
     spans = chat.align_scores(base, chat_scored)
-    assert "".join(s.text for s in spans) == text
-    assert sum(s.bits[0] for s in spans) == pytest.approx(base.total_bits)
+    assert "".join(s.text for s in spans) == text[3:]
+    assert sum(s.bits[0] for s in spans) == pytest.approx(sum(t.surprisal_bits for t in base.tokens if t.start >= 3))
     assert sum(s.bits[1] for s in spans) == pytest.approx(chat_scored.total_bits)
     assert all(0 < t.prob <= 1 for t in base.tokens + chat_scored.tokens)
     figure = surprisal_figure(base, chat_scored, spans)
     notes = " ".join(a.text for a in figure.layout.annotations)
     assert "The tokenizers differ" in notes  # Gemma's and SmolLM2's vocabularies differ
+    assert "smollm2-135m-instruct reads no start token" in notes and "compared after “You”" in notes
+    assert f"{BASE} {sum(s.bits[0] for s in spans):.0f} bits" in notes  # totals over the compared text
     assert ("summed over it" in notes) == ([(t.start, t.end) for t in base.tokens]
                                            != [(t.start, t.end) for t in chat_scored.tokens])
     assert len(figure.data[0].y) == len(spans)
