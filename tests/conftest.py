@@ -99,11 +99,17 @@ def wait_in_queue(job, what: str, timeout_s: float = 120.0):
         time.sleep(0.05)  # a poll interval
 
 
+# gradio_client's HTTP calls (joining the queue, ...) give up after httpx's default 5 s: on a loaded
+# machine the app can take longer to answer a join while it serves many; a refusal or an answer,
+# not the client's patience, must decide a test.
+CLIENT_HTTP = {"timeout": 120}
+
+
 @pytest.fixture(scope="session")
 def client(app_url):
     from gradio_client import Client
 
-    return Client(app_url, verbose=False)
+    return Client(app_url, verbose=False, httpx_kwargs=CLIENT_HTTP)
 
 
 @pytest.fixture(scope="session")

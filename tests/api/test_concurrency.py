@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from gradio_client import Client
 
+from tests.conftest import CLIENT_HTTP
+
 MODEL = "smollm2-135m-instruct"
 SESSIONS = 20
 SUBJECTS = ["France", "the ocean", "my cat", "Python", "the moon", "jazz", "a volcano", "winter", "bread", "chess",
@@ -33,7 +35,7 @@ def _json(value):
 
 def session_run(url: str, i: int) -> dict:
     """One student's requests in a fresh session; what they got back."""
-    client = Client(url, verbose=False)
+    client = Client(url, verbose=False, httpx_kwargs=CLIENT_HTTP)  # 20 joins at once on a loaded machine
     started = time.perf_counter()
     dist = client.predict(MODEL, False, prompt(i), 10, False, *RULES, api_name="/sampling_distribution")
     cut = _json(client.predict(10, False, 1.0, 0, 0.5, 0.0, "transformers", api_name="/sampling_refilter")[-1])
@@ -96,7 +98,8 @@ def test_stop_frees_the_slot_and_keeps_the_tokens():
 
     url, process = start_app({"PLAYGROUND_HEAVY_CONCURRENCY": "1"}, log_name="stop-app.log")
     try:
-        first, second = Client(url, verbose=False), Client(url, verbose=False)
+        first, second = Client(url, verbose=False, httpx_kwargs=CLIENT_HTTP), Client(url, verbose=False,
+                                                                                    httpx_kwargs=CLIENT_HTTP)
         for client in (first, second):
             client.predict(MODEL, False, "Once upon a time", 10, False, *RULES, api_name="/sampling_distribution")
         long_job = first.submit(200, "", 10, False, 1.0, 0, 1.0, 0.0, "transformers", 1, api_name="/sampling_generate")
