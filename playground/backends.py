@@ -10,7 +10,8 @@ Two kinds implement it: `InProcessBackend` (the model loaded here: `playground.l
 `playground.beam`, `playground.generation`, `playground.scoring`) and `EngineBackend` (a model served
 over HTTP: `playground.engines.*`). This is the only module outside `playground/engines/` that
 asks which kind a model is (tests/unit/test_layering.py counts). Each method wraps the existing
-function of its kind, imported when first called (those modules import this one).
+function of its kind, imported where it is called; none of them imports this module (the callers
+do: `lab`, `chat.score_text`, `side_by_side`, `fim`, `tokenizers`, the tabs and the CLI).
 What it leaves out: the implementations themselves, the registry (`playground.models`), views.
 """
 
@@ -51,6 +52,7 @@ class Backend(Protocol):
     spec: ModelSpec
     capabilities: Capabilities
     kind_label: str  # "" or ", engine": how a model list names the kind after the role
+    remote: bool  # served by another process: the status line counts these "on engines"
 
     def require(self, name: str) -> None: ...
     def availability(self) -> tuple[bool, str]: ...

@@ -14,7 +14,7 @@ import math
 
 import pytest
 
-from playground import lab, models
+from playground import backends, lab, models
 from playground.engines import lab as engine_lab
 from playground.engines.build import find_server
 from playground.engines.client import EngineClient, EngineError
@@ -52,8 +52,10 @@ def test_the_sampling_lab_offers_engine_models_and_the_other_tabs_say_why_not(en
     assert "smol-engine" in [i for _, i in model_choices(tab="sampling")]
     assert "smol-engine" in [i for _, i in model_choices(tab="beam")]
     assert "smol-engine" not in [i for _, i in model_choices()]  # inside: not on engines
-    info = {i.id: i for i in models.list_models()}["smol-engine"]
-    assert "Sampling lab, Beam search and Base vs chat (teacher forcing included) run engine models" in info.reason
+    info = {i.id: i for i in backends.model_infos()}["smol-engine"]
+    assert info.available and info.reason == ""  # its server answers (`python -m playground models` says so)
+    state = backends.backend_for("smol-engine").state(info.available, info.reason, None)
+    assert "the Sampling lab, Beam search and Base vs chat (teacher forcing included) run it" in state
 
 
 def test_top_tokens_are_the_servers_and_the_label_says_what_is_exact(engine_model):
@@ -101,3 +103,30 @@ def test_chat_template_goes_through_the_named_tokenizer(engine_model):
 def test_an_engine_that_is_down_says_so(engine_model):
     with pytest.raises(EngineError, match="not reachable.*is the server running"):
         lab.open_session("down-engine", PROMPT, False, 1024)
+
+
+def test_the_cli_runs_the_engine_model_through_the_backend(engine_model, capsys):
+    """`next-token`, `generate`, `beam`, `score`, `tokenize` and `models` on the real llama-server entry."""
+    import json
+
+    from playground.__main__ import main
+
+    def run(*argv):
+        assert main([*argv, "--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    shown = run("next-token", "--model", "smol-engine", "--top", "5", "--temperature", "0", PROMPT)
+    session = lab.open_session("smol-engine", PROMPT, False, 1024)
+    assert [t["id"] for t in shown["tokens"]] == [r["id"] for r in lab.view(session, SamplingSettings()).top_tokens(5)]
+    assert shown["exact"] and shown["prompt_tokens"] == len(session.prompt_ids)
+    made = run("generate", "--model", "smol-engine", "--max-new-tokens", "4", "--temperature", "0", PROMPT)
+    assert made["tokens"] and made["tokens"][0]["id"] == shown["tokens"][0]["id"] and made["text"]
+    searched = run("beam", "--model", "smol-engine", "--num-beams", "2", "--max-new-tokens", "3", PROMPT)
+    assert searched["sequences"] and searched["steps"] >= 1
+    scored = run("score", "--model", "smol-engine", PROMPT)
+    assert scored["tokens"] and all(t["logprob"] <= 0 for t in scored["tokens"])
+    tokens = run("tokenize", "--tokenizer", "smol-engine", PROMPT)
+    assert tokens["ids"] == list(session.prompt_ids)[-len(tokens["ids"]):]
+    rows = {row["id"]: row for row in run("models")}
+    assert rows["smol-engine"]["available"] is True and rows["down-engine"]["available"] is False
+    assert "does not answer" in rows["down-engine"]["reason"]
