@@ -193,11 +193,6 @@ def test_the_ui_renders_and_never_runs_a_model():
 ENGINE_CHECK = re.compile(r"""source\s*[!=]=\s*["']engine["']|\bsession\.engine\b|\bengine_lab\.|SimpleNamespace"""
                           r"""|\bcontender_?\.engine\b|["']engine["']\s+(?:not\s+)?in\b""")
 BACKEND_LAYER = (PACKAGE / "engines", PACKAGE / "backends.py")
-# Left where another change is under way: file -> (how many, why); the counts may only go down.
-KNOWN_ENGINE_CHECKS = {
-    "playground/ui/chat_tab.py": (1, "the conversation code moves to the backend (issue 21.3); it will ask "
-                                     "backends.backend_for(model_id).encoder() for the tokenizer instead"),
-}
 
 
 def engine_checks() -> list[str]:
@@ -213,13 +208,8 @@ def engine_checks() -> list[str]:
 
 def test_no_module_outside_the_backend_layer_asks_whether_a_model_is_an_engine():
     checks = engine_checks()
-    by_file: dict[str, list[str]] = {}
-    for check in checks:
-        by_file.setdefault(check.split(":", 1)[0], []).append(check)
-    unexpected = [c for name, found in by_file.items() if len(found) > KNOWN_ENGINE_CHECKS.get(name, (0, ""))[0]
-                  for c in found]
-    assert not unexpected, ("these ask whether a model is an engine; ask its backend "
-                            "(playground.backends.backend_for) instead:\n" + "\n".join(unexpected))
+    assert len(checks) == 0, ("these ask whether a model is an engine; ask its backend "
+                              "(playground.backends.backend_for) instead:\n" + "\n".join(checks))
 
 
 def test_the_engine_check_count_sees_a_check():
