@@ -14,7 +14,10 @@ Phases, each bounded in count and time (every call has a client-side timeout):
    `PLAYGROUND_QUEUE_WAIT` + `PLAYGROUND_REQUEST_TIMEOUT` + 10 s, and the cheap calls' p50/p95.
 3. **garbage**: the protocol garbage of tests/api/test_hostile_routes.py, `--garbage` rounds, and
    links of 70 KB and 1 MB: answers by status (a 5xx or a dropped connection is a finding).
-4. **memory**: the server's RSS before, at its peak and after; a model call after everything must
+4. **deadlines**: each heavy kind (beam search, K samples, side by side, converse, teacher forcing,
+   the inside pass, BPE training) at its largest, one at a time, while another client keeps a heavy
+   slot busy: how it ended and whether within the limit + 10 s.
+5. **memory**: the server's RSS before, at its peak and after; a model call after everything must
    still answer.
 
 The server runs with `PLAYGROUND_REQUEST_TIMEOUT=--limit` (30 s by default, so a run takes minutes),
@@ -178,6 +181,50 @@ def one_session_burst(url: str, api: Api, http, count: int, timeout: float) -> l
     return outcomes
 
 
+DEADLINE_KINDS = [  # (label, api name, values, prepared by a distribution first): each as long as its controls allow
+    ("beam search", "/beam_search", {**BEAM, "num_beams": 8, "max_new_tokens": 40}, False),
+    ("K samples", "/sampling_samples", {"k": 64, "length": 100}, True),
+    ("side by side", "/side_by_side", {**SIDE, "max_tokens": 512}, False),
+    ("converse", "/converse", {"message": "Tell me a long story about a cat.", "system": "", "max_tokens": 512}, False),
+    ("teacher forcing", "/teacher_forcing", {"text": "The cat climbed the tree. " * 160}, False),
+    ("inside pass", "/inside_view", {"text": "The cat climbed the tree. " * 18}, False),  # its cap: 128 tokens
+    ("BPE training", "/bpe_train", {"source": "My own text", "own_text": "low lower lowest newer wider " * 3400,
+                                    "merges": 2000, "pattern": "none"}, False),
+]
+
+
+def deadlines(url: str, api: Api, http, limit: float, queue_wait: float) -> dict:
+    """Each heavy kind at its largest, one at a time, while another client keeps a heavy slot busy
+    with beam searches: how long it took, and how it ended (served, or stopped by the limit)."""
+    done = threading.Event()
+
+    def saturate():
+        busy = Session(url, api, http)
+        while not done.is_set():
+            outcome = busy.call("/beam_search", limit + queue_wait + 60, **{**BEAM, "num_beams": 8, "max_new_tokens": 40})
+            if not outcome.ok and outcome.seconds < 1.0:
+                time.sleep(1.0)  # refused at once: do not hammer the server
+
+    saturator = threading.Thread(target=saturate, daemon=True)
+    saturator.start()
+    time.sleep(1.0)
+    report = {}
+    for label, name, values, prepared in DEADLINE_KINDS:
+        if name not in api.endpoints:
+            report[label] = {"skipped": f"no endpoint {name}"}
+            continue
+        session = Session(url, api, http)
+        if prepared:
+            session.call("/sampling_distribution", 120, model_id="smollm2-135m-instruct", prompt="Once upon a time")
+        outcome = session.call(name, limit + queue_wait + 60, **values)
+        report[label] = {"ended": outcome.kind, "seconds": round(outcome.seconds, 1),
+                         "within_limit_plus_10": outcome.seconds <= limit + 10,
+                         "message": (outcome.error or "")[:120]}
+    done.set()
+    saturator.join(timeout=limit + 30)
+    return report
+
+
 def _raw_get(url: str, target: str) -> str:
     address = urlparse(url)
     try:
@@ -213,6 +260,7 @@ def main() -> None:
     parser.add_argument("--garbage", type=int, default=20)
     parser.add_argument("--limit", type=float, default=30.0, help="PLAYGROUND_REQUEST_TIMEOUT for the server")
     parser.add_argument("--seconds", type=float, default=300.0, help="the flood phase's length at most")
+    parser.add_argument("--no-deadlines", action="store_true", help="leave out the per-kind deadline phase")
     parser.add_argument("--out", default=str(RESULT))
     args = parser.parse_args()
     for name in ("flood", "one_session", "bypass", "garbage"):
@@ -235,6 +283,8 @@ def main() -> None:
         report["flood"] = flood(url, api, http, args.flood, args.one_session, timeout, args.seconds)
         report["flood"]["bound_s"] = queue_wait + args.limit + 10
         report["garbage"] = garbage(url, http, args.garbage)
+        if not args.no_deadlines:
+            report["deadlines"] = deadlines(url, api, http, args.limit, queue_wait)
         after = Session(url, api, http).call("/sampling_distribution", 120, model_id="smollm2-135m-instruct",
                                              prompt="After all that, the capital of France is")
         report["served_after"] = after.ok
