@@ -179,7 +179,7 @@ def coarse_kl(p: torch.Tensor, top: list[tuple[int, float]]) -> float:
     return float((p_top[keep] * (p_top[keep] / q[keep]).log()).sum() + p_rest * math.log(p_rest / q_rest))
 
 
-def accuracy(reference, int4, client, prompts: list[str]) -> dict:
+def accuracy(reference, int4, client, prompts: list[str], llama_positions: str = "all") -> dict:
     kls, agree, coarse_ours, coarse_llama, agree_llama = [], [], [], [], []
     for text in prompts:
         ids = core.prompt_ids(reference, text)
@@ -188,7 +188,7 @@ def accuracy(reference, int4, client, prompts: list[str]) -> dict:
             q_log = torch.log_softmax(forward_all(int4, torch.tensor([ids]))[0].float(), -1)
         kls += (p_log.exp() * (p_log - q_log)).sum(-1).tolist()
         agree += (p_log.argmax(-1) == q_log.argmax(-1)).tolist()
-        for position in range(len(ids)):
+        for position in range(len(ids)) if llama_positions == "all" else [len(ids) - 1]:
             top = llama_top(client, ids[: position + 1])
             p = p_log[position].exp()
             coarse_llama.append(coarse_kl(p, top))
@@ -196,7 +196,7 @@ def accuracy(reference, int4, client, prompts: list[str]) -> dict:
             coarse_ours.append(coarse_kl(p, [(i, float(q[i])) for i, _ in top]))
             agree_llama.append(top[0][0] == int(p_log[position].argmax()))
     return {
-        "positions": len(kls),
+        "positions": len(kls), "llama_positions": len(agree_llama),
         "prompts": prompts,
         "int4_kl_mean": statistics.mean(kls), "int4_kl_max": max(kls),
         "int4_top1_agreement": sum(agree) / len(agree),
@@ -207,7 +207,7 @@ def accuracy(reference, int4, client, prompts: list[str]) -> dict:
     }
 
 
-def bench_model(model_id: str, tokens: int, repeats: int, bandwidth: float) -> dict:
+def bench_model(model_id: str, tokens: int, repeats: int, bandwidth: float, llama_positions: str = "all") -> dict:
     reference = models.load_model(model_id)
     int4 = int4_twin(reference)
     path = models.gguf_path(reference.spec)
@@ -241,7 +241,7 @@ def bench_model(model_id: str, tokens: int, repeats: int, bandwidth: float) -> d
         for entry in ("fp32", "int4", "llama_server"):
             greedy[entry].pop("ids")
         result["greedy"] = greedy
-        result["accuracy"] = accuracy(reference, int4, client, lecture_prompts())
+        result["accuracy"] = accuracy(reference, int4, client, lecture_prompts(), llama_positions)
     bytes_fp32, bytes_int4, bytes_gguf = step_bytes(reference.model), step_bytes(int4.model), gguf_step_bytes(path)
     result["roofline"] = {
         "bandwidth_gb_s": bandwidth,
@@ -260,6 +260,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["smollm2-135m-instruct", "gemma-3-270m"])
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--llama-positions", choices=("all", "last"), default="all",
+                        help="ask llama-server after every prefix of each prompt, or after the whole prompt only")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "cpu-peer-cpu.json"))
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
@@ -267,7 +269,10 @@ def main() -> None:
     results = {"machine": {"cpus": os.cpu_count(), "threads": THREADS, "torch": torch.__version__,
                            "platform": platform.platform(), "bandwidth_gb_s": bandwidth},
                "kernels": kernels(repeats=args.repeats),
-               "models": [bench_model(m, args.tokens, args.repeats, bandwidth) for m in args.models]}
+               "command": " ".join(["bench/bench_cpu_peer.py", *sys.argv[1:]]),
+               "load_average_before": os.getloadavg(),
+               "models": [bench_model(m, args.tokens, args.repeats, bandwidth, args.llama_positions) for m in args.models]}
+    results["load_average_after"] = os.getloadavg()
     text = json.dumps(results, indent=2)
     print(text)
     if args.out:
