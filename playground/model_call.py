@@ -88,6 +88,23 @@ def forward_all(loaded: LoadedModel, input_ids: torch.Tensor) -> torch.Tensor:
     return out.logits
 
 
+SCORE_CHUNK = 128  # positions per call of `forward_chunks`: [128, 262,144] float32 logits are 134 MB
+
+
+@torch.inference_mode()
+def forward_chunks(loaded: LoadedModel, ids: list[int], chunk: int = SCORE_CHUNK):
+    """Every position's float32 logits, `chunk` positions per model call over one KV cache: yields
+    (first position, logits [n, vocab]). Each call runs the preamble (the request's time limit is
+    checked between chunks, so a long text stops near its limit) and never holds [seq, vocab] at once."""
+    cache = None
+    for first in range(0, len(ids), chunk):
+        piece = torch.tensor([ids[first:first + chunk]], device=loaded.device)
+        with model_call(loaded):
+            out = loaded.model(input_ids=piece, cache=cache, use_cache=True)
+        cache = out.cache
+        yield first, out.logits[0].float()
+
+
 def backbone(loaded: LoadedModel, **inputs) -> torch.Tensor:
     """The transformer without its output layer: the last hidden states [batch, seq, hidden]."""
     return loaded.model.model(**inputs).last_hidden_state

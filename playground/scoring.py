@@ -2,7 +2,9 @@
 
 `ScoredText` (its `ScoredToken`s: id, text, character offsets, log-probability, and for an engine
 whether the number is only a bound) is what `chat.score_text` returns, by the model's backend
-(`playground.backends`): `local_score` runs one forward pass of an in-process model,
+(`playground.backends`): `local_score` runs the text's forward pass on an in-process model (in
+chunks over one KV cache: the time limit is checked between them, and the logits of the whole text
+are never held at once),
 `engine_scored` asks the engine (`playground.engines.forcing`).
 What it leaves out: choosing the backend (`playground.backends`), aligning two scorings
 (`chat.align_scores`), views.
@@ -16,8 +18,9 @@ from dataclasses import dataclass
 
 import torch
 
-from playground import core, start_tokens
+from playground import start_tokens
 from playground.errors import PlaygroundError
+from playground.model_call import forward_chunks
 from playground.models import load_model
 from playground.token_text import display_text, token_bytes
 
@@ -62,8 +65,8 @@ class ScoredText:
 
 
 def local_score(model_id: str, text: str, context_ids: Sequence[int] | None = None) -> ScoredText:
-    """Teacher forcing on an in-process model: every token of `text` scored given all before it (one
-    forward pass); `context_ids`: what it is scored after (default: the model's start tokens)."""
+    """Teacher forcing on an in-process model: every token of `text` scored given all before it (the
+    text's forward pass, `model_call.SCORE_CHUNK` positions a call over one KV cache); `context_ids`: what it is scored after (default: the model's start tokens)."""
     loaded = load_model(model_id)
     tokenizer = loaded.tokenizer
     if tokenizer is None:
@@ -81,9 +84,15 @@ def local_score(model_id: str, text: str, context_ids: Sequence[int] | None = No
     if len(sequence) > min(MAX_SCORE_TOKENS, loaded.context_length):
         raise PlaygroundError(f"Too long to score: {len(sequence)} tokens (at most "
                               f"{min(MAX_SCORE_TOKENS, loaded.context_length)}).")
-    logits = core.forward_all(loaded, torch.tensor([sequence]))[0]
-    logprobs = torch.log_softmax(logits[len(context) - 1:-1].float(), dim=-1)
-    picked = logprobs.gather(1, torch.tensor(ids, device=logprobs.device)[:, None])[:, 0].cpu().tolist()
+    # position p's output scores token p + 1: the text's tokens are scored from position len(context) - 1 on
+    targets = torch.tensor(sequence[1:] + [0])
+    picked: list[float] = []
+    for first, logits in forward_chunks(loaded, sequence):
+        logprobs = torch.log_softmax(logits, dim=-1)
+        rows = range(max(first, len(context) - 1), min(first + len(logits), len(sequence) - 1))
+        if rows:
+            local = torch.arange(rows.start - first, rows.stop - first)
+            picked += logprobs[local, targets[rows.start:rows.stop].to(logprobs.device)].cpu().tolist()
     tokens = tuple(
         ScoredToken(i, token_id, display_text(token_bytes(tokenizer, token_id)), int(a), int(b), float(lp))
         for i, (token_id, (a, b), lp) in enumerate(zip(ids, offsets, picked))
