@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from playground import bpe, tokenizers  # noqa: E402
+from playground import bpe, tokenizer_registry  # noqa: E402
 from playground.html import tokens as token_html  # noqa: E402
 
 CORPUS = ROOT / "assets" / "corpus" / "pride-and-prejudice-ch1-9.txt"
@@ -72,14 +72,14 @@ def bench_bpe(quick: bool) -> dict:
 
 
 def render(tokenizer_id: str, text: str, limit: int = 5000) -> str:
-    result = tokenizers.tokenize(tokenizer_id, text, max_tokens=limit)
+    result = tokenizer_registry.tokenize(tokenizer_id, text, max_tokens=limit)
     return token_html.tokenization_html(result, False, limit) + token_html.bytes_table_html(result)
 
 
 def bench_render(text: str) -> dict:
     load = {}
     for name in THREE:
-        seconds, _ = timed(tokenizers.get_tokenizer, name)
+        seconds, _ = timed(tokenizer_registry.get_tokenizer, name)
         load[name] = round(seconds, 2)
     per, cpu, raw, total = {}, {}, {}, 0.0
     for name in THREE:
@@ -87,7 +87,7 @@ def bench_render(text: str) -> dict:
         per[name] = round(seconds, 3)
         cpu[name] = round(cpu_timed(render, name, text, repeat=3), 3)
         total += seconds
-        tokenizer = tokenizers.get_tokenizer(name)
+        tokenizer = tokenizer_registry.get_tokenizer(name)
         raw[name] = round(timed(tokenizer.encode, text, repeat=3)[0], 3)
     raw_total = sum(raw.values())
     return {"text_bytes": len(text.encode()), "tokenize_render_s": per, "total_s": round(total, 3),

@@ -11,7 +11,7 @@ describe the whole view (`meta`: the model, the prompt, the settings). The build
   `session_distribution` is that for a `lab.LabView`, described by its session.
 - `records_table` / `session_records`: a generation's per-token records (`StepRecord.as_dict()`).
 - `beam_table`: every node of a beam search tree (`beam.BeamResult`), the root (the prompt) first.
-- `tokenization_table`: a tokenization's tokens (`tokenizers.TokenizationResult`): ids, texts,
+- `tokenization_table`: a tokenization's tokens (`tokenizer_registry.TokenizationResult`): ids, texts,
   exact bytes and character spans (the UI tokenizes with at most `MAX_TOKEN_ROWS` token records;
   `meta["rows_cut"]` says when the text has more).
 - `template_table`: the chat template's tokens (`chat.ChatTemplateView`) with role, part and loss mask.
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from playground.inside.passes import InsidePass
     from playground.lab import LabSession, LabView
     from playground.sampling import FilterResult, RankedLogits
-    from playground.tokenizers import TokenizationResult
+    from playground.tokenizer_registry import TokenizationResult
 
 FORMATS = ("csv", "json")
 MEDIA_TYPES = {"csv": "text/csv", "json": "application/json"}

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from playground import models, tokenizers
+from playground import models, tokenizer_registry
 from playground.errors import PlaygroundError
 
 MARK_START, MARK_END = "<MID>", "</MID>"
@@ -123,7 +123,7 @@ def choose_sentinels(special_tokens: Iterable[str], end: str = "") -> Sentinels:
     return LECTURE_SENTINELS
 
 
-def special_tokens(tokenizer: tokenizers.Tokenizer) -> dict[str, int]:
+def special_tokens(tokenizer: tokenizer_registry.Tokenizer) -> dict[str, int]:
     """Every special token of `tokenizer` by its text."""
     found = {}
     for token_id in sorted(tokenizer.special_ids):
@@ -132,7 +132,7 @@ def special_tokens(tokenizer: tokenizers.Tokenizer) -> dict[str, int]:
     return found
 
 
-def sentinels_for(tokenizer: tokenizers.Tokenizer) -> Sentinels:
+def sentinels_for(tokenizer: tokenizer_registry.Tokenizer) -> Sentinels:
     """The tokenizer's own FIM tokens (its end-of-text token as the end), or the lecture's notation."""
     end = "" if tokenizer.eos_id is None else tokenizer.token_bytes(tokenizer.eos_id).decode("utf-8", "replace")
     return choose_sentinels(special_tokens(tokenizer), end)
@@ -178,7 +178,7 @@ def psm(example: FIMExample, sentinels: Sentinels = LECTURE_SENTINELS) -> PSM:
 @dataclass(frozen=True)
 class EncodedPSM:
     psm: PSM
-    result: tokenizers.TokenizationResult  # of the training string: ids, exact token spans
+    result: tokenizer_registry.TokenizationResult  # of the training string: ids, exact token spans
     parts: tuple[Part, ...]  # the part of every token
     prompt_length: int  # tokens of the prompt (up to and including the middle sentinel)
 
@@ -187,7 +187,7 @@ class EncodedPSM:
         return self.result.ids[:self.prompt_length]
 
 
-def encode_psm(tokenizer: tokenizers.Tokenizer, layout: PSM) -> EncodedPSM:
+def encode_psm(tokenizer: tokenizer_registry.Tokenizer, layout: PSM) -> EncodedPSM:
     """Each segment tokenized on its own (as FIM training does); an own sentinel is its one id."""
     own = special_tokens(tokenizer) if layout.sentinels.own else {}
     ids: list[int] = []
@@ -202,14 +202,14 @@ def encode_psm(tokenizer: tokenizers.Tokenizer, layout: PSM) -> EncodedPSM:
         parts += [segment.part] * len(piece)
     if prompt_length == 0:
         prompt_length = len(ids)
-    result = tokenizers.build_result(tokenizer.id, layout.training, ids, tokenizer.tokens_bytes(ids),
+    result = tokenizer_registry.build_result(tokenizer.id, layout.training, ids, tokenizer.tokens_bytes(ids),
                                      tokenizer.special_ids)
     return EncodedPSM(layout, result, tuple(parts), prompt_length)
 
 
 def layout_for(model_id: str, example: FIMExample) -> EncodedPSM:
     """The example laid out and tokenized for `model_id`'s own tokenizer and sentinels."""
-    tokenizer = tokenizers.get_tokenizer(model_id)
+    tokenizer = tokenizer_registry.get_tokenizer(model_id)
     return encode_psm(tokenizer, psm(example, sentinels_for(tokenizer)))
 
 
@@ -249,7 +249,7 @@ def complete_middle(model_id: str, example: FIMExample, max_new_tokens: int = MA
         raise PlaygroundError(f"{model_id} is marked fim = true, but its tokenizer has none of the known FIM "
                               f"tokens ({', '.join(k[1] for k in KNOWN_SENTINELS)}).")
     loaded = models.load_model(model_id)
-    own = special_tokens(tokenizers.get_tokenizer(model_id))
+    own = special_tokens(tokenizer_registry.get_tokenizer(model_id))
     sentinels = encoded.psm.sentinels
     stop_ids = {*loaded.eos_token_ids, *(own[t] for t in (*STOP_TOKENS, sentinels.prefix, sentinels.suffix,
                                                           sentinels.middle, sentinels.end) if t in own)}

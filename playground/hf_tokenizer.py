@@ -1,7 +1,7 @@
 """A Hugging Face (transformers) tokenizer behind the explorer's `Tokenizer` interface.
 
 `HuggingFaceTokenizer` gives a model's own tokenizer, or a hub tokenizer, the exact bytes of every
-id (`token_text.bytes_table`) and fast encoding. The registry (`playground.tokenizers`) and an
+id (`token_text.bytes_table`) and fast encoding. The registry (`playground.tokenizer_registry`) and an
 in-process model's backend (`playground.backends`) build it.
 What it leaves out: loading the tokenizer (`playground.models`), the registry.
 """

@@ -5,7 +5,7 @@ to character offsets with one rule: **a character belongs to the token that hold
 byte.** A token made only of the later bytes of a character gets an empty span (start == end);
 all tokens sharing one character form a *group*. So `text[t.start:t.end]` over all tokens
 concatenates to the text exactly, in order. Special tokens that are not in the text (an added BOS)
-get an empty span at their position. Used by the tokenizer registry (`playground.tokenizers`),
+get an empty span at their position. Used by the tokenizer registry (`playground.tokenizer_registry`),
 the BPE lab and teacher forcing on an engine (`playground.scoring`).
 What it leaves out: tokenizing (the tokenizers), rendering (`playground.html.tokens`).
 """

@@ -2,8 +2,8 @@
 decoding, special ids, the single-byte ids.
 
 Its own module so that tokenizers living elsewhere (an engine's, `playground.engines.tokenizer`)
-implement it without importing the registry (`playground.tokenizers`), which lists them.
-What it leaves out: every concrete tokenizer and the registry (`playground.tokenizers`).
+implement it without importing the registry (`playground.tokenizer_registry`), which lists them.
+What it leaves out: every concrete tokenizer and the registry (`playground.tokenizer_registry`).
 """
 
 from __future__ import annotations

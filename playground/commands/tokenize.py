@@ -1,8 +1,8 @@
-"""CLI: `tokenizers` lists the tokenizer registry, `tokenize` shows ids and exact token spans,
+"""CLI: `tokenizer_registry` lists the tokenizer registry, `tokenize` shows ids and exact token spans,
 `bpe-train` runs the lecture's BPE trainer and prints every merge.
 
 Each handler returns a JSON-able object (printed by playground/__main__.py). What it leaves out:
-rendering (the UI's job) and decoding (see `playground.tokenizers.decode_ids`).
+rendering (the UI's job) and decoding (see `playground.tokenizer_registry.decode_ids`).
 """
 
 from __future__ import annotations
@@ -10,19 +10,19 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from playground import bpe, tokenizers
+from playground import bpe, tokenizer_registry
 from playground.cli import read_text_argument
 from playground.errors import PlaygroundError
 
 
 def tokenizers_command(args) -> list[dict]:
     return [{"id": i.id, "available": i.available, "kind": i.kind, "description": i.description,
-             "reason": i.reason, "aliases": list(i.aliases)} for i in tokenizers.list_tokenizers()]
+             "reason": i.reason, "aliases": list(i.aliases)} for i in tokenizer_registry.list_tokenizers()]
 
 
 def tokenize_command(args) -> dict:
     text = read_text_argument(args.text)
-    result = tokenizers.tokenize(args.tokenizer, text, add_special_tokens=args.special)
+    result = tokenizer_registry.tokenize(args.tokenizer, text, add_special_tokens=args.special)
     return {
         "tokenizer": result.tokenizer_id,
         "ids": result.ids,
@@ -57,7 +57,7 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=tokenizers_command)
 
     parser = subparsers.add_parser("tokenize", help="token ids and spans of TEXT")
-    parser.add_argument("--tokenizer", "-t", default="cl100k_base", help="tokenizer id (see `tokenizers`)")
+    parser.add_argument("--tokenizer", "-t", default="cl100k_base", help="tokenizer id (see `tokenizer_registry`)")
     parser.add_argument("--special", action="store_true", help="add BOS/EOS as the model does")
     parser.add_argument("text", metavar="TEXT", help="the text; `-` reads stdin")
     parser.set_defaults(handler=tokenize_command)

@@ -1,6 +1,6 @@
 """An engine model's own tokenizer, over the engine's `/tokenize` and `/detokenize` endpoints.
 
-`EngineTokenizer(spec)` is a `playground.tokenizers.Tokenizer` (the interface of every tokenizer
+`EngineTokenizer(spec)` is a `playground.tokenizer_registry.Tokenizer` (the interface of every tokenizer
 in the explorer): `encode` is one `/tokenize` request. llama.cpp answers `with_pieces: true` with
 each token's piece: a string where the token's bytes are valid UTF-8, else the list of its byte
 values, so every token's bytes are the engine's own, exactly (a split emoji's `[240, 159]` too).
@@ -14,8 +14,8 @@ llama.cpp's `meta.n_vocab` (`/v1/models`), else the entry's tokenizer's; BOS/EOS
 Every request is bounded by the engine timeout and checks the request's time limit
 (`limits.check_deadline`); a down engine is an `EngineError` with a clear message. Building one
 asks the engine once (the vocabulary), so a down engine is never cached as a tokenizer
-(`playground.tokenizers` caches only what loaded).
-What it leaves out: listing and choosing tokenizers (`playground.tokenizers`), other id sequences
+(`playground.tokenizer_registry` caches only what loaded).
+What it leaves out: listing and choosing tokenizers (`playground.tokenizer_registry`), other id sequences
 for the same text (one request per character: not offered for engine tokenizers).
 """
 

@@ -27,7 +27,7 @@ never `*values`: Gradio names each API parameter after its argument (`gradio_cli
 (`playground.html.generated`); the template view refuses a conversation too long to show quickly
 with a note in both panels (`playground.chat.check_view_size`).
 
-Engine models are listed for both columns (`models.ENGINE_TABS`): an engine column streams from the
+Engine models are listed for both columns (their backend can stream: `backends.runs_in`): an engine column streams from the
 engine (`playground.engines.stream`), its header says the engine sampled it, and a failing engine
 says so in its own column while the other goes on (in the conversation, the chat model's failure is
 said where its reply would be). The template view shows an engine model's template when its entry

@@ -3,7 +3,7 @@
 Layout top to bottom: a tokenizer and a text (presets from the lecture) drawn as coloured token
 spans with counts; the bytes of each token; other id sequences for the same text; up to four
 tokenizers compared; ids decoded back to text; the BPE training lab. Handlers are a few lines each:
-they call `playground.tokenizers` / `playground.bpe`, then the HTML and plot builders, and turn a
+they call `playground.tokenizer_registry` / `playground.bpe`, then the HTML and plot builders, and turn a
 `PlaygroundError` into `gr.Error` (`common.user_errors`). The view is shared like every tab's, with the header's "Copy link" (`playground.ui.links`).
 
 Limits (checked on the server; every handler also runs under the request time limit): counts
@@ -43,7 +43,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from playground import bpe, deeplinks, exports, limits, tokenizers
+from playground import bpe, deeplinks, exports, limits, tokenizer_registry
 from playground.errors import PlaygroundError
 from playground.html import tokens as token_html
 from playground.limits import clamp_int
@@ -65,7 +65,7 @@ DECODE_SAMPLE = 8  # ids put into the Decode box when the tokenizer changes or a
 BPE_TRAIN_BYTES = 100_000  # of UTF-8: BPE's work grows with bytes, and an emoji is up to 25 of them
 BPE_ENCODE_BYTES = 10_000
 TRAIN_FIRST = "Train BPE first (press “Train BPE” above)."
-CORPUS = Path(tokenizers.ASSETS) / "corpus" / "pride-and-prejudice-ch1-9.txt"
+CORPUS = Path(tokenizer_registry.ASSETS) / "corpus" / "pride-and-prejudice-ch1-9.txt"
 _SHORT = {
     "r50k_base": "GPT-2", "p50k_base": "Codex", "cl100k_base": "GPT-4", "o200k_base": "GPT-4o",
     "llama-3": "Llama 3", "bytes": "V0: one id per byte",
@@ -85,7 +85,7 @@ def _choice_label(info) -> str:
 
 def tokenizer_choices() -> list[tuple[str, str]]:
     """Every available tokenizer; an engine model's where its engine provides /tokenize."""
-    return [(f"{info.id} ({_choice_label(info)})", info.id) for info in tokenizers.list_tokenizers() if info.available]
+    return [(f"{info.id} ({_choice_label(info)})", info.id) for info in tokenizer_registry.list_tokenizers() if info.available]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,7 +102,7 @@ def _text(value, what: str = "The text") -> str:
 
 def _cut(text: str, limit: int, purpose: str) -> tuple[str, str]:
     """`text` cut to its first `limit` UTF-8 bytes (whole characters), and a note that says so ("": not cut)."""
-    data = tokenizers.utf8(text)
+    data = tokenizer_registry.utf8(text)
     if len(data) <= limit:
         return text, ""
     cut = data[:limit].decode("utf-8", errors="ignore")
@@ -138,13 +138,13 @@ def counts_html(result) -> str:
 
 def alternatives_html(tokenizer_id: str, text: str) -> str:
     limit = 2000
-    if tokenizers.get_tokenizer(tokenizer_id).kind == "engine":
+    if tokenizer_registry.get_tokenizer(tokenizer_id).kind == "engine":
         return f"<p>{html.escape(ENGINE_ALTERNATIVES)}</p>"
-    alternatives = tokenizers.alternative_encodings(tokenizer_id, text, limit_chars=limit)
+    alternatives = tokenizer_registry.alternative_encodings(tokenizer_id, text, limit_chars=limit)
     if not alternatives:
         return "<p>This tokenizer has exactly one id sequence for the text (one id per byte).</p>"
     head = f" (first {limit:,} characters)" if len(text) > limit else ""
-    rows = [f"<p><b>encode(text)</b>{head}: {len(tokenizers.get_tokenizer(tokenizer_id).encode(text[:limit])):,} ids</p>"]
+    rows = [f"<p><b>encode(text)</b>{head}: {len(tokenizer_registry.get_tokenizer(tokenizer_id).encode(text[:limit])):,} ids</p>"]
     for alt in alternatives:
         method = "each character encoded on its own" if alt.method == "characters" else "one token per byte"
         same = "decodes to the same text ✓" if alt.same_text else "decodes differently ✗"
@@ -158,7 +158,7 @@ def alternatives_html(tokenizer_id: str, text: str) -> str:
 def explore(tokenizer_id: str, text: str, special: bool, whitespace: bool):
     """Tokenize `text`: counts, token spans, byte table, alternative ids, the ids."""
     tokenizer_id, text = _tokenizer_id(tokenizer_id), _text(text)
-    result = tokenizers.tokenize(tokenizer_id, text, bool(special), max_tokens=RENDER_LIMIT)
+    result = tokenizer_registry.tokenize(tokenizer_id, text, bool(special), max_tokens=RENDER_LIMIT)
     return (
         counts_html(result),
         token_html.tokenization_html(result, bool(whitespace), RENDER_LIMIT),
@@ -170,7 +170,7 @@ def explore(tokenizer_id: str, text: str, special: bool, whitespace: bool):
 
 def tokens_data(tokenizer_id: str, text: str, special: bool, fmt: str):
     """Every token of the text (ids, texts, exact bytes, spans) as CSV or JSON text."""
-    result = tokenizers.tokenize(_tokenizer_id(tokenizer_id), _text(text), bool(special),
+    result = tokenizer_registry.tokenize(_tokenizer_id(tokenizer_id), _text(text), bool(special),
                                  max_tokens=exports.MAX_TOKEN_ROWS)
     return exports.export(exports.tokenization_table(result), fmt)
 
@@ -190,7 +190,7 @@ def compare(tokenizer_ids: list[str], text: str, special: bool, whitespace: bool
     with _time_limit("Comparing", "Compare fewer tokenizers or a shorter text."):
         for t in tokenizer_ids:
             limits.check_deadline()
-            results.append(tokenizers.tokenize(t, text, bool(special), max_tokens=COMPARE_LIMIT))
+            results.append(tokenizer_registry.tokenize(t, text, bool(special), max_tokens=COMPARE_LIMIT))
     columns = "".join(
         f'<div class="tok-col"><h4>{html.escape(r.tokenizer_id)}: {r.num_tokens:,} tokens</h4>'
         + token_html.tokenization_html(r, bool(whitespace), COMPARE_LIMIT, show_ids=False) + "</div>"
@@ -203,11 +203,11 @@ def compare(tokenizer_ids: list[str], text: str, special: bool, whitespace: bool
 def decode(tokenizer_id: str, ids_text: str):
     """Ids (comma or space separated) back to text, piece by piece."""
     ids_text = _text(ids_text, "The list of ids")
-    tokenizer = tokenizers.get_tokenizer(_tokenizer_id(tokenizer_id))
-    ids = tokenizers.parse_ids(ids_text, tokenizer)
+    tokenizer = tokenizer_registry.get_tokenizer(_tokenizer_id(tokenizer_id))
+    ids = tokenizer_registry.parse_ids(ids_text, tokenizer)
     if len(ids) > MAX_DECODE_IDS:
         raise PlaygroundError(f"Decode at most {MAX_DECODE_IDS:,} ids at a time (got {len(ids):,}).")
-    result = tokenizers.decode_ids(tokenizer.id, ids)
+    result = tokenizer_registry.decode_ids(tokenizer.id, ids)
     note = ""
     if len(result.pieces) > RENDER_LIMIT:
         note = token_html.note_html(f"Drawing the first {RENDER_LIMIT:,} of {len(result.pieces):,} ids one by one; "
@@ -230,7 +230,7 @@ def ids_to_decode(tokenizer_id: str, text: str, special: bool):
     """The Decode box refilled for the current tokenizer: the first `DECODE_SAMPLE` ids of the text
     under it, and those ids decoded, so the box never holds another tokenizer's ids."""
     tokenizer_id, text = _tokenizer_id(tokenizer_id), _text(text)
-    ids = tokenizers.get_tokenizer(tokenizer_id).encode(text, bool(special))[:DECODE_SAMPLE]
+    ids = tokenizer_registry.get_tokenizer(tokenizer_id).encode(text, bool(special))[:DECODE_SAMPLE]
     ids_text = ", ".join(map(str, ids))
     return ids_text, decode(tokenizer_id, ids_text)
 
@@ -249,7 +249,7 @@ def _bpe_view(training: bpe.BPETraining, text: str, step: int, note: str = "") -
     preview = text[:PREVIEW_CHARS]
     ids = bpe.encode(preview, merges, training.pattern)
     vocab = bpe.vocabulary(merges)
-    result = tokenizers.build_result(f"BPE ({step} merges)", preview, ids, [vocab[i] for i in ids])
+    result = tokenizer_registry.build_result(f"BPE ({step} merges)", preview, ids, [vocab[i] for i in ids])
     recent = training.merges[max(0, step - 8):step]
     rows = "".join(
         f"<tr><td>{m.new_id - 255}</td><td>{m.pair[0]} + {m.pair[1]}</td><td>{m.new_id}</td>"
@@ -316,7 +316,7 @@ def bpe_encode(state: dict | None, step: int, text: str):
     with _time_limit("Encoding", "Try a shorter text or fewer merges."):
         ids = bpe.encode(text, merges, training.pattern)
     vocab = bpe.vocabulary(merges)
-    result = tokenizers.build_result(f"BPE ({len(merges)} merges)", text, ids, [vocab[i] for i in ids],
+    result = tokenizer_registry.build_result(f"BPE ({len(merges)} merges)", text, ids, [vocab[i] for i in ids],
                                      max_tokens=RENDER_LIMIT)
     return ((token_html.note_html(note) if note else "") + counts_html(result)
             + token_html.tokenization_html(result, False, RENDER_LIMIT))
@@ -343,9 +343,9 @@ def warm_up() -> threading.Thread:
     """Load the packaged tokenizers in the background, so the first visitor does not wait for them."""
 
     def load_all():
-        for name in ("llama-3", *tokenizers.TIKTOKEN_IDS):
+        for name in ("llama-3", *tokenizer_registry.TIKTOKEN_IDS):
             try:
-                tokenizers.get_tokenizer(name)
+                tokenizer_registry.get_tokenizer(name)
             except PlaygroundError:
                 pass  # shown to the user when chosen
 

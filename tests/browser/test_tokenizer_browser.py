@@ -7,7 +7,7 @@ from tests.conftest import select_tab
 from pathlib import Path
 from urllib.parse import quote
 
-from playground import tokenizers
+from playground import tokenizer_registry
 from playground.ui import tokenizer_tab
 from playground.ui.tokenizer_presets import PRESETS_BY_NAME
 
@@ -35,7 +35,7 @@ def test_typing_updates_the_token_count(page, app_url):
     open_tab(page, app_url)
     box = page.locator("#tok-text textarea")
     text = "Counting the r's in strawberry: 12345678 🐟"
-    expected = tokenizers.tokenize("llama-3", text).num_tokens  # the default tokenizer of the tab
+    expected = tokenizer_registry.tokenize("llama-3", text).num_tokens  # the default tokenizer of the tab
     box.fill("")
     box.press_sequentially(text, delay=5)
     wait_for_count(page, expected)
@@ -58,7 +58,7 @@ def test_hover_highlights_the_same_token_in_the_id_list(page, app_url):
 def test_an_older_share_url_without_tab_opens_the_same_state(page, app_url):
     text = "一隻貓正在爬樹。"
     open_tab(page, app_url, f"?tokenizer=o200k_base&compare=r50k_base,bytes&text={quote(text)}")
-    wait_for_count(page, tokenizers.tokenize("o200k_base", text).num_tokens)
+    wait_for_count(page, tokenizer_registry.tokenize("o200k_base", text).num_tokens)
     assert "o200k_base" in page.inner_text("#tok-counts")
     page.wait_for_selector("#tok-compare .tok-col")
     assert "bytes: 24 tokens" in page.inner_text("#tok-compare")
@@ -75,7 +75,7 @@ def test_huge_paste_is_capped_with_a_note_and_exact_counts(page, app_url):
     open_tab(page, app_url, "?tokenizer=cl100k_base&text=x")
     wait_for_count(page, 1)
     text = "The quick brown fox jumps over the lazy dog. " * 4000  # 180 KB
-    expected = tokenizers.tokenize("cl100k_base", text).num_tokens
+    expected = tokenizer_registry.tokenize("cl100k_base", text).num_tokens
     page.locator("#tok-text textarea").fill(text)  # like a paste: one input event, no keystrokes
     wait_for_count(page, expected)
     assert "Showing the first 5,000 of" in page.inner_text("#tok-view")
@@ -84,7 +84,7 @@ def test_huge_paste_is_capped_with_a_note_and_exact_counts(page, app_url):
 def test_share_button_makes_a_link_that_restores_the_view(page, app_url):
     text = "Tree was climbed by a cat."
     open_tab(page, app_url, f"?tokenizer=r50k_base&compare=r50k_base,llama-3&text={quote(text)}")
-    wait_for_count(page, tokenizers.tokenize("r50k_base", text).num_tokens)
+    wait_for_count(page, tokenizer_registry.tokenize("r50k_base", text).num_tokens)
     page.locator("#copy-link").click()  # the header's "Copy link": the selected tab's state
     page.wait_for_function(
         "() => { const el = document.querySelector('#link-output textarea, #link-output input');"
@@ -93,7 +93,7 @@ def test_share_button_makes_a_link_that_restores_the_view(page, app_url):
     assert "tab=tokenizer" in link
     assert "tokenizer=r50k_base" in link and "compare=r50k_base%2Cllama-3" in link
     page.goto(link)
-    wait_for_count(page, tokenizers.tokenize("r50k_base", text).num_tokens)
+    wait_for_count(page, tokenizer_registry.tokenize("r50k_base", text).num_tokens)
     assert page.locator("#tok-text textarea").input_value() == text
 
 
@@ -102,8 +102,8 @@ def test_a_preset_refills_the_decode_box_with_its_own_tokenizers_ids(page, app_u
     box = page.locator("#tok-decode-ids textarea, #tok-decode-ids input").first
     text = PRESETS_BY_NAME["Count the r's in strawberry"].text  # a cl100k_base preset
     page.get_by_role("button", name="Count the r's in strawberry").click()
-    wait_for_count(page, tokenizers.tokenize("cl100k_base", text).num_tokens)
-    expected = tokenizers.tokenize("cl100k_base", text).ids[:tokenizer_tab.DECODE_SAMPLE]
+    wait_for_count(page, tokenizer_registry.tokenize("cl100k_base", text).num_tokens)
+    expected = tokenizer_registry.tokenize("cl100k_base", text).ids[:tokenizer_tab.DECODE_SAMPLE]
     wanted = ", ".join(map(str, expected))
     try:
         page.wait_for_function("([sel, want]) => document.querySelector(sel).value === want",
@@ -114,7 +114,7 @@ def test_a_preset_refills_the_decode_box_with_its_own_tokenizers_ids(page, app_u
     page.wait_for_selector("#tok-decoded .tok-decoded")
     decoded = page.inner_text("#tok-decoded")
     assert f"{len(expected)} ids decode to (with cl100k_base)" in decoded
-    assert page.inner_text("#tok-decoded .tok-decoded") == tokenizers.get_tokenizer("cl100k_base").decode(expected)
+    assert page.inner_text("#tok-decoded .tok-decoded") == tokenizer_registry.get_tokenizer("cl100k_base").decode(expected)
     assert text.startswith(page.inner_text("#tok-decoded .tok-decoded"))
 
 
@@ -141,7 +141,7 @@ GLYPH_WIDTHS_JS = """
 def test_chinese_and_emoji_tokens_are_drawn_with_real_glyphs_not_boxes(page, app_url):
     line = "一隻貓正在爬樹。"
     open_tab(page, app_url, "?tokenizer=llama-3&text=" + quote(line + " 🐈🌳"))
-    wait_for_count(page, tokenizers.tokenize("llama-3", line + " 🐈🌳").num_tokens)
+    wait_for_count(page, tokenizer_registry.tokenize("llama-3", line + " 🐈🌳").num_tokens)
     shown = page.locator("#tok-view .tok").evaluate_all("els => els.map(e => e.textContent)")
     assert "一" in shown and "樹" in shown  # whole characters are drawn as text, split ones as bytes
     measured = page.evaluate(GLYPH_WIDTHS_JS, [*line, "🐈", "🌳"])

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import pytest
 
-from playground import chat, models, tokenizers
+from playground import chat, models, tokenizer_registry
 from playground.engines import forcing
 from playground.engines import lab as engine_lab
 from playground.errors import PlaygroundError
@@ -45,25 +45,25 @@ def engine_model(request, tmp_path_factory):
                         f'base_url = "{server.base_url}"\ntokenizer = "{model_id}"\n')
         try:
             assert models.configure_model_list(str(path), ()) == ()
-            tokenizers._CACHE.pop("tok-engine", None)
+            tokenizer_registry._CACHE.pop("tok-engine", None)
             engine_lab.forget_engines()
             yield "tok-engine", model_id
         finally:
-            tokenizers._CACHE.pop("tok-engine", None)
+            tokenizer_registry._CACHE.pop("tok-engine", None)
             engine_lab.forget_engines()
             models.configure_model_list("", ())
 
 
 def test_the_engine_tokenizer_gives_our_ids_and_exact_bytes(engine_model):
     engine_id, model_id = engine_model
-    assert engine_id in tokenizers.tokenizer_ids()
+    assert engine_id in tokenizer_registry.tokenizer_ids()
     ours = models.load_tokenizer(model_id)
     for text in TEXTS:
-        result = tokenizers.tokenize(engine_id, text)
+        result = tokenizer_registry.tokenize(engine_id, text)
         assert result.ids == ours.encode(text, add_special_tokens=False), text
         assert b"".join(t.bytes for t in result.tokens) == text.encode(), text
         assert "".join(text[t.start:t.end] for t in result.tokens) == text
-    tokenizer = tokenizers.get_tokenizer(engine_id)
+    tokenizer = tokenizer_registry.get_tokenizer(engine_id)
     assert tokenizer.vocab_size == len(ours)
 
 
@@ -94,4 +94,4 @@ def test_the_chat_tab_scores_with_an_engine_model(engine_model):
     assert "Largest disagreements" in summary and "scored by llama.cpp at" in summary
     with pytest.raises(PlaygroundError, match="at most 512 tokens"):
         forcing.teacher_forcing(models.get_spec(engine_id), "a b " * 600,  # past MAX_TOKENS: a message, not a crash
-                                tokenizers.get_tokenizer(engine_id))
+                                tokenizer_registry.get_tokenizer(engine_id))

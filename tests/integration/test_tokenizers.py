@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from playground import tokenizers
+from playground import tokenizer_registry
 from playground.errors import PlaygroundError, UnknownIdError
 from playground.ui.tokenizer_presets import LECTURE_CAT, LECTURE_CAT_IDS
 
@@ -44,24 +44,24 @@ MODELS = ["gemma-3-270m", "smollm2-135m-instruct"]
 @pytest.mark.parametrize("tokenizer_id, text, ids",
                          [(t, text, ids) for t, cases in KNOWN_IDS.items() for text, ids in cases.items()])
 def test_known_ids(tokenizer_id, text, ids):
-    assert tokenizers.tokenize(tokenizer_id, text).ids == ids
+    assert tokenizer_registry.tokenize(tokenizer_id, text).ids == ids
 
 
 def test_gpt2_is_an_alias_of_r50k_base():
-    assert tokenizers.get_tokenizer("gpt2") is tokenizers.get_tokenizer("r50k_base")
+    assert tokenizer_registry.get_tokenizer("gpt2") is tokenizer_registry.get_tokenizer("r50k_base")
 
 
 def test_lecture_example_has_33_llama3_tokens_and_bos_when_asked():
     assert len(LECTURE_CAT_IDS) == 33
-    with_bos = tokenizers.tokenize("llama-3", LECTURE_CAT, add_special_tokens=True)
+    with_bos = tokenizer_registry.tokenize("llama-3", LECTURE_CAT, add_special_tokens=True)
     assert with_bos.ids == [128000, *LECTURE_CAT_IDS]
     assert with_bos.tokens[0].special and with_bos.tokens[0].start == with_bos.tokens[0].end == 0
 
 
 @pytest.mark.parametrize("name", ["r50k_base", "p50k_base", "cl100k_base", "o200k_base"])
 def test_rank_files_match_the_hash_tiktoken_expects(name):
-    params, expected = tokenizers.tiktoken_params(name)
-    data = (tokenizers.TIKTOKEN_DIR / f"{name}.tiktoken").read_bytes()
+    params, expected = tokenizer_registry.tiktoken_params(name)
+    data = (tokenizer_registry.TIKTOKEN_DIR / f"{name}.tiktoken").read_bytes()
     assert hashlib.sha256(data).hexdigest() == expected
     from tiktoken_ext import openai_public
 
@@ -73,27 +73,27 @@ def test_rank_files_match_the_hash_tiktoken_expects(name):
 
 
 def test_a_corrupt_rank_file_is_refused(tmp_path, monkeypatch):
-    shutil.copy(tokenizers.TIKTOKEN_DIR / "r50k_base.tiktoken", tmp_path / "r50k_base.tiktoken")
+    shutil.copy(tokenizer_registry.TIKTOKEN_DIR / "r50k_base.tiktoken", tmp_path / "r50k_base.tiktoken")
     with open(tmp_path / "r50k_base.tiktoken", "ab") as handle:
         handle.write(b"ISE= 50257\n")
-    monkeypatch.setattr(tokenizers, "TIKTOKEN_DIR", tmp_path)
+    monkeypatch.setattr(tokenizer_registry, "TIKTOKEN_DIR", tmp_path)
     with pytest.raises(PlaygroundError, match="sha256"):
-        tokenizers.tiktoken_params("r50k_base")
+        tokenizer_registry.tiktoken_params("r50k_base")
 
 
 def test_special_tokens_toggle():
     text = "a<|endoftext|>b"
-    assert tokenizers.tokenize("cl100k_base", text, add_special_tokens=True).ids == [64, 100257, 65]
-    plain = tokenizers.tokenize("cl100k_base", text).ids
-    assert 100257 not in plain and tokenizers.get_tokenizer("cl100k_base").decode(plain) == text
-    assert tokenizers.tokenize("gemma-3-270m", "hi", add_special_tokens=True).ids[0] == 2  # <bos>
+    assert tokenizer_registry.tokenize("cl100k_base", text, add_special_tokens=True).ids == [64, 100257, 65]
+    plain = tokenizer_registry.tokenize("cl100k_base", text).ids
+    assert 100257 not in plain and tokenizer_registry.get_tokenizer("cl100k_base").decode(plain) == text
+    assert tokenizer_registry.tokenize("gemma-3-270m", "hi", add_special_tokens=True).ids[0] == 2  # <bos>
 
 
 @pytest.mark.parametrize("tokenizer_id", PACKAGED + MODELS)
 @pytest.mark.parametrize("special", [False, True])
 def test_spans_cover_the_text_exactly_in_order(tokenizer_id, special):
     for text in MULTILINGUAL + [LECTURE_CAT, "", "x"]:
-        result = tokenizers.tokenize(tokenizer_id, text, add_special_tokens=special)
+        result = tokenizer_registry.tokenize(tokenizer_id, text, add_special_tokens=special)
         assert "".join(text[t.start:t.end] for t in result.tokens) == text
         assert all(a.end == b.start for a, b in zip(result.tokens, result.tokens[1:]))
         assert [t.id for t in result.tokens] == result.ids
@@ -101,7 +101,7 @@ def test_spans_cover_the_text_exactly_in_order(tokenizer_id, special):
 
 
 def test_split_character_spans_and_byte_display():
-    result = tokenizers.tokenize("cl100k_base", f"a {FISH}b")
+    result = tokenizer_registry.tokenize("cl100k_base", f"a {FISH}b")
     fish = [t for t in result.tokens if t.partial]
     assert [t.text for t in fish] == [" <0xF0><0x9F>", "<0x90>", "<0x9F>"]
     assert [(t.start, t.end) for t in fish] == [(1, 3), (3, 3), (3, 3)]  # the token with the first byte owns it
@@ -111,7 +111,7 @@ def test_split_character_spans_and_byte_display():
 
 
 def test_byte_tokenizer_splits_every_character():
-    result = tokenizers.tokenize("bytes", "é一")
+    result = tokenizer_registry.tokenize("bytes", "é一")
     assert result.ids == [0xC3, 0xA9, 0xE4, 0xB8, 0x80]
     assert [(t.start, t.end) for t in result.tokens] == [(0, 1), (1, 1), (1, 2), (2, 2), (2, 2)]
     assert [t.group for t in result.tokens] == [0, 0, 2, 2, 2]
@@ -119,7 +119,7 @@ def test_byte_tokenizer_splits_every_character():
 
 @pytest.mark.parametrize("tokenizer_id", ["llama-3", "cl100k_base", "o200k_base"] + MODELS)
 def test_round_trips_multilingual_text(tokenizer_id):
-    tokenizer = tokenizers.get_tokenizer(tokenizer_id)
+    tokenizer = tokenizer_registry.get_tokenizer(tokenizer_id)
     for text in MULTILINGUAL:
         assert tokenizer.decode(tokenizer.encode(text)) == text
 
@@ -127,46 +127,46 @@ def test_round_trips_multilingual_text(tokenizer_id):
 @pytest.mark.parametrize("tokenizer_id", PACKAGED + MODELS)
 def test_other_id_sequences_decode_to_the_same_text(tokenizer_id):
     text = "A tree-climbing cat 一隻貓 🐟"
-    alternatives = tokenizers.alternative_encodings(tokenizer_id, text)
+    alternatives = tokenizer_registry.alternative_encodings(tokenizer_id, text)
     if tokenizer_id == "bytes":
         assert alternatives == []
         return
     assert {a.method for a in alternatives} == {"characters", "bytes"}
-    canonical = tokenizers.get_tokenizer(tokenizer_id).encode(text)
+    canonical = tokenizer_registry.get_tokenizer(tokenizer_id).encode(text)
     for alternative in alternatives:
         assert alternative.same_text and alternative.ids != canonical
 
 
 def test_decode_ids_with_pieces():
-    result = tokenizers.decode_ids("llama-3", ", ".join(map(str, LECTURE_CAT_IDS)))
+    result = tokenizer_registry.decode_ids("llama-3", ", ".join(map(str, LECTURE_CAT_IDS)))
     assert result.text == LECTURE_CAT
     assert [p.text for p in result.pieces[:3]] == ["A", " cat", " was"]
-    assert tokenizers.decode_ids("cl100k_base", [9468, 238]).text == "<0xF0><0x9F><0x90>"
+    assert tokenizer_registry.decode_ids("cl100k_base", [9468, 238]).text == "<0xF0><0x9F><0x90>"
 
 
 @pytest.mark.parametrize("bad", ["1, two", "-5", "1.5"])
 def test_decode_rejects_non_ids(bad):
     with pytest.raises(PlaygroundError):
-        tokenizers.decode_ids("cl100k_base", bad)
+        tokenizer_registry.decode_ids("cl100k_base", bad)
 
 
 def test_decode_rejects_ids_outside_the_vocabulary():
     with pytest.raises(PlaygroundError, match="outside the vocabulary"):
-        tokenizers.decode_ids("r50k_base", [50257])
+        tokenizer_registry.decode_ids("r50k_base", [50257])
 
 
 def test_models_own_tokenizers():
-    gemma = tokenizers.get_tokenizer("gemma-3-270m")
+    gemma = tokenizer_registry.get_tokenizer("gemma-3-270m")
     assert gemma.vocab_size >= 262144 and gemma.bos_id == 2
-    smol = tokenizers.get_tokenizer("smollm2-135m-instruct")
+    smol = tokenizer_registry.get_tokenizer("smollm2-135m-instruct")
     assert smol.vocab_size == 49152
     assert smol.encode("hello world") == [28120, 905]
-    assert tokenizers.tokenize("smollm2-135m-instruct", "<|im_start|>user").tokens[0].special
+    assert tokenizer_registry.tokenize("smollm2-135m-instruct", "<|im_start|>user").tokens[0].special
 
 
 def test_unknown_id_lists_the_valid_ids():
     with pytest.raises(UnknownIdError) as info:
-        tokenizers.get_tokenizer("gpt-5")
+        tokenizer_registry.get_tokenizer("gpt-5")
     assert "cl100k_base" in str(info.value) and "llama-3" in str(info.value)
 
 
@@ -176,13 +176,13 @@ def test_hub_ids_fail_clearly_offline():
     if models.hub_reachable()[0]:
         pytest.skip("the hub is reachable here")
     with pytest.raises(PlaygroundError, match="hub"):
-        tokenizers.get_tokenizer("HuggingFaceTB/SmolLM2-135M")
-    infos = {i.id: i for i in tokenizers.list_tokenizers()}
+        tokenizer_registry.get_tokenizer("HuggingFaceTB/SmolLM2-135M")
+    infos = {i.id: i for i in tokenizer_registry.list_tokenizers()}
     assert not infos["smollm2-135m"].available and infos["smollm2-135m"].reason
 
 
 def test_registry_lists_every_packaged_tokenizer():
-    infos = {i.id: i for i in tokenizers.list_tokenizers()}
+    infos = {i.id: i for i in tokenizer_registry.list_tokenizers()}
     for name in PACKAGED + MODELS:
         assert infos[name].available
     assert infos["r50k_base"].aliases == ("gpt2",)

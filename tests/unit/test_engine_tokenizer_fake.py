@@ -20,7 +20,7 @@ import httpx
 import pytest
 import torch
 
-from playground import chat, models, tokenizers
+from playground import chat, models, tokenizer_registry
 from playground.engines import forcing
 from playground.engines import lab as engine_lab
 from playground.engines.client import EngineClient, EngineError
@@ -86,16 +86,16 @@ def engine(monkeypatch):
     fake, spec = FakeEngine(), _spec()
     models.model_list_problems()  # the operator list is read first (it would replace the entry)
     monkeypatch.setitem(models.REGISTRY, spec.id, spec)
-    monkeypatch.delitem(tokenizers._CACHE, spec.id, raising=False)
+    monkeypatch.delitem(tokenizer_registry._CACHE, spec.id, raising=False)
     engine_lab.forget_engines()
     engine_lab.engine_for(spec, EngineClient(spec.engine, transport=httpx.MockTransport(fake), retries=0, name=spec.id))
     yield spec, fake
     engine_lab.forget_engines()
-    tokenizers._CACHE.pop(spec.id, None)
+    tokenizer_registry._CACHE.pop(spec.id, None)
 
 
 def test_pieces_are_the_engines_exact_bytes(engine):
-    tokenizer = tokenizers.get_tokenizer("fake-engine")
+    tokenizer = tokenizer_registry.get_tokenizer("fake-engine")
     assert tokenizer.kind == "engine" and tokenizer.vocab_size == VOCAB and tokenizer.bos_id == BOS
     text = "hi 🙂"
     ids = tokenizer.encode(text)
@@ -105,11 +105,11 @@ def test_pieces_are_the_engines_exact_bytes(engine):
 
 
 def test_the_explorer_shows_the_engines_tokens(engine):
-    result = tokenizers.tokenize("fake-engine", "a🙂b")
+    result = tokenizer_registry.tokenize("fake-engine", "a🙂b")
     assert result.ids == list("a🙂b".encode())
     assert "".join(result.text[t.start:t.end] for t in result.tokens) == "a🙂b"
     assert [t.partial for t in result.tokens] == [False, True, True, True, True, False]
-    assert tokenizers.decode_ids("fake-engine", "97 98").text == "ab"
+    assert tokenizer_registry.decode_ids("fake-engine", "97 98").text == "ab"
 
 
 def test_decode_of_an_unseen_byte_says_its_bytes_are_not_exact(engine):
@@ -125,7 +125,7 @@ def test_an_engine_without_tokenize_is_listed_as_unavailable(monkeypatch):
     spec = _spec("fake-no-tokenize", tokenize=False)
     models.model_list_problems()
     monkeypatch.setitem(models.REGISTRY, spec.id, spec)
-    info = next(i for i in tokenizers.list_tokenizers() if i.id == spec.id)
+    info = next(i for i in tokenizer_registry.list_tokenizers() if i.id == spec.id)
     assert info.kind == "engine" and not info.available and info.reason == NO_TOKENIZE
     with pytest.raises(EngineError, match="does not provide /tokenize"):
         EngineTokenizer(spec)
@@ -135,16 +135,16 @@ def test_a_down_engine_is_a_message_and_never_cached(monkeypatch):
     spec = _spec("fake-down")
     models.model_list_problems()
     monkeypatch.setitem(models.REGISTRY, spec.id, spec)
-    monkeypatch.delitem(tokenizers._CACHE, spec.id, raising=False)
+    monkeypatch.delitem(tokenizer_registry._CACHE, spec.id, raising=False)
     with pytest.raises(EngineError, match="fake-down"):
-        tokenizers.get_tokenizer(spec.id)  # the real client: nothing listens at http://fake:1
-    assert spec.id not in tokenizers._CACHE
+        tokenizer_registry.get_tokenizer(spec.id)  # the real client: nothing listens at http://fake:1
+    assert spec.id not in tokenizer_registry._CACHE
 
 
 def test_teacher_forcing_is_exact_inside_the_top_k_and_a_bound_outside(engine):
     text = "abc de"
     spec, _ = engine
-    forced = forcing.teacher_forcing(spec, text, tokenizers.get_tokenizer(spec.id))
+    forced = forcing.teacher_forcing(spec, text, tokenizer_registry.get_tokenizer(spec.id))
     assert forced.method == forcing.TOP_K_PER_POSITION and forced.requests == len(text)
     ids = [BOS, *text.encode()]
     assert [t.id for t in forced.tokens] == ids[1:]

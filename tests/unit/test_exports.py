@@ -1,4 +1,4 @@
-"""The data downloads on real objects of the tiny random model and the packaged tokenizers.
+"""The data downloads on real objects of the tiny random model and the packaged tokenizer_registry.
 
 Every table's CSV parses back (csv.reader) to exactly the rows it was written from, header first,
 token text untouched (commas, quotes, line breaks and partial UTF-8 included; a text a spreadsheet
@@ -17,7 +17,7 @@ import json
 import pytest
 import torch
 
-from playground import beam, chat, exports, lab, tokenizers
+from playground import beam, chat, exports, lab, tokenizer_registry
 from playground.errors import PlaygroundError
 from playground.inside import attention, passes
 from playground.models import load_tokenizer
@@ -150,7 +150,7 @@ def test_beam_nodes_carry_the_tree():
 @pytest.mark.parametrize("tokenizer_id, text", [("cl100k_base", "Hi, \"you\"\n\tthere 👋🏽 ünï"),
                                                  ("llama-3", "a,b\r\nc 🦜"), ("bytes", "é,\n")])
 def test_tokenization_has_ids_texts_and_bytes(tokenizer_id, text):
-    result = tokenizers.tokenize(tokenizer_id, text, True)
+    result = tokenizer_registry.tokenize(tokenizer_id, text, True)
     table = exports.tokenization_table(result)
     check_round_trip(table)
     assert [r["id"] for r in table.rows] == result.ids

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from playground import fim, model_list, models, tokenizers
+from playground import fim, model_list, models, tokenizer_registry
 from playground.errors import PlaygroundError
 from playground.ui import fim_section
 
@@ -47,7 +47,7 @@ def test_psm_string_in_the_lecture_notation():
 
 
 def test_smollm2_has_no_fim_tokens_so_the_lecture_notation_is_plain_text():
-    tokenizer = tokenizers.get_tokenizer("smollm2-135m-instruct")
+    tokenizer = tokenizer_registry.get_tokenizer("smollm2-135m-instruct")
     own = fim.special_tokens(tokenizer)
     assert "<file_sep>" in own and "<repo_name>" in own  # StarCoder's code tokens are there ...
     assert not {"<fim_prefix>", "<fim_suffix>", "<fim_middle>"} & set(own)  # ... its FIM tokens are not
@@ -64,7 +64,7 @@ def test_smollm2_has_no_fim_tokens_so_the_lecture_notation_is_plain_text():
 
 
 def test_a_tokenizer_with_fim_tokens_gets_its_own_one_id_each():
-    tokenizer = tokenizers.get_tokenizer("cl100k_base")
+    tokenizer = tokenizer_registry.get_tokenizer("cl100k_base")
     sentinels = fim.sentinels_for(tokenizer)
     assert (sentinels.prefix, sentinels.suffix, sentinels.middle, sentinels.begin, sentinels.end, sentinels.own) == (
         "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "", "<|endoftext|>", True)
@@ -135,7 +135,7 @@ def _fim_model(directory, model_id: str, stop_at_once: bool = False) -> str:
     model = AutoModelForCausalLM.from_pretrained(directory)
     model.resize_token_embeddings(len(tokenizer))
     if stop_at_once:
-        wrapped = tokenizers.HuggingFaceTokenizer(model_id, tokenizer, "FIM test tokenizer")
+        wrapped = tokenizer_registry.HuggingFaceTokenizer(model_id, tokenizer, "FIM test tokenizer")
         prompt = fim.encode_psm(wrapped, fim.psm(EXAMPLE, fim.sentinels_for(wrapped))).prompt_ids
         embeddings = model.get_input_embeddings().weight
         with torch.no_grad():
@@ -154,7 +154,7 @@ def fim_model(tmp_path_factory):
     yield "tiny-fim"
     for model_id in ("tiny-fim", "tiny-fim-stops"):
         models._LOADED.pop(model_id, None)
-        tokenizers._CACHE.pop(model_id, None)
+        tokenizer_registry._CACHE.pop(model_id, None)
     models.configure_model_list("", ())
 
 
@@ -166,7 +166,7 @@ def test_a_fim_model_fills_in_the_middle_like_transformers_greedy(fim_model):
     encoded = completion.encoded
     assert encoded.psm.sentinels.prefix == "<fim_prefix>" and encoded.psm.sentinels.own
     loaded = models.load_model(fim_model)
-    own = fim.special_tokens(tokenizers.get_tokenizer(fim_model))
+    own = fim.special_tokens(tokenizer_registry.get_tokenizer(fim_model))
     assert encoded.prompt_ids[0] == own["<fim_prefix>"] and encoded.prompt_ids[-1] == own["<fim_middle>"]
     stops = sorted({*loaded.eos_token_ids, *(own[t] for t in ("<fim_pad>", "<|endoftext|>", "<fim_prefix>",
                                                                "<fim_suffix>", "<fim_middle>"))})
@@ -184,6 +184,6 @@ def test_a_fim_model_fills_in_the_middle_like_transformers_greedy(fim_model):
 
 def test_a_fim_model_stops_at_its_end_of_middle_token(fim_model):
     completion = fim.complete_middle("tiny-fim-stops", EXAMPLE, max_new_tokens=12)
-    pad = fim.special_tokens(tokenizers.get_tokenizer("tiny-fim-stops"))["<fim_pad>"]
+    pad = fim.special_tokens(tokenizer_registry.get_tokenizer("tiny-fim-stops"))["<fim_pad>"]
     assert (completion.ids, completion.stop, completion.stop_token, completion.middle) == ((pad,), "end", "<fim_pad>", "")
     assert "it ended the middle with &lt;fim_pad&gt;" in fim_section.complete("tiny-fim-stops", MARKED)

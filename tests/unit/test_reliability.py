@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from playground import limits, prompts, tokenizers
+from playground import limits, prompts, tokenizer_registry
 from playground.errors import PlaygroundError, UnknownIdError
 from playground.models import get_spec, load_model
 from playground.ui import controls
@@ -250,14 +250,14 @@ def test_tokenizer_tab_hostile_values(value):
                                    None, 3, ["llama-3"]])
 def test_tokenizer_ids_only_from_the_registry(monkeypatch, given):
     monkeypatch.delenv("PLAYGROUND_ALLOW_HUB_IDS", raising=False)
-    locks_before = len(tokenizers._LOCKS)
+    locks_before = len(tokenizer_registry._LOCKS)
     with pytest.raises(PlaygroundError) as info:
-        tokenizers.get_tokenizer(given)
+        tokenizer_registry.get_tokenizer(given)
     message = str(info.value)
     assert len(message) < 1000
     if isinstance(given, str) and re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", given) and ".." not in given:
         assert "--allow-hub-ids" in message
-    assert len(tokenizers._LOCKS) == locks_before  # unknown ids leave nothing behind
+    assert len(tokenizer_registry._LOCKS) == locks_before  # unknown ids leave nothing behind
 
 
 def test_hub_tokenizer_ids_only_when_the_operator_allows(monkeypatch):
@@ -267,9 +267,9 @@ def test_hub_tokenizer_ids_only_when_the_operator_allows(monkeypatch):
     if models.hub_reachable()[0]:
         pytest.skip("the hub is reachable here")
     with pytest.raises(PlaygroundError, match="needs the Hugging Face hub"):
-        tokenizers.get_tokenizer("HuggingFaceTB/SmolLM2-135M")
+        tokenizer_registry.get_tokenizer("HuggingFaceTB/SmolLM2-135M")
     with pytest.raises(UnknownIdError):
-        tokenizers.get_tokenizer("../../etc/passwd")
+        tokenizer_registry.get_tokenizer("../../etc/passwd")
 
 
 def test_app_flag_sets_the_hub_switch(monkeypatch):

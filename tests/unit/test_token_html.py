@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from playground import tokenizers
+from playground import tokenizer_registry
 from playground.html import tokens as token_html
 
 
@@ -17,14 +17,14 @@ def test_generic_spans_escape_everything():
 
 
 def test_token_text_is_escaped_in_every_view():
-    result = tokenizers.tokenize("cl100k_base", "<b>bold</b> & <i>")
+    result = tokenizer_registry.tokenize("cl100k_base", "<b>bold</b> & <i>")
     for out in (token_html.tokenization_html(result), token_html.bytes_table_html(result)):
         assert "<b>" not in out and "<i>" not in out
         assert "&lt;" in out
 
 
 def test_neighbours_always_differ_and_split_characters_share_a_colour():
-    result = tokenizers.tokenize("cl100k_base", "aaa bbb 🐟 一隻貓 ccc " * 5)
+    result = tokenizer_registry.tokenize("cl100k_base", "aaa bbb 🐟 一隻貓 ccc " * 5)
     colors = token_html.token_colors(result.tokens)
     for left, right, c_left, c_right in zip(result.tokens, result.tokens[1:], colors, colors[1:]):
         if left.group == right.group:
@@ -34,29 +34,29 @@ def test_neighbours_always_differ_and_split_characters_share_a_colour():
 
 
 def test_split_character_is_one_group_with_byte_notation():
-    result = tokenizers.tokenize("cl100k_base", "a 🐟")
+    result = tokenizer_registry.tokenize("cl100k_base", "a 🐟")
     out = token_html.tokenization_html(result)
     group = re.search(r"<span class=\"tok-group\"[^>]*>(.*?)</span></span>", out, re.S).group(0)
     assert "&lt;0xF0&gt;&lt;0x9F&gt;" in group and "\ufffd" not in out
 
 
 def test_hover_data_links_spans_and_id_list():
-    result = tokenizers.tokenize("cl100k_base", "hello world")
+    result = tokenizer_registry.tokenize("cl100k_base", "hello world")
     out = token_html.tokenization_html(result)
     assert out.count('data-i="1"') == 2  # the span and its id in the list
     assert 'data-id="1917"' in out
 
 
 def test_visible_whitespace_keeps_line_breaks():
-    result = tokenizers.tokenize("cl100k_base", "a b\nc")
+    result = tokenizer_registry.tokenize("cl100k_base", "a b\nc")
     out = token_html.tokenization_html(result, whitespace_visible=True)
     assert "␣" in out and "↵\n" in out
 
 
 def test_rendering_is_capped_with_a_note_while_counts_stay_exact():
     text = "word " * 3000
-    result = tokenizers.tokenize("cl100k_base", text, max_tokens=100)
-    assert result.num_tokens == len(tokenizers.get_tokenizer("cl100k_base").encode(text)) > 100
+    result = tokenizer_registry.tokenize("cl100k_base", text, max_tokens=100)
+    assert result.num_tokens == len(tokenizer_registry.get_tokenizer("cl100k_base").encode(text)) > 100
     assert len(result.tokens) == 100 and result.truncated
     out = token_html.tokenization_html(result, limit=100)
     assert "Showing the first 100 of" in out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from playground import token_text, tokenizers
+from playground import token_text, tokenizer_registry
 
 FISH = "🐟".encode("utf-8")  # f0 9f 90 9f
 
@@ -34,7 +34,7 @@ def test_hex_bytes():
 
 
 def test_token_bytes_of_a_tiktoken_encoding():
-    encoding = tokenizers.get_tokenizer("cl100k_base").encoding
+    encoding = tokenizer_registry.get_tokenizer("cl100k_base").encoding
     assert token_text.token_bytes(encoding, 15339) == b"hello"
     ids = encoding.encode("🐟")
     assert b"".join(token_text.token_bytes(encoding, i) for i in ids) == FISH
@@ -42,7 +42,7 @@ def test_token_bytes_of_a_tiktoken_encoding():
 
 
 def test_byte_tokenizer_is_the_lecture_v0():
-    tokenizer = tokenizers.get_tokenizer("bytes")
+    tokenizer = tokenizer_registry.get_tokenizer("bytes")
     assert tokenizer.vocab_size == 256
     assert tokenizer.encode("a🐟") == [97, 0xF0, 0x9F, 0x90, 0x9F]
     assert tokenizer.decode([0xF0, 0x9F]) == "<0xF0><0x9F>"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from playground import limits, models, tokenizers
+from playground import limits, models, tokenizer_registry
 from playground.errors import PlaygroundError, UnknownIdError
 from playground.ui import tokenizer_tab as tab
 from tests.conftest import handler_outcome
@@ -20,12 +20,12 @@ def no_time(monkeypatch):
 
 
 def test_a_5000_digit_id_is_not_a_token_id():
-    tokenizer = tokenizers.get_tokenizer("cl100k_base")
+    tokenizer = tokenizer_registry.get_tokenizer("cl100k_base")
     with pytest.raises(PlaygroundError, match=r"is not a token id of cl100k_base \(0 to 100"):
-        tokenizers.parse_ids("1, " + "9" * 5000, tokenizer)
+        tokenizer_registry.parse_ids("1, " + "9" * 5000, tokenizer)
     with pytest.raises(PlaygroundError, match="is not a token id"):
-        tokenizers.decode_ids("cl100k_base", "7" * 5000)
-    assert tokenizers.parse_ids("0000000000000000000042", tokenizer) == [42]
+        tokenizer_registry.decode_ids("cl100k_base", "7" * 5000)
+    assert tokenizer_registry.parse_ids("0000000000000000000042", tokenizer) == [42]
     assert "is not a token id of cl100k_base" in handler_outcome(tab.decode, "cl100k_base", "9" * 5000)
 
 
@@ -53,7 +53,7 @@ def test_the_step_slider_accepts_any_merge_count_before_training():
 
 def test_o200k_on_a_million_spaces_is_a_message_not_a_crash():
     with pytest.raises(PlaygroundError, match="o200k_base"):
-        tokenizers.tokenize("o200k_base", " " * 1_000_000)
+        tokenizer_registry.tokenize("o200k_base", " " * 1_000_000)
 
 
 def test_unknown_ids_leave_out_hidden_models_which_stay_loadable():
@@ -63,9 +63,9 @@ def test_unknown_ids_leave_out_hidden_models_which_stay_loadable():
     assert "random:" not in str(info.value) and "tiny-random" not in str(info.value)
     assert models.get_spec("random:smollm2-135m").hidden
     with pytest.raises(UnknownIdError) as info:
-        tokenizers.get_tokenizer("gpt-5")
+        tokenizer_registry.get_tokenizer("gpt-5")
     assert "cl100k_base" in str(info.value) and "random:" not in str(info.value)
-    tokenizers._check_id("random:smollm2-135m")  # still accepted by id
+    tokenizer_registry._check_id("random:smollm2-135m")  # still accepted by id
 
 
 def test_bpe_texts_are_cut_by_utf8_bytes_at_a_character_boundary():

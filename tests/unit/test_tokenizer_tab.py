@@ -1,13 +1,13 @@
 """The Tokenizer tab's Decode box (issue 14.3): its wording, and ids that follow the tokenizer.
 
-Handlers are called directly, as Gradio calls them, on the real tokenizers.
+Handlers are called directly, as Gradio calls them, on the real tokenizer_registry.
 """
 
 from __future__ import annotations
 
 import html
 
-from playground import tokenizers
+from playground import tokenizer_registry
 from playground.ui import tokenizer_tab as tab
 from playground.ui.tokenizer_presets import PRESETS
 
@@ -22,9 +22,9 @@ def test_the_decode_header_agrees_in_number():
 def test_the_decode_box_is_refilled_with_the_current_tokenizers_ids():
     for preset in PRESETS:
         ids_text, view = tab.ids_to_decode(preset.tokenizer, preset.text, False)
-        expected = tokenizers.get_tokenizer(preset.tokenizer).encode(preset.text)[:tab.DECODE_SAMPLE]
+        expected = tokenizer_registry.get_tokenizer(preset.tokenizer).encode(preset.text)[:tab.DECODE_SAMPLE]
         assert ids_text == ", ".join(map(str, expected)), preset.name
-        decoded = tokenizers.decode_ids(preset.tokenizer, expected).text
+        decoded = tokenizer_registry.decode_ids(preset.tokenizer, expected).text
         assert preset.text.startswith(decoded) or "<0x" in decoded, preset.name  # a cut character shows bytes
         assert f"(with {preset.tokenizer})" in view and html.escape(decoded) in view
 
