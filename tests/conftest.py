@@ -237,10 +237,12 @@ def select_tab(page, name: str, timeout_ms: int = 180_000) -> None:
     counts them, `playground.ui.links`) and its first-visit run (the tab's default result, which the
     page computes on a first visit) has finished, so a test's own clicks never race it."""
     tab = page.get_by_role("tab", name=name)
+    # counted before looking at the tab: a link that selects it meanwhile (its own selection event)
+    # then counts as the selection, and a click on the tab it already opened makes none
+    visits = page.evaluate("Number(document.body.dataset.tabVisits) || 0")
     if tab.get_attribute("aria-selected") == "true":  # no selection event for the tab already open
         visits = None
     else:
-        visits = page.evaluate("Number(document.body.dataset.tabVisits) || 0")
         tab.click()
     wait_until(page, "(n) => (n === null || (Number(document.body.dataset.tabVisits) || 0) > n)"
                      " && document.body.dataset.linkState !== 'running'",
