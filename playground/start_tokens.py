@@ -25,6 +25,7 @@ tokenizer).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 from playground import settings
@@ -73,13 +74,24 @@ def own_ids(tokenizer, text: str) -> list[int]:
     return _encode(tokenizer, text, False)
 
 
+_ADDED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # tokenizer -> its added start ids
+
+
 def added_start_ids(tokenizer) -> list[int]:
-    """The tokens the tokenizer itself puts in front of a text (Gemma's <bos>; none for SmolLM2)."""
+    """The tokens the tokenizer itself puts in front of a text (Gemma's <bos>; none for SmolLM2),
+    found once per tokenizer (for an engine's tokenizer each probe is two /tokenize requests)."""
+    try:
+        return list(_ADDED[tokenizer])
+    except (KeyError, TypeError):  # not probed yet, or a tokenizer that cannot be a weak key
+        pass
     with_special = _encode(tokenizer, "x", True)
     without = own_ids(tokenizer, "x")
-    if without and with_special[-len(without):] == without:
-        return with_special[:len(with_special) - len(without)]
-    return []
+    added = with_special[:len(with_special) - len(without)] if without and with_special[-len(without):] == without else []
+    try:
+        _ADDED[tokenizer] = tuple(added)
+    except TypeError:
+        pass
+    return added
 
 
 def document_start_ids(tokenizer) -> list[int]:
