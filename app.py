@@ -46,7 +46,7 @@ def main(argv=None) -> None:
 
     for problem in models.configure_model_list(flag_entries=args.model):
         logging.getLogger("playground.model_list").warning("model entry refused: %s", problem)
-    from playground.ui.app import build_app, launch_kwargs
+    from playground.ui.shell import build_app, launch_kwargs
 
     app = build_app()
     app.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=False,

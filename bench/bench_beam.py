@@ -30,7 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from playground import beam  # noqa: E402
-from playground.core import prompt_ids  # noqa: E402
+from playground.decoding import prompt_ids  # noqa: E402
 from playground.models import load_model  # noqa: E402
 from playground.plots.beam import beam_figure  # noqa: E402
 from timing import median_ms  # noqa: E402  (bench/ is on sys.path)

@@ -50,7 +50,7 @@ os.environ["PLAYGROUND_WEIGHTS"] = "fp32"  # loaded as the reference; the int4 t
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from playground import core, generation, lecture, lowbit, models  # noqa: E402
+from playground import decoding, generation, lecture, lowbit, models  # noqa: E402
 from playground.engines.client import EngineClient  # noqa: E402
 from playground.engines.server import LlamaServer  # noqa: E402
 from playground.model_call import forward, forward_all  # noqa: E402
@@ -182,7 +182,7 @@ def coarse_kl(p: torch.Tensor, top: list[tuple[int, float]]) -> float:
 def accuracy(reference, int4, client, prompts: list[str], llama_positions: str = "all") -> dict:
     kls, agree, coarse_ours, coarse_llama, agree_llama = [], [], [], [], []
     for text in prompts:
-        ids = core.prompt_ids(reference, text)
+        ids = decoding.prompt_ids(reference, text)
         with torch.inference_mode():
             p_log = torch.log_softmax(forward_all(reference, torch.tensor([ids]))[0].float(), -1)
             q_log = torch.log_softmax(forward_all(int4, torch.tensor([ids]))[0].float(), -1)
@@ -211,7 +211,7 @@ def bench_model(model_id: str, tokens: int, repeats: int, bandwidth: float, llam
     reference = models.load_model(model_id)
     int4 = int4_twin(reference)
     path = models.gguf_path(reference.spec)
-    ids = core.prompt_ids(reference, PROMPT)
+    ids = decoding.prompt_ids(reference, PROMPT)
     result = {"model": model_id, "gguf": path.name, "int4_layers": int4.weights_note, "prompt_tokens": len(ids)}
     with LlamaServer(path, threads=THREADS) as server, EngineClient(server.config(token_prompts=True), timeout=600) as client:
         prompt = torch.tensor([ids])

@@ -5,7 +5,7 @@ Prints one JSON document:
   cache, in a fresh process with an empty cache dir) and warm (from the cache), each measured
   inside a fresh process (`load_seconds`) and as the whole process wall time.
 - `next_token`: median latency of one next-token distribution at 32 and 512 prompt tokens,
-  ours (`playground.core.forward`, last-position logits only) and the peer (plain transformers:
+  ours (`playground.decoding.forward`, last-position logits only) and the peer (plain transformers:
   `model(input_ids).logits[0, -1].softmax(-1)`), on the same loaded model, with the ratio.
 - `rss`: peak resident memory of a process with both packaged models loaded and each run once
   (safetensors weights are memory-mapped: they count as resident once a forward pass used them).
@@ -37,12 +37,12 @@ _LOAD_SNIPPET = """
 import json, sys, time, resource
 from playground import models
 report = {}
-from playground import core
+from playground import decoding
 for model_id in sys.argv[1:]:
     loaded = models.load_model(model_id)
     report[model_id] = {"load_seconds": round(loaded.load_seconds, 2), "loaded_from": loaded.loaded_from}
 for model_id in sys.argv[1:]:  # touch every weight: memory-mapped weights count once used
-    core.next_token_distribution(model_id, "The capital of France is")
+    decoding.next_token_distribution(model_id, "The capital of France is")
 report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 print(json.dumps(report))
 """
@@ -65,7 +65,7 @@ def run_load(model_ids: list[str], cache_dir: str | None = None) -> dict:
 def next_token_latency(model_id: str, repeats: int) -> dict:
     import torch
 
-    from playground import core, models
+    from playground import decoding, models
 
     loaded = models.load_model(model_id)
     results = {}
@@ -73,7 +73,7 @@ def next_token_latency(model_id: str, repeats: int) -> dict:
         ids = torch.randint(100, 5000, (1, length))
 
         def ours():
-            logits, _ = core.forward(loaded, ids)
+            logits, _ = decoding.forward(loaded, ids)
             return torch.softmax(logits[0], -1)
 
         @torch.inference_mode()

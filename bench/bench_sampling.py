@@ -42,7 +42,7 @@ from transformers.generation.logits_process import (  # noqa: E402
     TopPLogitsWarper,
 )
 
-from playground import core, generation  # noqa: E402
+from playground import decoding, generation  # noqa: E402
 from playground.models import load_model  # noqa: E402
 from playground.plots.sampling import distribution_figure, distribution_spec, spec_json  # noqa: E402
 from playground.sampling import (  # noqa: E402
@@ -100,7 +100,7 @@ def peer_probs(logits: torch.Tensor, s: SamplingSettings) -> torch.Tensor:
 def bench_refilter(repeats: int) -> dict:
     loaded = load_model("gemma-3-270m")
     tokenizer = loaded.tokenizer
-    logits = core.next_token_distribution("gemma-3-270m", PROMPT).logits
+    logits = decoding.next_token_distribution("gemma-3-270m", PROMPT).logits
     ranked = RankedLogits(logits)  # the tab keeps one per distribution
     rows = {}
     for name, settings in REFILTER_SETTINGS.items():
@@ -153,7 +153,7 @@ def peer_generate(loaded, ids, settings, tokens, seed):
 
 def bench_generation(model_id: str, repeats: int, tokens: int) -> dict:
     loaded = load_model(model_id)
-    ids = list(core.prompt_ids(loaded, GEN_PROMPT))
+    ids = list(decoding.prompt_ids(loaded, GEN_PROMPT))
     rows = {}
     for name, settings in GEN_SETTINGS.items():
         ours_rates, peer_rates, ours_counts = [], [], []

@@ -5,7 +5,7 @@ Prints one JSON document with, per model:
   `model(ids).logits[0, -1].softmax(-1)`. Ours: the app's path (`batching.next_token_logits`, which
   on CUDA replays a captured static-cache graph for a lone request).
 - `generate_tokens_per_s`: greedy generation of N tokens. Peer: `model.generate(do_sample=False,
-  output_scores=True, return_dict_in_generate=True)`. Ours: `core.Stepper` recording the full
+  output_scores=True, return_dict_in_generate=True)`. Ours: `decoding.Stepper` recording the full
   probability vector (on the CPU) at every step. Both must give the same tokens.
 - `requests_per_s`: next-token requests per second with 1, 8, 32, 64 concurrent clients (threads,
   32-token prompts, each client sends the same number of requests). Peer: each client calls the
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 import timing  # noqa: E402  (bench/ is on sys.path)
-from playground import batching, core, models  # noqa: E402
+from playground import batching, decoding, models  # noqa: E402
 from playground.opcount import count_operators  # noqa: E402
 
 
@@ -88,7 +88,7 @@ def generation(loaded, new_tokens: int) -> dict:
 
     def ours():
         tokens, recorded = [], []
-        with core.Stepper(loaded, ids) as stepper:
+        with decoding.Stepper(loaded, ids) as stepper:
             logits = stepper.logits
             for _ in range(new_tokens):
                 recorded.append(logits.softmax(-1))  # the full distribution at every step, on the CPU
@@ -142,8 +142,8 @@ def operators_per_decode_step(loaded) -> dict:
             decoder = fastpath.StaticDecoder(loaded, max_len=256, use_graphs=False, fused=fused)
             decoder.prefill(ids)
             steps[name] = lambda decoder=decoder: decoder.step(5)
-    _, cache = core.forward(loaded, torch.tensor([ids]))
-    steps["transformers_dynamic_cache"] = lambda: core.forward(loaded, torch.tensor([[5]]), cache)
+    _, cache = decoding.forward(loaded, torch.tensor([ids]))
+    steps["transformers_dynamic_cache"] = lambda: decoding.forward(loaded, torch.tensor([[5]]), cache)
     return {name: count_operators(step) for name, step in steps.items()}
 
 

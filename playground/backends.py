@@ -168,11 +168,11 @@ class InProcessBackend(_Common):
 
     def encoder(self):
         """(tokenizer, text -> ids as every tab reads it, context length)."""
-        from playground import core
+        from playground import decoding
         from playground.models import load_model
 
         loaded = load_model(self.spec.id)
-        return loaded.tokenizer, lambda text: core.prompt_ids(loaded, text), loaded.context_length
+        return loaded.tokenizer, lambda text: decoding.prompt_ids(loaded, text), loaded.context_length
 
     def stream(self, contender, settings, max_new_tokens, seed):
         from playground import generation

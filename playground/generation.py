@@ -1,4 +1,4 @@
-"""Token-by-token generation on `core.Stepper`, recording the distribution at every step.
+"""Token-by-token generation on `decoding.Stepper`, recording the distribution at every step.
 
 - `step_record(loaded, ranked, settings, token_id, ...)` describes one step: the chosen token, its
   processed and raw probability, its rank under the raw distribution, the top alternatives, the
@@ -31,7 +31,7 @@ from typing import Literal
 import torch
 
 from playground import batching
-from playground.core import Stepper
+from playground.decoding import Stepper
 from playground.model_call import forward
 from playground.errors import PlaygroundError
 from playground.models import LoadedModel
@@ -268,7 +268,7 @@ class Decoder:
         return self._ranked
 
     def close(self) -> None:
-        """Hand a borrowed static decoder back (`core.Stepper.close`)."""
+        """Hand a borrowed static decoder back (`decoding.Stepper.close`)."""
         self.stepper.close()
 
     def push(self, token_id: int) -> None:

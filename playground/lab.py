@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from playground import core, generation, prompts
+from playground import decoding, generation, prompts
 from playground.backends import backend_for
 from playground.errors import PlaygroundError
 from playground.generation import stop_note  # noqa: F401 - the lab's notes
@@ -72,7 +72,7 @@ def open_session(model_id, prompt, chat_template: bool, max_prompt_tokens: int) 
 
 def distribution(session: LabSession) -> RankedLogits:
     """The distribution after an in-process session's last token (cached; a miss is one model call)."""
-    return core.ranked_after(session.loaded, session.ids)
+    return decoding.ranked_after(session.loaded, session.ids)
 
 
 def tokenizer(session: LabSession):

@@ -3,7 +3,7 @@ opens it ready.
 
 Every demo of `../shared/lecture/llm-lecture-notes.txt` (its `ollama run` demos, the tokenizer
 demo, the sampling Modelfiles, the chat template and loss slides, the architecture tables) is one
-`Demo`: the tab it opens, and the link parameters (`playground.deeplinks`) that set that tab up and
+`Demo`: the tab it opens, and the link parameters (`playground.link_query`) that set that tab up and
 say what to compute (`run`) and which result to bring into view (`view`). `/?demo=<id>` opens it;
 `python -m playground demos --json` lists them.
 
@@ -14,7 +14,7 @@ says so. Where the small models cannot make the point (the opening demo asks a c
 is; FIM needs a model trained for it), `needs` says what would (a bigger model from the models
 file, see README "Serving a large class").
 
-What it leaves out: how a tab applies the parameters (`playground.ui.links`), the page.
+What it leaves out: how a tab applies the parameters (`playground.ui.link_wiring`), the page.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Per-request limits and fault injection: time limits for runaway requests, injected failures.
 
 - `deadline(seconds)` is a context manager that sets a time limit for the work done in the current
-  thread; `check_deadline()` (called by `core.forward` before every model call) raises
+  thread; `check_deadline()` (called by `decoding.forward` before every model call) raises
   `RequestTimeout` once it has passed, so a runaway generation or search stops with a message.
   `remaining()` tells code that waits on another thread (the batcher) how long it may wait.
 - `PLAYGROUND_FAULT_INJECTION` (tests and drills only, set by the operator) makes model calls fail

@@ -1,6 +1,6 @@
 """The sampling lab's operations on a model loaded in this process (`backends.InProcessBackend`).
 
-The distribution after a session's ids comes from `core.ranked_after` (a byte-bounded LRU shared by
+The distribution after a session's ids comes from `decoding.ranked_after` (a byte-bounded LRU shared by
 all sessions); a KV-cached `generation.Decoder` is lent to the session for one request from a
 bounded pool per model (`LAB_DECODERS`, an LRU on the model's runtime, keyed by the session's key).
 Between requests it waits in the pool; when the pool reclaims it, the session's next request
@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from playground import core, generation, prompts, settings
+from playground import decoding, generation, prompts, settings
 from playground.generation import stop_note
 from playground.lru import BoundedLRU
 from playground.models import LoadedModel, load_model
@@ -98,13 +98,13 @@ def open_ids(model_id: str, prompt, chat_template: bool, max_prompt_tokens: int)
     """(text, ids, note) of `prompt` cut from the left to `max_prompt_tokens`, its distribution computed."""
     loaded = load_model(model_id)
     fitted = prompts.fit_prompt(loaded, prompt, chat_template, max_prompt_tokens)
-    core.next_token_distribution(model_id, fitted.text, chat_template)
+    decoding.next_token_distribution(model_id, fitted.text, chat_template)
     return fitted.text, tuple(fitted.ids), fitted.note
 
 
 def view(session, settings: SamplingSettings, ranked: RankedLogits | None = None) -> LabView:
     loaded = load_model(session.model_id)
-    ranked = core.ranked_after(loaded, session.ids) if ranked is None else ranked
+    ranked = decoding.ranked_after(loaded, session.ids) if ranked is None else ranked
     return LabView(session, ranked, filter_logits(ranked, settings), loaded.tokenizer, loaded.eos_token_ids)
 
 
@@ -158,7 +158,7 @@ def _record(session, record: generation.StepRecord, decoder: generation.Decoder)
     that fails the step is undone."""
     ranked_ids = decoder.ids
     try:
-        ranked = core.remember(decoder.loaded, decoder.ids, decoder.ranked)
+        ranked = decoding.remember(decoder.loaded, decoder.ids, decoder.ranked)
     except BaseException:
         decoder.rewind(len(ranked_ids) - 1)  # the token is still pending: dropping it is free
         raise

@@ -1,7 +1,7 @@
 """A thread-safe least-recently-used map bounded by entry count and, optionally, by bytes.
 
 Two caches of the playground hold memory that grows with a lecture hall, and both are one of
-these: the distributions after a sequence (`playground.core`, bounded by bytes: a Gemma 3
+these: the distributions after a sequence (`playground.decoding`, bounded by bytes: a Gemma 3
 distribution is 1 MB) and the lab's KV-cached decoders (`playground.lab`, bounded by count: each
 holds a KV cache). An entry pushed out calls `on_evict(key, value)`, e.g. to hand a decoder's
 static cache back. What it leaves out: time-based expiry (sessions expire in the UI layer).

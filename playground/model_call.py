@@ -13,7 +13,7 @@
 - `reference_logits` is an uncounted plain call without any preamble: the fast path's one-time
   self-check against the model's own output, never a user's request.
 
-What it leaves out: which ids to run (`playground.core`), grouping requests of several sessions
+What it leaves out: which ids to run (`playground.decoding`), grouping requests of several sessions
 (`playground.batching`), static caches and CUDA graphs (`playground.fastpath`).
 """
 

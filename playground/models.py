@@ -27,7 +27,7 @@ a GGUF model's linear layers on the CPU run the file's own 4-8 bit blocks on tor
 (`playground.lowbit`); the default, fp32, keeps the dequantized float32 weights (the reference:
 int4's bfloat16 roundings make two routes to one distribution differ by up to ~1e-2 in a
 probability, against ~1e-6). `LoadedModel.weights` says which run. What it leaves out: running the models (see
-`playground.core`), low-bit weights on GPUs (they run bfloat16).
+`playground.decoding`), low-bit weights on GPUs (they run bfloat16).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ agree; with a chat template the user message is cut, the template's tokens are k
 Odd text is handled here too: lone surrogates (not valid Unicode, JSON allows them) are replaced
 with U+FFFD and noted; NUL and other control characters are kept (they are text to a tokenizer).
 
-What it leaves out: tokenization itself (`playground.core.prompt_ids`), each tab's choice of
+What it leaves out: tokenization itself (`playground.decoding.prompt_ids`), each tab's choice of
 budget (tabs document theirs), refusing instead of cutting (a tab that prefers to refuse compares
 `FittedPrompt.original_tokens` with its budget).
 """
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from playground import core
+from playground import decoding
 from playground.models import LoadedModel
 
 CHARS_PER_TOKEN_BOUND = 16  # no tokenizer here spends more than 16 characters per token
@@ -63,7 +63,7 @@ def fit_prompt(loaded: LoadedModel, prompt, chat_template: bool = False, max_tok
     char_budget = max_tokens * CHARS_PER_TOKEN_BOUND
     if len(text) > char_budget:
         text = text[-char_budget:]
-    ids = core.prompt_ids(loaded, text, chat_template)
+    ids = decoding.prompt_ids(loaded, text, chat_template)
     for _ in range(8):
         if len(ids) <= max_tokens:
             break
@@ -74,11 +74,11 @@ def fit_prompt(loaded: LoadedModel, prompt, chat_template: bool = False, max_tok
         else:
             cut = max(len(text) // 2, 1)
         text = text[cut:]
-        ids = core.prompt_ids(loaded, text, chat_template)
+        ids = decoding.prompt_ids(loaded, text, chat_template)
     else:
         while len(ids) > max_tokens and text:
             text = text[len(text) // 2 + 1:]
-            ids = core.prompt_ids(loaded, text, chat_template)
+            ids = decoding.prompt_ids(loaded, text, chat_template)
     cut_chars = original_chars - len(text)
     if cut_chars:
         notes.insert(0, f"the prompt was cut from the left to its last {len(text):,} of {original_chars:,} "

@@ -32,7 +32,7 @@ A new rule is one more unit in the lists, provided it keeps the tokens above som
 is a prefix of the ranked order: epsilon or eta cuts fit). What it leaves out: rules that re-score
 tokens unevenly (repetition penalties) or may drop the most probable token (typical-p), which need a
 view that carries its own order; beam search (`playground.beam`); running the model
-(`playground.core`).
+(`playground.decoding`).
 """
 
 from __future__ import annotations

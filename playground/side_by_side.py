@@ -40,7 +40,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from playground import chat, core, generation, start_tokens
+from playground import chat, decoding, generation, start_tokens
 from playground.backends import backend_for
 from playground.engines import stream as engine_stream
 from playground.engines.client import EngineError

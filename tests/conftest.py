@@ -234,7 +234,7 @@ def wait_until(page, predicate: str, what: str, seen: str, arg=None, timeout_ms:
 
 def select_tab(page, name: str, timeout_ms: int = 180_000) -> None:
     """Click the tab `name` and wait until the page handled its selection (`body[data-tab-visits]`
-    counts them, `playground.ui.links`) and its first-visit run (the tab's default result, which the
+    counts them, `playground.ui.link_wiring`) and its first-visit run (the tab's default result, which the
     page computes on a first visit) has finished, so a test's own clicks never race it."""
     tab = page.get_by_role("tab", name=name)
     # counted before looking at the tab: a link that selects it meanwhile (its own selection event)

@@ -2,7 +2,7 @@
 
 `python -m playground demos --json` prints `[{"id", "title", "tab", "url", "section", "line",
 "needs", "query"}, ...]`; `url` is a path and query relative to the app root (`/?demo=<id>`).
-What it leaves out: opening them (the app does, `playground.ui.links`).
+What it leaves out: opening them (the app does, `playground.ui.link_wiring`).
 """
 
 from __future__ import annotations

@@ -9,6 +9,6 @@
 - `lab`, `beam`, `stream`, `tokenizer`, `forcing`, `probe`: what the tabs need of an engine model,
   which `playground.backends.EngineBackend` calls (the tabs never call these themselves).
 
-What it leaves out: running models in-process (`playground.models`, `playground.core`) and
+What it leaves out: running models in-process (`playground.models`, `playground.decoding`) and
 choosing between an engine and an in-process model (`playground.backends`).
 """

@@ -19,12 +19,12 @@ import html
 
 import gradio as gr
 
-from playground import beam, deeplinks, exports
+from playground import beam, exports, link_query
 from playground.backends import backend_for
 from playground.errors import PlaygroundError
 from playground.limits import clamp_float, clamp_int
 from playground.plots.beam import SUMMARY_HEADERS, beam_figure, summary_markdown, summary_rows
-from playground.ui import links
+from playground.ui import link_wiring
 from playground.ui.common import model_choices, user_errors
 from playground.ui.exports import data_downloads
 
@@ -68,7 +68,7 @@ def run_search(prompt, model_id, chat_template, num_beams, max_new_tokens, lengt
     result = backend_for(str(model_id)).beam_search(prompt or "", settings, chat_template=bool(chat_template),
                                                     compare_greedy=bool(compare_greedy), sample_seed=sample_seed,
                                                     on_step=on_step)
-    wanted = link_step.take() if isinstance(link_step, links.LateValue) else None
+    wanted = link_step.take() if isinstance(link_step, link_wiring.LateValue) else None
     upto = result.steps if wanted is None else min(max(int(wanted), 0), result.steps)
     figure = beam_figure(result, upto_step=upto, collapse_pruned=bool(collapse),
                          show_greedy=bool(compare_greedy), show_sampled=bool(compare_sampled))
@@ -121,7 +121,7 @@ def _preset_values(preset: beam.BeamPreset) -> list:
             f"**{preset.name}.** {preset.note}"]
 
 
-def build() -> links.TabLink:
+def build() -> link_wiring.TabLink:
     """The tab's content; call inside `with gr.Tab("Beam search"):`."""
     choices = model_choices(tab="beam")
     available = {value for _, value in choices}
@@ -171,7 +171,7 @@ def build() -> links.TabLink:
     search_inputs = [prompt, model, chat_template, num_beams, max_new_tokens, length_penalty, early_stopping,
                      num_return, compare_greedy, compare_sampled, seed, collapse]
     search_outputs = [result_state, tree, step, table, summary]
-    link_step = gr.State(links.LateValue())  # a link's replay step, applied once its search has run
+    link_step = gr.State(link_wiring.LateValue())  # a link's replay step, applied once its search has run
     run_button.click(run_search, [*search_inputs, link_step], search_outputs, api_name="beam_search")
     gr.on([step.input, collapse.change, compare_greedy.change, compare_sampled.change], redraw,
           [result_state, step, collapse, compare_greedy, compare_sampled], tree, api_name="beam_redraw",
@@ -185,8 +185,8 @@ def build() -> links.TabLink:
                      queue=False).then(run_search, search_inputs, search_outputs, api_name=False)
     fields = dict(zip(("prompt", "model", "chat_template", "beams", "tokens", "length_penalty", "early_stopping",
                        "returns", "greedy", "sampled", "seed", "collapse"), search_inputs))
-    late = {"step": (deeplinks.Param("step", "int", None, 0, beam.MAX_NEW_TOKENS), link_step, step)}
-    return links.TabLink("beam", fields, late=late, actions={"search": [("beam-run", "#beam-tree .js-plotly-plot")]}, default_run="search",
+    late = {"step": (link_query.Param("step", "int", None, 0, beam.MAX_NEW_TOKENS), link_step, step)}
+    return link_wiring.TabLink("beam", fields, late=late, actions={"search": [("beam-run", "#beam-tree .js-plotly-plot")]}, default_run="search",
                          views={"tree": "beam-tree", "table": "beam-sequences", "summary": "beam-summary"},
                          default_view="tree", aliases={"preset": functools.partial(preset_query, fields, presets)})
 
@@ -194,6 +194,6 @@ def build() -> links.TabLink:
 def preset_query(fields: dict, presets, name: str) -> dict | None:
     """A beam preset's values by link parameter, for a link's `preset=` (its slug)."""
     for preset in presets:
-        if deeplinks.slug(preset.name) == name:
+        if link_query.slug(preset.name) == name:
             return dict(zip(fields, _preset_values(preset)[:len(fields)]))
     return None

@@ -55,7 +55,7 @@ from playground.plots.chat import surprisal_figure
 from playground.sampling import PRESETS as PRESETS_SAMPLING
 from playground.side_by_side import contender, iter_side_by_side
 from playground.token_text import visible_whitespace
-from playground.ui import fim_section, links
+from playground.ui import fim_section, link_wiring
 from playground.ui.common import (StopPressed, StopSignal, connect_stop, halted_note, model_choices, user_errors,
                                   user_message)
 from playground.ui.controls import sampling_controls, seed_from_value, settings_from_values
@@ -426,7 +426,7 @@ def after_stop(history, message, *panels):
 # Layout
 
 
-def build() -> links.TabLink:
+def build() -> link_wiring.TabLink:
     base_default, chat_default = default_models()
     gr.Markdown("A **base** model was only trained to continue text; a **chat** model was then fine-tuned on "
                 "dialogues written in a chat template. Give both the same request.")
@@ -583,7 +583,7 @@ def build() -> links.TabLink:
     return tab_link(base_model, chat_model, max_tokens, controls, prompt, system, base_mode, generation_prompt)
 
 
-def tab_link(base_model, chat_model, max_tokens, controls, prompt, system, base_mode, generation_prompt) -> links.TabLink:
+def tab_link(base_model, chat_model, max_tokens, controls, prompt, system, base_mode, generation_prompt) -> link_wiring.TabLink:
     fields = {"base_model": base_model, "chat_model": chat_model, "max_tokens": max_tokens,
               "temperature": controls.temperature, "top_k": controls.top_k, "top_p": controls.top_p,
               "min_p": controls.min_p, "seed": controls.seed, "prompt": prompt, "system": system,
@@ -595,7 +595,7 @@ def tab_link(base_model, chat_model, max_tokens, controls, prompt, system, base_
                **{key: [(f"chat-preset-{key}", columns)] for key in PRESETS},
                "oranges": [("chat-preset-oranges", "#chat-base-conversation .gen-done")],
                "fim": [("fim-section", "#fim-psm .fim-root")]}  # a click on the accordion's header opens it
-    return links.TabLink("chat", fields, actions=actions, default_run="side",
+    return link_wiring.TabLink("chat", fields, actions=actions, default_run="side",
                          views={"columns": "chat-base-column", "conversation": "chat-chatbot",
                                 "template": "chat-template-view", "loss": "chat-loss-view",
                                 "both-ways": "chat-raw-column", "forcing": "chat-score-plot", "fim": "fim-parts"},

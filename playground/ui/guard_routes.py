@@ -1,6 +1,6 @@
 """The door in front of Gradio's routes: one way in for functions, clean refusals, safe headers.
 
-An ASGI middleware (`GuardRoutes`, installed by `playground.ui.app.launch_kwargs`) that sees every
+An ASGI middleware (`GuardRoutes`, installed by `playground.ui.shell.launch_kwargs`) that sees every
 HTTP request before Gradio does:
 
 - **One way in.** A function that runs in the queue (every handler with a model call or real work)

@@ -25,7 +25,7 @@ from playground.inside import arch, attention, forcing, kv, lens, passes
 from playground.limits import clamp_int
 from playground.plots import inside as plots
 from playground.plots.sampling import spec_json
-from playground.ui import links
+from playground.ui import link_wiring
 from playground.ui.common import model_choices, user_errors
 from playground.ui.exports import data_downloads
 
@@ -155,7 +155,7 @@ def _beside(lecture: str):
     gr.Markdown(lecture, elem_classes=["inside-lecture"])
 
 
-def build() -> links.TabLink:
+def build() -> link_wiring.TabLink:
     """The tab's content; call inside `with gr.Tab("Inside the model"):`."""
     choices = model_choices()
     available = [value for _, value in choices]
@@ -239,7 +239,7 @@ def build() -> links.TabLink:
     attention_api.click(show_attention, [looked, layer, head], [heatmap, heads], api_name="inside_attention")
     lens_button.click(show_lens, [looked, positions], lens_plot, api_name="inside_lens")
     looked_in = ("inside-run", "#inside-attention .js-plotly-plot")  # the look is done once its heatmap is drawn
-    return links.TabLink(
+    return link_wiring.TabLink(
         "inside", {"text": text, "model": model, "layer": layer, "head": head, "positions": positions},
         actions={"look": [looked_in], "lens": [looked_in, ("inside-lens-run", "#inside-lens .js-plotly-plot")]}, default_run="look",
         views={"card": "inside-card", "attention": "inside-attention", "heads": "inside-heads", "lens": "inside-lens",

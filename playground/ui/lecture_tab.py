@@ -1,7 +1,7 @@
 """The Lecture tab: the lecture's demos in lecture order, each one click from ready.
 
 One list, grouped by the lecture's sections (`playground.lecture.DEMOS`): each demo's title is a
-link (`?demo=<id>`, the same mechanism as every deep link, `playground.ui.links`) followed by its
+link (`?demo=<id>`, the same mechanism as every deep link, `playground.ui.link_wiring`) followed by its
 one line of context and, where the packaged models cannot make the point, what it needs. A link
 opens the demo's tab, sets it up and computes its result; presenter mode is kept. The keyboard
 shortcuts are listed below the demos. What it leaves out: the demos' settings (`playground.lecture`).

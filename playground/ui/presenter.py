@@ -1,6 +1,6 @@
 """Presenter mode: large type and high contrast for a projector, results kept in sight, shortcuts.
 
-A toggle in the header, or `present=1` in the URL (`playground.ui.links` sets it from a link),
+A toggle in the header, or `present=1` in the URL (`playground.ui.link_wiring` sets it from a link),
 puts the class `playground-present` on the page. Under it: the base type is 20 px and Gradio's text
 sizes grow with it (token chips, tables, labels), the page uses the full width, the header is one
 line, and every Plotly chart's text is raised to at least `CHART_FONT_PX` as it is drawn (the

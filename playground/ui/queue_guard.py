@@ -2,7 +2,7 @@
 answering minutes late.
 
 A lecture hall sends its requests within seconds of each other. Gradio queues each one in its
-concurrency group (`playground.ui.app.EVENT_GROUPS`) and, left alone, would run the last of them
+concurrency group (`playground.ui.shell.EVENT_GROUPS`) and, left alone, would run the last of them
 many minutes later, long after its student gave up. Two checks bound the wait at
 `max_wait_seconds` (`PLAYGROUND_QUEUE_WAIT`, default 45 s):
 

@@ -9,7 +9,7 @@ coloured by probability; and K samples with the histogram of their first tokens.
 
 The session (`playground.lab.LabSession`, in `gr.State`) holds the prompt and the generated tokens,
 never a KV cache or logits; `playground.lab` runs every operation. Moving a control never runs the
-model: the distribution after the session's text is cached (`core.ranked_after`) and only
+model: the distribution after the session's text is cached (`decoding.ranked_after`) and only
 re-filtered.
 gr.Plot has no click event in Gradio 6, so `HEAD` installs a `plotly_click` listener that writes
 the clicked bar's token id into a hidden textbox and presses a hidden button; the dropdown plus
@@ -62,7 +62,7 @@ from playground.limits import clamp_int
 from playground.html import generated as generated_html
 from playground.models import get_spec
 from playground.plots import sampling as sampling_plots
-from playground.ui import links
+from playground.ui import link_wiring
 from playground.ui.common import StopPressed, StopSignal, connect_stop, model_choices, user_errors
 from playground.ui.exports import data_downloads
 from playground.ui.controls import (SamplingControls, preset_values, sampling_controls, seed_from_value,
@@ -386,7 +386,7 @@ def model_changed(model_id):
 # Layout
 
 
-def build() -> links.TabLink:
+def build() -> link_wiring.TabLink:
     choices = model_choices(tab="sampling")
     default_model = choices[0][1] if choices else None
     gr.Markdown("### Sampling lab\nThe model gives a probability to every token in its vocabulary. "
@@ -494,8 +494,8 @@ def preset_query(name: str) -> dict | None:
 SHOWN = "#sampling-numbers table"  # the numbers panel once a distribution is shown
 
 
-def tab_link(model, chat_template, prompt, top_n, log_scale, controls: SamplingControls, n_tokens, stop) -> links.TabLink:
-    return links.TabLink(
+def tab_link(model, chat_template, prompt, top_n, log_scale, controls: SamplingControls, n_tokens, stop) -> link_wiring.TabLink:
+    return link_wiring.TabLink(
         "sampling",
         fields={"model": model, "chat_template": chat_template, "prompt": prompt, "top_n": top_n,
                 "log_scale": log_scale, "temperature": controls.temperature, "top_k": controls.top_k,

@@ -4,7 +4,7 @@ Layout top to bottom: a tokenizer and a text (presets from the lecture) drawn as
 spans with counts; the bytes of each token; other id sequences for the same text; up to four
 tokenizers compared; ids decoded back to text; the BPE training lab. Handlers are a few lines each:
 they call `playground.tokenizer_registry` / `playground.bpe`, then the HTML and plot builders, and turn a
-`PlaygroundError` into `gr.Error` (`common.user_errors`). The view is shared like every tab's, with the header's "Copy link" (`playground.ui.links`).
+`PlaygroundError` into `gr.Error` (`common.user_errors`). The view is shared like every tab's, with the header's "Copy link" (`playground.ui.link_wiring`).
 
 Limits (checked on the server; every handler also runs under the request time limit): counts
 always cover the whole text, exactly; drawing is capped at `RENDER_LIMIT` tokens (explore, decode,
@@ -30,7 +30,7 @@ new tokenizer (chosen, from a preset or from the URL), the special-tokens box or
 it with the first `DECODE_SAMPLE` ids of the text under that tokenizer and decodes them; typing
 text leaves it alone (its ids are still the current tokenizer's).
 
-What it leaves out: tokenization itself (backend), the app shell (`playground.ui.app`).
+What it leaves out: tokenization itself (backend), the app shell (`playground.ui.shell`).
 """
 
 from __future__ import annotations
@@ -43,13 +43,13 @@ from pathlib import Path
 
 import gradio as gr
 
-from playground import bpe, deeplinks, exports, limits, tokenizer_registry
+from playground import bpe, exports, limits, link_query, tokenizer_registry
 from playground.errors import PlaygroundError
 from playground.html import tokens as token_html
 from playground.limits import clamp_int
 from playground.plots import tokenizer as token_plots
 from playground.token_text import display_text, visible_whitespace
-from playground.ui import links
+from playground.ui import link_wiring
 from playground.ui.common import user_errors
 from playground.ui.exports import data_downloads
 from playground.ui.tokenizer_presets import PRESETS, PRESETS_BY_NAME
@@ -354,7 +354,7 @@ def warm_up() -> threading.Thread:
     return thread
 
 
-def build() -> links.TabLink:
+def build() -> link_wiring.TabLink:
     """The tab's content; call inside `with gr.Tab("Tokenizer"):`."""
     warm_up()
     choices = tokenizer_choices()
@@ -437,7 +437,7 @@ def build() -> links.TabLink:
     step.input(bpe_step, [bpe_state, step], [curve, bpe_view], api_name="bpe_step", trigger_mode="always_last",
                show_progress="hidden")
     encode_button.click(bpe_encode, [bpe_state, step, new_text], encoded, api_name="bpe_encode")
-    return links.TabLink(
+    return link_wiring.TabLink(
         "tokenizer", {"tokenizer": tokenizer, "text": text, "compare": compare_ids, "special": special,
                       "whitespace": whitespace, "merges": merges, "pattern": pattern},
         actions={"show": [("tok-open", "#tok-view .tok")],
@@ -451,6 +451,6 @@ def build() -> links.TabLink:
 def preset_query(name: str) -> dict | None:
     """A lecture preset's tokenizer, text and compared tokenizers, for a link's `preset=` (its slug)."""
     for preset in PRESETS:
-        if deeplinks.slug(preset.name) == name:
+        if link_query.slug(preset.name) == name:
             return {"tokenizer": preset.tokenizer, "text": preset.text, "compare": ",".join(preset.compare)}
     return None

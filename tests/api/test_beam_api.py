@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from playground import generation
-from playground.core import prompt_ids
+from playground.decoding import prompt_ids
 from playground.models import load_model
 from playground.sampling import SamplingSettings
 from playground.token_text import visible_whitespace

@@ -111,12 +111,12 @@ def test_generation_interrupted_by_faults_continues_correctly(faulty_app):
         tokens = now
     assert len(tokens) >= 6 and failures >= 3
 
-    from playground import core, generation
+    from playground import decoding, generation
     from playground.models import load_model
     from playground.sampling import SamplingSettings
 
     loaded = load_model(MODEL)  # the same greedy run in this process, without faults
-    clean = generation.generate(loaded, core.prompt_ids(loaded, prompt), SamplingSettings(temperature=0.0),
+    clean = generation.generate(loaded, decoding.prompt_ids(loaded, prompt), SamplingSettings(temperature=0.0),
                                 len(tokens), seed=1)
     assert clean.token_ids == tokens
 

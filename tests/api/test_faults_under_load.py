@@ -61,28 +61,28 @@ def loaded():
 
 
 def clean_tokens(loaded, prompt: str, n: int, rules=GREEDY, seed: int = 1) -> list[int]:
-    from playground import core, generation
+    from playground import decoding, generation
     from playground.ui.controls import settings_from_values
 
-    ids = core.prompt_ids(loaded, prompt)
+    ids = decoding.prompt_ids(loaded, prompt)
     tokens = generation.generate(loaded, ids, settings_from_values(*rules), n, seed=seed).token_ids
     assert len(tokens) == n, "the clean run ended early (an end-of-sequence token): pick another prompt"
     return tokens
 
 
 def clean_samples(loaded, prompt: str, k: int, length: int, seed: int) -> list[list[int]]:
-    from playground import core, generation
+    from playground import decoding, generation
     from playground.ui.controls import settings_from_values
 
-    *_, last = generation.iter_samples(loaded, core.prompt_ids(loaded, prompt), settings_from_values(*HOT), k,
+    *_, last = generation.iter_samples(loaded, decoding.prompt_ids(loaded, prompt), settings_from_values(*HOT), k,
                                        length, seed)
     return [s.token_ids for s in last.samples]
 
 
 def clean_top(loaded, prompt: str) -> dict[int, float]:
-    from playground import core
+    from playground import decoding
 
-    ranked = core.ranked_after(loaded, core.prompt_ids(loaded, prompt))
+    ranked = decoding.ranked_after(loaded, decoding.prompt_ids(loaded, prompt))
     _, ids = ranked.top(10)
     return {int(i): float(ranked.raw_probs[i]) for i in ids}
 
@@ -259,14 +259,14 @@ def student(url: str, i: int, clean: list[int]) -> dict:
 
 
 def test_six_sessions_sharing_forwards_through_memory_errors_get_their_own_results(hall_app, loaded):
-    from playground import core, generation
+    from playground import decoding, generation
     from playground.ui.controls import settings_from_values
 
     prompts = [f"Here is one fact about {s}:" for s in SUBJECTS]
     clean = [clean_tokens(loaded, prompt, 10) for prompt in prompts]
     expected_samples = []
     for i, prompt in enumerate(prompts):  # K samples after the session's 10 greedy tokens
-        ids = core.prompt_ids(loaded, prompt) + clean[i]
+        ids = decoding.prompt_ids(loaded, prompt) + clean[i]
         *_, last = generation.iter_samples(loaded, ids, settings_from_values(*HOT), 2, 4, 20 + i)
         expected_samples.append([s.token_ids for s in last.samples])
     started = time.perf_counter()

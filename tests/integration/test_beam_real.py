@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from playground import beam
-from playground.core import prompt_ids
+from playground.decoding import prompt_ids
 from playground.models import load_model
 
 CASES = [

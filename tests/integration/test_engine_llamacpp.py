@@ -20,7 +20,7 @@ import httpx
 import pytest
 import torch
 
-from playground import core, models
+from playground import decoding, models
 from playground.engines.build import find_server
 from playground.engines.client import EngineClient, EngineError
 from playground.engine_config import engine_config
@@ -65,7 +65,7 @@ def served(request):
 def test_topk_shown_equals_what_the_server_returns(served):
     """next_token_topk (OpenAI /v1/completions) equals llama.cpp's own /completion answer, token for token."""
     model_id, loaded, server, client = served
-    ids = core.prompt_ids(loaded, PROMPTS[0])
+    ids = decoding.prompt_ids(loaded, PROMPTS[0])
     top = next_token_topk(client, ids, K)
     native = httpx.post(server.base_url + "/completion", timeout=120,
                         json={"prompt": ids, "n_predict": 1, "n_probs": K, "temperature": 0}).json()
@@ -81,8 +81,8 @@ def agreement(loaded, client) -> dict:
     """Engine vs in-process on PROMPTS: top-1 agreement, top-20 overlap, largest probability difference."""
     rows = []
     for prompt in PROMPTS:
-        ids = core.prompt_ids(loaded, prompt)
-        probs = torch.softmax(core.ranked_after(loaded, ids).logits.double(), -1)
+        ids = decoding.prompt_ids(loaded, prompt)
+        probs = torch.softmax(decoding.ranked_after(loaded, ids).logits.double(), -1)
         ours = torch.topk(probs, K)
         top = next_token_topk(client, ids, K)
         engine_ids = [t.token_id for t in top.tokens]
@@ -116,9 +116,9 @@ def test_the_engine_tokenizer_matches_ours(served):
 
 def test_streaming_completion(served):
     model_id, loaded, server, client = served
-    events = list(client.stream_completion(core.prompt_ids(loaded, PROMPTS[1]), max_tokens=5, temperature=0.0))
+    events = list(client.stream_completion(decoding.prompt_ids(loaded, PROMPTS[1]), max_tokens=5, temperature=0.0))
     text = "".join(e["choices"][0].get("text", "") for e in events if e.get("choices"))
-    whole = client.completion(core.prompt_ids(loaded, PROMPTS[1]), max_tokens=5, temperature=0.0)
+    whole = client.completion(decoding.prompt_ids(loaded, PROMPTS[1]), max_tokens=5, temperature=0.0)
     assert text == whole["choices"][0]["text"] and text
 
 
@@ -129,7 +129,7 @@ def test_errors_from_a_real_engine_are_messages(served):
     assert info.value.reason == "http"
     with EngineClient(server.config(), timeout=0.05, retries=0) as hasty:
         with pytest.raises(EngineError, match="did not answer within 0.05 s"):
-            hasty.completion(core.prompt_ids(loaded, PROMPTS[0]), max_tokens=400, temperature=0.0,
+            hasty.completion(decoding.prompt_ids(loaded, PROMPTS[0]), max_tokens=400, temperature=0.0,
                              ignore_eos=True)
     with EngineClient(server.config(top_logprobs=0)) as mute:
         with pytest.raises(EngineError, match="gives no logprobs"):
@@ -178,8 +178,8 @@ gguf = "{gguf}"
             assert probe(models.get_spec("smol-engine").engine).logprobs
             local = models.load_model("smol-gguf")
             builtin = models.load_model("smollm2-135m-instruct")
-            ids = core.prompt_ids(builtin, PROMPTS[0])
-            assert torch.allclose(core.ranked_after(local, ids).logits, core.ranked_after(builtin, ids).logits, atol=1e-4)
+            ids = decoding.prompt_ids(builtin, PROMPTS[0])
+            assert torch.allclose(decoding.ranked_after(local, ids).logits, decoding.ranked_after(builtin, ids).logits, atol=1e-4)
         finally:
             models._LOADED.pop("smol-gguf", None)
             shutil.rmtree(models.cache_dir(models.get_spec("smol-gguf")), ignore_errors=True)

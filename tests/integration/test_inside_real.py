@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from playground import chat, core
+from playground import chat, decoding
 from playground.inside import arch, attention, forcing, kv, lens, passes
 from playground.models import load_model
 
@@ -62,7 +62,7 @@ def test_logit_lens_last_layer_is_the_real_distribution(model_id):
     loaded = load_model(model_id)
     grid = lens.logit_lens(model_id, TEXT, positions=4)
     result = passes.cached_pass(model_id, TEXT)
-    probs = torch.softmax(core.ranked_after(loaded, list(result.ids)).logits.float(), dim=-1)
+    probs = torch.softmax(decoding.ranked_after(loaded, list(result.ids)).logits.float(), dim=-1)
     best = probs.topk(lens.TOP_K)
     assert grid.top_ids[-1, -1].tolist() == best.indices.tolist()
     assert torch.allclose(grid.top_probs[-1, -1], best.values, atol=1e-3)

@@ -11,32 +11,32 @@ import sys
 import pytest
 
 from playground import lecture
-from playground.ui import links
+from playground.ui import link_wiring
 from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
 def tab_links():
-    from playground.ui import app as ui_app
+    from playground.ui import shell
 
     found = {}
-    original = links.install
+    original = link_wiring.install
 
     def capture(tabs, tab_links, *args):
         found.update({link.tab: link for link in tab_links})
         return original(tabs, tab_links, *args)
 
-    links.install = capture
+    link_wiring.install = capture
     try:
-        ui_app.build_app()
+        shell.build_app()
     finally:
-        links.install = original
+        link_wiring.install = original
     return found
 
 
 @pytest.mark.parametrize("demo", lecture.DEMOS, ids=[d.id for d in lecture.DEMOS])
 def test_every_demo_link_is_read_cleanly(tab_links, demo):
-    plan, values, notes = links.resolve({"demo": demo.id, "present": "1"}, tab_links)
+    plan, values, notes = link_wiring.resolve({"demo": demo.id, "present": "1"}, tab_links)
     assert notes == []
     assert plan.tab == demo.tab and plan.present and plan.view
     wanted = {k for k in demo.query if k not in ("run", "view", "preset")}
@@ -62,7 +62,7 @@ def test_demos_command_lists_them_as_json():
 
 
 def test_a_link_with_an_unknown_demo_or_tab_says_so(tab_links):
-    assert "no lecture demo" in links.resolve({"demo": "nope"}, tab_links)[2][0]
-    assert "no tab" in links.resolve({"tab": "nope"}, tab_links)[2][0]
-    plan, values, notes = links.resolve({"tokenizer": "cl100k_base", "text": "hi"}, tab_links)  # an older link
+    assert "no lecture demo" in link_wiring.resolve({"demo": "nope"}, tab_links)[2][0]
+    assert "no tab" in link_wiring.resolve({"tab": "nope"}, tab_links)[2][0]
+    plan, values, notes = link_wiring.resolve({"tokenizer": "cl100k_base", "text": "hi"}, tab_links)  # an older link
     assert plan.tab == "tokenizer" and values == {"tokenizer": "cl100k_base", "text": "hi"} and notes == []

@@ -14,7 +14,7 @@ import dataclasses
 import pytest
 import torch
 
-from playground import core, lecture, lowbit, models
+from playground import decoding, lecture, lowbit, models
 from playground.model_call import forward_all
 
 PACKAGED = ["smollm2-135m-instruct", "gemma-3-270m"]
@@ -70,7 +70,7 @@ def test_int4_distributions_stay_close_to_float32(model_id, twins):
     loaded, reference, int4, _ = twins(model_id)
     kls, agree = [], []
     for text in _prompts():
-        ids = torch.tensor([core.prompt_ids(loaded, text)])
+        ids = torch.tensor([decoding.prompt_ids(loaded, text)])
         with torch.inference_mode():
             p = torch.log_softmax(reference(input_ids=ids).logits[0].float(), -1)
             q = torch.log_softmax(forward_all(int4, ids)[0].float(), -1)

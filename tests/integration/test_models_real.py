@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from playground import core, models
+from playground import decoding, models
 from tests.conftest import ROOT
 
 PACKAGED = ["gemma-3-270m", "smollm2-135m-instruct"]
@@ -18,7 +18,7 @@ PACKAGED = ["gemma-3-270m", "smollm2-135m-instruct"]
 @pytest.mark.parametrize("model_id", PACKAGED)
 def test_packaged_model_distribution_sums_to_one(model_id):
     loaded = models.load_model(model_id)
-    dist = core.next_token_distribution(model_id, "The capital of France is")
+    dist = decoding.next_token_distribution(model_id, "The capital of France is")
     assert dist.logits.shape[0] == loaded.vocab_size == len(loaded.tokenizer)
     # float32 softmax over up to 262,144 entries: the sum is 1 within float32 accumulation error
     assert abs(float(dist.probs.double().sum()) - 1.0) < 1e-4
@@ -27,14 +27,14 @@ def test_packaged_model_distribution_sums_to_one(model_id):
 
 def test_chat_model_knows_paris():
     loaded = models.load_model("smollm2-135m-instruct")
-    dist = core.next_token_distribution("smollm2-135m-instruct", "The capital of France is")
+    dist = decoding.next_token_distribution("smollm2-135m-instruct", "The capital of France is")
     top3 = [loaded.tokenizer.decode([i]) for i in dist.probs.topk(3).indices.tolist()]
     assert " Paris" in top3
 
 
 def test_base_model_continues_english():
     loaded = models.load_model("gemma-3-270m")
-    dist = core.next_token_distribution("gemma-3-270m", "The capital of France is")
+    dist = decoding.next_token_distribution("gemma-3-270m", "The capital of France is")
     top10 = [loaded.tokenizer.decode([i]) for i in dist.probs.topk(10).indices.tolist()]
     assert " Paris" in top10 and dist.input_ids[0] == loaded.tokenizer.bos_token_id
 
@@ -66,10 +66,10 @@ def test_damaged_cache_is_detected_and_rebuilt(damage, tmp_path, monkeypatch):
         loaded = models.load_model("smollm2-135m-instruct")
         assert loaded.loaded_from == "gguf"
         assert models._manifest_ok(target)
-        dist = core.forward(loaded, __import__("torch").tensor([[1, 2, 3]]))[0]
+        dist = decoding.forward(loaded, __import__("torch").tensor([[1, 2, 3]]))[0]
         models._LOADED.clear()
         assert models.load_model("smollm2-135m-instruct").loaded_from == "cache"
-        again = core.forward(models.load_model("smollm2-135m-instruct"), __import__("torch").tensor([[1, 2, 3]]))[0]
+        again = decoding.forward(models.load_model("smollm2-135m-instruct"), __import__("torch").tensor([[1, 2, 3]]))[0]
         assert (dist - again).abs().max() < 1e-4
     finally:
         models._LOADED.clear()
@@ -120,7 +120,7 @@ def test_static_batched_path_matches_plain_on_packaged_models(model_id):
     static = fastpath.BatchedNextToken(loaded, use_graphs=False)
     sequences = [loaded.tokenizer(p)["input_ids"] for p in ["The capital of France is", "One two", "x y z " * 30]]
     for row, ids in zip(static.logits(sequences), sequences):
-        alone, _ = core.forward(loaded, torch.tensor([ids]))
+        alone, _ = decoding.forward(loaded, torch.tensor([ids]))
         _assert_same_distribution(loaded, row, alone[0])
 
 
@@ -131,12 +131,12 @@ def test_fused_llama_decoder_follows_transformers_on_smollm2():
     from playground import fastpath
 
     loaded = models.load_model("smollm2-135m-instruct")
-    ids = core.prompt_ids(loaded, "Write a haiku about the sea.", chat_template=True)
+    ids = decoding.prompt_ids(loaded, "Write a haiku about the sea.", chat_template=True)
     decoder = fastpath.StaticDecoder(loaded, max_len=256, fused=True)
     assert decoder.fused is not None
     decoder.check_against_model()  # the pool's guard accepts a correct pass
     logits = decoder.prefill(ids)
-    with core.Stepper(loaded, ids) as plain:
+    with decoding.Stepper(loaded, ids) as plain:
         for _ in range(16):
             _assert_same_distribution(loaded, logits, plain.logits)
             token = int(plain.logits.argmax())

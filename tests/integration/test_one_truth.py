@@ -21,7 +21,7 @@ import sys
 import pytest
 import torch
 
-from playground import beam, chat, core, lab, start_tokens
+from playground import beam, chat, decoding, lab, start_tokens
 from playground.__main__ import main as cli_main
 from playground.inside import lens, passes
 from playground.models import load_model
@@ -77,8 +77,8 @@ def test_every_tab_reads_the_same_ids_and_gives_the_same_distribution(model_id):
     for text in TEXTS:
         ids, probs = _lab_probs(model_id, text)
         assert ids == start_tokens.text_ids(loaded.tokenizer, text).ids
-        assert ids == core.prompt_ids(loaded, text) == list(core.next_token_distribution(model_id, text).input_ids)
-        shown = torch.softmax(core.next_token_distribution(model_id, text).logits.double(), dim=-1)
+        assert ids == decoding.prompt_ids(loaded, text) == list(decoding.next_token_distribution(model_id, text).input_ids)
+        shown = torch.softmax(decoding.next_token_distribution(model_id, text).logits.double(), dim=-1)
         assert float((shown - probs).abs().max()) < tolerance
 
         inside = passes.inside_pass(model_id, text)

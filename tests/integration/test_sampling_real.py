@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from playground import core, generation, models
+from playground import decoding, generation, models
 from playground.sampling import PRESETS, RankedLogits, SamplingSettings, filter_logits
 from playground.token_text import display_text, token_bytes
 from tests.conftest import ROOT
@@ -24,7 +24,7 @@ def _text(loaded, token_id):
 
 def test_chat_model_ranks_paris_in_top_3():
     loaded = models.load_model("smollm2-135m-instruct")
-    ranked = RankedLogits(core.next_token_distribution("smollm2-135m-instruct", PROMPT).logits)
+    ranked = RankedLogits(decoding.next_token_distribution("smollm2-135m-instruct", PROMPT).logits)
     _, ids = ranked.top(3)
     assert " Paris" in [_text(loaded, int(i)) for i in ids[:3]]
 
@@ -34,7 +34,7 @@ def test_chat_model_ranks_paris_in_top_3():
 def test_every_preset_on_both_models(model_id, preset):
     loaded = models.load_model(model_id)
     settings = PRESETS[preset]
-    ranked = RankedLogits(core.next_token_distribution(model_id, PROMPT).logits)
+    ranked = RankedLogits(decoding.next_token_distribution(model_id, PROMPT).logits)
     result = filter_logits(ranked, settings)
     assert ranked.vocab_size == loaded.vocab_size
     assert abs(float(ranked.raw_probs.double().sum()) - 1) < 1e-4  # full vocabulary
@@ -42,7 +42,7 @@ def test_every_preset_on_both_models(model_id, preset):
     assert not torch.isnan(result.probs).any()
     assert 1 <= result.kept_count <= {"greedy": 1, "top-10": 10}.get(preset, 1000)
     assert bool(result.kept[int(ranked.logits.argmax())])
-    run = generation.generate(loaded, list(core.prompt_ids(loaded, PROMPT)), settings, 3, seed=1)
+    run = generation.generate(loaded, list(decoding.prompt_ids(loaded, PROMPT)), settings, 3, seed=1)
     assert 1 <= len(run.records) <= 3
     assert all(r.rank <= 1000 and r.prob > 0 for r in run.records)
     if preset == "greedy":
@@ -52,7 +52,7 @@ def test_every_preset_on_both_models(model_id, preset):
 @pytest.mark.parametrize("model_id", PACKAGED)
 def test_greedy_generation_equals_transformers_generate(model_id):
     loaded = models.load_model(model_id)
-    ids = list(core.prompt_ids(loaded, PROMPT))
+    ids = list(decoding.prompt_ids(loaded, PROMPT))
     ours = generation.generate(loaded, ids, SamplingSettings(temperature=0.0), 8, seed=0)
     with torch.inference_mode():
         theirs = loaded.model.generate(torch.tensor([ids]), do_sample=False, max_new_tokens=8,
@@ -63,7 +63,7 @@ def test_greedy_generation_equals_transformers_generate(model_id):
 
 def test_chat_model_stops_at_end_of_turn():
     loaded = models.load_model("smollm2-135m-instruct")
-    ids = list(core.prompt_ids(loaded, "What is 2+2?", chat_template=True))
+    ids = list(decoding.prompt_ids(loaded, "What is 2+2?", chat_template=True))
     result = generation.generate(loaded, ids, SamplingSettings(temperature=0.0), 40, seed=0)
     assert result.stop_reason == "eos"
     assert result.records[-1].is_eos and result.records[-1].eos_raw_prob > 0.2
@@ -71,7 +71,7 @@ def test_chat_model_stops_at_end_of_turn():
 
 
 def test_temperature_last_keeps_the_same_tokens_at_any_temperature():
-    ranked = RankedLogits(core.next_token_distribution("gemma-3-270m", PROMPT).logits)
+    ranked = RankedLogits(decoding.next_token_distribution("gemma-3-270m", PROMPT).logits)
     kept = [set(filter_logits(ranked, SamplingSettings(temperature=t, top_p=0.8, order="temperature_last"))
                 .kept_ids.tolist()) for t in (0.3, 1.0, 3.0)]
     assert kept[0] == kept[1] == kept[2]

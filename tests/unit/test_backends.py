@@ -135,10 +135,10 @@ def test_the_cli_runs_an_engine_model_through_the_protocol(engine, capsys):
 
 
 def test_the_cli_gives_the_in_process_numbers_it_gave_before(capsys):
-    from playground import core, generation, sampling
+    from playground import decoding, generation, sampling
 
     shown = _cli(capsys, "next-token", "--model", IN_PROCESS, "--top", "5", "Hello there")
-    distribution = core.next_token_distribution(IN_PROCESS, "Hello there")
+    distribution = decoding.next_token_distribution(IN_PROCESS, "Hello there")
     ranked = sampling.RankedLogits(distribution.logits)
     expected = generation.token_rows(ranked, sampling.filter_logits(ranked, SamplingSettings()),
                                      models.load_model(IN_PROCESS).tokenizer, 5)

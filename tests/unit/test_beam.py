@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from playground import beam, generation
 from playground.__main__ import main as cli_main
-from playground.core import prompt_ids
+from playground.decoding import prompt_ids
 from playground.errors import PlaygroundError
 from playground.models import load_model
 from playground.plots.beam import (

@@ -516,7 +516,7 @@ def test_the_api_turn_and_a_direct_call_with_a_list_still_work():
 
 
 def test_no_stop_button_of_the_chat_tab_cancels_through_gradio():
-    from playground.ui.app import build_app
+    from playground.ui.shell import build_app
 
     config = build_app().get_config_file()
     chat_ids = {d["id"] for d in config["dependencies"] if d.get("api_name") in ("side_by_side", "converse")}

@@ -7,7 +7,7 @@ import threading
 import pytest
 import torch
 
-from playground import batching, core, fastpath, fused_llama, models
+from playground import batching, decoding, fastpath, fused_llama, models
 from playground.opcount import count_operators
 
 PROMPTS = ["Hello", "The cat sat on the mat and", "One two three four five six seven eight nine ten",
@@ -24,7 +24,7 @@ def test_static_decoder_matches_plain_stepper(loaded, fused):
     ids = loaded.tokenizer("The cat sat on the mat")["input_ids"]
     decoder = fastpath.StaticDecoder(loaded, max_len=128, fused=fused)
     fast = decoder.prefill(ids)
-    plain = core.Stepper(loaded, ids)
+    plain = decoding.Stepper(loaded, ids)
     assert torch.allclose(fast, plain.logits, atol=1e-4)
     fast_tokens, plain_tokens = [], []
     for _ in range(12):  # greedy: identical tokens
@@ -43,7 +43,7 @@ def test_static_decoder_reuse_after_longer_sequence(loaded, fused):
     for token in range(5):
         decoder.step(100 + token)
     short = [5, 6, 7]
-    expected, _ = core.forward(loaded, torch.tensor([short]))
+    expected, _ = decoding.forward(loaded, torch.tensor([short]))
     assert torch.allclose(decoder.prefill(short), expected[0], atol=1e-4)
 
 
@@ -51,11 +51,11 @@ def test_stepper_uses_pool_when_forced(loaded, monkeypatch):
     monkeypatch.setenv("PLAYGROUND_FASTPATH", "1")
     loaded.runtime.drop("decoder-pool")
     ids = [1, 2, 3, 4]
-    with core.Stepper(loaded, ids) as stepper:
+    with decoding.Stepper(loaded, ids) as stepper:
         assert stepper._decoder is not None
         free_while_used = len(loaded.runtime.peek("decoder-pool").free)
         stepper.append(9)
-        expected, _ = core.forward(loaded, torch.tensor([ids + [9]]))
+        expected, _ = decoding.forward(loaded, torch.tensor([ids + [9]]))
         assert torch.allclose(stepper.logits, expected[0], atol=1e-4)
     assert len(loaded.runtime.peek("decoder-pool").free) == free_while_used + 1
     loaded.runtime.drop("decoder-pool")
@@ -65,7 +65,7 @@ def test_batched_logits_equal_unbatched(loaded):
     sequences = [loaded.tokenizer(p)["input_ids"] for p in PROMPTS]
     batched = batching.batched_last_logits(loaded, sequences)
     for row, ids in zip(batched, sequences):
-        alone, _ = core.forward(loaded, torch.tensor([ids]))
+        alone, _ = decoding.forward(loaded, torch.tensor([ids]))
         assert torch.allclose(row, alone[0], atol=1e-4)
 
 
@@ -88,7 +88,7 @@ def test_concurrent_requests_are_grouped_and_correct(loaded, monkeypatch):
         thread.join()
     assert max(batcher.batch_sizes) > 1, batcher.batch_sizes
     for index, ids in enumerate(sequences):
-        alone, _ = core.forward(loaded, torch.tensor([ids]))
+        alone, _ = decoding.forward(loaded, torch.tensor([ids]))
         assert torch.allclose(results[index], alone[0], atol=1e-4)
 
 
@@ -103,7 +103,7 @@ def test_batcher_reports_failures_to_each_request(loaded):
 def test_generate_on_device_matches_plain_greedy(loaded):
     ids = loaded.tokenizer("Once upon a time")["input_ids"]
     tokens, probs = fastpath.generate_on_device(fastpath.StaticDecoder(loaded, max_len=64), ids, 10)
-    stepper = core.Stepper(loaded, ids)
+    stepper = decoding.Stepper(loaded, ids)
     for index, token in enumerate(tokens):
         assert torch.allclose(probs[index], stepper.logits.softmax(-1), atol=1e-5)
         assert token == int(stepper.logits.argmax())
@@ -117,7 +117,7 @@ def test_static_batched_next_token_matches_unbatched(loaded):
     batched = static.logits(sequences)
     assert batched.shape == (len(sequences), loaded.vocab_size)
     for row, ids in zip(batched, sequences):
-        alone, _ = core.forward(loaded, torch.tensor([ids]))
+        alone, _ = decoding.forward(loaded, torch.tensor([ids]))
         assert torch.allclose(row, alone[0], atol=1e-4)
     assert static.buckets(65, 10) is None and static.buckets(3, 513) is None
 
@@ -156,8 +156,8 @@ def test_pool_falls_back_to_transformers_layers_when_the_fused_pass_is_wrong(loa
     pool = fastpath.pool_for(loaded)
     assert pool is not None and all(decoder.fused is None for decoder in pool.free)
     assert "differ" in loaded.runtime.failures["fused"]
-    with core.Stepper(loaded, [1, 2, 3]) as stepper:
-        expected, _ = core.forward(loaded, torch.tensor([[1, 2, 3]]))
+    with decoding.Stepper(loaded, [1, 2, 3]) as stepper:
+        expected, _ = decoding.forward(loaded, torch.tensor([[1, 2, 3]]))
         assert torch.allclose(stepper.logits, expected[0], atol=1e-4)
     loaded.runtime.drop("decoder-pool")
     loaded.runtime.failures.clear()

@@ -30,7 +30,7 @@ import gradio as gr
 import pytest
 import torch
 
-from playground import batching, core, lab, limits, local_lab
+from playground import batching, decoding, lab, limits, local_lab
 from playground.models import load_model
 from playground.ui import beam_tab, chat_tab, sampling_tab
 from playground.ui.common import OUT_OF_MEMORY
@@ -54,7 +54,7 @@ class Hall:
         self.loaded = load_model(MODEL)
         for part in ("decode-batcher", "next-token-batcher", "lab-decoders"):
             self.loaded.runtime.drop(part)
-        core.forget_distributions(self.loaded)
+        decoding.forget_distributions(self.loaded)
         monkeypatch.delenv(FAULTS, raising=False)
         monkeypatch.setattr(limits, "_fault_counter", itertools.count(1))
         monkeypatch.setattr(sampling_tab, "PLOT_INTERVAL_SECONDS", 0.0)  # a view after every step
@@ -107,7 +107,7 @@ class Hall:
 
     def forget(self) -> None:
         """Drop every cached distribution and pooled decoder: the next run computes everything again."""
-        core.forget_distributions(self.loaded)
+        decoding.forget_distributions(self.loaded)
         self.loaded.runtime.drop("lab-decoders")
 
 
@@ -153,7 +153,7 @@ def open_lab(prompt: str, rules=HOT):
     """A new sampling-lab session on `prompt` (retried through faults): its state, its logits."""
     view, _ = until_ok(sampling_tab.show_distribution, MODEL, False, prompt, TOP_N, False, *rules)
     state = view[0]
-    return state, core.cached_ranked(state.loaded, state.ids).logits
+    return state, decoding.cached_ranked(state.loaded, state.ids).logits
 
 
 def generated(state) -> list[tuple[int, float]]:
@@ -443,7 +443,7 @@ def test_a_real_memory_error_in_a_lone_decode_step_leaves_no_half_written_cache(
 
 
 def test_a_half_written_cache_is_cut_back_not_dropped(hall, monkeypatch):
-    from playground.core import Stepper
+    from playground.decoding import Stepper
 
     stepper = Stepper(hall.loaded, hall.loaded.tokenizer("A half-written cache")["input_ids"])
     MemoryErrorInLayer(hall.loaded, monkeypatch).arm()

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from playground import core, generation
+from playground import decoding, generation
 from playground.errors import PlaygroundError
 from playground.models import load_model
 from playground.plots.sampling import distribution_figure
@@ -24,7 +24,7 @@ def loaded():
 
 @pytest.fixture(scope="module")
 def prompt(loaded):
-    return core.prompt_ids(loaded, "Once upon a time")
+    return decoding.prompt_ids(loaded, "Once upon a time")
 
 
 def test_same_seed_same_tokens(loaded, prompt):
@@ -66,9 +66,9 @@ def test_a_run_of_n_tokens_costs_n_forward_calls(loaded, prompt):
 
 
 def test_refiltering_never_runs_the_model(loaded):
-    distribution = core.next_token_distribution(MODEL, "The capital of France is")
+    distribution = decoding.next_token_distribution(MODEL, "The capital of France is")
     before = loaded.forward_calls
-    again = core.next_token_distribution(MODEL, "The capital of France is")
+    again = decoding.next_token_distribution(MODEL, "The capital of France is")
     ranked = RankedLogits(again.logits)
     for settings in [*PRESETS.values(), SamplingSettings(temperature=3.0, min_p=0.2),
                      SamplingSettings(temperature=0.5, order="temperature_last", top_p=0.5)]:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import pytest
 
-from playground.ui import app as app_module
+from playground.ui import shell
 from playground.ui.guard_routes import Refusal, check_function_call
 
 
 @pytest.fixture(scope="module")
 def blocks():
-    return app_module.build_app()
+    return shell.build_app()
 
 
 def _index(blocks, name):
@@ -76,6 +76,6 @@ def test_the_pages_own_calls_pass(blocks):
 def test_functions_left_outside_the_queue_make_no_model_call(blocks):
     """What the direct routes still serve: every non-queued function is a small page update. None
     is a handler the queue's groups list (those run models or real work) or a known model call."""
-    outside = {app_module.handler_key(fn) for fn in blocks.fns.values() if fn.fn is not None and not fn.queue}
+    outside = {shell.handler_key(fn) for fn in blocks.fns.values() if fn.fn is not None and not fn.queue}
     assert outside, "expected the page's small updates"
-    assert not outside & set(app_module.EVENT_GROUPS), sorted(outside & set(app_module.EVENT_GROUPS))
+    assert not outside & set(shell.EVENT_GROUPS), sorted(outside & set(shell.EVENT_GROUPS))

@@ -19,7 +19,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache
 
-from playground import chat, core
+from playground import chat, decoding
 from playground.__main__ import main as cli_main
 from playground.errors import PlaygroundError
 from playground.html import inside as text_views
@@ -94,7 +94,7 @@ def test_logit_lens_last_layer_is_the_next_token_distribution(fresh):
     result = passes.cached_pass(MODEL, TEXT)
     assert grid.rows[0] == "embeddings" and grid.rows[-1] == "layer 2 (output)" and len(grid.rows) == 3
     assert grid.positions == tuple(range(result.tokens - 3, result.tokens))
-    ranked = core.ranked_after(fresh, list(result.ids))
+    ranked = decoding.ranked_after(fresh, list(result.ids))
     probs = torch.softmax(ranked.logits.float(), dim=-1)
     best = probs.topk(lens.TOP_K)
     assert grid.top_ids[-1, -1].tolist() == best.indices.tolist()
@@ -208,12 +208,12 @@ def test_the_shared_model_keeps_sdpa_and_the_twin_shares_its_weights(fresh):
 def test_concurrent_passes_and_sdpa_calls_agree(fresh):
     """The tab's pass and another tab's plain calls at once: each gets its own implementation's result."""
     ids = passes.text_ids(fresh, TEXT)[0]
-    expected = core.forward(fresh, torch.tensor([ids]))[0][0]
+    expected = decoding.forward(fresh, torch.tensor([ids]))[0][0]
     errors = []
 
     def plain():
         for _ in range(5):
-            got = core.forward(fresh, torch.tensor([ids]))[0][0]
+            got = decoding.forward(fresh, torch.tensor([ids]))[0][0]
             if not torch.allclose(got, expected, atol=1e-5):
                 errors.append("sdpa call changed")
 

@@ -7,7 +7,7 @@ import pickle
 import pytest
 import torch
 
-from playground import core, lab, local_lab
+from playground import decoding, lab, local_lab
 from playground.models import load_model
 from playground.sampling import PRESETS, SamplingSettings
 
@@ -59,7 +59,7 @@ def test_a_reclaimed_decoder_is_rebuilt_with_identical_results(loaded, monkeypat
         return real(s)
 
     monkeypatch.setattr(local_lab, "_lent_decoder", reclaimed_first)
-    core.forget_distributions(loaded)
+    decoding.forget_distributions(loaded)
     tokens, logits = _run(session)
     assert tokens == kept_tokens
     for a, b in zip(logits, kept_logits):

@@ -140,12 +140,12 @@ def describe(graph: dict[str, dict[str, int]], path: list[str]) -> str:
 
 def test_the_graph_sees_function_level_imports(tmp_path):
     source = ("from playground import limits\nfrom playground.html import tokens, HOVER\n"
-              "def f():\n    import playground.core\n"
+              "def f():\n    import playground.decoding\n"
               "if TYPE_CHECKING:\n    from playground import chat\n")
     path = tmp_path / "probe.py"
     names = imported_names("playground.probe", path, ast.parse(source),
-                           {"playground.limits", "playground.html.tokens", "playground.core", "playground.chat"})
-    assert sorted(names) == [("playground.core", 4), ("playground.html", 2), ("playground.html.tokens", 2),
+                           {"playground.limits", "playground.html.tokens", "playground.decoding", "playground.chat"})
+    assert sorted(names) == [("playground.decoding", 4), ("playground.html", 2), ("playground.html.tokens", 2),
                              ("playground.limits", 1)]
     assert "playground.html.tokens" in import_graph()["playground.html.chat"]
     assert cycles({"a": {"b": 1}, "b": {"c": 2}, "c": {"a": 3}, "d": {"a": 4}}) == [["a", "b", "c", "a"]]
@@ -169,7 +169,7 @@ def test_gradio_is_imported_only_under_playground_ui():
     assert not offenders, "gradio outside playground/ui/:\n" + "\n".join(sorted(set(offenders)))
 
 
-MODEL_RUNNING = ("playground.core", "playground.model_call", "playground.batching", "playground.fastpath",
+MODEL_RUNNING = ("playground.decoding", "playground.model_call", "playground.batching", "playground.fastpath",
                  "playground.fused_llama")
 
 

@@ -6,13 +6,13 @@ import time
 
 import pytest
 
-from playground import core, limits, models
+from playground import decoding, limits, models
 from playground.errors import PlaygroundError
 
 
 def test_deadline_stops_model_calls():
     loaded = models.load_model("tiny-random")
-    stepper = core.Stepper(loaded, [1, 2, 3])
+    stepper = decoding.Stepper(loaded, [1, 2, 3])
     with limits.deadline(0.2):
         time.sleep(0.3)
         with pytest.raises(limits.RequestTimeout, match="time limit"):
@@ -22,19 +22,19 @@ def test_deadline_stops_model_calls():
 
 def test_batched_request_respects_deadline(monkeypatch):
     monkeypatch.setenv("PLAYGROUND_BATCHING", "1")
-    core.forget_distributions(models.load_model("tiny-random"))
+    decoding.forget_distributions(models.load_model("tiny-random"))
     with limits.deadline(0.0):
         with pytest.raises(limits.RequestTimeout):
-            core.next_token_distribution("tiny-random", "timed out prompt")
+            decoding.next_token_distribution("tiny-random", "timed out prompt")
 
 
 def test_injected_fault_fails_only_the_call(monkeypatch):
     loaded = models.load_model("tiny-random")
     monkeypatch.setenv("PLAYGROUND_FAULT_INJECTION", "forward:every=1")
     with pytest.raises(limits.InjectedFault, match="out of memory"):
-        core.Stepper(loaded, [1, 2, 3])
+        decoding.Stepper(loaded, [1, 2, 3])
     monkeypatch.delenv("PLAYGROUND_FAULT_INJECTION")
-    assert core.Stepper(loaded, [1, 2, 3]).logits.shape == (loaded.vocab_size,)
+    assert decoding.Stepper(loaded, [1, 2, 3]).logits.shape == (loaded.vocab_size,)
 
 
 @pytest.mark.parametrize("value, expected", [(3, 3), ("7", 7), (1e9, 10), (-5, 1), (2.6, 3), (True, 1)])

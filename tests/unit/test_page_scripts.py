@@ -34,7 +34,7 @@ def test_the_checker_rejects_broken_javascript(tmp_path):
 
 def test_the_presenter_and_link_scripts_are_files():
     names = {path.name for path in SCRIPTS}
-    assert {"presenter.js", "links.js"} <= names, names
+    assert {"presenter.js", "link_wiring.js"} <= names, names
 
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=[path.name for path in SCRIPTS])
@@ -45,14 +45,14 @@ def test_every_script_parses(path, tmp_path):
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=[path.name for path in SCRIPTS])
 def test_the_app_head_carries_every_script_whole(path):
-    from playground.ui.app import launch_kwargs
+    from playground.ui.shell import launch_kwargs
 
     head = launch_kwargs()["head"]
     assert path.read_text(encoding="utf-8") in head, f"assets/{path.name} is not in the app's head as it is"
 
 
 def test_every_event_js_parses(tmp_path):
-    from playground.ui.app import build_app
+    from playground.ui.shell import build_app
 
     config = build_app().get_config_file()
     functions = [dep["js"] for dep in config["dependencies"] if dep.get("js")]

@@ -93,7 +93,7 @@ def test_fit_prompt_keeps_short_prompts_and_the_end_of_long_ones():
     assert short.note is None and short.text == "The capital of France is"
     long = prompts.fit_prompt(loaded, " ".join(f"w{i}" for i in range(5000)) + " THE END", max_tokens=100)
     assert long.text.endswith("THE END") and 90 <= len(long.ids) <= 100
-    assert long.ids == list(__import__("playground.core", fromlist=["x"]).prompt_ids(loaded, long.text))
+    assert long.ids == list(__import__("playground.decoding", fromlist=["x"]).prompt_ids(loaded, long.text))
 
 
 # -- the sampling lab's handlers, with hostile values ---------------------------------------------
@@ -302,7 +302,7 @@ def test_trust_remote_code_is_never_enabled():
 
 
 def test_lone_surrogates_are_replaced_at_the_boundary():
-    from playground.ui.app import _without_surrogates
+    from playground.ui.shell import _without_surrogates
 
     assert _without_surrogates(["a\ud800", {"k": ["\udfffz"]}, 1.5, None]) == ["a\ufffd", {"k": ["\ufffdz"]}, 1.5, None]
     assert _without_surrogates("🙂") == "🙂"
@@ -319,7 +319,7 @@ def test_a_failed_step_leaves_the_sequence_intact(monkeypatch, fault):
     import torch
 
     from playground import generation
-    from playground.core import Stepper
+    from playground.decoding import Stepper
 
     loaded = load_model("tiny-random")
     clean = Stepper(loaded, [1, 2, 3])
@@ -395,7 +395,7 @@ def test_a_failed_lab_step_leaves_the_session_as_it_was(monkeypatch, lab_state):
 
 
 def test_every_queued_event_has_a_deliberate_concurrency_group():
-    from playground.ui.app import EVENT_GROUPS, GROUP_LIMITS, build_app, handler_key
+    from playground.ui.shell import EVENT_GROUPS, GROUP_LIMITS, build_app, handler_key
 
     app = build_app()
     named = {}
@@ -434,7 +434,7 @@ def test_the_static_decoder_path_also_honours_time_limits_and_faults(monkeypatch
 
     import torch
 
-    from playground.core import Stepper
+    from playground.decoding import Stepper
 
     monkeypatch.setenv("PLAYGROUND_FASTPATH", "1")
     loaded = load_model("tiny-random")

@@ -49,8 +49,8 @@ import gradio as gr
 from gradio.exceptions import ComponentProcessingError
 
 from playground import settings
-from playground.ui import (beam_tab, chat_tab, common, guard_routes, inside_tab, lecture_tab, links, presenter,
-                           queue_guard, sampling_tab, tokenizer_tab, exports)
+from playground.ui import (beam_tab, chat_tab, common, exports, guard_routes, inside_tab, lecture_tab, link_wiring,
+                           presenter, queue_guard, sampling_tab, tokenizer_tab)
 
 refused_log = logging.getLogger("playground.refused")
 
@@ -216,7 +216,7 @@ def build_app() -> gr.Blocks:
                 tab_links.append(beam_tab.build())
             with gr.Tab("Inside the model", id="inside"):
                 tab_links.append(inside_tab.build())
-        links.install(tabs, [link for link in tab_links if link is not None], notice, copy_link, link_output)
+        link_wiring.install(tabs, [link for link in tab_links if link is not None], notice, copy_link, link_output)
         present.change(None, present, None, js=presenter.TOGGLE_JS)
         timer = gr.Timer(5.0)
         for trigger in (app.load, timer.tick):
@@ -238,7 +238,7 @@ def launch_kwargs() -> dict:
     Each tab module may define `CSS` and `HEAD` strings; they are joined in tab order.
     """
     css = [presenter.CSS, *(getattr(module, "CSS", "") for module in TAB_MODULES)]
-    head = "\n".join([presenter.head(), links.HEAD, *(getattr(module, "HEAD", "") for module in TAB_MODULES)])
+    head = "\n".join([presenter.head(), link_wiring.HEAD, *(getattr(module, "HEAD", "") for module in TAB_MODULES)])
     return {"css": "\n".join(c for c in css if c), "head": head or None,
             "theme": gr.themes.Soft(text_size="lg"), "state_session_capacity": MAX_SESSIONS,
             **refuse_uploads()}

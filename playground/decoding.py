@@ -1,4 +1,4 @@
-"""The backend core: prompts to ids, next-token distributions, KV-cached stepping.
+"""Decoding primitives: prompts to ids, next-token distributions, KV-cached stepping.
 
 - `prompt_ids` tokenizes a prompt as every tab does (`playground.start_tokens`: the start tokens,
   then the text), or through the chat template as a single user message. An empty prompt gives

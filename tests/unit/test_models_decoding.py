@@ -1,4 +1,4 @@
-"""Registry, device choice, lazy thread-safe loading and the core distribution on tiny-random."""
+"""Registry, device choice, lazy thread-safe loading and the next-token distribution (`playground.decoding`) on tiny-random."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 import pytest
 import torch
 
-from playground import core, models
+from playground import decoding, models
 from playground.device import default_dtype, resolve_device
 from playground.errors import PlaygroundError, UnknownIdError
 
@@ -74,10 +74,10 @@ def test_random_model_is_seeded():
 
 def test_distribution_is_cached_and_normalised():
     loaded = models.load_model("tiny-random")
-    core.forget_distributions(models.load_model("tiny-random"))
+    decoding.forget_distributions(models.load_model("tiny-random"))
     before = loaded.forward_calls
-    dist = core.next_token_distribution("tiny-random", "Hello there")
-    again = core.next_token_distribution("tiny-random", "Hello there")
+    dist = decoding.next_token_distribution("tiny-random", "Hello there")
+    again = decoding.next_token_distribution("tiny-random", "Hello there")
     assert again is dist and loaded.forward_calls == before + 1
     assert dist.logits.shape == (loaded.vocab_size,)
     assert abs(float(dist.probs.sum()) - 1.0) < 1e-4
@@ -86,14 +86,14 @@ def test_distribution_is_cached_and_normalised():
 
 def test_empty_prompt_gives_distribution_after_the_document_start():
     loaded = models.load_model("tiny-random")
-    dist = core.next_token_distribution("tiny-random", "")
+    dist = decoding.next_token_distribution("tiny-random", "")
     # SmolLM2's tokenizer adds no start token; its documents were separated by <|endoftext|>
     assert list(dist.input_ids) == [loaded.tokenizer.convert_tokens_to_ids("<|endoftext|>")]
 
 
 def test_chat_template_wraps_prompt():
     loaded = models.load_model("tiny-random")
-    ids = core.prompt_ids(loaded, "Hi", chat_template=True)
+    ids = decoding.prompt_ids(loaded, "Hi", chat_template=True)
     text = loaded.tokenizer.decode(ids)
     assert "<|im_start|>user\nHi<|im_end|>" in text and text.endswith("<|im_start|>assistant\n")
 
@@ -101,16 +101,16 @@ def test_chat_template_wraps_prompt():
 def test_stepper_matches_full_forward():
     loaded = models.load_model("tiny-random")
     ids = loaded.tokenizer("The cat sat")["input_ids"]
-    stepper = core.Stepper(loaded, ids)
+    stepper = decoding.Stepper(loaded, ids)
     for token in (11, 42, 7):
         stepped = stepper.append(token)
         ids = ids + [token]
-        full, _ = core.forward(loaded, torch.tensor([ids]))
+        full, _ = decoding.forward(loaded, torch.tensor([ids]))
         assert torch.allclose(stepped, full[0], atol=1e-4)
     assert stepper.ids == ids
 
 
 def test_long_prompt_is_cut_from_the_left():
     loaded = models.load_model("tiny-random")
-    ids = core.prompt_ids(loaded, "word " * 5000)
+    ids = decoding.prompt_ids(loaded, "word " * 5000)
     assert len(ids) == loaded.context_length - 1

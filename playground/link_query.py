@@ -8,7 +8,7 @@ Each tab declares its parameters as `Param`s (name, kind, bounds or choices, def
 reads a query for one tab and never raises: a value it cannot use is left at the page's default
 and named in a note ("top_p: 7 is out of range 0.01..1; it was set to 1"). `query_string` writes
 values back, leaving out the ones equal to their defaults, so links stay short; the page's "Copy
-link" builds the same string in JavaScript from the same `Param`s (`playground.ui.links`).
+link" builds the same string in JavaScript from the same `Param`s (`playground.ui.link_wiring`).
 
 What it leaves out: which components the parameters belong to (the UI), and the demos themselves.
 """

@@ -1,4 +1,4 @@
-// Deep links in the page (playground/ui/links.py says what they do). After the page-load event set a
+// Deep links in the page (playground/ui/link_wiring.py says what they do). After the page-load event set a
 // link's values, `playgroundOpenLink` runs its plan: presenter mode, the plan's buttons in turn (a
 // tab's content is mounted only once it is selected, so each button is waited for), then the view.
 // A tab's first visit runs its default plan (`playgroundVisit`); "Copy link" writes the selected

@@ -5,7 +5,7 @@ shows it (the kind, bounds, choices and default are read from the component), it
 `run=` may ask for: buttons pressed in turn, each waiting for the previous one's result), the views
 a link may bring into sight (`view=`), and aliases such as `preset=` that stand for several
 parameters. `install` adds one page-load event: it reads the query (`?demo=<id>` expands to the
-demo's query, `playground.lecture`), parses it per tab (`playground.deeplinks.parse`, which never
+demo's query, `playground.lecture`), parses it per tab (`playground.link_query.parse`, which never
 raises), sets the components, selects the tab, says in a notice what it could not use, and hands
 the page a small plan: presenter mode, the buttons to press, the result to scroll into view.
 Opening a tab for the first time without a link presses its default action, so every tab shows a
@@ -14,7 +14,7 @@ computed result for its defaults (on demand: nothing is computed at server start
 The "Copy link" button in the header writes the selected tab's state as a link (only the values
 that differ from the defaults, so links stay short) and copies it to the clipboard.
 
-The page's side (running a plan, first visits, "Copy link") is `assets/links.js`; here each event
+The page's side (running a plan, first visits, "Copy link") is `assets/link_wiring.js`; here each event
 calls it with its data. Every tab selection is counted on the page (`body[data-tab-visits]`), so a
 test can wait for a tab's first visit to have been handled.
 
@@ -29,7 +29,7 @@ from typing import Callable
 
 import gradio as gr
 
-from playground import deeplinks, lecture
+from playground import lecture, link_query
 from playground.ui import page_scripts
 
 
@@ -66,7 +66,7 @@ class TabLink:
     def accordions(self) -> list:
         return [view[1] for view in self.views.values() if isinstance(view, tuple)]
 
-    def params(self) -> list[deeplinks.Param]:
+    def params(self) -> list[link_query.Param]:
         return [param_for(name, component) for name, component in self.fields.items()]
 
 
@@ -85,23 +85,23 @@ def _choice_values(component) -> tuple:
     return tuple(value for _label, value in (component.choices or []))
 
 
-def param_for(name: str, component) -> deeplinks.Param:
+def param_for(name: str, component) -> link_query.Param:
     """The link parameter `name` as `component` defines it: kind, bounds or choices, default."""
     default = component.value if not callable(component.value) else None
     if isinstance(component, gr.Checkbox):
-        return deeplinks.Param(name, "bool", bool(default))
+        return link_query.Param(name, "bool", bool(default))
     if isinstance(component, gr.Slider):
         integral = float(component.step).is_integer() and float(component.minimum).is_integer()
-        return deeplinks.Param(name, "int" if integral else "float", default, component.minimum, component.maximum)
+        return link_query.Param(name, "int" if integral else "float", default, component.minimum, component.maximum)
     if isinstance(component, gr.Number):
-        return deeplinks.Param(name, "int" if component.precision == 0 else "float", default,
+        return link_query.Param(name, "int" if component.precision == 0 else "float", default,
                                component.minimum, component.maximum)
     if isinstance(component, gr.Dropdown) and component.multiselect:
-        return deeplinks.Param(name, "choices", list(default or []), choices=_choice_values(component),
+        return link_query.Param(name, "choices", list(default or []), choices=_choice_values(component),
                                max_items=component.max_choices)
     if isinstance(component, (gr.Dropdown, gr.Radio)):
-        return deeplinks.Param(name, "choice", default, choices=_choice_values(component))
-    return deeplinks.Param(name, "text", default if default is not None else "")
+        return link_query.Param(name, "choice", default, choices=_choice_values(component))
+    return link_query.Param(name, "text", default if default is not None else "")
 
 
 def expanded_query(query: dict) -> tuple[dict, list[str]]:
@@ -134,7 +134,7 @@ class Plan:
 def resolve(query: dict, tabs: dict[str, TabLink]) -> tuple[Plan, dict, list[str]]:
     """(plan, {param: value} of the plan's tab, notes) for a page's query string."""
     query, notes = expanded_query(query)
-    plan = Plan(present=str(query.get("present", "")).lower() in deeplinks.TRUE)
+    plan = Plan(present=str(query.get("present", "")).lower() in link_query.TRUE)
     tab_id = query.get("tab") or _tab_of(query, tabs)
     if tab_id is None:
         return plan, {}, notes
@@ -150,7 +150,7 @@ def resolve(query: dict, tabs: dict[str, TabLink]) -> tuple[Plan, dict, list[str
             else:
                 query = {**{k: str(v) for k, v in found.items()}, **{k: v for k, v in query.items() if k != alias}}
     late_params = [param for param, _state, _component in link.late.values()]
-    values, parse_notes = deeplinks.parse({k: v for k, v in query.items() if k not in ("view", *link.aliases)},
+    values, parse_notes = link_query.parse({k: v for k, v in query.items() if k not in ("view", *link.aliases)},
                                           link.params() + late_params)
     notes += parse_notes
     plan.late = {k: v for k, v in values.items() if k in link.late}
@@ -173,7 +173,7 @@ def resolve(query: dict, tabs: dict[str, TabLink]) -> tuple[Plan, dict, list[str
 def _tab_of(query: dict, tabs: dict[str, TabLink]) -> str | None:
     """The tab of a link without `tab=` (the tokenizer's older `?tokenizer=..&text=..` links): the
     only tab whose parameters include every one given."""
-    names = set(query) - set(deeplinks.RESERVED)
+    names = set(query) - set(link_query.RESERVED)
     if not names:
         return None
     fitting = [tab for tab, link in tabs.items() if names <= set(link.fields) | set(link.aliases) | set(link.late)]
@@ -224,7 +224,7 @@ def install(tabs_component: gr.Tabs, tab_links: list[TabLink], notice: gr.Markdo
     for child in getattr(tabs_component, "children", []):  # tabs without a link: counted visits only
         if getattr(child, "id", None) not in by_tab:
             child.select(None, None, None, js=_visit_js(Plan()))
-    spec = {link.tab: [[p.name, p.kind, deeplinks.encode_value(p, p.default) if p.default is not None else None]
+    spec = {link.tab: [[p.name, p.kind, link_query.encode_value(p, p.default) if p.default is not None else None]
                        for p in [*link.params(), *(param for param, _s, _c in link.late.values())]]
             for link in tab_links}
     copied = [c for link in tab_links for c in [*link.fields.values(), *(c for _p, _s, c in link.late.values())]]
@@ -244,8 +244,8 @@ def _tab_item(tabs_component, tab_id):
     return None
 
 
-# The page's side (`assets/links.js`): runs a plan after the load event set the values, a tab's first
+# The page's side (`assets/link_wiring.js`): runs a plan after the load event set the values, a tab's first
 # visit, "Copy link".
-HEAD = page_scripts.script_tag("links.js")
+HEAD = page_scripts.script_tag("link_wiring.js")
 
 OPEN_JS = "(text) => { window.playgroundOpenLink(text); return []; }"
