@@ -12,7 +12,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 7860
 ARGS   ?=
 
-.PHONY: run test test-fast bench setup browser fonts llama-server clean
+.PHONY: run test test-fast bench setup browser fonts llama-server redis clean
 
 $(VENV)/.stamp-requirements: requirements.txt requirements-nodeps.txt requirements-test.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ $(FONT_FILES) &:
 
 fonts: $(FONT_FILES)
 
+# The class room tests start their own redis-server on a free loopback port (the shared room store).
+/usr/bin/redis-server:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+
+redis: /usr/bin/redis-server
+
 # Reused when present (<cache>/llama-server/<version>/); the build needs cmake, ninja and g++.
 llama-server: $(VENV)/.stamp-requirements
 	command -v cmake >/dev/null && command -v ninja >/dev/null || \
@@ -46,7 +52,7 @@ llama-server: $(VENV)/.stamp-requirements
 run: setup
 	$(PY) app.py --host $(HOST) --port $(PORT) $(ARGS)
 
-test: setup browser fonts llama-server
+test: setup browser fonts llama-server redis
 	$(PY) -m pytest tests -q $(ARGS)
 
 test-fast: $(VENV)/.stamp-requirements

@@ -47,6 +47,10 @@ FIELDS: dict[str, tuple[str, object, str]] = {
     "models_file": ("PLAYGROUND_MODELS_FILE", "", "a TOML file of models added to the built-in ones (flag --models-file)"),
     "llama_server": ("PLAYGROUND_LLAMA_SERVER", "", "a llama-server binary for the engine tests (default: the cached build)"),
     "engine_timeout": ("PLAYGROUND_ENGINE_TIMEOUT", 30.0, "seconds an engine model may take to answer one HTTP request"),
+    "room_store": ("PLAYGROUND_ROOM_STORE", "", "where class rooms live: empty (this process) or redis://host:port/db (shared by several app processes)"),
+    "room_ttl": ("PLAYGROUND_ROOM_TTL", 14400.0, "seconds a class room lives after it was started"),
+    "max_rooms": ("PLAYGROUND_MAX_ROOMS", 64, "class rooms live at once at most"),
+    "answer_rate": ("PLAYGROUND_ANSWER_RATE", 5, "answers one student may send per 10 seconds (more are refused)"),
 }
 
 
@@ -80,6 +84,10 @@ class Settings:
     models_file: str = ""
     llama_server: str = ""
     engine_timeout: float = 30.0
+    room_store: str = ""
+    room_ttl: float = 14400.0
+    max_rooms: int = 64
+    answer_rate: int = 5
 
     @property
     def cache_path(self) -> Path:

@@ -250,3 +250,29 @@ def select_tab(page, name: str, timeout_ms: int = 180_000) -> None:
                "() => ({visits: document.body.dataset.tabVisits, linkState: document.body.dataset.linkState,"
                " selected: (document.querySelector('button[role=\"tab\"][aria-selected=\"true\"]') || {}).innerText})",
                arg=visits, timeout_ms=timeout_ms)
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A private Debian `redis-server` on a free loopback port (no persistence), for the room store."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    port = free_port()
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--protected-mode", "yes"],
+        stdout=open(ARTIFACTS / "redis-server.log", "w"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        process.kill()
+        raise RuntimeError("redis-server did not answer within 30 s; see artifacts/redis-server.log")
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(timeout=10)
