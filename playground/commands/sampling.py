@@ -24,6 +24,7 @@ import time
 from playground import generation, lab, sampling
 from playground.backends import backend_for
 from playground.cli import read_text_argument
+from playground.commands import chain as chain_commands
 from playground.errors import PlaygroundError
 
 MAX_PROMPT_TOKENS = 1_000_000  # no cut of its own: an in-process model's context length still bounds it
@@ -38,6 +39,8 @@ def _add_rule_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-p", type=float, help="0 = off (default 0)")
     parser.add_argument("--order", choices=sampling.ORDERS, help="where temperature goes (default transformers)")
     parser.add_argument("--chat-template", action="store_true", help="wrap the prompt in the model's chat template")
+    parser.add_argument("--chain", metavar="CHAIN", help="a sampler chain instead of the rule flags: llama.cpp's "
+                        "names, name=value;... in order, or a preset (playground/commands/chain.py)")
     parser.add_argument("prompt", metavar="PROMPT", help="the prompt text; - reads stdin")
 
 
@@ -50,6 +53,8 @@ def settings_from_args(args) -> sampling.SamplingSettings:
 
 
 def next_token_command(args) -> dict:
+    if args.chain:
+        return chain_commands.next_token_command(args)
     settings = settings_from_args(args)
     if args.top < 1:
         raise PlaygroundError("--top must be >= 1.")
@@ -64,6 +69,8 @@ def next_token_command(args) -> dict:
 
 
 def generate_command(args) -> dict:
+    if args.chain:
+        return chain_commands.generate_command(args)
     settings = settings_from_args(args)
     n = args.max_new_tokens
     if not 1 <= n <= generation.MAX_NEW_TOKENS_LIMIT:
