@@ -61,10 +61,11 @@
 
   // The header's "Copy link": the selected tab's values (`values`: all tabs' values, in `spec` order;
   // `spec`: tab -> [[name, kind, default as the link writes it]]; `labels`: tab label -> tab id).
-  window.playgroundCopyLink = (values, spec, labels) => {
+  // The selected tab's state as a query (URLSearchParams), or null on a tab without a link.
+  window.playgroundLinkQuery = (values, spec, labels) => {
     const selected = document.querySelector('button[role="tab"][aria-selected="true"]');
     const tab = selected ? labels[selected.textContent.trim()] : null;
-    if (!tab || !spec[tab]) return 'Open a tab with results (not the Lecture tab) to copy its link.';
+    if (!tab || !spec[tab]) return null;
     let i = 0;
     const query = new URLSearchParams([['tab', tab]]);
     for (const [id, fields] of Object.entries(spec)) {
@@ -81,6 +82,11 @@
         i += 1;
       }
     }
+    return query;
+  };
+  window.playgroundCopyLink = (values, spec, labels) => {
+    const query = window.playgroundLinkQuery(values, spec, labels);
+    if (!query) return 'Open a tab with results (not the Lecture tab) to copy its link.';
     if (document.body.classList.contains('playground-present')) query.set('present', '1');
     const url = new URL(window.location.href);
     url.search = query.toString();

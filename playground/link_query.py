@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 KINDS = ("text", "int", "float", "bool", "choice", "choices")
 MAX_TEXT = 4000  # characters of one text parameter: a link is not a file
-RESERVED = ("tab", "demo", "present", "run")
+RESERVED = ("tab", "demo", "present", "run", "join", "follow", "class")  # the last three: class rooms
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 

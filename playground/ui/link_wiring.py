@@ -44,6 +44,8 @@ class TabLink:
       a link opens); `default_view` is scrolled into view after a run.
     - `aliases`: parameter -> function(value) returning the parameters it stands for (None: unknown).
     - `visit_run`: what a first visit without a link presses (`default_run` unless set; None: nothing).
+    - `states`: name -> a session's gr.State that other parts of the page read (a class room
+      publishes the sampling lab's step from it).
     - `late`: parameters the tab applies itself once its action has run (the beam replay step, whose
       slider's range is known only then): name -> (Param, gr.State(LateValue()) the link fills,
       the component "Copy link" reads it from).
@@ -58,6 +60,7 @@ class TabLink:
     aliases: dict[str, Callable[[str], dict | None]] = field(default_factory=dict)
     visit_run: str | None = "default"  # what a first visit presses ("default": `default_run`, None: nothing)
     late: dict = field(default_factory=dict)
+    states: dict = field(default_factory=dict)  # session states other parts of the page read (the lab's)
 
     def view_id(self, name: str | None) -> str | None:
         view = self.views.get(name)
@@ -186,8 +189,19 @@ def notice_markdown(notes: list[str]) -> str:
     return "**This link was opened with some changes:** " + "; ".join(notes) + "."
 
 
+@dataclass(frozen=True)
+class LinkValues:
+    """What "Copy link" reads: the components (in order), each tab's parameters and the tab labels;
+    `window.playgroundLinkQuery(values, spec, labels)` turns their values into the selected tab's
+    query (a class room publishes it)."""
+
+    components: list
+    spec: dict
+    labels: dict
+
+
 def install(tabs_component: gr.Tabs, tab_links: list[TabLink], notice: gr.Markdown, copy_button: gr.Button,
-            copy_output: gr.Textbox) -> None:
+            copy_output: gr.Textbox) -> LinkValues:
     """The page-load event that opens a link, first-visit actions, and the header's "Copy link"."""
     by_tab = {link.tab: link for link in tab_links}
     components = [(link.tab, name, component) for link in tab_links for name, component in link.fields.items()]
@@ -231,6 +245,7 @@ def install(tabs_component: gr.Tabs, tab_links: list[TabLink], notice: gr.Markdo
     labels = {child.label: child.id for child in getattr(tabs_component, "children", []) if child.id in by_tab}
     copy_button.click(None, copied, copy_output,
                       js=f"(...values) => window.playgroundCopyLink(values, {json.dumps(spec)}, {json.dumps(labels)})")
+    return LinkValues(copied, spec, labels)
 
 
 def _visit_js(plan: Plan) -> str:

@@ -481,7 +481,9 @@ def build() -> link_wiring.TabLink:
         connect_stop(stop_button, stop_signal, [generating, sampling_many]).then(
             shown_after_stop, refilter_inputs, api_name=False, show_progress="hidden", **view).then(
             samples_after_stop, state, [samples_view, histogram, samples_json], api_name=False, show_progress="hidden")
-    return tab_link(model, chat_template, prompt, top_n, log_scale, controls, n_tokens, stop)
+    link = tab_link(model, chat_template, prompt, top_n, log_scale, controls, n_tokens, stop)
+    link.states["lab"] = state  # a class room publishes the lab's step (playground.ui.class_room)
+    return link
 
 
 def preset_query(name: str) -> dict | None:

@@ -49,8 +49,8 @@ import gradio as gr
 from gradio.exceptions import ComponentProcessingError
 
 from playground import settings
-from playground.ui import (beam_tab, chat_tab, common, exports, guard_routes, inside_tab, lecture_tab, link_wiring,
-                           presenter, queue_guard, sampling_tab, tokenizer_tab)
+from playground.ui import (beam_tab, chat_tab, class_room, common, exports, guard_routes, inside_tab, lecture_tab,
+                           link_wiring, presenter, queue_guard, sampling_tab, tokenizer_tab)
 
 refused_log = logging.getLogger("playground.refused")
 
@@ -90,6 +90,8 @@ EVENT_GROUPS: dict[str, str] = {
     "playground.ui.inside_tab.show_lens": "model-step",
     "playground.ui.inside_tab.show_attention": "instant",
     "playground.ui.inside_tab.slid_attention": "instant",
+    "playground.ui.class_room.poll_next_token": "model-step",  # the poll's one model call
+    **{f"playground.ui.class_room.{name}": "instant" for name in ("poll_count", "poll_chat", "reveal", "hide")},
 }
 
 
@@ -200,6 +202,7 @@ def build_app() -> gr.Blocks:
                 with gr.Accordion("Models", open=False, elem_id="status-details-box"):
                     status_details = gr.Markdown(elem_id="status-details")
         notice = gr.Markdown(visible=False, elem_id="link-notice")
+        class_panel = class_room.Panel()
         gr.Markdown("How large language models turn text into tokens, tokens into probabilities, and "
                     "probabilities into text.", elem_classes=["app-intro"])
         tab_links = []
@@ -216,7 +219,9 @@ def build_app() -> gr.Blocks:
                 tab_links.append(beam_tab.build())
             with gr.Tab("Inside the model", id="inside"):
                 tab_links.append(inside_tab.build())
-        link_wiring.install(tabs, [link for link in tab_links if link is not None], notice, copy_link, link_output)
+        link_values = link_wiring.install(tabs, [link for link in tab_links if link is not None], notice, copy_link,
+                                          link_output)
+        class_room.wire(class_panel, tabs, [link for link in tab_links if link is not None], link_values)
         present.change(None, present, None, js=presenter.TOGGLE_JS)
         timer = gr.Timer(5.0)
         for trigger in (app.load, timer.tick):
@@ -229,7 +234,7 @@ def build_app() -> gr.Blocks:
     return app
 
 
-TAB_MODULES = (tokenizer_tab, chat_tab, sampling_tab, beam_tab, inside_tab, exports)
+TAB_MODULES = (tokenizer_tab, chat_tab, sampling_tab, beam_tab, inside_tab, exports, class_room)
 
 
 def launch_kwargs() -> dict:
@@ -270,7 +275,8 @@ def refuse_uploads() -> dict:
 
     guard_routes.raise_header_limit()
     # GuardRoutes outermost: its headers go on every answer, the upload refusal's too
-    return {"app_kwargs": {"middleware": [Middleware(guard_routes.GuardRoutes), Middleware(RefuseUploads)]},
+    return {"app_kwargs": {"middleware": [Middleware(guard_routes.GuardRoutes), Middleware(RefuseUploads),
+                                          Middleware(class_room.ClassRoutes)]},  # the class room's routes
             "max_file_size": "1kb"}
 
 
