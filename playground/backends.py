@@ -27,7 +27,8 @@ from playground.model_spec import ModelSpec
 
 # The capabilities a tab may ask for by name (`Backend.require`).
 CAPABILITIES = ("lab", "samples", "beam", "beam_comparisons", "stream", "score", "score_after_context",
-                "tokenize", "fim", "inside", "template_view", "sampler_chain")
+                "tokenize", "fim", "inside", "template_view", "attribution", "sampler_chain",
+                "constrained")
 # The tabs (ui module names) and what each needs of a model to list it.
 TAB_NEEDS = {"sampling": "lab", "beam": "beam", "chat": "stream", "fim": "fim", "inside": "inside",
              "tokenizer": "tokenize"}
@@ -378,6 +379,8 @@ def _engine_capabilities(spec: ModelSpec) -> Capabilities:
         "fim": (f"{where}; the playground fills in the middle only with models it runs itself "
                 "(hub, path or gguf entries)."),
         "inside": f"{where}; Inside the model runs in-process models only (it reads the weights).",
+        "attribution": (f"{where}; attribution (\"Why this token?\") runs in-process models only: its gradients "
+                        "and attention need the weights."),
         "sampler_chain": (f"{where}; the sampler chain runs on in-process models only: its stages read every "
                           "logit of the vocabulary, which an engine does not send."),
     }
