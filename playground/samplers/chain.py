@@ -34,7 +34,6 @@ from playground.samplers.cuts import Epsilon, Eta, MinP, TopK, TopNSigma, TopP, 
 from playground.samplers.penalties import DEFAULT_BREAKERS, Dry, NoRepeatNGram, OpenAIPenalties, Penalties, RepetitionPenalty
 from playground.samplers.pool import Context, Pool
 from playground.samplers.temperature import DynamicTemperature, MirostatV2, Temperature
-from playground.sampling import entropy_bits
 
 MAX_STAGES = 32
 MAX_CHAIN_CHARS = 2000
@@ -300,15 +299,33 @@ class ChainRun:
                 **({"mirostat_mu": dict(self.state.mu)} if self.state.mu else {})}
 
 
-def _stage(name: str, params: dict, pool: Pool, raw_probs: torch.Tensor, before: StageResult | None = None
-           ) -> StageResult:
+def _stage(name: str, params: dict, pool: Pool, raw: tuple[torch.Tensor, float] | None,
+           before: StageResult | None = None) -> tuple[StageResult, float]:
+    """The stage's row and its log normaliser; `raw`: the raw logits and theirs (None: this is the input)."""
     if before is not None and before.pool is pool:  # the stage changed nothing (switched off)
-        return StageResult(name, params, before.kept_count, before.kept_mass, before.entropy_bits, before.top, pool)
-    mass = 1.0 if pool.ids is None else float(raw_probs[pool.ids].double().sum())
+        return StageResult(name, params, before.kept_count, before.kept_mass, before.entropy_bits, before.top, pool), 0.0
     best = pool.top(TOP_TOKENS)
-    probs = torch.exp(best.logits - pool.logsumexp())
-    return StageResult(name, params, pool.count, mass, entropy_bits(pool.logits),
-                       tuple(zip(best.token_ids.tolist(), probs.tolist())), pool)
+    bits, log_total = _entropy_and_normaliser(pool.logits)
+    if raw is None or pool.ids is None:
+        mass = 1.0
+    else:
+        mass = float(torch.exp(raw[0][pool.ids].double() - raw[1]).sum())
+    probs = torch.exp(best.logits - log_total)
+    top = tuple(zip(best.token_ids.tolist(), probs.tolist()))
+    return StageResult(name, params, pool.count, mass, bits, top, pool), log_total
+
+
+def _entropy_and_normaliser(logits: torch.Tensor) -> tuple[float, float]:
+    """(entropy in bits, log sum exp) of softmax(logits) in one pass over exp(z - max):
+    H = log Z - sum(e * z) / Z, as `sampling.entropy_bits`; -inf scores contribute nothing."""
+    top = float(logits.max())
+    z = logits - top
+    e = torch.exp(z)
+    weighted = e * z
+    if math.isinf(float(z.min())):
+        weighted = torch.where(e > 0, weighted, torch.zeros_like(weighted))
+    total = float(e.sum())
+    return max((math.log(total) - float(weighted.sum()) / total) / math.log(2.0), 0.0), top + math.log(total)
 
 
 def run_chain(chain: Chain, logits: torch.Tensor, context: Context | None = None,
@@ -317,15 +334,16 @@ def run_chain(chain: Chain, logits: torch.Tensor, context: Context | None = None
     context = context or Context()
     state = state or ChainState()
     pool = Pool.every_token(logits)
-    raw_probs = pool.probs()
-    stages = [_stage("input", {}, pool, raw_probs)]
+    first, raw_log_total = _stage("input", {}, pool, None)
+    raw = (pool.logits, raw_log_total)
+    stages = [first]
     for index, sampler in enumerate(chain.stages):
         if isinstance(sampler, MirostatV2):
             pool = sampler(pool, Context(context.history, context.prompt_length, context.rng, state.mu_at(index),
                                          context.token_text))
         else:
             pool = sampler(pool, context)
-        stages.append(_stage(sampler.name, sampler.params(), pool, raw_probs, stages[-1]))
+        stages.append(_stage(sampler.name, sampler.params(), pool, raw, stages[-1])[0])
     return ChainRun(chain, pool_raw(logits), tuple(stages), state)
 
 

