@@ -349,3 +349,38 @@ def run_chain(chain: Chain, logits: torch.Tensor, context: Context | None = None
 
 def pool_raw(logits: torch.Tensor) -> torch.Tensor:
     return logits.detach().reshape(-1).float().cpu()
+
+
+# llama-server's sampler names (its `samplers` field) for the stages it has.
+LLAMA_CPP_SAMPLERS = {"penalties": "penalties", "dry": "dry", "top_n_sigma": "top_n_sigma", "top_k": "top_k",
+                      "typical_p": "typ_p", "top_p": "top_p", "min_p": "min_p", "xtc": "xtc",
+                      "temperature": "temperature", "dynatemp": "temperature"}
+
+
+def llama_cpp_request(chain: Chain) -> dict:
+    """The fields of a llama-server /completion request that run `chain` there, in its order.
+
+    A sampler llama.cpp lacks is refused in words naming it; mirostat runs in llama.cpp only as
+    "temperature, then mirostat" (its chain is replaced).
+    """
+    fields: dict = {"samplers": [], "mirostat": 0}
+    names = [stage.name for stage in chain.stages]
+    for stage in chain.stages:
+        if stage.name == "mirostat":
+            if names not in (["mirostat"], ["temperature", "mirostat"]):
+                raise PlaygroundError("llama.cpp runs mirostat only after the temperature (its chain is then "
+                                      "temperature, mirostat): remove the other samplers.")
+            fields.update(stage.params())
+            fields["samplers"] = []
+            continue
+        if stage.name not in LLAMA_CPP_SAMPLERS:
+            raise PlaygroundError(f"llama.cpp has no {stage.name} sampler ({format_chain(Chain((stage,)))}): "
+                                  "remove it to run this chain on a llama.cpp engine.")
+        fields["samplers"].append(LLAMA_CPP_SAMPLERS[stage.name])
+        params = stage.params()
+        if stage.name == "dry":
+            params["dry_sequence_breakers"] = list(params["dry_sequence_breakers"])
+        fields.update(params)
+    if "temperature" not in fields:
+        fields["temperature"] = 1.0  # llama-server treats temperature <= 0 as greedy whatever the chain
+    return fields

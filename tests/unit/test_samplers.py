@@ -262,3 +262,15 @@ def test_the_draw_inverts_the_cdf_in_the_raw_order():
     assert [run.draw(u) for u in us] == [other.draw(u) for u in us]  # identical chains, identical draws
     greedy = run_chain(parse_chain("temperature=0.0"), logits)
     assert {greedy.draw(u) for u in us} == {1}
+
+
+def test_llama_cpp_request_names_its_samplers_and_refuses_the_rest():
+    from playground.samplers.chain import llama_cpp_request
+
+    fields = llama_cpp_request(preset_chain("llama.cpp default"))
+    assert fields["samplers"] == ["penalties", "dry", "top_n_sigma", "top_k", "typ_p", "top_p", "min_p", "xtc",
+                                  "temperature"]
+    assert fields["top_k"] == 40 and fields["min_p"] == 0.05 and fields["mirostat"] == 0
+    assert llama_cpp_request(parse_chain("temperature=0.7;mirostat=2"))["mirostat"] == 2
+    with pytest.raises(PlaygroundError, match="llama.cpp has no eta_cutoff sampler"):
+        llama_cpp_request(parse_chain("top_k=3;eta_cutoff=0.001"))
