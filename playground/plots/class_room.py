@@ -30,7 +30,7 @@ def result_figure(result: dict) -> go.Figure:
         figure.update_yaxes(autorange="reversed", type="category")
         figure.update_xaxes(range=[0, 1], title="share of the class / model probability")
         figure.update_layout(barmode="group", height=max(320, 44 * len(labels) + 120),
-                             title=html.escape(result["verdict"]))
+                             title=f'The class ({result["answers"]} answers) and the model')
     elif kind == "count":
         figure.add_bar(x=[g["label"] for g in result["guesses"]], y=[g["count"] for g in result["guesses"]],
                        name="class", marker_color=CLASS_COLOR)

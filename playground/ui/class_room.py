@@ -125,7 +125,7 @@ class Panel:
             self.follow_again = gr.HTML(visible=False, elem_id="class-follow-again-box")
             with gr.Column(visible=False, elem_id="class-student-box") as self.student_box:
                 gr.HTML(class_html.student_html(), elem_id="class-student-html")
-            with gr.Column(visible=False, elem_id="class-presenter") as self.presenter_box:
+            with gr.Accordion("Class room", open=True, visible=False, elem_id="class-presenter") as self.presenter_box:
                 with gr.Row(equal_height=False):
                     self.join = gr.HTML(elem_id="class-join-card")
                     with gr.Column(min_width=320):
@@ -155,7 +155,7 @@ def _origin(request: gr.Request | None) -> str:
 
 def _presenter_view(made: room.Room, request) -> list:
     url = _origin(request) + made.join_path
-    return [made, gr.Column(visible=True), class_html.join_html(made.code, url), gr.Timer(active=True),
+    return [made, gr.Accordion(visible=True, open=True), class_html.join_html(made.code, url), gr.Timer(active=True),
             class_html.presenter_poll_html(None, 0)]
 
 
@@ -295,18 +295,25 @@ def wire(panel: Panel, tabs: gr.Tabs, tab_links, link_values) -> None:
     chat = fields["chat"]
     panel.poll_chat.click(poll_chat, [panel.room, chat["base_model"], chat["chat_model"]], poll_outputs,
                           api_name="class_poll_chat")
-    panel.reveal.click(reveal, [panel.room], poll_outputs, api_name="class_reveal")
+    panel.reveal.click(reveal, [panel.room], poll_outputs, api_name="class_reveal").then(
+        None, None, None, js=INTO_VIEW_JS)
     panel.hide.click(hide, [panel.room, panel.hidden_label], poll_outputs, api_name="class_hide")
+
+
+# the reveal's chart and table in sight on the projector (the join card above them is tall)
+INTO_VIEW_JS = ("() => { window.playgroundFollow = 'class-result-plot';"
+                " window.playgroundBringIntoView && window.playgroundBringIntoView('class-result-plot'); }")
 
 
 CSS = """
 #class-start { display: none; max-width: 12rem; }
 html.playground-present #class-start { display: inline-flex; }
-.class-join { display: flex; gap: 1.5rem; align-items: center; flex-wrap: wrap; }
+.class-join { display: flex; gap: 1.5rem; align-items: center; }
+.class-join-text { min-width: 0; }
 .class-join-label { font-size: 1.2rem; }
 .class-code { font-size: 4rem; font-weight: 800; letter-spacing: 0.3rem; line-height: 1.1; font-family: monospace; }
 .class-link { font-size: 1.6rem; font-family: monospace; word-break: break-all; }
-.class-qr svg { width: 260px; height: 260px; }
+.class-qr svg { width: 240px; height: 240px; }
 .class-poll-status { font-size: 1.1rem; }
 .class-table { border-collapse: collapse; margin: 0.5rem 0; }
 .class-table th, .class-table td { padding: 0.2rem 0.6rem; border-bottom: 1px solid #e5e7eb; text-align: left; }

@@ -1,0 +1,98 @@
+"""A class in Chromium: a presenter page at 1280x720 (device scale 1.5) and three student pages (one
+a phone, 390x844) that join by the link the presenter's page shows, follow a tab change and a
+sampling step, answer a next-token poll, and see the reveal beside the model's distribution."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import ServerCalls, screenshot, select_tab, wait_until
+
+PRESENTER = {"viewport": {"width": 1280, "height": 720}, "device_scale_factor": 1.5}
+STUDENTS = [{"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "is_mobile": True, "has_touch": True},
+            {"viewport": {"width": 1000, "height": 800}}, {"viewport": {"width": 1000, "height": 800}}]
+FOLLOWED = "() => (document.querySelector('#class-follow') || {}).innerText"
+
+
+def _page(browser, options):
+    context = browser.new_context(**options)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.server_calls = ServerCalls(page)
+    return context, page
+
+
+def _sees(page, text: str, what: str) -> None:
+    wait_until(page, "(text) => ((document.querySelector('#class-follow') || {}).innerText || '').includes(text)",
+               what, FOLLOWED, arg=text, timeout_ms=60_000)
+
+
+def test_students_follow_the_presenter_and_answer_a_next_token_poll(browser, app_url):
+    contexts = []
+    try:
+        context, presenter = _page(browser, PRESENTER)
+        contexts.append(context)
+        presenter.goto(app_url + "?class=new&present=1")
+        code = presenter.locator("#class-code").inner_text(timeout=120_000).strip()
+        link = presenter.locator("#class-link").inner_text().strip()
+        assert re.fullmatch(r"[A-Z0-9]{6}", code) and link.endswith(f"/?join={code}")
+        assert presenter.locator("#class-qr svg").count() == 1
+        card = presenter.locator("#class-code").bounding_box()
+        assert card["y"] + card["height"] <= 720 and card["height"] >= 48  # in view, large
+        screenshot(presenter, "class-presenter-join")
+
+        students = []
+        for options in STUDENTS:
+            context, student = _page(browser, options)
+            contexts.append(context)
+            student.goto(link)  # the link as the projector shows it
+            students.append(student)
+        for student in students:
+            _sees(student, f"Class {code}", "the student page joined the class")
+            assert student.get_by_role("tab", name="Sampling lab").count() == 0  # the light view only
+
+        select_tab(presenter, "Sampling lab")
+        for student in students:
+            _sees(student, "The presenter is on: Sampling lab", "the tab change followed")
+        presenter.locator("#sampling-next").click()
+        for student in students:
+            _sees(student, "Step 1:", "the sampling step followed")
+
+        presenter.locator("#class-poll-next").click()
+        wait_until(presenter, "() => !!document.querySelector('#class-poll-status-box [data-status=open]')",
+                   "the poll started", "() => document.querySelector('#class-poll-status-box').innerText")
+        for student, guess in zip(students, ["the", "a", "banana"]):
+            _sees(student, "Which token comes next?", "the poll reached the student")
+            student.locator("#class-answer").fill(guess)
+            student.locator("#class-send").click()
+            wait_until(student, "() => document.querySelector('#class-answer-status').dataset.outcome",
+                       "the answer was taken", "() => document.querySelector('#class-answer-status').innerText")
+            status = student.locator("#class-answer-status").inner_text()
+            assert "Answer received" in status and "counted as" in status, status
+        phone = students[0]
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 391  # no sideways scrolling
+        assert phone.locator("#class-send").bounding_box()["x"] + 10 < 390
+        screenshot(phone, "class-student-phone")
+
+        wait_until(presenter, "() => (document.querySelector('#class-answer-count') || {}).innerText === '3'",
+                   "the presenter sees 3 answers", "() => document.querySelector('#class-poll-status-box').innerText")
+        presenter.locator("#class-reveal").click()
+        wait_until(presenter, "() => !!document.querySelector('#class-result .class-table')"
+                              " && !!document.querySelector('#class-result-plot .js-plotly-plot')",
+                   "the reveal's table and chart", "() => document.querySelector('#class-result').innerText")
+        wait_until(presenter, "() => { const b = document.querySelector('#class-result-plot').getBoundingClientRect();"
+                              " return b.top >= -1 && b.top < window.innerHeight / 2; }",
+                   "the reveal's chart brought into view", "() => document.querySelector('#class-result-plot')"
+                   ".getBoundingClientRect().top")
+        result = presenter.locator("#class-result").inner_text()
+        assert "3 answers" in result and "surprised than the model" in result
+        assert "␣the" in result and "␣banana" in result  # guesses as the model's tokens, leading space
+        screenshot(presenter, "class-presenter-reveal")
+        for student in students:
+            _sees(student, "surprised than the model", "the reveal reached the student")
+        assert "Explore from here" in phone.locator("#class-follow").inner_text()
+        href = phone.locator("#class-explore").get_attribute("href")
+        assert "tab=sampling" in href and f"follow={code}" in href and "present" not in href
+    finally:
+        for context in contexts:
+            context.close()
