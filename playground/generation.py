@@ -5,7 +5,7 @@
   end-of-sequence probability, the kept count and both entropies.
 - `iter_generation(decoder, ...)` is the streaming API: it yields one `StepRecord` per new token,
   sampling with a `torch.Generator` seeded from (seed, position): the same seed and settings give
-  the same tokens. The record that ends the run carries its `stop` reason: `eos` (an end-of-sequence token was sampled),
+  the same tokens. The record that ends the run carries its `stop` reason: `eos` (the model chose an end-of-sequence token, sampled or greedy),
   `max_tokens`, `stop_string` (the generated text now contains one), or `context` (the model's
   context length is reached). `generate(...)` collects it into a `GenerationResult`.
 - `iter_samples(...)` draws K continuations of one prompt in one batched forward per step (the
@@ -40,7 +40,7 @@ from playground.token_text import display_text, token_bytes, visible_whitespace
 
 StopReason = Literal["eos", "max_tokens", "stop_string", "context"]
 STOP_REASONS: dict[str, str] = {
-    "eos": "the end-of-sequence token was sampled",
+    "eos": "the model chose its end-of-sequence token",
     "max_tokens": "the maximum number of new tokens was reached",
     "stop_string": "the text reached a stop string",
     "context": "the model's context length was reached",

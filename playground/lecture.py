@@ -68,12 +68,14 @@ DEMOS: tuple[Demo, ...] = (
     Demo("bpe-training", "Byte-pair encoding", "Train BPE on Pride and Prejudice",
          "The lecture's algorithm, live: 500 merges of the most frequent pair; drag the slider to replay them.",
          "tokenizer", {"merges": "500", "run": "bpe", "view": "bpe"}),
-    Demo("special-tokens", "Byte-pair encoding", "Special tokens: BOS and EOS",
-         "With special tokens on, the model's tokenizer adds its beginning-of-sequence token.",
+    Demo("special-tokens", "Byte-pair encoding", "Special tokens: the beginning of a sequence",
+         "With special tokens on, Llama 3's tokenizer puts <|begin_of_text|> in front. An end-of-sequence "
+         "token is never added to a prompt: the model generates it to stop (the \"End of sequence\" demo).",
          "tokenizer", {"tokenizer": "llama-3", "text": "What is the color of oranges?", "special": "1",
                        "view": "tokens"}),
     Demo("tokenization-strawberry", "Tokenization issues", "Counting the r's in strawberry",
-         "The model sees 'straw' + 'berry', not letters: counting letters is hard.",
+         "cl100k_base reads ' strawberry' as one token, 'strawberry' at a line's start as 'str' + 'aw' + "
+         "'berry', ' STRAWBERRY' as ' STR' + 'AW' + 'B' + 'ERRY': the model never sees single letters.",
          "tokenizer", {"preset": "count-the-r-s-in-strawberry", "view": "tokens"}),
     Demo("tokenization-numbers", "Tokenization issues", "Arithmetic on long numbers",
          "Numbers split into arbitrary chunks of digits: one reason LLMs are bad at math.",

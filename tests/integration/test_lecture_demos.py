@@ -5,6 +5,7 @@ note (no typo in a preset, model or parameter), names an action and a view its t
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -66,3 +67,26 @@ def test_a_link_with_an_unknown_demo_or_tab_says_so(tab_links):
     assert "no tab" in link_wiring.resolve({"tab": "nope"}, tab_links)[2][0]
     plan, values, notes = link_wiring.resolve({"tokenizer": "cl100k_base", "text": "hi"}, tab_links)  # an older link
     assert plan.tab == "tokenizer" and values == {"tokenizer": "cl100k_base", "text": "hi"} and notes == []
+
+
+def test_the_strawberry_demo_says_the_tokens_its_tokenizer_shows():
+    """The words beside the demo name the pieces the tokenizer on screen really makes (they once
+    said 'straw' + 'berry' beside chips showing str|aw|berry)."""
+    from playground.tokenizer_registry import tokenize
+
+    description = lecture.demo("tokenization-strawberry").line
+    claims = re.findall(r"'([^']+)'(?: at a line's start)? as (one token|'[^']*'(?: \+ '[^']*')*)", description)
+    assert len(claims) == 3, description
+    for text, pieces in claims:
+        wanted = [text] if pieces == "one token" else re.findall(r"'([^']*)'", pieces)
+        assert [t.text for t in tokenize("cl100k_base", text).tokens] == wanted, (text, pieces)
+
+
+def test_the_special_tokens_demo_names_the_one_special_token_it_shows():
+    from playground.tokenizer_registry import tokenize
+
+    demo = lecture.demo("special-tokens")
+    tokens = tokenize(demo.query["tokenizer"], demo.query["text"], add_special_tokens=True).tokens
+    specials = [t.text for t in tokens if t.text.startswith("<|")]
+    assert specials == ["<|begin_of_text|>"] and tokens[0].text == "<|begin_of_text|>"
+    assert "<|begin_of_text|>" in demo.line and "EOS" not in demo.title
