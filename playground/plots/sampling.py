@@ -108,8 +108,9 @@ def _add_rest_bar(bars: _Bars, result: FilterResult, rest_count: int) -> None:
     """One bar for the mass of every token below the top N (raw, processed, how many kept)."""
     shown = len(bars.custom)
     rest_raw = max(0.0, 1.0 - sum(bars.raw_x))
-    rest_processed = max(0.0, 1.0 - sum(v or 0.0 for v in bars.proc_x))
     rest_kept = result.kept_count - sum(v is not None for v in bars.proc_x)
+    # none of them kept: exactly 0 (1 - the shown bars' sum would be rounding error, e.g. 1.5e-08)
+    rest_processed = max(0.0, 1.0 - sum(v or 0.0 for v in bars.proc_x)) if rest_kept > 0 else 0.0
     bars.positions.append(shown)
     bars.tick_text.append(f"rest ({rest_count:,})")
     bars.hover.append(f"<b>the other {rest_count:,} tokens</b><br>raw {rest_raw:.4g}<br>processed {rest_processed:.4g}"
@@ -129,7 +130,7 @@ def _distribution_traces(bars: _Bars) -> list[dict]:
              hovertext=bars.hover, hoverinfo="text", offsetgroup="raw"),
         dict(type="bar", orientation="h", name="after the rules", y=bars.positions, x=bars.proc_x,
              customdata=bars.custom, marker=dict(color=bars.proc_colors), hovertext=bars.hover, hoverinfo="text",
-             offsetgroup="processed", text=[_pct(v) for v in bars.proc_x], textposition="outside",
+             offsetgroup="processed", text=[percent(v) for v in bars.proc_x], textposition="outside",
              cliponaxis=False, textfont=dict(size=14)),
     ]
 
@@ -191,7 +192,8 @@ def first_token_spec(ranked: RankedLogits, result: FilterResult, tokenizer, coun
     return {"data": data, "layout": layout}
 
 
-def _pct(value: float | None) -> str:
+def percent(value: float | None) -> str:
+    """A probability as the chart labels it: "31.7%", "4.2e-05" below 0.1%, "" for none."""
     if value is None:
         return ""
     if value >= 0.001:

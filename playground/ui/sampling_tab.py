@@ -111,9 +111,13 @@ def _numbers_html(view: lab.LabView) -> str:
 
 
 def _token_choices(tokens: list[dict]) -> list[tuple[str, int]]:
-    return [(f"{rank}. {sampling_plots.short_label(t['text'])}  {t['raw_prob'] * 100:.2f}%"
-             f"{'' if t['kept'] else ' (removed)'}", t["id"])
-            for rank, t in enumerate(tokens, start=1)]
+    """The dropdown's entries, each with the two numbers the chart shows: the model's probability
+    and the one after the rules (or "removed"), so the list never contradicts the chart."""
+    def after_rules(token: dict) -> str:
+        return f"after the rules {sampling_plots.percent(token['prob'])}" if token["kept"] else "removed"
+
+    return [(f"{rank}. {sampling_plots.short_label(t['text'])}  model {t['raw_prob'] * 100:.2f}% · {after_rules(t)}",
+             t["id"]) for rank, t in enumerate(tokens, start=1)]
 
 
 def _details(view: lab.LabView, tokens: list[dict]) -> dict:

@@ -99,24 +99,34 @@ def _is_skip(value) -> bool:
     return isinstance(value, dict) and value == gr.skip()
 
 
-def test_generate_n_streams_the_chart_paced_and_always_ends_with_it(monkeypatch):
-    """A chart in every streamed view kept the browser busy; the text follows every token, the chart
-    at most every PLOT_INTERVAL_SECONDS, and the stream's last view carries the final chart."""
+def test_generate_n_streams_within_a_frame_budget_and_always_ends_with_everything(monkeypatch):
+    """A view per token, each with the chart, the token list and the details JSON, kept the browser
+    busy; the text and numbers come TEXT_VIEWS_PER_CHART times per PLOT_INTERVAL_SECONDS, the
+    chart, token list and details at most once in it, and the stream's last view has everything."""
     from playground.ui import sampling_tab as tab
 
     rules = (0.0, 0, 1.0, 0.0, "transformers")
     monkeypatch.setattr(tab, "PLOT_INTERVAL_SECONDS", 3600.0)  # only the first and the last view
     state = tab.show_distribution("tiny-random", False, "Hello there", 10, False, *rules)[0]
     views = list(tab.generate_n(state, 6, "", 10, False, *rules, 1))
-    figures = [view[1] for view in views]
-    assert len(views) == 7  # one view per token, then the final chart
-    assert not _is_skip(figures[0]) and all(_is_skip(f) for f in figures[1:6]) and not _is_skip(figures[-1])
-    assert [len(view[5]["generated"]) for view in views] == [1, 2, 3, 4, 5, 6, 6]
-    assert "after 6 generated tokens" in figures[-1].plot
+    assert len(views) == 2, len(views)  # the first token's view, then the final one
+    first, last = views
+    assert not any(_is_skip(part) for part in first) and not any(_is_skip(part) for part in last)
+    assert [len(view[5]["generated"]) for view in views] == [1, 6]
+    assert "after 6 generated tokens" in last[1].plot and last[4].count("gen-tok") == 6
 
-    monkeypatch.setattr(tab, "PLOT_INTERVAL_SECONDS", 0.0)  # a chart with every token: no extra view
+    monkeypatch.setattr(tab, "PLOT_INTERVAL_SECONDS", 0.0)  # everything with every token: no extra view
     views = list(tab.generate_n(state, 3, "", 10, False, *rules, 1))
-    assert len(views) == 3 and not any(_is_skip(view[1]) for view in views)
+    assert len(views) == 3 and not any(_is_skip(part) for view in views for part in view)
+
+    # a chart every 0.4 s on a clock that moves 0.05 s at each look: light text views in between
+    looks = iter(range(100_000))
+    monkeypatch.setattr(tab, "_now", lambda: next(looks) * 0.05)
+    monkeypatch.setattr(tab, "PLOT_INTERVAL_SECONDS", 0.4)
+    views = list(tab.generate_n(state, 12, "", 10, False, *rules, 1))
+    light = [view for view in views if _is_skip(view[1])]
+    assert light and all(_is_skip(view[3]) and _is_skip(view[5]) for view in light)
+    assert not any(_is_skip(part) for part in views[-1])
 
 
 def test_samples_stream_light_paced_views_and_end_with_the_whole_view(monkeypatch):
@@ -190,3 +200,33 @@ def test_distribution_spec_bars_rest_and_layout_for_a_fixed_input():
     # every token shown: no rest bar
     spec = distribution_spec(ranked, result, tokenizer, 99)
     assert spec["data"][0]["customdata"] == [1, 3, 2, 0, 4] and "rest" not in str(spec["layout"]["yaxis"]["ticktext"])
+
+
+def test_the_rest_bar_is_exactly_zero_when_the_rules_keep_none_of_it():
+    """Top-k 3 of a real-size vocabulary with 3 bars: the rest kept nothing, so its bar and label
+    are empty (1 - the bars' sum was labelled "1.5e-08" on Gemma)."""
+    tokenizer = load_model("tiny-random").tokenizer
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(len(tokenizer), generator=generator) * 4
+    ranked = RankedLogits(logits)
+    spec = distribution_spec(ranked, filter_logits(ranked, SamplingSettings(temperature=0.7, top_k=3)), tokenizer, 3)
+    processed = spec["data"][1]
+    assert processed["x"][-1] is None and processed["text"][-1] == ""
+    assert spec["data"][0]["hovertext"][-1].endswith("processed 0<br>0 of them kept")
+
+
+def test_the_token_list_shows_the_numbers_the_chart_shows():
+    """Each entry gives the model's probability and the one after the rules, as the chart labels it
+    (it showed the raw 19.13% beside a bar labelled 31.7%)."""
+    from playground.plots.sampling import percent
+    from playground.ui import sampling_tab as tab
+
+    rules = (1.0, 2, 1.0, 0.0, "transformers")
+    session, figure, _numbers, dropdown, _html, details = tab.show_distribution("tiny-random", False, "Hello", 5,
+                                                                                 False, *rules)
+    labels = [label for label, _ in dropdown["choices"]]
+    for label, token in zip(labels, details["tokens"]):
+        assert f"model {token['raw_prob'] * 100:.2f}%" in label
+        assert (f"after the rules {percent(token['prob'])}" if token["kept"] else "removed") in label
+    chart_labels = [text for text in json.loads(figure.plot)["data"][1]["text"] if text]
+    assert chart_labels and all(any(f"after the rules {c}" in label for label in labels) for c in chart_labels)
