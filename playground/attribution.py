@@ -13,8 +13,8 @@ of the target after the last prompt token. The start tokens stay in place, unsco
 - gradient x input: score_i = sum over the embedding's dimensions of x_i * df/dx_i (x_i: token i's
   input embedding), a first-order estimate of what zeroing x_i would change (Captum `InputXGradient`).
 - integrated gradients: score_i = sum_d (x_i - x'_i) * (mean over the straight path from the
-  baseline x' (all-zero embeddings) to x of df/dx_i), Gauss-Legendre in `steps` points (Captum
-  `IntegratedGradients`, at most `MAX_STEPS`). Completeness: the scores add up to f(x) - f(x'); the
+  baseline x' (the neutral token's embedding in every place) to x of df/dx_i), Gauss-Legendre in
+  `steps` points (Captum `IntegratedGradients`, at most `MAX_STEPS`). Completeness: the scores add up to f(x) - f(x'); the
   difference (Captum's convergence delta) is reported as the completeness error.
 - attention rollout (NOT an attribution): per layer, the heads' mean attention A, then
   (A + I) / 2 with rows renormalised, multiplied over the layers; the last position's row. It says
@@ -62,7 +62,8 @@ FORMULAS = {
                  "straight-line guess of what removing the token's embedding would change (one backward pass)."),
     "integrated-gradients": ("Integrated gradients",
                              "score = (embedding − baseline) × the gradient averaged along the straight path from "
-                             "an all-zero baseline to the real embeddings ({steps} points). The scores add up to "
+                             "a baseline ({neutral} in every place) to the real embeddings ({steps} points). The "
+                             "scores add up to "
                              "log p(target | prompt) − log p(target | baseline): the completeness check."),
     "attention": ("Attention rollout (NOT an attribution)",
                   "score = the last position's row of the product over layers of (mean attention of the heads + "

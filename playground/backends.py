@@ -31,7 +31,7 @@ CAPABILITIES = ("lab", "samples", "beam", "beam_comparisons", "stream", "score",
                 "constrained")
 # The tabs (ui module names) and what each needs of a model to list it.
 TAB_NEEDS = {"sampling": "lab", "beam": "beam", "chat": "stream", "fim": "fim", "inside": "inside",
-             "tokenizer": "tokenize"}
+             "tokenizer": "tokenize", "attribution": "attribution"}
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ describe the whole view (`meta`: the model, the prompt, the settings). The build
   exact bytes and character spans (the UI tokenizes with at most `MAX_TOKEN_ROWS` token records;
   `meta["rows_cut"]` says when the text has more).
 - `template_table`: the chat template's tokens (`chat.ChatTemplateView`) with role, part and loss mask.
+- `attribution_table`: "Why this token?": a row per prompt token, a score column per method.
 - `attention_table`: one head's attention weights in one layer of an "Inside the model" pass, one row
   per (query, key) pair the causal mask (and a sliding window) lets the query see.
 
@@ -271,3 +272,21 @@ def attention_table(result: InsidePass, layer: int, head: int, tokenizer=None) -
             "window": shown.layer.window, "head": shown.head, "kv_head": shown.kv_head,
             "shares_with": list(shown.shares_with), "ids": list(result.ids)}
     return Table("weights", ATTENTION_COLUMNS, rows, meta)
+
+
+def attribution_table(result) -> Table:
+    """"Why this token?" (`attribution.Attribution`): a row per prompt token, a score column per method
+    (empty for start tokens); the target, its probability and integrated gradients' check in `meta`."""
+    keys = [row.key for row in result.methods]
+    tokenizer = _model_tokenizer(result.model_id)
+    rows = [{"position": t.position, "id": t.id, **_token_fields(tokenizer, t.id), "start": t.start,
+             **{key: row.scores[t.position] for key, row in zip(keys, result.methods)}} for t in result.tokens]
+    checks = {row.key: {"steps": row.steps, "f_input": row.f_input, "f_baseline": row.f_baseline,
+                        "completeness_error": row.completeness_error}
+              for row in result.methods if row.completeness_error is not None}
+    meta = {"model": result.model_id, "prompt": result.text, "target_id": result.target_id,
+            "target_text": _token_fields(tokenizer, result.target_id)["text"], "target_prob": result.target_prob,
+            "target_rank": result.target_rank,
+            "methods": {row.key: {"title": row.title, "formula": row.formula, "is_attribution": row.is_attribution}
+                        for row in result.methods}, **checks}
+    return Table("tokens", ("position", "id", "text", "display", "bytes", "start", *keys), rows, meta)

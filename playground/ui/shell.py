@@ -49,6 +49,7 @@ import gradio as gr
 from gradio.exceptions import ComponentProcessingError
 
 from playground import settings
+from playground.ui import attribution_tab
 from playground.ui import (beam_tab, chat_tab, class_room, common, exports, guard_routes, inside_tab, lecture_tab,
                            link_wiring, presenter, queue_guard, sampling_tab, tokenizer_tab)
 
@@ -90,6 +91,7 @@ EVENT_GROUPS: dict[str, str] = {
     "playground.ui.inside_tab.show_lens": "model-step",
     "playground.ui.inside_tab.show_attention": "instant",
     "playground.ui.inside_tab.slid_attention": "instant",
+    "playground.ui.attribution_tab.why": "heavy",  # forward and backward passes of several methods
     "playground.ui.class_room.poll_next_token": "model-step",  # the poll's one model call
     **{f"playground.ui.class_room.{name}": "instant" for name in ("poll_count", "poll_chat", "reveal", "hide")},
 }
@@ -219,6 +221,8 @@ def build_app() -> gr.Blocks:
                 tab_links.append(beam_tab.build())
             with gr.Tab("Inside the model", id="inside"):
                 tab_links.append(inside_tab.build())
+            with gr.Tab("Why this token?", id="why"):
+                tab_links.append(attribution_tab.build())
         link_values = link_wiring.install(tabs, [link for link in tab_links if link is not None], notice, copy_link,
                                           link_output)
         class_room.wire(class_panel, tabs, [link for link in tab_links if link is not None], link_values)
@@ -234,7 +238,7 @@ def build_app() -> gr.Blocks:
     return app
 
 
-TAB_MODULES = (tokenizer_tab, chat_tab, sampling_tab, beam_tab, inside_tab, exports, class_room)
+TAB_MODULES = (tokenizer_tab, chat_tab, sampling_tab, beam_tab, inside_tab, attribution_tab, exports, class_room)
 
 
 def launch_kwargs() -> dict:

@@ -172,3 +172,39 @@ def test_the_cli_prints_each_token_score_the_target_and_the_completeness_error(c
     assert printed["completeness_error"] == pytest.approx(ig.completeness_error, abs=1e-6)
     assert cli_main(["attribute", "--model", MODEL, "--method", "occlusion", "--target", "#99999999", TEXT]) == 2
     assert "vocabulary" in capsys.readouterr().err
+
+
+def test_the_chips_escape_token_text_and_keep_the_sign_in_the_colour():
+    from playground.html import attribution as why_html
+
+    result = attribution.attribute(MODEL, "<b>x</b> & <script>", ["occlusion"])
+    page = why_html.attribution_html(result)
+    assert "<b>" not in page and "<script>" not in page and "&lt;" in page
+    assert why_html.score_color(1.0, 1.0) == "rgb(255,55,55)" and why_html.score_color(-1.0, 1.0) == "rgb(55,55,255)"
+    assert why_html.score_color(0.0, 1.0) == "rgb(255,255,255)" == why_html.score_color(0.5, 0.0)
+    assert page.count('class="why-panel"') == 2
+
+
+def test_the_export_has_a_score_column_per_method_and_the_check_in_its_meta(result):
+    from playground import exports
+
+    table = exports.attribution_table(result)
+    assert table.columns[-5:] == tuple(m.key for m in result.methods)
+    assert [row["id"] for row in table.rows] == [t.id for t in result.tokens]
+    assert table.rows[0]["gradient"] == result.method("gradient").scores[0]
+    assert table.meta["integrated-gradients"]["completeness_error"] == result.method(
+        "integrated-gradients").completeness_error
+    parsed = json.loads(exports.export(table, "json"))
+    assert parsed["target_id"] == result.target_id and len(parsed["tokens"]) == len(result.tokens)
+
+
+def test_the_tab_handler_answers_bad_input_in_words():
+    from playground.ui import attribution_tab
+    from tests.conftest import handler_outcome
+
+    assert handler_outcome(attribution_tab.why, TEXT, MODEL, "", [], 8) == "Choose at least one method."
+    assert "steps" in handler_outcome(attribution_tab.why, TEXT, MODEL, "", ["gradient"], "many")
+    assert "Pick a model" in handler_outcome(attribution_tab.why, TEXT, None, "", ["gradient"], 8)
+    assert handler_outcome(attribution_tab.why, TEXT, MODEL, "", ["gradient"], 8) == "ok"
+    with pytest.raises(PlaygroundError, match="first"):  # data_downloads words it beside the buttons
+        attribution_tab.why_data(None, "csv")
