@@ -45,9 +45,19 @@ class Demo:
         """Path and query relative to the app root."""
         return f"/?demo={self.id}"
 
+    @property
+    def poll(self) -> str:
+        """The class poll this demo has (`playground.rooms.polls.KINDS`), or ""."""
+        return POLLS.get(self.id, "")
+
     def as_dict(self) -> dict:
         return {"id": self.id, "section": self.section, "title": self.title, "line": self.line,
-                "tab": self.tab, "url": self.url, "needs": self.needs, "query": dict(self.query)}
+                "tab": self.tab, "url": self.url, "needs": self.needs, "query": dict(self.query), "poll": self.poll}
+
+
+# Demos with a class poll (a class room's presenter starts it on what the demo shows): demo id -> kind
+POLLS = {"base-model-distribution": "next_token", "tokenization": "count", "base-vs-chat-poem": "chat"}
+POLL_NAMES = {"next_token": "guess the next token", "count": "how many tokens?", "chat": "which is the chat model?"}
 
 
 DEMOS: tuple[Demo, ...] = (

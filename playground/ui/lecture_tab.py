@@ -2,7 +2,8 @@
 
 One list, grouped by the lecture's sections (`playground.lecture.DEMOS`): each demo's title is a
 link (`?demo=<id>`, the same mechanism as every deep link, `playground.ui.link_wiring`) followed by its
-one line of context and, where the packaged models cannot make the point, what it needs. A link
+one line of context, where the packaged models cannot make the point, what it needs, and whether a
+class room has a poll for it (`playground.lecture.POLLS`). A link
 opens the demo's tab, sets it up and computes its result; presenter mode is kept. The keyboard
 shortcuts are listed below the demos. What it leaves out: the demos' settings (`playground.lecture`).
 """
@@ -36,6 +37,8 @@ def index_html(demos=lecture.DEMOS) -> str:
             section = demo.section
             parts.append(f"<h3>{escape(section)}</h3><ol>")
         needs = f' <span class="demo-needs">Needs: {_inline(demo.needs)}</span>' if demo.needs else ""
+        if demo.poll:  # a class room's poll goes with it
+            needs += f' <span class="demo-poll">Class poll: {escape(lecture.POLL_NAMES[demo.poll])}</span>'
         parts.append(f'<li id="demo-{escape(demo.id)}"><a class="demo-link" href="{escape(demo.url.lstrip("/"))}" '
                      f'data-demo="{escape(demo.id)}">{escape(demo.title)}</a> '
                      f'<span class="demo-tab">({escape(TAB_LABELS.get(demo.tab, demo.tab))})</span> · '

@@ -52,6 +52,7 @@ CSS = """
 .lecture-index h3 { margin: 1rem 0 0.3rem; }
 .lecture-index li { margin: 0.25rem 0; }
 .lecture-index .demo-needs { color: #8a4b00; font-size: 0.95em; }
+.lecture-index .demo-poll { color: #1d4ed8; font-weight: 600; font-size: 0.95em; }
 .lecture-index a.demo-link { font-weight: 700; }
 html.playground-present { font-size: 20px; }
 html.playground-present body {
