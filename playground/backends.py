@@ -78,6 +78,9 @@ class Backend(Protocol):
     def score_text(self, text: str, context_ids=None): ...
     def explorer_tokenizer(self): ...
     def explorer_entry(self, info) -> tuple[str, str, bool, str]: ...
+    # structured outputs: in-process, `constraints.Comparison`; an engine, `engines.structured.EngineConstrained`
+    def constrained(self, prompt: str, constraint, settings, max_new_tokens: int, seed: int,
+                    chat_template: bool = False): ...
 
 
 class _Common:
@@ -153,6 +156,15 @@ class InProcessBackend(_Common):
     def check(self) -> dict:
         """`models --check`: nothing more to ask of a model loaded here."""
         return {}
+
+    def constrained(self, prompt, constraint, settings, max_new_tokens, seed, chat_template=False):
+        """The constrained run with its per-step mask, beside the free run (`constraints.compare`)."""
+        from playground import constraints, decoding
+        from playground.models import load_model
+
+        loaded = load_model(self.spec.id)
+        ids = decoding.prompt_ids(loaded, prompt, chat_template)
+        return constraints.compare(loaded, ids, constraint, settings, max_new_tokens, seed)
 
     def weights(self) -> str:
         """What ran: the loaded model's weights ("int4", "float32", ...)."""
@@ -296,6 +308,14 @@ class EngineBackend(_Common):
         """What ran: "engine" (the engine's own weights, not known here)."""
         return "engine"
 
+    def constrained(self, prompt, constraint, settings, max_new_tokens, seed, chat_template=False):
+        """The engine's own constrained decoding (`engines.structured`): the text, no per-step mask."""
+        self.require("constrained")
+        from playground.engines import structured
+
+        return structured.constrained_completion(self.spec, prompt, constraint, settings, max_new_tokens, seed,
+                                                 chat_template)
+
     def check(self) -> dict:
         """`models --check`: the server's answer to two small requests (`engines.probe`)."""
         from dataclasses import asdict
@@ -384,6 +404,9 @@ def _engine_capabilities(spec: ModelSpec) -> Capabilities:
         "sampler_chain": (f"{where}; the sampler chain runs on in-process models only: its stages read every "
                           "logit of the vocabulary, which an engine does not send."),
     }
+    if spec.engine.kind not in ("llama.cpp", "vllm"):
+        missing["constrained"] = (f"{where}: its completions endpoint takes no constraint; structured outputs run "
+                                  "on in-process models, llama.cpp and vLLM.")
     if not spec.engine.tokenize:
         missing["tokenize"] = f"{where}: this engine does not provide /tokenize (tokenize = false in its entry)."
     if not spec.tokenizer_from:  # the chat template view: its tokens and loss mask

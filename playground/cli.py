@@ -8,8 +8,21 @@ output (`playground.__main__`) and the subcommands themselves (`playground.comma
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+from playground.errors import PlaygroundError
 
 
 def read_text_argument(value: str) -> str:
     """A TEXT argument: `-` reads stdin."""
     return sys.stdin.read() if value == "-" else value
+
+
+def read_file_argument(value: str) -> str:
+    """A FILE argument's text (`-` reads stdin); a file that cannot be read is a message in words."""
+    if value == "-":
+        return sys.stdin.read()
+    try:
+        return Path(value).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlaygroundError(f"Cannot read {value}: {getattr(exc, 'strerror', None) or exc}.") from None

@@ -11,6 +11,9 @@ entropies. `generate` prints the generated `text`, one record per token (`id`, `
 the model, as in the sampling lab), the `stop_reason`, the sequence log-probability and perplexity,
 and `timing` (`tokens_per_s`, `ms_per_step` over the whole run, prompt included, and the `weights`
 that ran: int4 or float32, `PLAYGROUND_WEIGHTS`).
+`generate --regex R | --json-schema FILE | --choices a,b,c | --grammar FILE` decodes under the
+constraint (`playground.constraints`, an engine's own structured outputs on an engine model): the
+output, `complete`, per step `allowed_count` and `removed_mass`, and the free run's text beside it.
 `--preset` starts from a lecture preset; explicit rule flags override it. Both run through the
 sampling lab's session (`playground.lab`), so an engine model runs the same way (its numbers say
 what is exact: `exact`, `label`, `known_tokens`, `rest_mass`).
@@ -21,9 +24,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from playground import generation, lab, sampling
+from playground import constraints, generation, lab, sampling
 from playground.backends import backend_for
-from playground.cli import read_text_argument
+from playground.cli import read_file_argument, read_text_argument
 from playground.commands import chain as chain_commands
 from playground.errors import PlaygroundError
 
@@ -68,6 +71,28 @@ def next_token_command(args) -> dict:
             **({"prompt_note": session.prompt_note} if session.prompt_note else {}), **view.details()}
 
 
+def constraint_from_args(args):
+    """The one constraint of --regex, --json-schema FILE, --choices or --grammar FILE (None: none)."""
+    given = [(kind, value) for kind, value in (("regex", args.regex), ("json_schema", args.json_schema),
+                                               ("choices", args.choices), ("grammar", args.grammar)) if value is not None]
+    if len(given) > 1:
+        raise PlaygroundError("Give one constraint: --regex, --json-schema, --choices or --grammar.")
+    if not given:
+        return None
+    kind, value = given[0]
+    return constraints.parse_constraint(kind, read_file_argument(value) if kind in ("json_schema", "grammar") else value)
+
+
+def constrained_command(args, settings, constraint) -> dict:
+    """`generate` under a constraint, by the model's backend: the output, per step `allowed_count` and
+    `removed_mass` (an in-process model), the free run of the same prompt and settings beside it."""
+    start = time.perf_counter()
+    result = backend_for(args.model).constrained(read_text_argument(args.prompt), constraint, settings,
+                                                 args.max_new_tokens, args.seed, args.chat_template)
+    return {"model": args.model, "settings": settings.as_dict(), "seed": args.seed, **result.as_dict(),
+            "seconds": round(time.perf_counter() - start, 3)}
+
+
 def generate_command(args) -> dict:
     if args.chain:
         return chain_commands.generate_command(args)
@@ -75,6 +100,9 @@ def generate_command(args) -> dict:
     n = args.max_new_tokens
     if not 1 <= n <= generation.MAX_NEW_TOKENS_LIMIT:
         raise PlaygroundError(f"max new tokens must be between 1 and {generation.MAX_NEW_TOKENS_LIMIT}.")
+    constraint = constraint_from_args(args)
+    if constraint is not None:
+        return constrained_command(args, settings, constraint)
     session = lab.open_session(args.model, read_text_argument(args.prompt), args.chat_template, MAX_PROMPT_TOKENS)
     start = time.perf_counter()
     records = [record for record, _after in lab.generate(session, settings, n, args.seed, args.stop or ())]
@@ -105,4 +133,8 @@ def register(subparsers) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=20, help="default 20")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--stop", action="append", metavar="STRING", help="stop string (repeatable)")
+    parser.add_argument("--regex", metavar="R", help="constrain the output to a regular expression")
+    parser.add_argument("--json-schema", metavar="FILE", help="constrain the output to a JSON schema (a file; - stdin)")
+    parser.add_argument("--choices", metavar="A,B,C", help="constrain the output to one of these choices")
+    parser.add_argument("--grammar", metavar="FILE", help="constrain the output to a grammar, Lark or GBNF (a file)")
     parser.set_defaults(handler=generate_command)

@@ -152,3 +152,40 @@ def test_max_tokens_leaves_an_incomplete_run(loaded, prompt):
     run = constraints.constrained_generate(loaded, prompt, constraints.parse_constraint("regex", "[a-z]{50}"),
                                            GREEDY, 3)
     assert run.stop == "max_tokens" and not run.complete and len(run.steps) == 3
+
+
+def test_cli_generate_prints_the_output_and_each_steps_mask(tmp_path, capsys):
+    from playground.__main__ import main
+
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(SCHEMA))
+    assert main(["generate", "--model", MODEL, "--temperature", "0", "--max-new-tokens", "60",
+                 "--json-schema", str(schema), "The answer is", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    jsonschema.validate(json.loads(out["text"]), SCHEMA)
+    assert out["complete"] and out["stop_reason"] == "complete" and out["free"]["text"]
+    assert all(1 <= s["allowed_count"] and 0 <= s["removed_mass"] <= 1 for s in out["steps"])
+    assert "".join(s["text"] for s in out["steps"]) == out["text"]
+    assert main(["generate", "--model", MODEL, "--regex", "[0-9", "x"]) == 2
+    assert "regular expression cannot be used" in capsys.readouterr().err
+    assert main(["generate", "--model", MODEL, "--regex", "a", "--choices", "a,b", "x"]) == 2
+    assert "Give one constraint" in capsys.readouterr().err
+
+
+def test_engines_take_what_they_can_and_refuse_the_rest_in_words():
+    from playground.backends import backend_for
+    from playground.engine_config import engine_config
+    from playground.engines.structured import engine_fields
+    from playground.model_spec import ModelSpec
+
+    schema = constraints.parse_constraint("json_schema", json.dumps(SCHEMA))
+    assert engine_fields("llama.cpp", schema) == {"json_schema": SCHEMA}
+    assert engine_fields("llama.cpp", constraints.parse_constraint("choices", "a,b")) == {"grammar": 'root ::= "a" | "b"'}
+    assert engine_fields("vllm", constraints.parse_constraint("regex", "[a-z]+")) == {
+        "structured_outputs": {"regex": "[a-z]+"}}
+    with pytest.raises(PlaygroundError, match="not regular expressions"):
+        engine_fields("llama.cpp", constraints.parse_constraint("regex", "[a-z]+"))
+    spec = ModelSpec(id="fake-ollama", role="base", source="engine", description="fake",
+                     engine=engine_config("ollama", "http://fake:1"))
+    with pytest.raises(PlaygroundError, match="takes no constraint"):
+        backend_for(spec).constrained("Hi", schema, GREEDY, 8, 0)
