@@ -382,6 +382,14 @@ class SamplesResult:
     first_distribution: FilterResult
     steps_done: int
     finished: bool
+    requested: int | None = None  # K asked for, where the memory budget had room for fewer
+
+    @property
+    def budget_note(self) -> str:
+        if self.requested is None or self.requested <= len(self.samples):
+            return ""
+        return (f"{len(self.samples)} samples, not the {self.requested} asked for: the server's memory budget "
+                f"has room for {len(self.samples)} now.")
 
     @property
     def first_token_counts(self) -> dict[int, int]:
@@ -390,6 +398,18 @@ class SamplesResult:
             if sample.token_ids:
                 counts[sample.token_ids[0]] = counts.get(sample.token_ids[0], 0) + 1
         return counts
+
+
+def sample_bytes(loaded: LoadedModel, positions: int) -> int:
+    """About what one more sample of `positions` tokens holds while K samples run: its rows of the
+    KV cache, its logits and probabilities over the vocabulary, and its records."""
+    config = getattr(loaded.model.config, "text_config", None) or loaded.model.config
+    layers = int(getattr(config, "num_hidden_layers", 1) or 1)
+    heads = int(getattr(config, "num_key_value_heads", None) or getattr(config, "num_attention_heads", 1) or 1)
+    head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // max(1, config.num_attention_heads))
+    itemsize = torch.finfo(loaded.dtype).bits // 8 if loaded.dtype.is_floating_point else 4
+    vocab = int(getattr(config, "vocab_size", 0) or 0)
+    return 2 * layers * heads * head_dim * itemsize * positions + 3 * 4 * vocab + 2048 * positions
 
 
 def iter_samples(loaded: LoadedModel, prompt_ids: Sequence[int], settings: SamplingSettings, k: int,

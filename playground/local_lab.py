@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from playground import decoding, generation, prompts, settings
+from playground import decoding, generation, memory_budget, prompts, settings
 from playground.generation import stop_note
 from playground.lru import BoundedLRU
 from playground.models import LoadedModel, load_model
@@ -202,5 +202,8 @@ def generate(session, settings: SamplingSettings, n: int, seed: int,
 
 def samples(session, settings: SamplingSettings, k: int, length: int, seed: int,
             stop_strings: Sequence[str] = ()) -> Iterator[generation.SamplesResult]:
-    return generation.iter_samples(load_model(session.model_id), session.ids, settings, k, length, seed,
-                                   stop_strings)
+    """K samples, K sized by what the memory budget has left (`SamplesResult.requested` says so)."""
+    loaded = load_model(session.model_id)
+    fits = memory_budget.samples_that_fit(k, generation.sample_bytes(loaded, len(session.ids) + length))
+    for result in generation.iter_samples(loaded, session.ids, settings, fits, length, seed, stop_strings):
+        yield replace(result, requested=k) if fits < k else result

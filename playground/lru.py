@@ -4,14 +4,28 @@ Two caches of the playground hold memory that grows with a lecture hall, and bot
 these: the distributions after a sequence (`playground.decoding`, bounded by bytes: a Gemma 3
 distribution is 1 MB) and the lab's KV-cached decoders (`playground.lab`, bounded by count: each
 holds a KV cache). An entry pushed out calls `on_evict(key, value)`, e.g. to hand a decoder's
-static cache back. What it leaves out: time-based expiry (sessions expire in the UI layer).
+static cache back. `clear_all()` empties every one of them (the memory budget's first relief). What
+it leaves out: time-based expiry (sessions expire in the UI layer).
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+
+_every_cache: "weakref.WeakSet[BoundedLRU]" = weakref.WeakSet()
+
+
+def clear_all() -> int:
+    """Empty every bounded cache of the process (`playground.memory_budget` under memory pressure);
+    returns how many entries went. Each refills on demand with the same results."""
+    dropped = 0
+    for cache in list(_every_cache):
+        dropped += len(cache)
+        cache.clear()
+    return dropped
 
 
 class BoundedLRU:
@@ -26,6 +40,7 @@ class BoundedLRU:
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = self.misses = self.evictions = 0  # observed, for tests and benchmarks
+        _every_cache.add(self)
 
     def __len__(self) -> int:
         return len(self._items)

@@ -55,7 +55,7 @@ from transformers import (  # noqa: E402
     PreTrainedTokenizerFast,
 )
 
-from playground import lowbit, model_list, settings
+from playground import lowbit, memory_budget, model_list, settings
 from playground.device import default_dtype, resolve_device
 from playground.errors import PlaygroundError, UnknownIdError
 from playground.model_spec import ModelSpec, Role
@@ -535,6 +535,7 @@ def load_model(model_id: str, device: str | None = None) -> LoadedModel:
             eos_token_ids=_eos_ids(model, tokenizer), weights=weights, weights_note=weights_note,
         )
         _LOADED[model_id] = loaded
+        memory_budget.note_models_loaded()  # the automatic budget grows with the models held
         return loaded
 
 

@@ -340,6 +340,8 @@ def _samples_outputs(run: SamplesRun, plot: bool = True, running: bool = False):
         progress = f"<div class='gen-note'>Stopped: you pressed Stop after step {result.steps_done} of {run.length}.</div>"
     else:
         progress = "" if result.finished else f"<div class='gen-note'>step {result.steps_done} of {run.length}…</div>"
+    if result.budget_note:
+        progress = f"<div class='gen-note'>{html_escape(result.budget_note)}</div>" + progress
     html = generated_html.samples_html(result.samples, generation.STOP_REASONS, stopped=run.stopped,
                                        hover=not running)
     if running:
@@ -349,6 +351,7 @@ def _samples_outputs(run: SamplesRun, plot: bool = True, running: bool = False):
                            for s in result.samples],
                "first_token_counts": {str(t): c for t, c in result.first_token_counts.items()},
                "finished": result.finished, "stopped_by_user": run.stopped, "seed": run.seed,
+               "requested_samples": result.requested or len(result.samples),
                "settings": run.settings.as_dict()}
     return progress + html, figure, summary
 

@@ -48,7 +48,8 @@ import re
 import gradio as gr
 from gradio.exceptions import ComponentProcessingError
 
-from playground import settings
+from playground import memory_budget, settings
+from playground.errors import PlaygroundError
 from playground.ui import attribution_tab
 from playground.ui import (beam_tab, chat_tab, class_room, common, exports, guard_routes, inside_tab, lecture_tab,
                            link_wiring, presenter, queue_guard, sampling_tab, tokenizer_tab)
@@ -112,6 +113,12 @@ class PlaygroundBlocks(gr.Blocks):
                           event_id=None, *args, **kwargs):
         if iterator is None and self.queue_guard is not None:  # an event's first call: it just left the queue
             self.queue_guard.check_start(self, event_id)
+        if iterator is None and getattr(block_fn, "concurrency_id", None) == "heavy":
+            try:  # near the memory budget the caches are emptied, then a new heavy request is refused
+                memory_budget.admit("a long request (generation, samples, beams, training)")
+            except PlaygroundError as exc:
+                refused_log.info("refused %s: %s", handler_key(block_fn) or "?", str(exc)[:200])
+                raise gr.Error(str(exc), title="Short of memory", duration=15, print_exception=False) from None
         try:
             return await super().process_api(block_fn, inputs, state, request, iterator, session_hash, event_id,
                                              *args, **kwargs)
