@@ -6,6 +6,11 @@
   const { floor: FLOOR, keys } = window.playgroundPresenterSettings;  // set by presenter.head()
   const root = document.documentElement;
   const presenting = () => root.classList.contains('playground-present');
+  // Whether the keyboard is writing into a field: a text box, a number box, a list, an editable
+  // element. A slider, a checkbox or a button that has the focus after a click is not typing, so the
+  // shortcuts keep working after the presenter moved a slider.
+  const typing = (el) => !!el && (el.isContentEditable || /TEXTAREA|SELECT/.test(el.tagName)
+    || (el.tagName === 'INPUT' && !/^(range|checkbox|radio|button|submit|reset|color)$/.test(el.type)));
   const setPresent = (on) => {
     root.classList.toggle('playground-present', !!on);
     document.body && document.body.classList.toggle('playground-present', !!on);
@@ -46,9 +51,18 @@
     walk(gd.layout, '');
     if (!gd.layout.font || small(gd.layout.font.size)) { layout['font.size'] = FLOOR; layoutFonts.push((gd.layout.font || {}).size || 12); }
     (gd.layout.annotations || []).forEach((a, i) => { if (small((a.font || {}).size)) { layout['annotations[' + i + '].font.size'] = FLOOR; layoutFonts.push((a.font || {}).size || 12); } });
-    // Larger tick labels need room: axes push their titles out (automargin), colour bars put theirs aside.
-    for (const key of Object.keys(gd.layout)) {
-      if (/^[xy]axis\d*$/.test(key) && gd.layout[key] && gd.layout[key].visible !== false) layout[key + '.automargin'] = true;
+    // Larger tick labels need room: axes push their titles out (automargin), colour bars put theirs
+    // aside. Automargin makes a redraw about five times as slow (170 ms against 35 ms for the
+    // sampling chart at device scale 1.5), so a chart drawn again in the same place (a stream's next
+    // chart) gets the margins the first one found, fixed, and no automargin.
+    const holder = gd.closest('[id]') || gd;  // Gradio draws each new chart in a new element
+    const kept = holder.__presenterMargins;
+    if (kept) {
+      for (const side of ['l', 'r', 't', 'b']) layout['margin.' + side] = kept[side];
+    } else {
+      for (const key of Object.keys(gd.layout)) {
+        if (/^[xy]axis\d*$/.test(key) && gd.layout[key] && gd.layout[key].visible !== false) layout[key + '.automargin'] = true;
+      }
     }
     for (const key of Object.keys(gd.layout)) {
       if (/^coloraxis\d*$/.test(key)) layout[key + '.colorbar.title.side'] = 'right';
@@ -69,17 +83,23 @@
       }
     });
     gd.__presented = gd.layout;
-    gd.__raising = true;  // until the restyle and relayout below are drawn
-    const relayout = () => Object.keys(layout).length ? window.Plotly.relayout(gd, layout) : null;
-    Promise.resolve(traces.length ? window.Plotly.restyle(gd, data, traces).then(relayout) : relayout())
+    gd.__raising = true;  // until the update below is drawn
+    // One Plotly.update (one redraw) for the traces' and the layout's changes: a restyle then a
+    // relayout drew the chart twice more after each new chart, which starved a streaming page.
+    Promise.resolve(traces.length || Object.keys(layout).length
+      ? window.Plotly.update(gd, traces.length ? data : {}, layout, traces.length ? traces : undefined) : null)
+      .then(() => {
+        const size = gd._fullLayout && gd._fullLayout._size;
+        // the margins automargin found, for the next chart of the same kind drawn here
+        if (!kept && size) holder.__presenterMargins = { l: Math.ceil(size.l), r: Math.ceil(size.r), t: Math.ceil(size.t), b: Math.ceil(size.b) };
+      })
       .finally(() => { gd.__raising = false; });
   };
   const follow = () => {
     const id = window.playgroundFollow;
     const el = id && document.getElementById(id);
     if (!el || !presenting() || el.offsetParent === null) return;
-    const active = document.activeElement;
-    if (active && /INPUT|TEXTAREA/.test(active.tagName)) return;
+    if (typing(document.activeElement)) return;
     const box = el.getBoundingClientRect();
     if (box.top < 0 || box.bottom > window.innerHeight) el.scrollIntoView({ block: box.height > window.innerHeight ? 'start' : 'nearest' });
   };
@@ -123,9 +143,9 @@
 
   // Keyboard shortcuts: press the selected tab's button (never while typing).
   document.addEventListener('keydown', (event) => {
-    const t = event.target;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
-    if (t && (/INPUT|TEXTAREA|SELECT/.test(t.tagName) || t.isContentEditable)) return;
+    if (typing(event.target)) return;
+    if (event.target.type === 'range' && /^Arrow/.test(event.key)) return;  // the arrows move the slider
     const key = event.key === 'ArrowRight' ? '→' : event.key === 'ArrowLeft' ? '←' : event.key.toLowerCase();
     const id = keys[key];
     if (!id) return;

@@ -45,12 +45,16 @@ def frame_stats(gaps: list[float], seconds: float) -> dict:
             "gap_p90_ms": round(ordered[int(len(ordered) * 0.9)]), "gap_max_ms": round(ordered[-1])}
 
 
-def open_lab(browser, url: str, greedy: bool):
-    """A new page on the sampling lab with the default prompt's distribution shown."""
-    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+def open_lab(browser, url: str, greedy: bool, present: bool = False):
+    """A new page on the sampling lab with the default prompt's distribution shown (in presenter
+    mode at 1280x720, device scale 1.5, with `present`)."""
+    if present:
+        context = browser.new_context(viewport={"width": 1280, "height": 720}, device_scale_factor=1.5)
+    else:
+        context = browser.new_context(viewport={"width": 1600, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(600_000)
-    page.goto(url)
+    page.goto(url + ("?present=1" if present else ""))
     page.get_by_role("tab", name="Sampling lab").click()
     if greedy:
         page.locator("#sampling-preset-greedy").click()
@@ -59,21 +63,22 @@ def open_lab(browser, url: str, greedy: bool):
     return context, page
 
 
-def measure(browser, interval: str, tokens: int, window: float) -> dict:
+def measure(browser, interval: str, tokens: int, window: float, present: bool = False) -> dict:
     url, process = start_app({"PLAYGROUND_PLOT_INTERVAL": interval}, log_name=f"bench-page-{interval}.log")
     try:
-        context, page = open_lab(browser, url, greedy=True)
+        context, page = open_lab(browser, url, greedy=True, present=present)
         set_number(page, "sampling-n", tokens)
         page.locator("#sampling-generate").click()
         windows = {}
-        for at in (10, tokens // 2):
+        for at in (8, tokens // 2):
             page.wait_for_function(f"(n) => document.querySelectorAll('{TOKENS}').length >= n", arg=at)
             windows[f"from_token_{at}"] = frame_stats(page.evaluate(FRAMES_JS, window), window)
         started = time.perf_counter()
         page.locator("#sampling-stop-generate").click()
         click_s = time.perf_counter() - started
         context.close()
-        return {"plot_interval_s": float(interval), "windows": windows, "stop_click_s": round(click_s, 2)}
+        return {"plot_interval_s": float(interval), "presenter_mode": present, "windows": windows,
+                "stop_click_s": round(click_s, 2)}
     finally:
         stop_app(process)
 
@@ -110,16 +115,20 @@ def main() -> None:
     parser.add_argument("--samples", type=int, nargs=2, default=[64, 100], metavar=("K", "LENGTH"))
     parser.add_argument("--samples-step", type=int, default=10, help="measure from this samples step on")
     parser.add_argument("--only-samples", action="store_true", help="skip the Generate N comparison")
+    parser.add_argument("--only-generate", action="store_true", help="skip Draw K samples")
+    parser.add_argument("--present", action="store_true", help="presenter mode at 1280x720, device scale 1.5")
+    parser.add_argument("--paced", default="0.5", help="the paced run's PLAYGROUND_PLOT_INTERVAL")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        samples = measure_samples(browser, *args.samples, args.window, args.samples_step)
-        report = {"bench": "page", "model": "default (sampling lab)", "samples": samples}
+        report = {"bench": "page", "model": "default (sampling lab)"}
+        if not args.only_generate:
+            report["samples"] = measure_samples(browser, *args.samples, args.window, args.samples_step)
         if not args.only_samples:
-            every = measure(browser, "0", args.tokens, args.window)
-            paced = measure(browser, "0.5", args.tokens, args.window)
+            every = measure(browser, "0", args.tokens, args.window, args.present)
+            paced = measure(browser, args.paced, args.tokens, args.window, args.present)
             ratios = {name: round(paced["windows"][name]["frames_per_s"]
                                   / max(every["windows"][name]["frames_per_s"], 0.1), 1) for name in every["windows"]}
             report.update({"tokens": args.tokens, "chart_every_token": every, "chart_paced": paced,

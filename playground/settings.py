@@ -42,7 +42,7 @@ FIELDS: dict[str, tuple[str, object, str]] = {
     "fastpath": ("PLAYGROUND_FASTPATH", "auto", "static cache and CUDA graphs: auto (CUDA only), 1 (forced), 0 (off)"),
     "weights": ("PLAYGROUND_WEIGHTS", "fp32", "CPU weights of GGUF models: fp32 (dequantized: the reference), int4 (the file's own blocks on torch's int4 kernel, bfloat16 activations; two routes to one distribution then differ by up to ~1e-2 in a probability)"),
     "memory_budget_mb": ("PLAYGROUND_MEMORY_BUDGET_MB", 0.0, "the server's memory budget in MB: caches are emptied near it, then new heavy requests refused (0: 2.5x its memory with the models loaded)"),
-    "plot_interval": ("PLAYGROUND_PLOT_INTERVAL", 0.5, "seconds between charts while the sampling lab streams"),
+    "plot_interval": ("PLAYGROUND_PLOT_INTERVAL", 1.0, "seconds between charts while the sampling lab streams"),
     "start_token": ("PLAYGROUND_START_TOKEN", "model", "start tokens before a plain text: model (its tokenizer's and llama.cpp's), always, none"),
     "fault_injection": ("PLAYGROUND_FAULT_INJECTION", "", "drills: forward:every=N fails every Nth model call as out of memory"),
     "models_file": ("PLAYGROUND_MODELS_FILE", "", "a TOML file of models added to the built-in ones (flag --models-file)"),
@@ -80,7 +80,7 @@ class Settings:
     fastpath: str = "auto"
     weights: str = "fp32"
     memory_budget_mb: float = 0.0
-    plot_interval: float = 0.5
+    plot_interval: float = 1.0
     start_token: str = "model"
     fault_injection: str = ""
     models_file: str = ""

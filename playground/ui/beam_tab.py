@@ -41,13 +41,34 @@ CSS = """
 def _search_settings(num_beams, max_new_tokens, length_penalty, early_stopping, num_return) -> beam.BeamSettings:
     """Settings from widget values: numbers clamped to the sliders' ranges, anything else a clear message
     (`BeamSettings` checks the rest when built)."""
+    beams = clamp_int(num_beams, "Beams", 1, beam.MAX_BEAMS)
     return beam.BeamSettings(
-        clamp_int(num_beams, "Beams", 1, beam.MAX_BEAMS),
+        beams,
         clamp_int(max_new_tokens, "Max new tokens", 1, beam.MAX_NEW_TOKENS),
         clamp_float(length_penalty, "Length penalty", -10.0, 10.0),
         early_stopping,
-        clamp_int(num_return, "Returned sequences", 1, beam.MAX_BEAMS),
+        min(clamp_int(num_return, "Returned sequences", 1, beam.MAX_BEAMS), beams),  # at most the beams
     )
+
+
+def _returns_note(num_return, settings: beam.BeamSettings) -> str:
+    """What the summary says when more sequences were asked for than there are beams."""
+    try:
+        asked = int(float(num_return))
+    except (TypeError, ValueError):
+        return ""
+    if asked <= settings.num_return_sequences:
+        return ""
+    return (f"Returned sequences: {asked} asked for, {settings.num_return_sequences} returned "
+            f"(a search with {settings.num_beams} beam{'s' if settings.num_beams != 1 else ''} "
+            f"returns at most {settings.num_beams}).")
+
+
+def returns_within_beams(num_beams, num_return):
+    """Keep the returned-sequences slider at most the beams when the beams slider moves."""
+    beams = clamp_int(num_beams, "Beams", 1, beam.MAX_BEAMS)
+    returns = clamp_int(num_return, "Returned sequences", 1, beam.MAX_BEAMS)
+    return gr.update(value=min(returns, beams)) if returns > beams else gr.skip()
 
 
 @user_errors
@@ -73,13 +94,14 @@ def run_search(prompt, model_id, chat_template, num_beams, max_new_tokens, lengt
     figure = beam_figure(result, upto_step=upto, collapse_pruned=bool(collapse),
                          show_greedy=bool(compare_greedy), show_sampled=bool(compare_sampled))
     step_slider = gr.Slider(minimum=0, maximum=result.steps, value=upto, step=1, interactive=True)
-    return result, figure, step_slider, summary_rows(result), summary(result)
+    return result, figure, step_slider, summary_rows(result), summary(result, _returns_note(num_return, settings))
 
 
-def summary(result: beam.BeamResult) -> str:
-    """The summary paragraph, after a line saying the search ran on an engine where it did."""
+def summary(result: beam.BeamResult, note: str = "") -> str:
+    """The summary paragraph, after a line saying the search ran on an engine where it did (and `note`)."""
     text = summary_markdown(result)
-    return f"{html.escape(result.engine_note)}\n\n{text}" if result.engine_note else text
+    lines = [html.escape(line) for line in (result.engine_note, note) if line]
+    return "\n\n".join([*lines, text])
 
 
 @user_errors
@@ -141,12 +163,12 @@ def build() -> link_wiring.TabLink:
             chat_template = gr.Checkbox(first.chat_template, label="Wrap the prompt in the chat template")
     s = first.settings
     with gr.Row():
-        num_beams = gr.Slider(1, beam.MAX_BEAMS, value=s.num_beams, step=1, label="Beams")
+        num_beams = gr.Slider(1, beam.MAX_BEAMS, value=s.num_beams, step=1, label="Beams", elem_id="beam-beams")
         max_new_tokens = gr.Slider(1, beam.MAX_NEW_TOKENS, value=s.max_new_tokens, step=1, label="Max new tokens")
         length_penalty = gr.Slider(-2.0, 3.0, value=s.length_penalty, step=0.1,
                                    label="Length penalty (score = log p / length ^ L)")
         num_return = gr.Slider(1, beam.MAX_BEAMS, value=s.num_return_sequences, step=1,
-                               label="Returned sequences (at most the beams)")
+                               label="Returned sequences (at most the beams)", elem_id="beam-returns")
     with gr.Row():
         early_stopping = gr.Radio(EARLY_STOPPING_LABELS, value="false", label="Early stopping", scale=3)
         compare_greedy = gr.Checkbox(first.compare_greedy, label="Compare: greedy path", scale=1)
@@ -173,6 +195,8 @@ def build() -> link_wiring.TabLink:
     search_outputs = [result_state, tree, step, table, summary]
     link_step = gr.State(link_wiring.LateValue())  # a link's replay step, applied once its search has run
     run_button.click(run_search, [*search_inputs, link_step], search_outputs, api_name="beam_search")
+    num_beams.change(returns_within_beams, [num_beams, num_return], num_return, api_name=False, queue=False,
+                     show_progress="hidden")
     gr.on([step.input, collapse.change, compare_greedy.change, compare_sampled.change], redraw,
           [result_state, step, collapse, compare_greedy, compare_sampled], tree, api_name="beam_redraw",
           trigger_mode="always_last", show_progress="hidden")

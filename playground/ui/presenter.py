@@ -10,7 +10,9 @@ page, and the chart's height grows in proportion so rows keep their spacing).
 Results come into view as they arrive: the result a link or a tab's first visit asked for is
 scrolled to once it is drawn, and in presenter mode again whenever it changes while it is not
 fully visible (never while the presenter is typing). Keyboard shortcuts (listed in the app, see
-`SHORTCUTS`) press the selected tab's buttons; they never fire while a text box has the focus.
+`SHORTCUTS`) press the selected tab's buttons; they never fire while a text box has the focus (a
+slider, checkbox or button with the focus is not typing: the shortcuts work after a slider was
+moved, except the arrows, which move the focused slider).
 
 The script is `assets/presenter.js` (`head()` puts it in the page with its settings);
 `window.playgroundChartsSettled(root)` says whether every chart under `root` is drawn as presenter

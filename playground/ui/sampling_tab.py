@@ -27,13 +27,14 @@ be stopped with the Stop buttons, which press the tab's per-session `StopSignal`
 mark the outputs as failed): the stream ends after its current token with a last view that says
 "you pressed Stop", the tokens generated so far stay, and its queue slot is freed.
 
-Streaming draws the chart at most every `PLOT_INTERVAL_SECONDS` (0.5 s; env
-`PLAYGROUND_PLOT_INTERVAL`): the browser re-renders a Plotly chart in about 250 ms on a 2-core
-machine, so a chart per token (10-20 a second) kept the page busy: 2.5-4 frames a second, and a
-click on Stop took 22 s to land late in a 200-token run (17-24 frames a second and 0.5 s paced;
-`bench/bench_page.py`). The text, the numbers and the token list still follow every token; the
-chart's title says which step it shows, and the stream's last view (or the view after Stop) always
-has the final chart. "Draw K samples" paces its running views the same way and keeps them light:
+Streaming keeps the page responsive (issue 23: a page busy drawing took 10-22 s to take a click on
+Stop): the chart is drawn at most every `PLOT_INTERVAL_SECONDS` (1 s; env `PLAYGROUND_PLOT_INTERVAL`;
+a Plotly chart costs the browser 80-170 ms to draw at presenter scale, several times that on a
+loaded 2-core machine), the text and the numbers `TEXT_VIEWS_PER_CHART` times as often (tokens in
+between arrive with the next view), and the token list and the details JSON only with a chart (both
+grow with every token and were sent and redrawn with each one). The chart's title says which step
+it shows, and the stream's last view (or the view after Stop) always has everything
+(`bench/bench_page.py`). "Draw K samples" paces its running views the same way and keeps them light:
 no hover cards and no JSON (64 samples x 100 tokens of them are megabytes, which were sent again
 with every step and froze the page for seconds); the histogram is drawn after the first step, which
 fixes it. The finished view, or the one after Stop, has everything.
@@ -62,7 +63,7 @@ from playground.limits import clamp_int
 from playground.html import generated as generated_html
 from playground.models import get_spec
 from playground.plots import sampling as sampling_plots
-from playground.ui import link_wiring
+from playground.ui import constraint_section, link_wiring
 from playground.ui.common import StopPressed, StopSignal, connect_stop, model_choices, user_errors
 from playground.ui.exports import data_downloads
 from playground.ui.controls import (SamplingControls, preset_values, sampling_controls, seed_from_value,
@@ -79,6 +80,7 @@ MAX_STOP_CHARS = 200
 STOPPED_BY_USER = lab.STOPPED_BY_USER
 STOP_WAIT_SECONDS = 30.0  # how long the view after Stop waits for the stream to finish its step
 PLOT_INTERVAL_SECONDS = settings.current().plot_interval
+TEXT_VIEWS_PER_CHART = 4  # streaming: the text and the numbers up to 4 times per chart (4 a second)
 HINT = "Press “Show distribution” to run the model once on the prompt; every control after that only re-filters."
 
 
@@ -135,9 +137,11 @@ def _details(view: lab.LabView, tokens: list[dict]) -> dict:
 
 
 def _outputs(session: lab.LabSession | None, settings: sampling.SamplingSettings, top_n, log_scale,
-             plot: bool = True, ranked: sampling.RankedLogits | None = None):
+             plot: bool = True, ranked: sampling.RankedLogits | None = None, light: bool = False):
     """(session, figure, numbers, token dropdown, generated HTML, details) for the session;
-    without `plot` the figure is `gr.skip()` (the page keeps the chart it has)."""
+    without `plot` the figure is `gr.skip()` (the page keeps the chart it has); a `light` view
+    (a streamed step between charts) also skips the token dropdown and the details JSON, which grow
+    with every generated token and would be sent and redrawn again with each step."""
     if session is None:
         return (None, None, HINT, gr.update(choices=[], value=None),
                 generated_html.generated_html("", [], empty_note=HINT), {})
@@ -154,6 +158,10 @@ def _outputs(session: lab.LabSession | None, settings: sampling.SamplingSettings
                                          start=view.start_labels)
     return (session, figure, _numbers_html(view), gr.update(choices=choices, value=choices[0][1]),
             html, _details(view, tokens))
+
+
+def _now() -> float:
+    return time.monotonic()
 
 
 class StreamPacer:
@@ -289,13 +297,16 @@ def generate_n(state, n, stop, top_n, log_scale, temperature, top_k, top_p, min_
     steps = lab.generate(session, settings, n, seed, stops)
     try:
         for _record, ranked in steps:
-            chart_behind = not chart_due()
-            yield _outputs(session, settings, top_n, log_scale, plot=not chart_behind, ranked=ranked)
+            if not text_due():
+                behind = True
+                continue
+            behind = not chart_due()
+            yield _outputs(session, settings, top_n, log_scale, plot=not behind, ranked=ranked, light=behind)
     except StopPressed:
-        chart_behind = True
+        behind = True
     finally:  # closing it keeps the tokens, notes a Stop (STOPPED_BY_USER) and lets go of the session
         steps.close()
-    if chart_behind:  # the last view always has the final chart (and says why the run ended)
+    if behind:  # the last view always has everything (and says why the run ended)
         yield _outputs(session, settings, top_n, log_scale)
 
 
@@ -448,6 +459,7 @@ def build() -> link_wiring.TabLink:
         samples_json = gr.JSON(label="samples (JSON)", visible="hidden")
     with gr.Accordion("Details (JSON)", open=False):
         details = gr.JSON(label="top tokens and generated records", elem_id="sampling-details")
+    constraint_section.build(model, chat_template, prompt, controls)  # structured outputs as a mask (issue 26)
     clicked = gr.Textbox(visible="hidden", elem_id="sampling-click-id")
     clicked_button = gr.Button("append clicked", visible="hidden", elem_id="sampling-click-button")
 
@@ -519,7 +531,7 @@ def tab_link(model, chat_template, prompt, top_n, log_scale, controls: SamplingC
     )
 
 
-CSS = generated_html.GENERATED_CSS + """
+CSS = generated_html.GENERATED_CSS + constraint_section.CSS + """
 .sampling-numbers-table { font-size: 1.15rem; border-collapse: collapse; width: 100%; }
 .sampling-prompt-note { font-size: 1.05rem; color: #8a4b00; margin: 0 0 6px; }
 .sampling-numbers-table td { padding: 5px 10px; border-bottom: 1px solid #ddd; }

@@ -79,10 +79,13 @@ def test_redraw_replays_from_the_stored_search(client):
     assert not any("greedy path" in n for n in names)  # hidden
 
 
-def test_bad_settings_give_a_message(client):
-    with pytest.raises(Exception) as error:
-        _search(client, num_beams=2, num_return=5)
-    assert "number of beams" in str(error.value)
+def test_more_returned_sequences_than_beams_run_with_the_beams_and_say_so(client):
+    """A link or an API call with `returns` above `beams` (the page's slider follows the beams) runs
+    with as many returned sequences as beams and says so in the summary, never an error."""
+    _figure_out, _step, table, summary = _search(client, num_beams=2, num_return=5, max_new_tokens=3,
+                                                 compare_greedy=False, compare_sampled=False)
+    assert "5 asked for, 2 returned" in summary, summary
+    assert len([row for row in table["data"] if row[0].startswith("beam")]) == 2, table["data"]
 
 
 @pytest.mark.parametrize("overrides,expected", [

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from playground import lecture
-from tests.conftest import ARTIFACTS, screenshot, select_tab, wait_until
+from tests.conftest import ARTIFACTS, screenshot, select_tab, set_number, wait_until
 
 VIEWPORT = {"width": 1280, "height": 720}
 TIMES: dict[str, float] = {}
@@ -153,7 +153,7 @@ def test_every_demo_opens_ready_in_view(hall_page, app_url, demo):
     assert not page.errors, page.errors
     selected = page.locator('button[role="tab"][aria-selected="true"]').inner_text().strip()
     assert selected == {"tokenizer": "Tokenizer", "chat": "Base vs chat", "sampling": "Sampling lab",
-                        "beam": "Beam search", "inside": "Inside the model"}[demo.tab]
+                        "beam": "Beam search", "inside": "Inside the model", "why": "Why this token?"}[demo.tab]
     box = in_viewport(page, view_id)
     assert box is not None and box["height"] > 20, f"#{view_id} is not shown"
     assert box["top"] >= -1 and box["bottom"] <= box["vh"] + 1 and box["left"] >= -1 and box["right"] <= box["vw"] + 1, \
@@ -279,8 +279,35 @@ def test_shortcuts_press_the_selected_tabs_buttons(page, app_url):
     page.wait_for_function("document.querySelector('#sampling-generated .gen-root').dataset.tokens === '1'")
     page.keyboard.press("u")
     page.wait_for_function("document.querySelector('#sampling-generated .gen-root').dataset.tokens === '0'")
+    # a slider that has the focus after the presenter moved it is not typing: the shortcuts still work
+    page.locator("#sampling-top-n input[type=range]").focus()
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate("document.activeElement.type") == "range"
+    page.keyboard.press("n")
+    page.wait_for_function("document.querySelector('#sampling-generated .gen-root').dataset.tokens === '1'")
     select_tab(page, "Lecture")
     assert page.locator("#lecture-shortcuts").inner_text().count("Sampling lab") >= 2
+
+
+def test_returned_sequences_follow_the_beams_without_an_error(page, app_url):
+    """A link with fewer beams than the preset's returned sequences, then the Beams slider lowered
+    below them: the returned-sequences slider follows, the search runs, no error badge."""
+    open_link(page, app_url, "tab=beam&beams=2&tokens=3&greedy=0&sampled=0")
+    returns = page.locator("#beam-returns input[type=number]")
+    wait_until(page, "() => document.querySelector('#beam-returns input[type=number]').value === '2'",
+               "the returned sequences lowered to the link's 2 beams",
+               "() => document.querySelector('#beam-returns input[type=number]').value")
+    assert not error_badges(page), error_badges(page)
+    page.wait_for_function("document.querySelector('#beam-sequences').innerText.includes('beam #2')")
+    set_number(page, "beam-returns", 2)
+    set_number(page, "beam-beams", 1)
+    wait_until(page, "() => document.querySelector('#beam-returns input[type=number]').value === '1'",
+               "the returned sequences lowered to 1 beam", "() => document.querySelector('#beam-returns input[type=number]').value")
+    page.locator("#beam-run").click()
+    page.wait_for_function("!document.querySelector('#beam-sequences').innerText.includes('beam #2')", timeout=120_000)
+    page.server_calls.wait_idle("the search with one beam")
+    assert returns.input_value() == "1"
+    assert not error_badges(page), error_badges(page)
 
 
 def test_a_beam_link_opens_at_its_replay_step_and_copies_it(page, app_url):
