@@ -134,20 +134,49 @@ def test_server_keeps_serving_after_faults(faulty_app):
     assert 'data-count="10"' in counts
 
 
-def test_runaway_request_is_cut_off_by_the_time_limit():
+@pytest.fixture(scope="module")
+def limited_app():
     url, process = start_app({"PLAYGROUND_REQUEST_TIMEOUT": "2"}, log_name="timeout-app.log")
-    try:
-        client = Client(url, verbose=False)
-        for _ in range(5):  # the first request also loads the model, which can take longer than 2 s
-            if attempt(lambda: client.predict(MODEL, False, "Once upon a time", 10, False, *GREEDY,
-                                              api_name="/sampling_distribution"))[0] == "ok":
-                break
-        with pytest.raises(AppError, match="ran past its time limit \\(2 s\\)"):
-            client.predict(200, "", 10, False, 1.0, 0, 1.0, 0.0, "transformers", 1, api_name="/sampling_generate")
-        with pytest.raises(AppError, match="ran past its time limit"):
-            client.predict(64, 100, "", 10, 1.0, 0, 1.0, 0.0, "transformers", 1, api_name="/sampling_samples")
-        # the server goes on serving, and the cut-off session still works
-        out = client.predict(10, False, *GREEDY, 1, api_name="/sampling_next_token")
-        assert len(_json(out[-1])["generated"]) >= 1
-    finally:
-        stop_app(process)
+    client = Client(url, verbose=False)
+    for _ in range(5):  # the first request also loads the model, which can take longer than 2 s
+        if attempt(lambda: client.predict(MODEL, False, "Once upon a time", 10, False, *GREEDY,
+                                          api_name="/sampling_distribution"))[0] == "ok":
+            break
+    yield url, client
+    stop_app(process)
+
+
+def test_runaway_request_is_cut_off_by_the_time_limit(limited_app):
+    _, client = limited_app
+    with pytest.raises(AppError, match="ran past its time limit \\(2 s\\)"):
+        client.predict(200, "", 10, False, 1.0, 0, 1.0, 0.0, "transformers", 1, api_name="/sampling_generate")
+    with pytest.raises(AppError, match="ran past its time limit"):
+        client.predict(64, 100, "", 10, 1.0, 0, 1.0, 0.0, "transformers", 1, api_name="/sampling_samples")
+    # the server goes on serving, and the cut-off session still works
+    out = client.predict(10, False, *GREEDY, 1, api_name="/sampling_next_token")
+    assert len(_json(out[-1])["generated"]) >= 1
+
+
+LONG_TEXT = "The lighthouse keeper counted the ships that passed through the narrow strait at night. " * 60
+# (api name, arguments): each heavy kind, sized to run well past 2 s on this CPU (BPE training is not
+# here: at its caps, 100 KB and 2,000 merges, it ends within 2 s; tests/unit/test_bpe*.py check its deadline)
+HEAVY_KINDS = {
+    "beam_search": ("/beam_search", ("Once upon a time", MODEL, False, 8, 40, 1.0, "never", 1, True, True, 5, False)),
+    "teacher_forcing": ("/teacher_forcing", (LONG_TEXT * 2, "gemma-3-270m", MODEL)),
+    "converse": ("/converse", ("Tell me a long story about the sea.", "", MODEL, "gemma-3-270m", "conversation_text",
+                               400, 1.0, 0, 1.0, 0.0, "transformers", 1)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HEAVY_KINDS))
+def test_every_heavy_kind_stops_at_the_time_limit_with_a_message(limited_app, kind):
+    """Each heavy kind is cut off by the limit in words, never a traceback, and the server serves on
+    (how long past the limit each stops: bench/bench_hostile.py --deadlines)."""
+    url, _ = limited_app
+    client = Client(url, verbose=False)  # its own session: no per-session heavy share in the way
+    api_name, args = HEAVY_KINDS[kind]
+    with pytest.raises(AppError) as error:
+        client.predict(*args, api_name=api_name)
+    assert "ran past its time limit (2 s)" in str(error.value), str(error.value)[:300]
+    out = client.predict(MODEL, False, "Once upon a time", 10, False, *GREEDY, api_name="/sampling_distribution")
+    assert _json(out[-1])["tokens"]
