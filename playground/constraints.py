@@ -186,7 +186,7 @@ def allowed_tokens(matcher, vocab_size: int) -> torch.Tensor:
 
 def masked_logits(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
     """logits where the grammar allows the token, -inf elsewhere (a new tensor)."""
-    return torch.where(allowed, logits, torch.tensor(float("-inf"), dtype=logits.dtype))
+    return logits.masked_fill(~allowed, float("-inf"))
 
 
 @dataclass(frozen=True)
