@@ -171,7 +171,7 @@ HEAVY_KINDS = {
 @pytest.mark.parametrize("kind", sorted(HEAVY_KINDS))
 def test_every_heavy_kind_stops_at_the_time_limit_with_a_message(limited_app, kind):
     """Each heavy kind is cut off by the limit in words, never a traceback, and the server serves on
-    (how long past the limit each stops: bench/bench_hostile.py --deadlines)."""
+    (how long past the limit each stops, BPE training included: bench/bench_hostile.py, its deadlines phase)."""
     url, _ = limited_app
     client = Client(url, verbose=False)  # its own session: no per-session heavy share in the way
     api_name, args = HEAVY_KINDS[kind]
