@@ -59,6 +59,21 @@ def chain_next_token(model_id: str, prompt: str, chain: Chain, chat_template: bo
     return loaded, ids, run_chain(chain, ranked.logits, Context.of(ids, rng=rng, token_text=token_texts(loaded)))
 
 
+def chain_after(model_id: str, ids: Sequence[int], prompt_length: int, chain: Chain) -> tuple[list[dict], ChainRun]:
+    """The chain on the cached distribution after `ids` (the lab's session: no model call when the lab
+    has shown it), XTC's coin as generation would draw it at this position; the stage rows carry
+    their top tokens' text."""
+    loaded = chain_model(model_id)
+    with limits.deadline():
+        ranked = decoding.ranked_after(loaded, list(ids))
+    _u, rng = step_draws(0, len(ids) - prompt_length)
+    run = run_chain(chain, ranked.logits, Context.of(ids, prompt_length, rng=rng, token_text=token_texts(loaded)))
+    rows = run.as_dict()["stages"]
+    for row in rows:
+        row["top"] = [dict(t, text=display_text(token_bytes(loaded.tokenizer, t["id"]))) for t in row["top"]]
+    return rows, run
+
+
 @dataclass(frozen=True)
 class ChainStep:
     """One generated token: the uniform number that picked it, its probability under the chain and

@@ -384,3 +384,58 @@ def llama_cpp_request(chain: Chain) -> dict:
     if "temperature" not in fields:
         fields["temperature"] = 1.0  # llama-server treats temperature <= 0 as greedy whatever the chain
     return fields
+
+
+# What "add a sampler" puts in the chain: each family switched on at a value worth seeing.
+ADD_DEFAULTS: dict[str, str] = {
+    "penalties": "repeat_penalty=1.1;repeat_last_n=64", "repetition_penalty": "repetition_penalty=1.2",
+    "openai_penalties": "openai_presence_penalty=0.5;openai_frequency_penalty=0.5",
+    "no_repeat_ngram_size": "no_repeat_ngram_size=3", "dry": "dry_multiplier=0.8", "top_n_sigma": "top_n_sigma=1.0",
+    "top_k": "top_k=40", "typical_p": "typical_p=0.95", "top_p": "top_p=0.9", "min_p": "min_p=0.05",
+    "epsilon_cutoff": "epsilon_cutoff=0.0003", "eta_cutoff": "eta_cutoff=0.0003",
+    "xtc": "xtc_probability=0.5;xtc_threshold=0.1", "temperature": "temperature=0.8",
+    "dynatemp": "temperature=0.8;dynatemp_range=0.5;dynatemp_exponent=1.0",
+    "mirostat": "mirostat=2;mirostat_tau=5.0;mirostat_eta=0.1",
+}
+
+
+def _family_of(stage) -> str:
+    return "temperature" if stage.name == "dynatemp" else PARAMS[next(iter(stage.params()))][0].key
+
+
+def add_stage(chain: Chain, sampler: str) -> Chain:
+    """`chain` with `sampler` (a key of `ADD_DEFAULTS`) appended, switched on (mirostat stays last)."""
+    if sampler not in ADD_DEFAULTS:
+        raise PlaygroundError(f"Unknown sampler {sampler!r}. Known: {', '.join(ADD_DEFAULTS)}.")
+    stage = parse_chain(ADD_DEFAULTS[sampler]).stages[0]
+    same = [s for s in chain.stages if _family_of(s) == _family_of(stage)]
+    if same:
+        raise PlaygroundError(f"The chain already has a {same[0].name} stage: change its values instead.")
+    stages = list(chain.stages)
+    at = len(stages) - 1 if stages and isinstance(stages[-1], MirostatV2) else len(stages)
+    stages.insert(at, stage)
+    return Chain(tuple(stages))
+
+
+def _index(chain: Chain, index: int) -> int:
+    if not isinstance(index, int) or not 0 <= index < len(chain.stages):
+        raise PlaygroundError(f"There is no stage {index + 1 if isinstance(index, int) else index!r} "
+                              f"(the chain has {len(chain.stages)}).")
+    return index
+
+
+def remove_stage(chain: Chain, index: int) -> Chain:
+    index = _index(chain, index)
+    return Chain(chain.stages[:index] + chain.stages[index + 1:])
+
+
+def move_stage(chain: Chain, index: int, delta: int) -> Chain:
+    """Stage `index` moved `delta` places (-1 up, +1 down), clamped to the ends; mirostat stays last."""
+    index = _index(chain, index)
+    stages = list(chain.stages)
+    target = max(0, min(len(stages) - 1, index + delta))
+    stages.insert(target, stages.pop(index))
+    moved = Chain(tuple(stages))
+    if any(isinstance(s, MirostatV2) for s in stages) and not isinstance(stages[-1], MirostatV2):
+        raise PlaygroundError("mirostat picks the token itself: it must stay the chain's last sampler.")
+    return moved

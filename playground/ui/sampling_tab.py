@@ -63,7 +63,7 @@ from playground.limits import clamp_int
 from playground.html import generated as generated_html
 from playground.models import get_spec
 from playground.plots import sampling as sampling_plots
-from playground.ui import constraint_section, link_wiring
+from playground.ui import chain_section, constraint_section, link_wiring
 from playground.ui.common import StopPressed, StopSignal, connect_stop, model_choices, user_errors
 from playground.ui.exports import data_downloads
 from playground.ui.controls import (SamplingControls, preset_values, sampling_controls, seed_from_value,
@@ -460,6 +460,7 @@ def build() -> link_wiring.TabLink:
     with gr.Accordion("Details (JSON)", open=False):
         details = gr.JSON(label="top tokens and generated records", elem_id="sampling-details")
     constraint_section.build(model, chat_template, prompt, controls)  # structured outputs as a mask (issue 26)
+    chain_section.build(state, numbers)  # the sampler chain: its editor and funnel (issue 25)
     clicked = gr.Textbox(visible="hidden", elem_id="sampling-click-id")
     clicked_button = gr.Button("append clicked", visible="hidden", elem_id="sampling-click-button")
 
@@ -531,7 +532,7 @@ def tab_link(model, chat_template, prompt, top_n, log_scale, controls: SamplingC
     )
 
 
-CSS = generated_html.GENERATED_CSS + constraint_section.CSS + """
+CSS = generated_html.GENERATED_CSS + chain_section.CSS + constraint_section.CSS + """
 .sampling-numbers-table { font-size: 1.15rem; border-collapse: collapse; width: 100%; }
 .sampling-prompt-note { font-size: 1.05rem; color: #8a4b00; margin: 0 0 6px; }
 .sampling-numbers-table td { padding: 5px 10px; border-bottom: 1px solid #ddd; }

@@ -274,3 +274,24 @@ def test_llama_cpp_request_names_its_samplers_and_refuses_the_rest():
     assert llama_cpp_request(parse_chain("temperature=0.7;mirostat=2"))["mirostat"] == 2
     with pytest.raises(PlaygroundError, match="llama.cpp has no eta_cutoff sampler"):
         llama_cpp_request(parse_chain("top_k=3;eta_cutoff=0.001"))
+
+
+def test_the_editor_adds_removes_and_moves_stages():
+    from playground.samplers.chain import add_stage, move_stage, remove_stage
+
+    chain = parse_chain("top_k=40;temperature=0.8")
+    added = add_stage(chain, "min_p")
+    assert format_chain(added) == "top_k=40;temperature=0.8;min_p=0.05"
+    assert format_chain(move_stage(added, 2, -1)) == "top_k=40;min_p=0.05;temperature=0.8"
+    assert format_chain(move_stage(added, 0, -1)) == format_chain(added)  # the top stays the top
+    assert format_chain(remove_stage(added, 0)) == "temperature=0.8;min_p=0.05"
+    with_mirostat = add_stage(parse_chain("temperature=1.0;mirostat=2"), "top_k")
+    assert [s.name for s in with_mirostat.stages] == ["temperature", "top_k", "mirostat"]
+    with pytest.raises(PlaygroundError, match="already has a top_k stage"):
+        add_stage(chain, "top_k")
+    with pytest.raises(PlaygroundError, match="already has a dynatemp stage"):
+        add_stage(parse_chain("temperature=0.8;dynatemp_range=0.2"), "temperature")
+    with pytest.raises(PlaygroundError, match="There is no stage 5"):
+        remove_stage(chain, 4)
+    with pytest.raises(PlaygroundError, match="must stay the chain's last"):
+        move_stage(with_mirostat, 2, -1)

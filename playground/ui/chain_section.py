@@ -1,0 +1,132 @@
+"""The Sampling lab's sampler chain section: a chain editor and the funnel, stage by stage.
+
+An accordion under the lab's distribution: a chain preset (transformers, llama.cpp default,
+Ollama, KoboldCpp, the lecture's five), the chain as text in llama.cpp's names (edit and press
+Enter), a stage picker with Up / Down / Remove, and a sampler picker with Add. The funnel chart
+(`playground.plots.chain`) and the table (`playground.html.chain`) show what each stage keeps:
+count, the model's mass on it, the entropy, the top tokens. The chain runs on the lab's cached
+distribution after the session's text (`decoding.ranked_after`): editing it never calls the model,
+and the funnel follows the lab (Show distribution, Next token, Undo) through the numbers panel's
+change event. `build(state, numbers)` is the hook `sampling_tab.build` calls.
+
+What it leaves out: the chain itself (`playground.samplers`), A/B strips and the branching tree
+(CLI `ab` only so far), deep links for the chain.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+from gradio.components.plot import PlotData
+
+from playground.errors import PlaygroundError
+from playground.html import chain as chain_html
+from playground.plots import chain as chain_plots
+from playground.plots.sampling import spec_json
+from playground.samplers import ab as chain_runs
+from playground.samplers.chain import (ADD_DEFAULTS, PRESETS, Chain, add_stage, chain_from, format_chain,
+                                       move_stage, remove_stage)
+from playground.ui.common import user_errors
+
+DEFAULT_PRESET = "llama.cpp default"
+HINT = "Press “Show distribution” above: the chain then runs on the lab's distribution, stage by stage."
+CSS = chain_html.CSS
+
+
+def _stage_choices(chain: Chain) -> list[tuple[str, int]]:
+    return [(f"{i + 1}. {stage.name}", i) for i, stage in enumerate(chain.stages)]
+
+
+def _funnel(session, chain: Chain) -> tuple[PlotData, str]:
+    ids = session.ids
+    rows, run = chain_runs.chain_after(session.model_id, ids, len(session.prompt_ids), chain)
+    title = f"after {len(ids)} tokens: {rows[0]['kept_count']:,} → {rows[-1]['kept_count']:,} tokens"
+    spec = chain_plots.funnel_spec(rows, title)
+    note = f"mirostat mu: {dict(run.state.mu)}" if run.state.mu else ""
+    return PlotData(type="plotly", plot=spec_json(spec)), chain_html.funnel_table(rows, note)
+
+
+@user_errors
+def show_chain(state, chain_text, stage=0):
+    """The funnel of `chain_text` on the session's distribution; the stage picker keeps `stage`."""
+    chain = chain_from(chain_text or "")
+    kept = stage if isinstance(stage, int) and 0 <= stage < len(chain.stages) else 0
+    choices = gr.update(choices=_stage_choices(chain), value=kept if chain.stages else None)
+    if state is None:
+        return None, chain_html.funnel_table([], HINT), format_chain(chain), choices
+    plot, table = _funnel(state, chain)
+    return plot, table, format_chain(chain), choices
+
+
+def preset_text(name):
+    return format_chain(chain_from(name)) if name in PRESETS else gr.skip()
+
+
+@user_errors
+def add(chain_text, sampler):
+    return format_chain(add_stage(chain_from(chain_text or ""), sampler))
+
+
+def _stage_index(value) -> int:
+    if value is None or value == "":
+        raise PlaygroundError("Pick a stage first.")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise PlaygroundError(f"Not a stage: {value!r}.") from None
+
+
+@user_errors
+def remove(chain_text, stage):
+    return format_chain(remove_stage(chain_from(chain_text or ""), _stage_index(stage)))
+
+
+def _moved(chain_text, stage, delta: int):
+    """(the chain with the stage moved, the stage's new index: the picker follows it)."""
+    chain, index = chain_from(chain_text or ""), _stage_index(stage)
+    moved = move_stage(chain, index, delta)
+    return format_chain(moved), max(0, min(len(chain.stages) - 1, index + delta))
+
+
+@user_errors
+def move_up(chain_text, stage):
+    return _moved(chain_text, stage, -1)
+
+
+@user_errors
+def move_down(chain_text, stage):
+    return _moved(chain_text, stage, 1)
+
+
+def build(state: gr.State, numbers: gr.HTML) -> None:
+    """The section, wired to the lab's session `state`; it follows the lab through `numbers`."""
+    initial = chain_from(DEFAULT_PRESET)
+    with gr.Accordion("Sampler chain: every sampler, in your order, stage by stage", open=False,
+                      elem_id="chain-section"):
+        with gr.Row():
+            preset = gr.Dropdown(list(PRESETS), value=DEFAULT_PRESET, label="preset", scale=1, elem_id="chain-preset")
+            chain_box = gr.Textbox(format_chain(initial), label="chain (llama.cpp's names, in order; Enter to run)",
+                                   lines=2, scale=4, elem_id="chain-text")
+        with gr.Row():
+            stage = gr.Dropdown(_stage_choices(initial), value=0, label="stage", scale=2, elem_id="chain-stage")
+            up = gr.Button("Up", scale=1, elem_id="chain-up")
+            down = gr.Button("Down", scale=1, elem_id="chain-down")
+            drop = gr.Button("Remove", scale=1, elem_id="chain-remove")
+            sampler = gr.Dropdown(list(ADD_DEFAULTS), value="top_n_sigma", label="sampler", scale=2,
+                                  elem_id="chain-sampler")
+            plus = gr.Button("Add", scale=1, elem_id="chain-add")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                funnel = gr.Plot(label="the funnel: kept tokens, their mass, the entropy after each stage",
+                                 elem_id="chain-funnel")
+            with gr.Column(scale=2):
+                table = gr.HTML(chain_html.funnel_table([], HINT), elem_id="chain-table-view")
+    outputs = [funnel, table, chain_box, stage]
+    run = dict(fn=show_chain, inputs=[state, chain_box, stage], outputs=outputs, show_progress="hidden")
+    preset.input(preset_text, preset, chain_box, api_name=False, queue=False).then(api_name=False, **run)
+    chain_box.submit(api_name="sampling_chain", **run)
+    for button, handler in ((up, move_up), (down, move_down)):
+        button.click(handler, [chain_box, stage], [chain_box, stage], api_name=False, queue=False).success(
+            api_name=False, **run)
+    drop.click(remove, [chain_box, stage], chain_box, api_name=False, queue=False).success(api_name=False, **run)
+    plus.click(add, [chain_box, sampler], chain_box, api_name=False, queue=False).success(api_name=False, **run)
+    numbers.change(api_name=False, trigger_mode="always_last", **run)

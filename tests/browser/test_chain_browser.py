@@ -1,0 +1,62 @@
+"""Chromium at presenter scale (1280x720, device scale 1.5) drives the sampler chain section: the
+funnel of llama.cpp's default chain after "Show distribution", a stage moved up re-filters without
+the model, a preset switches the chain; the funnel and its table are in view and legible."""
+
+from __future__ import annotations
+
+from tests.conftest import screenshot, select_tab
+
+PRESENTER = {"viewport": {"width": 1280, "height": 720}, "device_scale_factor": 1.5}
+FUNNEL = "#chain-funnel .js-plotly-plot"
+LABELS = f"() => JSON.stringify(document.querySelector('{FUNNEL}').data[0].x)"
+
+
+def test_the_funnel_follows_the_chain_at_presenter_scale(browser, app_url):
+    context = browser.new_context(**PRESENTER)
+    page = context.new_page()
+    page.set_default_timeout(180_000)
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(app_url)
+        select_tab(page, "Sampling lab")
+        page.locator("#sampling-show").click()
+        page.wait_for_function("() => document.querySelector('#sampling-numbers table')", timeout=180_000)
+        page.locator("#chain-section").get_by_text("Sampler chain").first.click()
+        page.locator(FUNNEL).wait_for(timeout=180_000)
+        page.wait_for_function(f"() => document.querySelector('{FUNNEL}').data")
+        assert page.evaluate(LABELS) == ('["model","1. penalties","2. dry","3. top_n_sigma","4. top_k","5. typical_p",'
+                                         '"6. top_p","7. min_p","8. xtc","9. temperature"]')
+        kept = page.evaluate(f"() => document.querySelector('{FUNNEL}').data[0].y")
+        assert kept[4] == 40 and kept[0] > 40 >= kept[-1] >= 1
+        assert page.locator("#chain-table tr[data-stage]").count() == 10
+
+        # temperature up to third place: a stage moves, the funnel is drawn again
+        before = page.evaluate(LABELS)
+        page.locator("#chain-stage input").click()
+        page.get_by_role("option", name="9. temperature").click()
+        for _ in range(6):
+            page.locator("#chain-up").click()
+            page.wait_for_function(f"(b) => JSON.stringify(document.querySelector('{FUNNEL}').data[0].x) !== b",
+                                   arg=before)
+            before = page.evaluate(LABELS)
+        assert '"3. temperature"' in before
+        assert ";temperature=0.8;top_n_sigma=-1.0;top_k=40;" in page.locator("#chain-text textarea").input_value()
+
+        # the funnel and its numbers are in view and legible at presenter scale
+        funnel = page.locator("#chain-funnel")
+        funnel.scroll_into_view_if_needed()
+        box = funnel.bounding_box()
+        assert box["width"] >= 400 and box["height"] >= 300, box
+        size = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('#chain-table td')).fontSize)")
+        assert size >= 14, size
+        screenshot(page, "chain-funnel-presenter")
+
+        # a preset replaces the chain
+        page.locator("#chain-preset input").click()
+        page.get_by_role("option", name="Ollama").click()
+        page.wait_for_function(f"() => JSON.stringify(document.querySelector('{FUNNEL}').data[0].x).includes('1. penalties')"
+                               f" && document.querySelector('{FUNNEL}').data[0].x.length == 6")
+        assert not errors, errors
+    finally:
+        context.close()

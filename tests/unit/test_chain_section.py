@@ -1,0 +1,69 @@
+"""The Sampling lab's chain section handlers (tiny-random): the funnel follows the chain and the
+lab's session without a model call, the editor's buttons rewrite the chain, bad input is a message."""
+
+from __future__ import annotations
+
+import json
+
+import gradio as gr
+import pytest
+
+from playground import lab, models
+from playground.sampling import SamplingSettings
+from playground.ui import chain_section
+
+MODEL = "tiny-random"
+
+
+@pytest.fixture(scope="module")
+def session():
+    session = lab.open_session(MODEL, "Once upon a time", False, 1024)
+    lab.view(session, SamplingSettings())  # what "Show distribution" does: the distribution is cached
+    return session
+
+
+def test_the_funnel_draws_each_stage_without_calling_the_model(session):
+    loaded = models.load_model(MODEL)
+    calls = loaded.forward_calls
+    plot, table, text, stages = chain_section.show_chain(session, "llama.cpp default")
+    assert loaded.forward_calls == calls
+    spec = json.loads(plot.plot)
+    assert spec["data"][0]["x"][0] == "model" and spec["data"][0]["x"][4] == "4. top_k"
+    assert spec["data"][0]["y"][4] == 40 and spec["data"][0]["y"][0] == loaded.model.config.vocab_size
+    assert table.count("<tr data-stage=") == 10 and "top_k" in table
+    assert text.startswith("repeat_penalty=1.0;") and len(stages["choices"]) == 9
+    _plot, hint, _text, _stages = chain_section.show_chain(None, "top_k=3")
+    assert "Show distribution" in hint
+
+
+def test_the_editor_buttons_rewrite_the_chain():
+    assert chain_section.add("top_k=40", "min_p") == "top_k=40;min_p=0.05"
+    assert chain_section.move_up("top_k=40;min_p=0.05", 1) == ("min_p=0.05;top_k=40", 0)  # the picker follows
+    assert chain_section.move_down("top_k=40;min_p=0.05", 0) == ("min_p=0.05;top_k=40", 1)
+    _plot, _table, _text, picker = chain_section.show_chain(None, "top_k=40;min_p=0.05", 1)
+    assert picker["value"] == 1
+    assert chain_section.remove("top_k=40;min_p=0.05", 0) == "min_p=0.05"
+    assert chain_section.preset_text("Ollama").startswith("repeat_penalty=1.1")
+
+
+@pytest.mark.parametrize("call", [lambda s: chain_section.show_chain(s, "top_q=1"),
+                                  lambda s: chain_section.remove("top_k=40", None),
+                                  lambda s: chain_section.add("top_k=40", "top_k")])
+def test_bad_input_is_a_message(session, call):
+    with pytest.raises(gr.Error):
+        call(session)
+
+
+def test_the_table_escapes_token_text_and_the_chart_names_each_stage():
+    from playground.html.chain import funnel_table
+    from playground.plots.chain import funnel_spec
+
+    rows = [{"name": "input", "params": {}, "kept_count": 3, "kept_mass": 1.0, "entropy_bits": 1.5,
+             "top": [{"id": 7, "text": "<script>x</script>", "prob": 0.5}]},
+            {"name": "top_k", "params": {"top_k": 1}, "kept_count": 1, "kept_mass": 0.5, "entropy_bits": 0.0,
+             "top": [{"id": 7, "text": "<script>x</script>", "prob": 1.0}]}]
+    table = funnel_table(rows)
+    assert "<script>" not in table and "&lt;script&gt;" in table
+    spec = funnel_spec(rows, "t")
+    assert spec["data"][0]["x"] == ["model", "1. top_k"] and spec["data"][0]["y"] == [3, 1]
+    assert spec["data"][2]["y"] == [1.5, 0.0] and "top_k=1" in spec["data"][0]["customdata"][1]
