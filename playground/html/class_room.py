@@ -79,7 +79,8 @@ def result_html(result: dict | None) -> str:
 
 def explore_link(query: str, code: str) -> str:
     """The presenter's link for a student's own session (presenter mode left out), and where to follow again."""
-    pairs = [(k, v) for k, v in parse_qsl(query or "", keep_blank_values=True) if k not in ("present", "follow")]
+    pairs = [(k, v) for k, v in parse_qsl(query or "", keep_blank_values=True)
+             if k not in ("present", "follow") and (k, v) != ("tab", "lecture")]  # the Lecture tab has no link
     return "/?" + urlencode([*pairs, ("follow", code)])
 
 

@@ -287,9 +287,10 @@ def refuse_uploads() -> dict:
             await self.app(scope, receive, send)
 
     guard_routes.raise_header_limit()
-    # GuardRoutes outermost: its headers go on every answer, the upload refusal's too
-    return {"app_kwargs": {"middleware": [Middleware(guard_routes.GuardRoutes), Middleware(RefuseUploads),
-                                          Middleware(class_room.ClassRoutes)]},  # the class room's routes
+    # GuardRoutes outermost of Gradio's: its headers go on every answer of Gradio's routes, the upload
+    # refusal's too; the class room's JSON routes before it (a hall asks them every second; own limits)
+    return {"app_kwargs": {"middleware": [Middleware(class_room.ClassRoutes), Middleware(guard_routes.GuardRoutes),
+                                          Middleware(RefuseUploads)]},
             "max_file_size": "1kb"}
 
 

@@ -1,6 +1,7 @@
 """A class in Chromium: a presenter page at 1280x720 (device scale 1.5) and three student pages (one
 a phone, 390x844) that join by the link the presenter's page shows, follow a tab change and a
-sampling step, answer a next-token poll, and see the reveal beside the model's distribution."""
+sampling step, answer a next-token poll, and see the reveal beside the model's distribution; the
+phone explores from there and follows again."""
 
 from __future__ import annotations
 
@@ -93,6 +94,13 @@ def test_students_follow_the_presenter_and_answer_a_next_token_poll(browser, app
         assert "Explore from here" in phone.locator("#class-follow").inner_text()
         href = phone.locator("#class-explore").get_attribute("href")
         assert "tab=sampling" in href and f"follow={code}" in href and "present" not in href
+        phone.locator("#class-explore").click()  # explore from here: the full app, then follow again
+        back = phone.locator("#class-follow-again")
+        back.wait_for(timeout=120_000)
+        assert back.get_attribute("href") == f"/?join={code}"
+        assert phone.get_by_role("tab", name="Sampling lab").get_attribute("aria-selected") == "true"
+        back.click()
+        _sees(phone, f"Class {code}", "following again")
     finally:
         for context in contexts:
             context.close()

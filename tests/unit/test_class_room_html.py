@@ -27,6 +27,7 @@ def test_the_student_view_shows_the_presenters_state_escaped():
     assert 'data-open="1" data-poll="ab12"' in drawn
     explore = class_html.explore_link(view.state["query"] + "&present=1", "ABC234")
     assert explore.startswith("/?tab=sampling") and explore.endswith("follow=ABC234") and "present" not in explore
+    assert class_html.explore_link("tab=lecture", "ABC234") == "/?follow=ABC234"
 
 
 def test_results_escape_tokens_and_answers():
