@@ -26,6 +26,10 @@ QUICK_CHAT = {"max_tokens": "64", **GREEDY}
 # Greedy decoding makes a 135M chat model repeat one line of a poem; T = 0.3 within top-p 0.9 keeps
 # it on topic and still varied (seed 42, the default).
 LOW_TEMPERATURE_CHAT = {"max_tokens": "64", "temperature": "0.3", "top_p": "0.9"}
+# "JSON mode is a mask": a small schema (as the Constraint section's text)
+JSON_MODE_SCHEMA = ('{"type": "object", "properties": {"city": {"type": "string", "maxLength": 20}, '
+                    '"country": {"type": "string", "maxLength": 20}}, "required": ["city", "country"], '
+                    '"additionalProperties": false}')
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,12 @@ DEMOS: tuple[Demo, ...] = (
          "A document cut into prefix, suffix and middle, with the sentinel tokens, in training order.",
          "chat", {"run": "fim", "view": "fim"},
          needs="Running it live needs a FIM-trained model (e.g. a Qwen2.5-Coder or StarCoder2 GGUF in the models file)."),
+    Demo("json-mode", "Tool use and structured outputs", "JSON mode is a mask",
+         "A JSON schema compiled to a mask on the next-token distribution: at each step the grammar's allowed "
+         "tokens keep their probabilities, renormalised; the free text of the same prompt beside it (greedy).",
+         "sampling", {"model": "gemma-3-270m", "prompt": "Paris is the capital of France. As JSON:", "preset": "greedy",
+                      "constraint_kind": "JSON schema", "constraint": JSON_MODE_SCHEMA, "constraint_tokens": "40",
+                      "run": "constrain", "view": "constraint"}),
 )
 DEMOS_BY_ID = {demo.id: demo for demo in DEMOS}
 

@@ -140,9 +140,16 @@ def ab(model_id: str, prompt: str, chain_a: Chain, chain_b: Chain, seed: int, ma
        chat_template: bool = False) -> ABResult:
     loaded = chain_model(model_id)
     with limits.deadline():
-        ids = decoding.prompt_ids(loaded, prompt, chat_template)
-        a = tuple(iter_chain_generation(loaded, ids, chain_a, max_new_tokens, seed))
-        b = tuple(iter_chain_generation(loaded, ids, chain_b, max_new_tokens, seed))
+        return ab_after(model_id, decoding.prompt_ids(loaded, prompt, chat_template), chain_a, chain_b, seed,
+                        max_new_tokens)
+
+
+def ab_after(model_id: str, ids: Sequence[int], chain_a: Chain, chain_b: Chain, seed: int, max_new_tokens: int
+             ) -> ABResult:
+    """A/B from the text `ids` (the lab's session: prompt and tokens so far), both sides on one seed."""
+    loaded = chain_model(model_id)
+    a = tuple(iter_chain_generation(loaded, ids, chain_a, max_new_tokens, seed))
+    b = tuple(iter_chain_generation(loaded, ids, chain_b, max_new_tokens, seed))
     first = next((i for i, (x, y) in enumerate(zip(a, b)) if x.token_id != y.token_id), None)
     if first is None and len(a) != len(b):
         first = min(len(a), len(b))

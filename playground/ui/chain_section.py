@@ -9,8 +9,11 @@ distribution after the session's text (`decoding.ranked_after`): editing it neve
 and the funnel follows the lab (Show distribution, Next token, Undo) through the numbers panel's
 change event. `build(state, numbers)` is the hook `sampling_tab.build` calls.
 
-What it leaves out: the chain itself (`playground.samplers`), A/B strips and the branching tree
-(CLI `ab` only so far), deep links for the chain.
+Below it, A/B on the same dice: chain A (the chain above) and chain B continue the lab's text for N
+tokens on one seed (`samplers.ab.ab_after`), drawn as two strips with the first divergence marked.
+
+What it leaves out: the chain itself (`playground.samplers`), K-samples A/B, the branching tree,
+deep links for the chain.
 """
 
 from __future__ import annotations
@@ -25,11 +28,14 @@ from playground.plots.sampling import spec_json
 from playground.samplers import ab as chain_runs
 from playground.samplers.chain import (ADD_DEFAULTS, PRESETS, Chain, add_stage, chain_from, format_chain,
                                        move_stage, remove_stage)
+from playground.limits import clamp_int
 from playground.ui.common import user_errors
 
 DEFAULT_PRESET = "llama.cpp default"
 HINT = "Press “Show distribution” above: the chain then runs on the lab's distribution, stage by stage."
-CSS = chain_html.CSS
+CSS = chain_html.CSS + chain_html.AB_CSS
+MAX_AB_TOKENS = 64
+DEFAULT_B = "top_k=40;temperature=1.5"
 
 
 def _stage_choices(chain: Chain) -> list[tuple[str, int]]:
@@ -97,6 +103,18 @@ def move_down(chain_text, stage):
     return _moved(chain_text, stage, 1)
 
 
+@user_errors
+def run_ab(state, chain_a, chain_b, seed, tokens):
+    """A (the chain above) and B from the lab's text on the same seed: two strips, the divergence marked."""
+    if state is None:
+        raise PlaygroundError("Press “Show distribution” first: A/B continues the lab's text.")
+    a, b = chain_from(chain_a or ""), chain_from(chain_b or "")
+    seed = clamp_int(seed, "seed", 0, 2**31 - 1)
+    tokens = clamp_int(tokens, "tokens", 1, MAX_AB_TOKENS)
+    result = chain_runs.ab_after(state.model_id, state.ids, a, b, seed, tokens)
+    return chain_html.ab_strips(result.as_dict(), format_chain(a), format_chain(b))
+
+
 def build(state: gr.State, numbers: gr.HTML) -> None:
     """The section, wired to the lab's session `state`; it follows the lab through `numbers`."""
     initial = chain_from(DEFAULT_PRESET)
@@ -120,6 +138,16 @@ def build(state: gr.State, numbers: gr.HTML) -> None:
                                  elem_id="chain-funnel")
             with gr.Column(scale=2):
                 table = gr.HTML(chain_html.funnel_table([], HINT), elem_id="chain-table-view")
+        gr.Markdown("**A/B on the same dice**: chain A (above) and chain B continue the lab's text; at each "
+                    "position both draw ONE uniform number and invert their cumulative distribution over the "
+                    "model's order, so up to the first divergence a difference is the chains', not the dice's.")
+        with gr.Row():
+            chain_b = gr.Textbox(DEFAULT_B, label="chain B", lines=1, scale=4, elem_id="chain-b")
+            seed = gr.Number(0, label="seed", precision=0, minimum=0, scale=1, elem_id="chain-ab-seed")
+            tokens = gr.Slider(1, MAX_AB_TOKENS, value=16, step=1, label="tokens", scale=2, elem_id="chain-ab-tokens")
+            ab_button = gr.Button("A/B", variant="primary", scale=1, elem_id="chain-ab")
+        strips = gr.HTML(elem_id="chain-ab-strips")
+    ab_button.click(run_ab, [state, chain_box, chain_b, seed, tokens], strips, api_name="sampling_chain_ab")
     outputs = [funnel, table, chain_box, stage]
     run = dict(fn=show_chain, inputs=[state, chain_box, stage], outputs=outputs, show_progress="hidden")
     preset.input(preset_text, preset, chain_box, api_name=False, queue=False).then(api_name=False, **run)

@@ -1,6 +1,7 @@
 """Chromium at presenter scale (1280x720, device scale 1.5) drives the sampler chain section: the
 funnel of llama.cpp's default chain after "Show distribution", a stage moved up re-filters without
-the model, a preset switches the chain; the funnel and its table are in view and legible."""
+the model, A/B draws two strips on the same dice, a preset switches the chain; the funnel and its
+table are in view and legible."""
 
 from __future__ import annotations
 
@@ -51,6 +52,17 @@ def test_the_funnel_follows_the_chain_at_presenter_scale(browser, app_url):
         size = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('#chain-table td')).fontSize)")
         assert size >= 14, size
         screenshot(page, "chain-funnel-presenter")
+
+        # A/B on the same dice: two strips, the divergence (if any) marked
+        page.locator("#chain-ab").click()
+        page.locator("#ab-note").wait_for(timeout=300_000)
+        assert page.locator("#ab-a .ab-tok").count() >= 1 and page.locator("#ab-b .ab-tok").count() >= 1
+        note = page.locator("#ab-note").inner_text()
+        assert ("First divergence" in note) == (page.locator("#ab-a .ab-diverged").count() == 1)
+        strip = page.locator("#ab-a")
+        strip.scroll_into_view_if_needed()
+        assert strip.bounding_box()["width"] >= 400
+        screenshot(page, "chain-ab-presenter")
 
         # a preset replaces the chain
         page.locator("#chain-preset input").click()

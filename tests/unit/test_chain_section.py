@@ -67,3 +67,14 @@ def test_the_table_escapes_token_text_and_the_chart_names_each_stage():
     spec = funnel_spec(rows, "t")
     assert spec["data"][0]["x"] == ["model", "1. top_k"] and spec["data"][0]["y"] == [3, 1]
     assert spec["data"][2]["y"] == [1.5, 0.0] and "top_k=1" in spec["data"][0]["customdata"][1]
+
+
+def test_ab_strips_mark_the_first_divergence(session):
+    same = chain_section.run_ab(session, "top_k=40;temperature=0.8", "top_k=40;temperature=0.8", 3, 8)
+    assert "Identical on every position" in same and "ab-diverged" not in same
+    assert same.count("class='ab-tok") == 16
+    differ = chain_section.run_ab(session, "top_k=40;temperature=0.8", "top_k=40;temperature=3.0", 3, 8)
+    assert "First divergence at position" in differ and differ.count("ab-diverged") == 2  # one per strip
+    assert chain_section.run_ab(session, "top_k=40;temperature=0.8", "top_k=40;temperature=3.0", 3, 8) == differ
+    with pytest.raises(gr.Error, match="Show distribution"):
+        chain_section.run_ab(None, "top_k=3", "top_k=4", 0, 4)
