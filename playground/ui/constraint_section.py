@@ -12,7 +12,9 @@ run kept in `gr.State` (the result's numbers, never the model). An engine model 
 structured outputs and shows its text only (the engine keeps the mask to itself).
 `build(model, chat_template, prompt, controls)` is the hook `sampling_tab.build` calls.
 
-What it leaves out: the constrained decoding (`playground.constraints`), deep links for the section.
+Deep links (`extend_link`): `constraint_kind`, `constraint`, `constraint_tokens`, `run=constrain`,
+`view=constraint` (the lecture's "JSON mode is a mask").
+What it leaves out: the constrained decoding (`playground.constraints`), the step shown in a link.
 """
 
 from __future__ import annotations
@@ -93,10 +95,11 @@ def show_step(result, step_value):
     return _step_views(result, step_value)
 
 
-def build(model, chat_template, prompt, controls: SamplingControls) -> None:
-    """The section, wired to the lab's model, prompt, chat-template toggle and sampling controls."""
+def build(model, chat_template, prompt, controls: SamplingControls) -> dict:
+    """The section, wired to the lab's model, prompt, chat-template toggle and sampling controls; returns
+    its parts for the lab's deep link (`extend_link`)."""
     with gr.Accordion("Constraint: structured outputs (JSON mode, regex, choices) are a mask", open=False,
-                      elem_id="constraint-section"):
+                      elem_id="constraint-section") as accordion:
         result = gr.State(None)
         with gr.Row():
             kind = gr.Radio(list(KINDS), value="JSON schema", label="constraint", scale=3, elem_id="constraint-kind")
@@ -115,3 +118,12 @@ def build(model, chat_template, prompt, controls: SamplingControls) -> None:
     run.click(run_constraint, [model, chat_template, prompt, kind, text, max_tokens, *controls.inputs],
               [result, pair, overview, step, step_plot, table])
     step.release(show_step, [result, step], [step_plot, table])
+    return {"accordion": accordion, "kind": kind, "text": text, "max_tokens": max_tokens}
+
+
+def extend_link(link, parts: dict, shown: str) -> None:
+    """The lab's deep link gains `constraint_kind`, `constraint`, `constraint_tokens`, `run=constrain`
+    (show the distribution, then generate with the constraint) and `view=constraint`."""
+    link.fields.update(constraint_kind=parts["kind"], constraint=parts["text"], constraint_tokens=parts["max_tokens"])
+    link.actions["constrain"] = [("sampling-show", shown), ("constraint-run", "#constraint-pair")]
+    link.views["constraint"] = ("constraint-compare", parts["accordion"])
