@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 
+from playground.inside import arch
 from playground.inside.arch import ArchitectureCard, Parameters, TableRow
 from playground.inside.forcing import TeacherForcing
 from playground.inside.kv import KVReport, KVShape
@@ -115,6 +116,20 @@ def card_markdown(card: ArchitectureCard) -> str:
     lines.append(f"| **total** | **{total:,}** ({count(total)}) | {formula.total:,} |" if formula
                  else f"| **total** | **{total:,}** ({count(total)}) | – |")
     lines += ["", verdict]
+    return "\n".join(lines)
+
+
+def capacity_markdown(card: ArchitectureCard) -> str:
+    """The lecture's "up to 2 bits per parameter" as a calculator: this model, then the lecture's table."""
+    rows = arch.capacities(card)
+    mine = rows[0]
+    lines = [f"**Knowledge capacity: up to {mine.bits_per_parameter:g} bits per parameter.** "
+             f"{html.escape(card.model_id)}'s {count(mine.parameters)} parameters × {mine.bits_per_parameter:g} bits "
+             f"÷ 8 = at most **{size(mine.bytes)}** of memorised facts (the packaged weights file is larger: "
+             "capacity is what training can store, not what the weights take).", "",
+             "| model | parameters | at most |", "|---|---:|---:|"]
+    lines += [f"| {html.escape(row.name)} | {count(row.parameters)} | {size(row.bytes)} |" for row in rows]
+    lines += ["", f"<small>{html.escape(arch.CAPACITY_SOURCE)}.</small>"]
     return "\n".join(lines)
 
 

@@ -9,6 +9,8 @@
   total counted from its weights (`counted_parameters`: every tensor once, tied ones once).
 - `architecture(model_id)` is the card of a loaded model: its real configuration, what grouped-query
   attention shares, the sliding-window layers, RoPE theta, and both counts side by side.
+- `capacities(card)`: the lecture's "up to 2 bits per parameter" (Allen-Zhu and Li 2024) as bytes
+  each model could memorise at most, this model's first.
 
 What it leaves out: running the model (nothing here calls it), drawing, and architectures the
 formula does not know (`shape_of` says so: the card then shows the counted figures only).
@@ -222,6 +224,36 @@ def model_row(card: "ArchitectureCard") -> TableRow:
     exact = card.formula.total == card.counted.total
     check = f"✓ equals the {card.counted.total:,} counted" if exact else f"✗ counted {card.counted.total:,}"
     return TableRow(card.model_id, card.shape, card.formula, "", card.counted.total, check, "counted from the weights")
+
+
+# ---------------------------------------------------------------------------------------------
+# Knowledge capacity: "up to 2 bits per parameter"
+
+CAPACITY_BITS_PER_PARAMETER = 2.0
+CAPACITY_SOURCE = ("Allen-Zhu and Li 2024, \"Physics of Language Models: Part 3.3, Knowledge Capacity Scaling "
+                   "Laws\" (arXiv:2404.05405): language models store at most about 2 bits of knowledge per "
+                   "parameter, even quantized to int8")
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What "up to 2 bits per parameter" allows a model of `parameters` parameters to memorise."""
+
+    name: str
+    parameters: float
+    bits_per_parameter: float = CAPACITY_BITS_PER_PARAMETER
+
+    @property
+    def bytes(self) -> float:
+        """capacity = parameters x bits per parameter / 8 bits per byte."""
+        return self.parameters * self.bits_per_parameter / 8
+
+
+def capacities(card: "ArchitectureCard | None" = None) -> list[Capacity]:
+    """The loaded model's capacity (from its counted parameters), then the lecture's models'."""
+    rows = [Capacity(card.model_id, float(card.counted.total))] if card is not None else []
+    return rows + [Capacity(entry.name, float(entry.published or formula_parameters(entry.shape).total))
+                   for entry in LECTURE_MODELS]
 
 
 # ---------------------------------------------------------------------------------------------

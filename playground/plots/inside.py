@@ -10,6 +10,8 @@
 - `forcing_spec`: each text token's probability under teacher forcing.
 - `kv_spec`: KV cache bytes against context length (this model, all-full-attention, multi-head
   attention) with the real cache measured.
+- `ssm_matrix_spec`, `ssm_memory_spec`: a state-space layer unrolled as its lower-triangular
+  matrix over the text's tokens, and its fixed state against the KV cache as the context grows.
 
 Specs, not `go.Figure`s: a head switch redraws a 128 x 128 heatmap and a grid of them, and
 building a validated figure costs more than the rest of the switch (see `plots.sampling`). Every
@@ -29,6 +31,7 @@ from playground.inside.attention import AttentionMap, LayerHeads, LayerInfo
 from playground.inside.forcing import TeacherForcing
 from playground.inside.kv import KVReport
 from playground.inside.lens import LensGrid
+from playground.inside.ssm import StateSpaceDemo
 
 FONT = dict(size=16)
 MAX_LABEL = 12
@@ -217,6 +220,53 @@ def kv_spec(report: KVReport) -> dict:
                          name="measured: the real cache", marker=dict(size=14, symbol="diamond", color="#e4572e"),
                          hovertemplate="real cache after %{x:,} tokens: %{y:,.3f} MiB<extra></extra>"))
     layout = dict(title=dict(text="KV cache size against context length"), font=FONT, height=460,
+                  margin=dict(l=80, r=30, t=70, b=70),
+                  xaxis=dict(type="log", title=dict(text="tokens in the context")),
+                  yaxis=dict(type="log", title=dict(text="MiB")), legend=dict(x=0.01, y=0.99))
+    return {"data": data, "layout": layout}
+
+
+SSM_COLORSCALE = [[0.0, "#b2182b"], [0.5, "#f7f7f7"], [1.0, "#2166ac"]]
+
+
+def ssm_matrix_spec(demo: StateSpaceDemo, labels) -> dict:
+    """The unrolled state-space layer as a T x T matrix over the text's tokens (lower-triangular,
+    constant along each diagonal), to set beside the attention heatmap of section 2."""
+    names = position_labels(labels)
+    matrix = demo.matrix.numpy().astype(np.float32)
+    upper = np.triu(np.ones_like(matrix, dtype=bool), k=1)
+    matrix = np.where(upper, np.nan, matrix)  # nothing from the future: left blank, as in the attention map
+    limit = float(np.nanmax(np.abs(matrix))) or 1.0
+    trace = dict(type="heatmap", z=typed_array(matrix), x=names, y=names, coloraxis="coloraxis", xgap=1, ygap=1,
+                 hovertemplate="output at <b>%{y}</b><br>input at <b>%{x}</b><br>weight C·A^(t−s)·B = %{z:.4f}"
+                               "<extra></extra>")
+    size = max(420, min(900, 18 * len(names) + 260))
+    layout = dict(
+        title=dict(text=f"A state-space layer unrolled: y = M u, M[t, s] = C·A<sup>t−s</sup>·B<br>"
+                        f"<sup>{demo.states} states · lower-triangular · each diagonal one number</sup>"),
+        font=FONT, height=size, margin=dict(l=140, r=30, t=110, b=140),
+        xaxis=dict(title=dict(text="input position s"), type="category", tickangle=-60, showgrid=False,
+                   nticks=MAX_TICKS),
+        yaxis=dict(title=dict(text="output position t"), type="category", autorange="reversed", showgrid=False,
+                   nticks=MAX_TICKS),
+        coloraxis=dict(colorscale=SSM_COLORSCALE, cmin=-limit, cmax=limit,
+                       colorbar=dict(title=dict(text="weight", side="right"))),
+        plot_bgcolor=EMPTY,
+    )
+    return {"data": [trace], "layout": layout}
+
+
+def ssm_memory_spec(report: KVReport, state_bytes: int, states: int) -> dict:
+    """Memory a sequence needs as the context grows: the model's KV cache against a state-space
+    layer stack of the same width and depth (its state: `states` numbers per channel, fixed)."""
+    tokens = [p.tokens for p in report.growth]
+    data = [dict(type="scatter", mode="lines", x=tokens, y=[p.bytes / MIB for p in report.growth],
+                 name=f"{html.escape(report.model_id)}: KV cache (grows with every token)", line=dict(width=4),
+                 hovertemplate="%{x:,} tokens: %{y:,.2f} MiB<extra></extra>"),
+            dict(type="scatter", mode="lines", x=tokens, y=[state_bytes / MIB] * len(tokens),
+                 name=f"state-space layers: {states} states per channel (fixed)", line=dict(width=4, dash="dash"),
+                 hovertemplate="%{x:,} tokens: %{y:,.3f} MiB<extra></extra>")]
+    layout = dict(title=dict(text="Memory per sequence: a KV cache grows, a state does not"), font=FONT, height=460,
                   margin=dict(l=80, r=30, t=70, b=70),
                   xaxis=dict(type="log", title=dict(text="tokens in the context")),
                   yaxis=dict(type="log", title=dict(text="MiB")), legend=dict(x=0.01, y=0.99))

@@ -1,9 +1,13 @@
 """The "Inside the model" tab: the lecture's architecture part on a real model and your own text.
 
 Sections, each with the lecture's words beside it: (1) the architecture card (the real
-configuration, parameters counted from the weights) and the lecture's table from one formula;
+configuration, parameters counted from the weights), the lecture's table from one formula and
+the knowledge capacity ("up to 2 bits per parameter", drawn after the look, no model call);
 (2) attention: one layer and head as a heatmap, all heads of the layer grouped by their key/value
-head; (3) the logit lens; (4) teacher forcing in one pass; (5) the KV cache.
+head; (3) the logit lens; (4) teacher forcing in one pass; (5) the KV cache; (6) sequence models:
+a stated state-space layer run step by step and unrolled on the text's embeddings (their
+difference shown), its lower-triangular matrix beside the attention map, its fixed state against
+the KV cache (drawn after the look from the cached pass, no model call).
 
 "Look inside" (`inside_view` API, model-step group) runs the one forward pass
 (`playground.inside.passes.inside_pass`, cached per model and text) and draws every view but the
@@ -15,13 +19,15 @@ out: any model code (`playground.inside`), drawing (`playground.plots.inside`, `
 
 from __future__ import annotations
 
+import html
+
 import gradio as gr
 from gradio.components.plot import PlotData
 
 from playground import exports
 from playground.errors import PlaygroundError
 from playground.html import inside as text_views
-from playground.inside import arch, attention, forcing, kv, lens, passes
+from playground.inside import arch, attention, forcing, kv, lens, passes, ssm
 from playground.limits import clamp_int
 from playground.plots import inside as plots
 from playground.plots.sampling import spec_json
@@ -65,6 +71,16 @@ LECTURE_KV = """**The lecture:** *Output: autoregressive probability over text, 
 Generating token by token, each layer keeps every earlier token's key and value vectors (the KV
 cache) instead of recomputing them. *Key/value heads: 8* (Llama 3) and Mistral's *Group Query
 Attention* exist to shrink it: fewer key/value heads, fewer bytes per token."""
+
+LECTURE_SSM = """**The lecture (Sequence models, Mamba and friends):** *State-space model layer: input u<sub>t</sub>,
+hidden state x<sub>t</sub> = A x<sub>t−1</sub> + B u<sub>t</sub>, output y<sub>t</sub> = C x<sub>t</sub>.
+Unroll: similar to convolution / a transformer with a more structured attention matrix. Same
+training as a decoder-only model. Potentially faster inference than a transformer.*
+
+Here a stated layer (16 states, A<sub>n</sub> = e<sup>−0.1(n+½)</sup>, B = 1, C<sub>n</sub> = ±1/16;
+not trained) reads u<sub>t</sub> = the first coordinate of each token's embedding in the model above,
+both ways: step by step (the state carried) and unrolled (one matrix). Compare its matrix with the
+attention heatmap of section 2: fixed weights by distance, against weights that depend on the tokens."""
 
 CSS = """
 .inside-lecture { background: #f6f7fb; border-left: 4px solid #1f4fd8; padding: 0.4rem 0.9rem; font-size: 1.02rem; }
@@ -117,6 +133,31 @@ def look_inside(text, model_id, layer, head):
             gr.Slider(minimum=0, maximum=result.heads - 1, value=head, step=1, interactive=True),
             heatmap, heads, _plot(plots.forcing_spec(forced)), text_views.forcing_markdown(forced),
             text_views.kv_markdown(report), _plot(plots.kv_spec(report)))
+
+
+@user_errors
+def show_capacity(model_id):
+    """The lecture's "up to 2 bits per parameter" for the chosen model and the lecture's (no model call:
+    the card counts the loaded weights)."""
+    return text_views.capacity_markdown(arch.architecture(_model(model_id)))
+
+
+@user_errors
+def show_state_space(looked):
+    """The state-space layer both ways on the looked-at text's embeddings (no model call: the pass is cached)."""
+    result = _looked(looked)
+    embedding = result.hidden[0][:, 0]
+    u = embedding / (embedding.std() if embedding.numel() > 1 and float(embedding.std()) > 0 else 1.0)
+    demo = ssm.state_space_demo(u)
+    report = kv.kv_from_pass(result)
+    state_bytes = demo.state_bytes(int(result.hidden.shape[-1]), report.shape.layers, report.shape.dtype_bytes)
+    note = (f"Recurrence (step by step) and unrolled matrix on the same {result.tokens} inputs: largest "
+            f"difference **{demo.max_difference:.1e}** (the same layer, two ways of computing it). Between "
+            f"tokens the layers keep **{text_views.size(state_bytes)}** whatever the length; "
+            f"{html.escape(result.model_id)}'s KV cache holds {text_views.size(report.shape.per_token_bytes)} "
+            "more with every token.")
+    return (note, _plot(plots.ssm_matrix_spec(demo, result.labels)),
+            _plot(plots.ssm_memory_spec(report, state_bytes, demo.states)))
 
 
 @user_errors
@@ -181,6 +222,8 @@ def build() -> link_wiring.TabLink:
     table = gr.Dataframe(value=text_views.table_rows(arch.lecture_table()), headers=text_views.TABLE_HEADERS,
                          label="The lecture's models and this one, by the same formula", interactive=False,
                          wrap=True, elem_id="inside-table")
+    capacity = gr.Markdown("Press **Look inside**: how much this model can memorise at most, beside the "
+                           "lecture's models (up to 2 bits per parameter).", elem_id="inside-capacity")
 
     gr.Markdown("## 2. Attention")
     with gr.Row():
@@ -229,9 +272,22 @@ def build() -> link_wiring.TabLink:
                  label="The lecture's models: KV cache per token (16-bit numbers)", interactive=False,
                  elem_id="inside-kv-table")
 
+    gr.Markdown("## 6. Sequence models: a state-space layer")
+    with gr.Row():
+        with gr.Column(scale=2):
+            ssm_note = gr.Markdown("Press **Look inside**: a state-space layer run both ways on the text's tokens.",
+                                   elem_id="inside-ssm-note")
+            ssm_matrix = gr.Plot(label="The unrolled state-space layer", elem_id="inside-ssm")
+        with gr.Column(scale=1):
+            _beside(LECTURE_SSM)
+    ssm_memory = gr.Plot(label="Memory per sequence", elem_id="inside-ssm-memory")
+
     run.click(look_inside, [text, model, layer, head],
               [looked, card, table, layer, head, heatmap, heads, forcing_plot, forcing_note, kv_note, kv_plot],
-              api_name="inside_view")
+              api_name="inside_view").then(show_capacity, model, capacity, api_name=False, queue=False,
+                                           show_progress="hidden").then(
+        show_state_space, looked, [ssm_note, ssm_matrix, ssm_memory], api_name=False, queue=False,
+        show_progress="hidden")
     gr.on([layer.change, head.change], slid_attention, [looked, layer, head], [heatmap, heads],
           api_name=False, trigger_mode="always_last", show_progress="hidden")
     with gr.Row(visible=False):  # the API's redraw, which says when there is nothing to redraw
@@ -242,6 +298,7 @@ def build() -> link_wiring.TabLink:
     return link_wiring.TabLink(
         "inside", {"text": text, "model": model, "layer": layer, "head": head, "positions": positions},
         actions={"look": [looked_in], "lens": [looked_in, ("inside-lens-run", "#inside-lens .js-plotly-plot")]}, default_run="look",
-        views={"card": "inside-card", "attention": "inside-attention", "heads": "inside-heads", "lens": "inside-lens",
+        views={"card": "inside-card", "capacity": "inside-capacity", "ssm": "inside-ssm",
+               "attention": "inside-attention", "heads": "inside-heads", "lens": "inside-lens",
                "forcing": "inside-forcing", "kv": "inside-kv-note"},
         default_view="attention")

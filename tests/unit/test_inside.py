@@ -325,3 +325,19 @@ def test_cli_commands(capsys, fresh):
 
     assert cli_main(["attention", "--model", MODEL, "--layer", "7", TEXT]) == 2
     assert "Layer 7 does not exist" in capsys.readouterr().err
+
+
+def test_the_capacity_calculator_is_two_bits_per_parameter():
+    """The lecture's "up to 2 bits per parameter": bytes = parameters x 2 / 8, for the lecture's
+    models and, on the card, the loaded model's counted parameters first."""
+    from playground.html.inside import capacity_markdown
+    from playground.inside import arch
+
+    rows = {row.name: row for row in arch.capacities()}
+    assert rows["GPT-3"].bytes == 175e9 * 2 / 8 and rows["Llama 3 405B"].bytes == 405e9 / 4
+    card = arch.architecture("tiny-random")
+    mine = arch.capacities(card)[0]
+    assert mine.name == "tiny-random" and mine.bytes == card.counted.total / 4
+    text = capacity_markdown(card)
+    assert "up to 2 bits per parameter" in text and "arXiv:2404.05405" in text
+    assert text.index("tiny-random") < text.index("GPT-1") < text.index("Llama 3 405B")
