@@ -77,6 +77,8 @@ class Backend(Protocol):
     def generated_text(self, records) -> str: ...
     def score_text(self, text: str, context_ids=None): ...
     def explorer_tokenizer(self): ...
+    # the sampler chain's next token: in-process every stage (`samplers.ab`), a llama.cpp engine its own run
+    def chain_next_token(self, prompt: str, chain, chat_template: bool = False, top: int = 10) -> dict: ...
     def explorer_entry(self, info) -> tuple[str, str, bool, str]: ...
     # structured outputs: in-process, `constraints.Comparison`; an engine, `engines.structured.EngineConstrained`
     def constrained(self, prompt: str, constraint, settings, max_new_tokens: int, seed: int,
@@ -205,6 +207,11 @@ class InProcessBackend(_Common):
         from playground import scoring
 
         return scoring.local_score(self.spec.id, text, context_ids)
+
+    def chain_next_token(self, prompt, chain, chat_template=False, top=10) -> dict:
+        from playground.samplers.ab import next_token_summary
+
+        return next_token_summary(self.spec.id, prompt, chain, chat_template, top)
 
     def explorer_tokenizer(self):
         """The model's own Hugging Face tokenizer behind the explorer's interface."""
@@ -371,6 +378,11 @@ class EngineBackend(_Common):
             self.require("score_after_context")
         return scoring.engine_scored(self.spec, text, self.explorer_tokenizer)
 
+    def chain_next_token(self, prompt, chain, chat_template=False, top=10) -> dict:
+        from playground.engines.chain import chain_next_token
+
+        return chain_next_token(self.spec, prompt, chain, chat_template, top)
+
     def explorer_tokenizer(self):
         """The engine's own /tokenize (`engines.tokenizer.EngineTokenizer`), built once per model
         through the client the model talks through; a down engine is asked again next time."""
@@ -401,8 +413,9 @@ def _engine_capabilities(spec: ModelSpec) -> Capabilities:
         "inside": f"{where}; Inside the model runs in-process models only (it reads the weights).",
         "attribution": (f"{where}; attribution (\"Why this token?\") runs in-process models only: its gradients "
                         "and attention need the weights."),
-        "sampler_chain": (f"{where}; the sampler chain runs on in-process models only: its stages read every "
-                          "logit of the vocabulary, which an engine does not send."),
+        "sampler_chain": (f"{where}; the chain's funnel, generation and A/B run on in-process models only: its "
+                          "stages read every logit of the vocabulary, which an engine does not send (next-token "
+                          "--chain runs on a llama.cpp engine, which applies the chain itself)."),
     }
     if spec.engine.kind not in ("llama.cpp", "vllm"):
         missing["constrained"] = (f"{where}: its completions endpoint takes no constraint; structured outputs run "

@@ -12,39 +12,32 @@ preset's name (`playground.samplers.chain.PRESETS`). `next-token` prints `stages
 kept count, kept mass, entropy and top tokens; row 0 is the model's own distribution) and `tokens`
 (the final distribution's most probable tokens). `generate` prints each token with the uniform
 number that drew it. `ab` prints both sides and `first_divergence`.
-What it leaves out: engine models (refused in words), the computations (`playground.samplers`).
+On a llama.cpp engine model `next-token --chain` sends the chain to the engine, which runs it and
+sends its final distribution (`stages` is null); `generate --chain` and `ab` run in-process models only.
+What it leaves out: the computations (`playground.samplers`, `playground.engines.chain`).
 """
 
 from __future__ import annotations
 
+from playground.backends import backend_for
 from playground.cli import read_text_argument
 from playground.errors import PlaygroundError
 from playground.samplers import ab as chain_runs
 from playground.samplers.chain import chain_from, format_chain
-from playground.token_text import display_text, token_bytes
 
 
 def next_token_command(args) -> dict:
+    """In-process: every stage and the final tokens; a llama.cpp engine runs the chain itself and sends
+    the final tokens only (`Backend.chain_next_token`)."""
     if args.top < 1:
         raise PlaygroundError("--top must be >= 1.")
-    chain = chain_from(args.chain)
-    loaded, ids, run = chain_runs.chain_next_token(args.model, read_text_argument(args.prompt), chain,
-                                                    args.chat_template)
-    final_ids, final_probs = run.ordered()
-    order = final_probs.argsort(descending=True, stable=True)[: args.top]
-    tokens = [{"id": int(final_ids[i]), "text": display_text(token_bytes(loaded.tokenizer, int(final_ids[i]))),
-               "prob": float(final_probs[i])} for i in order]
-    stages = []
-    for stage in run.stages:
-        row = stage.as_dict()
-        row["top"] = [dict(t, text=display_text(token_bytes(loaded.tokenizer, t["id"]))) for t in row["top"]]
-        stages.append(row)
-    return {"model": args.model, "prompt_tokens": len(ids), "chain": format_chain(chain), "stages": stages,
-            "kept_count": run.final.count, "tokens": tokens}
+    return backend_for(args.model).chain_next_token(read_text_argument(args.prompt), chain_from(args.chain),
+                                                    args.chat_template, args.top)
 
 
 def generate_command(args) -> dict:
     chain = chain_from(args.chain)
+    backend_for(args.model).require("sampler_chain")
     loaded = chain_runs.chain_model(args.model)
     from playground import decoding, limits
 
@@ -58,6 +51,7 @@ def generate_command(args) -> dict:
 
 def ab_command(args) -> dict:
     a, b = chain_from(args.a), chain_from(args.b)
+    backend_for(args.model).require("sampler_chain")
     result = chain_runs.ab(args.model, read_text_argument(args.prompt), a, b, args.seed, args.tokens, args.chat_template)
     return {"model": args.model, "seed": args.seed, "a_chain": format_chain(a), "b_chain": format_chain(b),
             **result.as_dict()}

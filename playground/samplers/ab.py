@@ -9,8 +9,9 @@ by inverting the chain's cumulative distribution over the raw model's descending
 position, so up to the first divergence any difference is the chains', not the dice's; identical
 chains give identical output.
 
-What it leaves out: engine models (the chain needs every logit: `backends` refuses with
-"sampler_chain"), K samples A/B, the branching tree, the UI (`playground.ui`).
+What it leaves out: engine models (the chain needs every logit: the callers ask their backend,
+whose `require("sampler_chain")` refuses in words; `engines.chain` has the engine's own run), K
+samples A/B, the branching tree, the UI (`playground.ui`).
 """
 
 from __future__ import annotations
@@ -21,17 +22,16 @@ from dataclasses import dataclass
 import torch
 
 from playground import decoding, generation, limits
-from playground.backends import backend_for
 from playground.errors import PlaygroundError
 from playground.models import LoadedModel, load_model
-from playground.samplers.chain import Chain, ChainRun, ChainState, run_chain
+from playground.samplers.chain import Chain, ChainRun, ChainState, format_chain, run_chain
 from playground.samplers.pool import Context
 from playground.token_text import display_text, token_bytes
 
 
 def chain_model(model_id: str) -> LoadedModel:
-    """The in-process model a chain runs on; an engine model is refused in its backend's words."""
-    backend_for(model_id).require("sampler_chain")
+    """The in-process model a chain runs on (callers ask the backend first: `require("sampler_chain")`
+    refuses an engine model in words)."""
     return load_model(model_id)
 
 
@@ -72,6 +72,22 @@ def chain_after(model_id: str, ids: Sequence[int], prompt_length: int, chain: Ch
     for row in rows:
         row["top"] = [dict(t, text=display_text(token_bytes(loaded.tokenizer, t["id"]))) for t in row["top"]]
     return rows, run
+
+
+def next_token_summary(model_id: str, prompt: str, chain: Chain, chat_template: bool = False, top: int = 10) -> dict:
+    """What `next-token --chain` prints for an in-process model: every stage and the final top tokens."""
+    loaded, ids, run = chain_next_token(model_id, prompt, chain, chat_template)
+    final_ids, final_probs = run.ordered()
+    order = final_probs.argsort(descending=True, stable=True)[:top]
+    tokens = [{"id": int(final_ids[i]), "text": display_text(token_bytes(loaded.tokenizer, int(final_ids[i]))),
+               "prob": float(final_probs[i])} for i in order]
+    stages = []
+    for stage in run.stages:
+        row = stage.as_dict()
+        row["top"] = [dict(t, text=display_text(token_bytes(loaded.tokenizer, t["id"]))) for t in row["top"]]
+        stages.append(row)
+    return {"model": model_id, "prompt_tokens": len(ids), "chain": format_chain(chain), "stages": stages,
+            "kept_count": run.final.count, "tokens": tokens}
 
 
 @dataclass(frozen=True)

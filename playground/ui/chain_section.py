@@ -21,6 +21,7 @@ from __future__ import annotations
 import gradio as gr
 from gradio.components.plot import PlotData
 
+from playground.backends import backend_for
 from playground.errors import PlaygroundError
 from playground.html import chain as chain_html
 from playground.plots import chain as chain_plots
@@ -43,6 +44,7 @@ def _stage_choices(chain: Chain) -> list[tuple[str, int]]:
 
 
 def _funnel(session, chain: Chain) -> tuple[PlotData, str]:
+    backend_for(session.model_id).require("sampler_chain")
     ids = session.ids
     rows, run = chain_runs.chain_after(session.model_id, ids, len(session.prompt_ids), chain)
     title = f"after {len(ids)} tokens: {rows[0]['kept_count']:,} → {rows[-1]['kept_count']:,} tokens"
@@ -111,6 +113,7 @@ def run_ab(state, chain_a, chain_b, seed, tokens):
     a, b = chain_from(chain_a or ""), chain_from(chain_b or "")
     seed = clamp_int(seed, "seed", 0, 2**31 - 1)
     tokens = clamp_int(tokens, "tokens", 1, MAX_AB_TOKENS)
+    backend_for(state.model_id).require("sampler_chain")
     result = chain_runs.ab_after(state.model_id, state.ids, a, b, seed, tokens)
     return chain_html.ab_strips(result.as_dict(), format_chain(a), format_chain(b))
 

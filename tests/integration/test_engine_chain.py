@@ -7,7 +7,8 @@ llama.cpp's default order the server runs the same samplers, order and parameter
 server sent: its logits up to a constant) must keep the same tokens with the same probabilities,
 to 1e-4. Left out: `repeat_penalty` (it divides positive logits and multiplies negative ones, so a
 constant shift changes it: the server's logits are not sent; frequency/presence penalties are
-shift-invariant and are checked), top-k among ties (llama.cpp keeps exactly k). Skipped when
+shift-invariant and are checked), top-k among ties (llama.cpp keeps exactly k). An engine model runs
+the chain itself (`engines.chain`): its final tokens are the server's. Skipped when
 llama-server is not built (`make llama-server`).
 """
 
@@ -18,6 +19,10 @@ import pytest
 import torch
 
 from playground import decoding, models
+from playground.engines import chain as engine_chain
+from playground.engines.lab import forget_engines
+from playground.errors import PlaygroundError
+from playground.model_spec import ModelSpec
 from playground.engines.build import find_server
 from playground.engines.server import LlamaServer
 from playground.samplers.ab import token_texts
@@ -60,7 +65,7 @@ def served():
             return {item["id"]: item["prob"] for item in answer["completion_probabilities"][0]["top_probs"]}
 
         raw = after({"samplers": [], "temperature": 1.0})
-        yield loaded, ids, raw, after
+        yield loaded, ids, raw, after, server
 
 
 def _ours(loaded, ids, raw: dict[int, float], chain_text: str) -> dict[int, float]:
@@ -80,13 +85,13 @@ def _same(ours: dict[int, float], theirs: dict[int, float]) -> None:
 
 
 def test_the_raw_distribution_is_whole(served):
-    _loaded, _ids, raw, _after = served
+    _loaded, _ids, raw, _after, _server = served
     assert len(raw) > 40_000 and abs(sum(raw.values()) - 1.0) < 1e-3
 
 
 @pytest.mark.parametrize("name", sorted(ALONE))
 def test_each_sampler_alone_equals_llama_cpp(served, name):
-    loaded, ids, raw, after = served
+    loaded, ids, raw, after, _server = served
     chain = ALONE[name]
     theirs = after(llama_cpp_request(parse_chain(chain)))
     ours = _ours(loaded, ids, raw, chain)
@@ -99,6 +104,23 @@ def test_each_sampler_alone_equals_llama_cpp(served, name):
 
 @pytest.mark.parametrize("chain", [DEFAULT_ORDER, "llama.cpp default"])
 def test_the_default_order_equals_llama_cpp(served, chain):
-    loaded, ids, raw, after = served
+    loaded, ids, raw, after, _server = served
     parsed = parse_chain(DEFAULT_ORDER) if chain == DEFAULT_ORDER else preset_chain(chain)
     _same(_ours(loaded, ids, raw, format_chain(parsed)), after(llama_cpp_request(parsed)))
+
+
+def test_a_llama_cpp_engine_model_runs_the_chain_itself(served):
+    """`next-token --chain` on an engine model: the engine applies the chain and sends its final tokens."""
+    loaded, ids, raw, after, server = served
+    spec = ModelSpec(id="chain-engine", role="base", source="engine", description="llama-server", engine=server.config(),
+                     tokenizer_from=MODEL)
+    try:
+        out = engine_chain.chain_next_token(spec, PROMPT, parse_chain(DEFAULT_ORDER), top=10)
+        theirs = after(llama_cpp_request(parse_chain(DEFAULT_ORDER)))
+        assert out["prompt_tokens"] == len(ids) and out["stages"] is None
+        assert [t["id"] for t in out["tokens"]] == sorted(theirs, key=lambda t: -theirs[t])[:10]
+        assert [t["prob"] for t in out["tokens"]] == pytest.approx([theirs[t["id"]] for t in out["tokens"]], abs=1e-6)
+        with pytest.raises(PlaygroundError, match="llama.cpp has no eta_cutoff sampler"):
+            engine_chain.chain_next_token(spec, PROMPT, parse_chain("top_k=40;eta_cutoff=0.001"))
+    finally:
+        forget_engines()

@@ -81,5 +81,5 @@ def test_bad_chain_is_a_message_and_engines_are_refused(capsys):
     assert "Unknown sampler parameter 'top_q'" in capsys.readouterr().err
     spec = ModelSpec(id="fake-engine", role="base", source="engine", description="fake",
                      engine=engine_config("llama.cpp", "http://fake:1", top_logprobs=20))
-    with pytest.raises(PlaygroundError, match="the sampler chain runs on in-process models only"):
+    with pytest.raises(PlaygroundError, match="the chain.s funnel, generation and A/B run on in-process models only"):
         backends.backend_for(spec).require("sampler_chain")
