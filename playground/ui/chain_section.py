@@ -12,8 +12,10 @@ change event. `build(state, numbers)` is the hook `sampling_tab.build` calls.
 Below it, A/B on the same dice: chain A (the chain above) and chain B continue the lab's text for N
 tokens on one seed (`samplers.ab.ab_after`), drawn as two strips with the first divergence marked.
 
-What it leaves out: the chain itself (`playground.samplers`), K-samples A/B, the branching tree,
-deep links for the chain.
+Deep links (`extend_link`): `chain`, `chain_b`, `ab_seed`, `ab_tokens`, `run=chain` / `run=ab`,
+`view=chain` / `view=ab`.
+
+What it leaves out: the chain itself (`playground.samplers`), K-samples A/B, the branching tree.
 """
 
 from __future__ import annotations
@@ -118,11 +120,12 @@ def run_ab(state, chain_a, chain_b, seed, tokens):
     return chain_html.ab_strips(result.as_dict(), format_chain(a), format_chain(b))
 
 
-def build(state: gr.State, numbers: gr.HTML) -> None:
-    """The section, wired to the lab's session `state`; it follows the lab through `numbers`."""
+def build(state: gr.State, numbers: gr.HTML) -> dict:
+    """The section, wired to the lab's session `state`; it follows the lab through `numbers`. Returns its
+    parts for the lab's deep link (`extend_link`)."""
     initial = chain_from(DEFAULT_PRESET)
     with gr.Accordion("Sampler chain: every sampler, in your order, stage by stage", open=False,
-                      elem_id="chain-section"):
+                      elem_id="chain-section") as accordion:
         with gr.Row():
             preset = gr.Dropdown(list(PRESETS), value=DEFAULT_PRESET, label="preset", scale=1, elem_id="chain-preset")
             chain_box = gr.Textbox(format_chain(initial), label="chain (llama.cpp's names, in order; Enter to run)",
@@ -161,3 +164,14 @@ def build(state: gr.State, numbers: gr.HTML) -> None:
     drop.click(remove, [chain_box, stage], chain_box, api_name=False, queue=False).success(api_name=False, **run)
     plus.click(add, [chain_box, sampler], chain_box, api_name=False, queue=False).success(api_name=False, **run)
     numbers.change(api_name=False, trigger_mode="always_last", **run)
+    return {"accordion": accordion, "chain": chain_box, "chain_b": chain_b, "seed": seed, "tokens": tokens}
+
+
+def extend_link(link, parts: dict, shown: str) -> None:
+    """The lab's deep link gains `chain`, `chain_b`, `ab_seed`, `ab_tokens`; `run=chain` shows the
+    distribution (the funnel follows), `run=ab` then draws A/B; `view=chain` and `view=ab`."""
+    link.fields.update(chain=parts["chain"], chain_b=parts["chain_b"], ab_seed=parts["seed"], ab_tokens=parts["tokens"])
+    link.actions["chain"] = [("sampling-show", shown)]
+    link.actions["ab"] = [("sampling-show", shown), ("chain-ab", "#ab-note")]
+    link.views["chain"] = ("chain-funnel", parts["accordion"])
+    link.views["ab"] = ("chain-ab-strips", parts["accordion"])

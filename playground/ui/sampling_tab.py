@@ -459,7 +459,7 @@ def build() -> link_wiring.TabLink:
         samples_json = gr.JSON(label="samples (JSON)", visible="hidden")
     with gr.Accordion("Details (JSON)", open=False):
         details = gr.JSON(label="top tokens and generated records", elem_id="sampling-details")
-    chain_section.build(state, numbers)  # the sampler chain: its editor and funnel (issue 25)
+    chain = chain_section.build(state, numbers)  # the sampler chain: its editor, funnel and A/B (issue 25)
     constraint = constraint_section.build(model, chat_template, prompt, controls)  # structured outputs (issue 26)
     clicked = gr.Textbox(visible="hidden", elem_id="sampling-click-id")
     clicked_button = gr.Button("append clicked", visible="hidden", elem_id="sampling-click-button")
@@ -503,6 +503,7 @@ def build() -> link_wiring.TabLink:
             samples_after_stop, state, [samples_view, histogram, samples_json], api_name=False, show_progress="hidden")
     link = tab_link(model, chat_template, prompt, top_n, log_scale, controls, n_tokens, stop)
     constraint_section.extend_link(link, constraint, SHOWN)
+    chain_section.extend_link(link, chain, SHOWN)
     link.states["lab"] = state  # a class room publishes the lab's step (playground.ui.class_room)
     return link
 

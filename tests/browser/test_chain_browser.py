@@ -72,3 +72,15 @@ def test_the_funnel_follows_the_chain_at_presenter_scale(browser, app_url):
         assert not errors, errors
     finally:
         context.close()
+
+
+def test_a_deep_link_opens_the_chain_and_ab(page, app_url):
+    query = "tab=sampling&chain=top_k%3D5%3Btemperature%3D0.8&chain_b=top_k%3D5%3Btemperature%3D0.8&ab_tokens=6&run=ab&view=ab"
+    page.goto(app_url + "?" + query)
+    page.locator("#ab-note").wait_for(timeout=300_000)
+    assert "Identical on every position" in page.locator("#ab-note").inner_text()  # A and B are the same chain
+    assert page.locator("#ab-a .ab-tok").count() == page.locator("#ab-b .ab-tok").count() >= 1
+    page.wait_for_function(f"() => document.querySelector('{FUNNEL}') && document.querySelector('{FUNNEL}').data"
+                           f" && JSON.stringify(document.querySelector('{FUNNEL}').data[0].x) =="
+                           f" JSON.stringify(['model', '1. top_k', '2. temperature'])")
+    assert page.locator("#chain-text textarea").input_value() == "top_k=5;temperature=0.8"
