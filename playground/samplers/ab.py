@@ -9,9 +9,12 @@ by inverting the chain's cumulative distribution over the raw model's descending
 position, so up to the first divergence any difference is the chains', not the dice's; identical
 chains give identical output.
 
+`ab_samples` is K samples A/B of the next token: the same K uniform numbers for both sides, each
+side's first-token counts and how many draws agree.
+
 What it leaves out: engine models (the chain needs every logit: the callers ask their backend,
 whose `require("sampler_chain")` refuses in words; `engines.chain` has the engine's own run), K
-samples A/B, the branching tree, the UI (`playground.ui`).
+samples of whole continuations, the branching tree, the UI (`playground.ui`).
 """
 
 from __future__ import annotations
@@ -170,3 +173,55 @@ def ab_after(model_id: str, ids: Sequence[int], chain_a: Chain, chain_b: Chain, 
     if first is None and len(a) != len(b):
         first = min(len(a), len(b))
     return ABResult(a, b, first)
+
+
+MAX_AB_SAMPLES = 1024
+
+
+@dataclass(frozen=True)
+class ABSamples:
+    """K first tokens per side drawn with the same K uniform numbers: counts per token and how many
+    of the K draws picked the same token on both sides."""
+
+    k: int
+    a: tuple[tuple[int, int], ...]  # (token id, count), most drawn first
+    b: tuple[tuple[int, int], ...]
+    same_token: int
+
+    def as_dict(self, text) -> dict:
+        def side(counts):
+            return [{"id": t, "text": text(t), "count": c} for t, c in counts]
+        return {"k": self.k, "a": side(self.a), "b": side(self.b), "same_token": self.same_token}
+
+
+def _stochastic(chain: Chain) -> bool:
+    """Whether a stage draws its own random number (XTC's coin): then each sample runs the chain."""
+    return any(stage.name == "xtc" and 0.0 < stage.probability < 1.0 and stage.enabled for stage in chain.stages)
+
+
+def ab_samples(model_id: str, ids: Sequence[int], prompt_length: int, chain_a: Chain, chain_b: Chain, seed: int,
+               k: int) -> ABSamples:
+    """K samples A/B of the next token: sample j draws u_j (and XTC's coin) from `step_draws(seed, j)`
+    for both sides, each side inverts its own cumulative distribution (`ChainRun.draw`)."""
+    if not 1 <= k <= MAX_AB_SAMPLES:
+        raise PlaygroundError(f"K must be between 1 and {MAX_AB_SAMPLES}.")
+    loaded = chain_model(model_id)
+    with limits.deadline():
+        logits = decoding.ranked_after(loaded, list(ids)).logits
+    texts = token_texts(loaded)
+    picks: dict[str, list[int]] = {"a": [], "b": []}
+    for side, chain in (("a", chain_a), ("b", chain_b)):
+        fixed = None if _stochastic(chain) else run_chain(chain, logits, Context.of(ids, prompt_length, token_text=texts))
+        for j in range(k):
+            u, rng = step_draws(seed, j)
+            run = fixed or run_chain(chain, logits, Context.of(ids, prompt_length, rng=rng, token_text=texts))
+            picks[side].append(run.draw(u))
+
+    def counts(tokens: list[int]) -> tuple[tuple[int, int], ...]:
+        tally: dict[int, int] = {}
+        for t in tokens:
+            tally[t] = tally.get(t, 0) + 1
+        return tuple(sorted(tally.items(), key=lambda item: (-item[1], item[0])))
+
+    same = sum(x == y for x, y in zip(picks["a"], picks["b"]))
+    return ABSamples(k, counts(picks["a"]), counts(picks["b"]), same)

@@ -83,3 +83,18 @@ def test_bad_chain_is_a_message_and_engines_are_refused(capsys):
                      engine=engine_config("llama.cpp", "http://fake:1", top_logprobs=20))
     with pytest.raises(PlaygroundError, match="the chain.s funnel, generation and A/B run on in-process models only"):
         backends.backend_for(spec).require("sampler_chain")
+
+
+def test_k_samples_ab_draw_the_same_numbers_for_both_sides(capsys):
+    out = _cli(capsys, "ab", "--model", MODEL, "--a", "top_k=40;temperature=0.8", "--b", "top_k=40;temperature=0.8",
+               "--seed", "2", "--tokens", "1", "--samples", "64", PROMPT)["samples"]
+    assert out["k"] == 64 and out["same_token"] == 64 and out["a"] == out["b"]  # identical chains, identical draws
+    assert sum(t["count"] for t in out["a"]) == 64 and len(out["a"]) > 1
+    loaded = models.load_model(MODEL)
+    ids = decoding.prompt_ids(loaded, PROMPT)
+    greedy = ab.ab_samples(MODEL, ids, len(ids), parse_chain("temperature=0.0"), parse_chain("top_k=40;temperature=2.0"),
+                           2, 64)
+    assert len(greedy.a) == 1 and greedy.a[0][1] == 64 and len(greedy.b) > 1
+    assert greedy.same_token == dict(greedy.b).get(greedy.a[0][0], 0)  # B agrees exactly where it drew A's token
+    with pytest.raises(PlaygroundError, match="K must be between"):
+        ab.ab_samples(MODEL, ids, len(ids), parse_chain("top_k=3"), parse_chain("top_k=3"), 0, 0)
