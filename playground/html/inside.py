@@ -120,15 +120,17 @@ def card_markdown(card: ArchitectureCard) -> str:
 
 
 def capacity_markdown(card: ArchitectureCard) -> str:
-    """The lecture's "up to 2 bits per parameter" as a calculator: this model, then the lecture's table."""
+    """The lecture's "up to 2 bits per parameter" as a calculator: this model, then the lecture's
+    models, two to a row (the whole table fits a projector's screen)."""
     rows = arch.capacities(card)
     mine = rows[0]
     lines = [f"**Knowledge capacity: up to {mine.bits_per_parameter:g} bits per parameter.** "
-             f"{html.escape(card.model_id)}'s {count(mine.parameters)} parameters × {mine.bits_per_parameter:g} bits "
-             f"÷ 8 = at most **{size(mine.bytes)}** of memorised facts (the packaged weights file is larger: "
-             "capacity is what training can store, not what the weights take).", "",
-             "| model | parameters | at most |", "|---|---:|---:|"]
-    lines += [f"| {html.escape(row.name)} | {count(row.parameters)} | {size(row.bytes)} |" for row in rows]
+             f"{html.escape(card.model_id)}: {count(mine.parameters)} parameters × {mine.bits_per_parameter:g} bits "
+             f"÷ 8 = at most **{size(mine.bytes)}** of memorised facts.", "",
+             "| model (parameters) | at most | model (parameters) | at most |", "|---|---:|---|---:|"]
+    cells = [f"{html.escape(row.name)} ({count(row.parameters)}) | {size(row.bytes)}" for row in rows]
+    cells += [" | "] * (len(cells) % 2)
+    lines += [f"| {cells[i]} | {cells[i + 1]} |" for i in range(0, len(cells), 2)]
     lines += ["", f"<small>{html.escape(arch.CAPACITY_SOURCE)}.</small>"]
     return "\n".join(lines)
 

@@ -48,7 +48,16 @@ CSS = """
 #app-title h1 { margin: 0; font-size: 1.6rem; white-space: nowrap; }
 #app-title p { margin: 0; }
 #status-line { font-size: 0.95rem; }
-#status-line p { margin: 0; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+#status-line p { margin: 0; line-height: 1.25; }  /* wraps rather than cutting "2 models ready ..." */
+/* the toggle takes its label's width, not a wide empty box */
+#presenter-toggle { flex: 0 0 auto !important; width: auto !important; min-width: 0 !important; }
+/* the link box appears once "Copy link" wrote a link: empty, it looked like an input to fill */
+#link-output:has(textarea:placeholder-shown), #link-output:has(input:placeholder-shown) { display: none; }
+/* "Models" opens over the page instead of pushing the tabs down */
+#status-details-box { overflow: visible !important; position: relative; z-index: 60; }
+#status-details-box > .label-wrap ~ div { position: absolute; right: 0; top: 100%; width: min(92vw, 720px);
+  max-height: 70vh; overflow-y: auto; background: var(--background-fill-primary); border: 1px solid #888;
+  border-radius: 6px; box-shadow: 0 8px 24px rgba(0, 0, 0, 0.25); padding: 0.5rem 1rem; }
 #link-notice { border-left: 4px solid #b45309; padding-left: 0.6rem; }
 .lecture-index { font-size: 1.1rem; }
 .lecture-index h3 { margin: 1rem 0 0.3rem; }
@@ -76,7 +85,9 @@ html.playground-present #chat-loss-view, html.playground-present #tok-view, html
 html.playground-present #tok-alternatives, html.playground-present #tok-compare, html.playground-present #tok-bpe,
 html.playground-present #sampling-generated, html.playground-present #inside-card,
 html.playground-present #fim-parts, html.playground-present #fim-psm {
-  max-height: calc(100vh - 40px); overflow-y: auto;
+  /* !important: Gradio's block style sets overflow visible, which let a long template spill 286 px
+     over the "Loss mask" heading below it */
+  max-height: calc(100vh - 40px); overflow-y: auto !important;
 }
 """
 

@@ -126,6 +126,15 @@ VIEW_STATE = """(id) => { const el = document.getElementById(id); if (!el) retur
               raised: !!gd.layout && gd.__presented === gd.layout, raising: !!gd.__raising, fitting: !!gd.__fitting}))}; }"""
 
 
+# Blocks whose content is taller than the block and not scrolled inside it: drawn over what comes
+# below (the chat template spilled 286 px over the "Loss mask" heading when Gradio's block style
+# overrode presenter mode's overflow).
+SPILLING = """() => [...document.querySelectorAll('[id]')].filter((el) => el.offsetParent !== null)
+    .filter((el) => { const s = getComputedStyle(el);
+        return s.maxHeight !== 'none' && s.overflowY === 'visible' && el.scrollHeight > el.clientHeight + 1; })
+    .map((el) => el.id + ': ' + el.scrollHeight + ' px of content in ' + el.clientHeight)"""
+
+
 def in_viewport(page, elem_id: str) -> dict:
     return page.evaluate("""(id) => { const el = document.getElementById(id); if (!el) return null;
         const b = el.getBoundingClientRect();
@@ -162,6 +171,7 @@ def test_every_demo_opens_ready_in_view(hall_page, app_url, demo):
     assert not overlapping(boxes), overlapping(boxes)
     clipped = page.evaluate(CLIPPED_TEXTS, page.locator(f"#{view_id}").element_handle())
     assert not clipped, clipped
+    assert not page.evaluate(SPILLING), page.evaluate(SPILLING)
 
 
 def test_a_chart_grown_past_the_screen_is_fitted_back(hall_page, app_url):
@@ -322,3 +332,27 @@ def test_a_beam_link_opens_at_its_replay_step_and_copies_it(page, app_url):
     page.locator("#beam-run").click()  # a search of one's own shows the whole tree again: the link's step is spent
     page.wait_for_function("() => document.querySelector('#beam-tree .js-plotly-plot').layout.title.text"
                            ".startsWith('step 8 of 8')", timeout=120_000)
+
+
+def test_the_first_visit_header_is_whole_and_models_open_over_the_page(hall_page, app_url):
+    """At 1280x720, scale 1.5: the status line is not cut, the presenter toggle is its label's width,
+    the empty link box is not shown until "Copy link" fills it, and opening "Models" leaves the tabs
+    where they are."""
+    page = hall_page
+    page.goto(app_url + "?present=1")
+    wait_until(page, "() => (document.querySelector('#status-line') || {innerText: ''}).innerText.includes('ready')",
+               "the status line", "() => document.querySelector('#status-line')?.innerText")
+    status = page.evaluate("(() => { const p = document.querySelector('#status-line p');"
+                           " return [p.scrollWidth, p.clientWidth, p.innerText]; })()")
+    assert status[0] <= status[1] + 1, status
+    assert page.locator("#presenter-toggle").bounding_box()["width"] < 260
+    assert not page.locator("#link-output").is_visible()
+    tabs_top = page.locator("button[role=tab]").first.bounding_box()["y"]
+    page.locator("#status-details-box").get_by_text("Models").click()
+    page.locator("#status-details").get_by_text("gemma-3-270m").wait_for(state="visible")
+    # the open accordion's header is 8 px taller; the list itself is drawn over the page (it pushed 450 px)
+    assert abs(page.locator("button[role=tab]").first.bounding_box()["y"] - tabs_top) < 16
+    page.locator("#status-details-box").get_by_text("Models").click()
+    select_tab(page, "Tokenizer")
+    page.locator("#copy-link").click()
+    page.locator("#link-output").wait_for(state="visible")
