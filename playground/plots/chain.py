@@ -1,10 +1,13 @@
-"""Plotly figure for the sampler chain: the funnel, one column per stage.
+"""Plotly figures for the sampler chain: the funnel, one column per stage; the session's branching tree.
 
 `funnel_spec(rows)` takes the chain's stage rows (`ChainRun.as_dict()["stages"]`, each with its
 top tokens' display text added) and draws three small multiples that share the stages as x axis:
 kept tokens (log scale: 262,144 down to a handful), the raw model's probability mass on them, and
 the entropy (bits) of the stage's distribution. Hovering a column lists the stage's parameters and
-its five most probable tokens. The spec is a plain plotly.js dict (see `plots.sampling.spec_json`).
+its five most probable tokens. `tree_spec(tree)` draws the lab's branching tree
+(`samplers.tree.tree_dict`): one column per position, the model's probability on each node, the
+current path in colour, each node's path log-probability on hover. The specs are plain plotly.js
+dicts (see `plots.sampling.spec_json`).
 What it leaves out: running the chain (`playground.samplers`), the table beside it
 (`playground.html.chain`).
 """
@@ -47,4 +50,69 @@ def funnel_spec(rows: list[dict], title: str = "") -> dict:
         yaxis2=dict(domain=[0.37, 0.63], range=[0, 1.15], title=dict(text="mass")),
         yaxis3=dict(domain=[0.0, 0.3], rangemode="tozero", title=dict(text="bits")),
     )
+    return {"data": data, "layout": layout}
+
+
+PATH_COLOR = "#e4572e"
+
+
+def _tree_layout(nodes: list[dict]) -> dict[int, tuple[int, float]]:
+    """node id (-1: the prompt) -> (depth, y): leaves one apart in depth-first order, parents centred."""
+    children: dict[int, list[int]] = {}
+    for node in nodes:
+        children.setdefault(node["parent"], []).append(node["id"])
+    place: dict[int, tuple[int, float]] = {}
+    next_leaf = [0.0]
+
+    def visit(index: int, depth: int) -> float:
+        kids = children.get(index, [])
+        if not kids:
+            y = next_leaf[0]
+            next_leaf[0] += 1.0
+        else:
+            ys = [visit(kid, depth + 1) for kid in kids]
+            y = sum(ys) / len(ys)
+        place[index] = (depth, y)
+        return y
+
+    visit(-1, 0)
+    return place
+
+
+def tree_spec(tree: dict, title: str = "") -> dict:
+    """The session's branching tree (`samplers.tree.tree_dict`): the prompt on the left, one column per
+    position, each edge labelled with the model's probability; the current path in colour."""
+    nodes = tree["nodes"]
+    place = _tree_layout(nodes)
+    on_path = set()
+    at = tree["current"]
+    by_id = {n["id"]: n for n in nodes}
+    while at >= 0:
+        on_path.add(at)
+        at = by_id[at]["parent"]
+    edges = {"x": [], "y": []}
+    path_edges = {"x": [], "y": []}
+    for node in nodes:
+        (x0, y0), (x1, y1) = place[node["parent"]], place[node["id"]]
+        target = path_edges if node["id"] in on_path else edges
+        target["x"] += [x0, x1, None]
+        target["y"] += [y0, y1, None]
+    labels = [f"{short_label(n['text'])} {n['prob']:.2f}" for n in nodes]
+    data = [
+        dict(type="scatter", mode="lines", x=edges["x"], y=edges["y"], line=dict(color=RAW_COLOR, width=2),
+             hoverinfo="skip"),
+        dict(type="scatter", mode="lines", x=path_edges["x"], y=path_edges["y"], line=dict(color=PATH_COLOR, width=4),
+             hoverinfo="skip"),
+        dict(type="scatter", mode="markers+text", x=[place[-1][0]], y=[place[-1][1]], text=["prompt"],
+             textposition="middle left", marker=dict(size=12, color="#555"), hoverinfo="skip"),
+        dict(type="scatter", mode="markers+text", x=[place[n["id"]][0] for n in nodes],
+             y=[place[n["id"]][1] for n in nodes], text=labels, textposition="top center",
+             marker=dict(size=11, color=[PATH_COLOR if n["id"] in on_path else KEPT_COLOR for n in nodes]),
+             customdata=[[n["id"], n["logprob"], n["chosen"]] for n in nodes],
+             hovertemplate="node %{customdata[0]}: %{text}<br>path log p %{customdata[1]:.2f}<br>%{customdata[2]}"
+                           "<extra></extra>"),
+    ]
+    depth = max([p[0] for p in place.values()] + [1])
+    layout = dict(title=dict(text=title), font=FONT, showlegend=False, height=420, margin=dict(l=90, r=30, t=50, b=30),
+                  xaxis=dict(visible=False, range=[-0.6, depth + 0.6]), yaxis=dict(visible=False, autorange="reversed"))
     return {"data": data, "layout": layout}

@@ -15,7 +15,12 @@ tokens on one seed (`samplers.ab.ab_after`), drawn as two strips with the first 
 Deep links (`extend_link`): `chain`, `chain_b`, `ab_seed`, `ab_tokens`, `run=chain` / `run=ab`,
 `view=chain` / `view=ab`.
 
-What it leaves out: the chain itself (`playground.samplers`), K-samples A/B, the branching tree.
+Last, the session's branching tree (`samplers.tree`): every token the lab chose from this prompt, a
+new branch where a different token follows an undo, drawn with each node's probability and the
+current path, exported as JSON; it follows the lab through the same change event.
+
+What it leaves out: the chain itself (`playground.samplers`), K-samples A/B in the page (CLI
+`ab --samples`), returning the lab to a node of the tree by a click.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from playground.samplers import ab as chain_runs
 from playground.samplers.chain import (ADD_DEFAULTS, PRESETS, Chain, add_stage, chain_from, format_chain,
                                        move_stage, remove_stage)
 from playground.limits import clamp_int
+from playground.samplers.tree import observe, tree_dict
+from playground.token_text import display_text, token_bytes
 from playground.ui.common import user_errors
 
 DEFAULT_PRESET = "llama.cpp default"
@@ -120,6 +127,19 @@ def run_ab(state, chain_a, chain_b, seed, tokens):
     return chain_html.ab_strips(result.as_dict(), format_chain(a), format_chain(b))
 
 
+@user_errors
+def grow_tree(state, tree):
+    """The lab's current text folded into the session's branching tree (no model call)."""
+    if state is None:
+        return tree, gr.skip(), gr.skip()
+    tree = observe(tree, state.prompt_ids, [(r.id, r.raw_prob, r.chosen) for r in list(state.records)])
+    tokenizer = backend_for(state.model_id).lab_tokenizer(state)
+    data = tree_dict(tree, lambda t: display_text(token_bytes(tokenizer, t)))
+    title = f"{len(tree.nodes)} tokens chosen from this prompt" + (
+        f" (at most {data['max_nodes']}: new ones are not added)" if tree.full else "")
+    return tree, PlotData(type="plotly", plot=spec_json(chain_plots.tree_spec(data, title))), data
+
+
 def build(state: gr.State, numbers: gr.HTML) -> dict:
     """The section, wired to the lab's session `state`; it follows the lab through `numbers`. Returns its
     parts for the lab's deep link (`extend_link`)."""
@@ -153,6 +173,14 @@ def build(state: gr.State, numbers: gr.HTML) -> dict:
             tokens = gr.Slider(1, MAX_AB_TOKENS, value=16, step=1, label="tokens", scale=2, elem_id="chain-ab-tokens")
             ab_button = gr.Button("A/B", variant="primary", scale=1, elem_id="chain-ab")
         strips = gr.HTML(elem_id="chain-ab-strips")
+        gr.Markdown("**Branching tree**: every token the lab chose from this prompt (sampled, clicked or "
+                    "generated); after Undo a different token starts a branch. The current path is in colour.")
+        tree_plot = gr.Plot(label="the session's tree (hover: the path's log-probability)", elem_id="chain-tree")
+        with gr.Accordion("tree (JSON)", open=False):
+            tree_json = gr.JSON(elem_id="chain-tree-json")
+    tree = gr.State(None)
+    numbers.change(grow_tree, [state, tree], [tree, tree_plot, tree_json], api_name=False,
+                   trigger_mode="always_last", show_progress="hidden")
     ab_button.click(run_ab, [state, chain_box, chain_b, seed, tokens], strips, api_name="sampling_chain_ab")
     outputs = [funnel, table, chain_box, stage]
     run = dict(fn=show_chain, inputs=[state, chain_box, stage], outputs=outputs, show_progress="hidden")

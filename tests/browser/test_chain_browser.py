@@ -74,7 +74,7 @@ def test_the_funnel_follows_the_chain_at_presenter_scale(browser, app_url):
         context.close()
 
 
-def test_a_deep_link_opens_the_chain_and_ab(page, app_url):
+def test_a_deep_link_opens_the_chain_and_ab_and_the_tree_grows(page, app_url):
     query = "tab=sampling&chain=top_k%3D5%3Btemperature%3D0.8&chain_b=top_k%3D5%3Btemperature%3D0.8&ab_tokens=6&run=ab&view=ab"
     page.goto(app_url + "?" + query)
     page.locator("#ab-note").wait_for(timeout=300_000)
@@ -84,3 +84,10 @@ def test_a_deep_link_opens_the_chain_and_ab(page, app_url):
                            f" && JSON.stringify(document.querySelector('{FUNNEL}').data[0].x) =="
                            f" JSON.stringify(['model', '1. top_k', '2. temperature'])")
     assert page.locator("#chain-text textarea").input_value() == "top_k=5;temperature=0.8"
+
+    # the branching tree follows the lab: two tokens, two nodes on the current path
+    tree = "#chain-tree .js-plotly-plot"
+    for count in (1, 2):
+        page.locator("#sampling-next").click()
+        page.wait_for_function(f"(n) => document.querySelector('{tree}') && document.querySelector('{tree}').data"
+                               f" && document.querySelector('{tree}').data[3].x.length == n", arg=count)
