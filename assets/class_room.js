@@ -76,7 +76,7 @@
     try {
       const response = await fetch(api('answer'), {
         method: 'POST', headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ code, student: studentId(), answer }),
+        body: JSON.stringify({ code, student: studentId(), answer, poll: pollId }),
       });
       const data = await response.json();
       if (status) status.textContent = data.error || data.message || '';

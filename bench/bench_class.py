@@ -15,6 +15,8 @@ and `POST /class-api/answer` with its random id when a poll is open.
   student, every step;
 - answer: the POST's round trip (ms), every student, every poll;
 - errors: non-200 answers, client exceptions, and steps a student never saw within 10 s;
+- the server's CPU time per student request while following (independent of the machine's load,
+  unlike the latencies: 300 students at 1 request a second need 300 x that per second);
 - server RSS (after a warm-up class: the model loaded, 5 answers, a reveal): at the hall's start, once
   everyone joined (the pages), after the steps and after the polls; growth over the hall and after
   the joins (the room's own cost, beyond the page loads).
@@ -116,6 +118,7 @@ async def student(number: int, url: str, code: str, http, record: dict, stop: as
     while not stop.is_set():
         tick = time.perf_counter()
         try:
+            record["requests"] += 1
             response = await http.get(f"{url}class-api/room/{code}?since={version}", timeout=30)
             if response.status_code != 200:
                 record["errors"].append(f"follow: HTTP {response.status_code}")
@@ -139,7 +142,7 @@ async def student(number: int, url: str, code: str, http, record: dict, stop: as
                 else rng.choice(GUESSES)
             sent = time.perf_counter()
             try:
-                answer = await http.post(f"{url}class-api/answer", json={"code": code, "student": me, "answer": text},
+                answer = await http.post(f"{url}class-api/answer", json={"code": code, "student": me, "answer": text, "poll": poll.group(1)},
                                          timeout=30)
                 record["answer"].append(1000 * (time.perf_counter() - sent))
                 if answer.status_code != 200:
@@ -157,7 +160,7 @@ async def hall(url: str, presenter: Presenter, students: int, deadline: float, j
     import httpx
 
     record = {"join": [], "follow": [], "answer": [], "errors": [], "sent": {}, "answers": 0, "missed": 0,
-              "rss": {"start": rss_bytes(pid) if pid else 0}}
+              "rss": {"start": rss_bytes(pid) if pid else 0}, "requests": 0}
     stop = asyncio.Event()
     limits = httpx.Limits(max_connections=students + 8, max_keepalive_connections=students + 8)
     async with httpx.AsyncClient(limits=limits, trust_env=False) as http:
@@ -166,12 +169,17 @@ async def hall(url: str, presenter: Presenter, students: int, deadline: float, j
         while len(record["join"]) + len(record["errors"]) < students and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
         record["rss"]["joined"] = rss_bytes(pid) if pid else 0
+        cpu, requests, wall = cpu_seconds(pid), record["requests"], time.perf_counter()
         sync = __import__("httpx").Client(trust_env=False)
         for k in range(1, STEPS + 1):
             record["sent"][k] = time.perf_counter()
             await asyncio.to_thread(presenter.step, sync, k)
             await asyncio.sleep(STEP_GAP_S)
         record["rss"]["followed"] = rss_bytes(pid) if pid else 0
+        if pid:  # the server's CPU per student request while following (the presenter's 10 steps included)
+            record["follow_cpu"] = {"server_cpu_s": round(cpu_seconds(pid) - cpu, 2),
+                                    "requests": record["requests"] - requests,
+                                    "seconds": round(time.perf_counter() - wall, 1)}
         for kind in ("next_token", "count", "chat"):
             if time.monotonic() > deadline:
                 record["errors"].append("the run's deadline came before the polls")
@@ -188,6 +196,16 @@ async def hall(url: str, presenter: Presenter, students: int, deadline: float, j
         sync.close()
     record["rss"]["polled"] = rss_bytes(pid) if pid else 0
     return record
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of the server process so far."""
+    import psutil
+
+    if not pid:
+        return 0.0
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def warm_up(url: str) -> None:
@@ -222,6 +240,9 @@ def main() -> None:
             hall_report = {"students": students, "seconds": round(time.monotonic() - started, 1),
                            "join_ms": percentiles(record["join"]), "follow_ms": percentiles(record["follow"]),
                            "answer_ms": percentiles(record["answer"]), "answers": record["answers"],
+                           "follow_server_cpu": {**record.get("follow_cpu", {}), "ms_per_request": round(
+                               1000 * record["follow_cpu"]["server_cpu_s"] / max(1, record["follow_cpu"]["requests"]), 2)}
+                           if "follow_cpu" in record else None,
                            "errors": len(errors), "error_kinds": sorted(set(errors))[:10],
                            "server_rss_mb": {**{phase: mb(value) for phase, value in rss.items()},
                                              "growth": mb(rss["polled"] - rss["start"]),

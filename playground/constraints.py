@@ -38,7 +38,7 @@ from playground.errors import PlaygroundError
 from playground.generation import Decoder, GenerationResult, _check_run, generate, generated_text, step_generator
 from playground.models import LoadedModel
 from playground.sampling import RankedLogits, SamplingSettings, filter_logits, sample_token
-from playground.token_text import display_text, token_bytes
+from playground.token_text import bytes_table, display_text, token_bytes
 
 Kind = Literal["choices", "regex", "json_schema", "grammar"]
 KINDS: dict[str, str] = {"choices": "a choice list", "regex": "a regular expression",
@@ -128,15 +128,37 @@ def grammar_text(constraint: Constraint) -> str:
         raise PlaygroundError(f"The grammar could not be read: {exc}.") from None
 
 
+class _TokenBytes:
+    """The model's tokenizer as llguidance's `TokenizerWrapper` reads it: every id's exact bytes
+    (`token_text.bytes_table`, the bytes every tab shows), the special ids (which a grammar never
+    allows inside text), and encode."""
+
+    def __init__(self, tokenizer):
+        table = bytes_table(tokenizer)
+        self.eos_token_id, self.bos_token_id = tokenizer.eos_token_id, tokenizer.bos_token_id
+        self.tokens = list(table.table)
+        # as `llguidance.hf.from_tokenizer` reads them: an added token is special when it says so or
+        # looks like a tag (Gemma's <table>, ...; its [multimodal] is text)
+        added = {i for i, token in (getattr(tokenizer, "added_tokens_decoder", None) or {}).items()
+                 if getattr(token, "special", False) or (str(token).startswith("<") and str(token).endswith(">"))}
+        self.special_token_ids = sorted(set(table.special) | set(tokenizer.all_special_ids) | added)
+        self._tokenizer = tokenizer
+
+    def __call__(self, text: str) -> list[int]:
+        return self._tokenizer.encode(text, add_special_tokens=False)
+
+
 def ll_tokenizer(loaded: LoadedModel):
-    """llguidance's view of the model's tokenizer (built once per model, ~1-4 s for Gemma)."""
+    """llguidance's view of the model's tokenizer, built once per model from our bytes table: ~2 s
+    for Gemma's 262,144 tokens (`llguidance.hf.from_tokenizer`, which re-reads the tokenizer's JSON,
+    took 4-26 s on the loaded 2-core machine; both give the same masks: tests/unit/test_constraints.py)."""
     def build():
-        import llguidance.hf  # noqa: PLC0415
+        import llguidance  # noqa: PLC0415
 
         if loaded.tokenizer is None:
             raise PlaygroundError(f"Model {loaded.id} has no tokenizer, so it cannot be constrained.")
-        return llguidance.hf.from_tokenizer(loaded.tokenizer, n_vocab=loaded.vocab_size,
-                                            eos_token=list(loaded.eos_token_ids) or None)
+        return llguidance.LLTokenizer(llguidance.TokenizerWrapper(_TokenBytes(loaded.tokenizer)),
+                                      n_vocab=loaded.vocab_size, eos_token=list(loaded.eos_token_ids) or None)
     return loaded.runtime.part("llguidance_tokenizer", build)
 
 

@@ -175,8 +175,9 @@ def _loaded_tokenizer(model_id: str):
     return load_model(model_id).tokenizer
 
 
-def answer(code, student, text, store=None) -> str:
-    """Record a student's answer to the current poll; what it was counted as, in words."""
+def answer(code, student, text, store=None, poll_id: str | None = None) -> str:
+    """Record a student's answer to the current poll (to `poll_id`, when given: an answer that arrives
+    after the presenter moved on to another poll is refused); what it was counted as, in words."""
     store = _store(store)
     code, fields = _room(store, code)
     if not isinstance(student, str) or not STUDENT_ID.fullmatch(student):
@@ -186,6 +187,8 @@ def answer(code, student, text, store=None) -> str:
     poll = _poll(fields)
     if poll is None:
         raise PlaygroundError("There is no poll to answer yet.")
+    if poll_id not in (None, "") and poll_id != poll["id"]:
+        raise PlaygroundError("That poll has ended: the presenter started another one.")
     if poll.get("revealed"):
         raise PlaygroundError("This poll is closed: the presenter revealed the answers.")
     if poll["kind"] == "next_token":

@@ -112,7 +112,9 @@ def answer_payload(body: bytes | None) -> tuple[int, dict]:
     except ValueError:
         return 400, {"error": "An answer is a JSON object: code, student, answer."}
     try:
-        return 200, {"message": room.answer(data.get("code"), data.get("student"), data.get("answer"))}
+        poll = data.get("poll")
+        return 200, {"message": room.answer(data.get("code"), data.get("student"), data.get("answer"),
+                                            poll_id=poll if isinstance(poll, str) else None)}
     except PlaygroundError as exc:
         return 400, {"error": str(exc)}
 
@@ -176,21 +178,23 @@ def open_page(request: gr.Request, current):
     query = dict(request.query_params) if request is not None else {}
     skip = [gr.skip()] * 5
     student = [gr.skip(), gr.skip(), gr.skip()]
+    status = [gr.skip()]
     if str(query.get("class", "")).lower() == "new":
         try:
-            return [*start_class.__wrapped__(request, current), *student, gr.skip()]
+            return [*start_class.__wrapped__(request, current), *student, gr.skip(), *status]
         except PlaygroundError as exc:
             gr.Warning(str(exc))
-            return [*skip, *student, gr.skip()]
+            return [*skip, *student, gr.skip(), *status]
     if query.get("join"):
-        return [*skip, gr.Column(visible=True), gr.Tabs(visible=False), gr.Button(visible=False), gr.skip()]
+        return [*skip, gr.Column(visible=True), gr.Tabs(visible=False), gr.Button(visible=False), gr.skip(),
+                gr.Timer(active=False)]
     if query.get("follow"):
         try:
             code = room.normalize_code(query["follow"])
         except PlaygroundError:
-            return [*skip, *student, gr.skip()]
-        return [*skip, *student, gr.HTML(class_html.follow_again_html(code), visible=True)]
-    return [*skip, *student, gr.skip()]
+            return [*skip, *student, gr.skip(), *status]
+        return [*skip, *student, gr.HTML(class_html.follow_again_html(code), visible=True), *status]
+    return [*skip, *student, gr.skip(), *status]
 
 
 def _room_of(current) -> room.Room:
@@ -278,13 +282,14 @@ def hide(current, label):
     return _shown(current, result)
 
 
-def wire(panel: Panel, tabs: gr.Tabs, tab_links, link_values) -> None:
-    """The class room's events (after the tabs exist: polls read their components)."""
+def wire(panel: Panel, tabs: gr.Tabs, tab_links, link_values, status_timer: gr.Timer) -> None:
+    """The class room's events (after the tabs exist: polls read their components); a student page
+    stops `status_timer` (the header's model status, asked every few seconds)."""
     fields = {link.tab: link.fields for link in tab_links}
     lab = next(link.states["lab"] for link in tab_links if "lab" in link.states)
     presenter_outputs = [panel.room, panel.presenter_box, panel.join, panel.timer, panel.status]
     gr.on(None, open_page, [panel.room],
-          [*presenter_outputs, panel.student_box, tabs, panel.start, panel.follow_again],
+          [*presenter_outputs, panel.student_box, tabs, panel.start, panel.follow_again, status_timer],
           api_name=False, queue=False, show_progress="hidden")
     panel.start.click(start_class, [panel.room], presenter_outputs, api_name="class_start", queue=False)
     js = (f"(room, lab, query, ...values) => [room, lab, window.playgroundClassQuery(values, "

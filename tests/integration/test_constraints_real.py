@@ -2,7 +2,8 @@
 
 In-process (both packaged models, greedy, short outputs): a JSON schema, a regular expression and a
 choice list; every output validates (`jsonschema`) or matches, and greedy constrained decoding equals
-llguidance's own reference loop on the same logits (`test_constraints.reference_greedy`).
+llguidance's own reference loop on the same logits (`test_constraints.reference_greedy`), and the
+masks of our view of the tokenizer equal those of llguidance's own (`llguidance.hf`) along a sampled run.
 The engine (llama-server on the packaged GGUF, through the backend as the CLI sends it): with the
 same JSON schema (`json_schema` in the request) both outputs validate; with one GBNF grammar (the
 same language on both sides: llama.cpp's JSON layout differs from llguidance's) the greedy texts are
@@ -31,10 +32,11 @@ from playground.engines.topk import next_token_topk
 from playground.sampling import SamplingSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from test_constraints import reference_greedy  # noqa: E402
+from test_constraints import assert_library_masks, reference_greedy  # noqa: E402
 
 PACKAGED = ["gemma-3-270m", "smollm2-135m-instruct"]
 GREEDY = SamplingSettings(temperature=0.0)
+HOT = SamplingSettings(temperature=1.5)
 PROMPT = "Paris is the capital of France. As JSON:"
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 16},
                                            "country": {"type": "string", "maxLength": 16}},
@@ -59,6 +61,9 @@ def test_outputs_are_valid_and_equal_the_reference(loaded):
     jsonschema.validate(json.loads(run.text), SCHEMA)
     assert run.token_ids == reference_greedy(loaded, ids, schema, 40)
     assert any(step.removed_mass > 0.01 for step in run.steps)  # the mask did remove something
+    sampled = constraints.constrained_generate(loaded, ids, constraints.parse_constraint("json_schema", json.dumps(
+        {"type": "object", "properties": {"city": {"type": "string"}}})), HOT, 24, seed=3)
+    assert_library_masks(loaded, sampled.constraint, sampled)  # text of any kind: every token's bytes matter
     year = constraints.constrained_generate(loaded, decoding.prompt_ids(loaded, "The Eiffel Tower was built in"),
                                             constraints.parse_constraint("regex", REGEX), GREEDY, 8)
     assert re.fullmatch(REGEX, year.text), year.text

@@ -189,3 +189,28 @@ def test_engines_take_what_they_can_and_refuse_the_rest_in_words():
                      engine=engine_config("ollama", "http://fake:1"))
     with pytest.raises(PlaygroundError, match="takes no constraint"):
         backend_for(spec).constrained("Hi", schema, GREEDY, 8, 0)
+
+
+def test_our_tokenizer_view_gives_the_masks_of_llguidance_hf(loaded, prompt):
+    """`ll_tokenizer` builds llguidance's tokenizer from our bytes table (fast); the library's own
+    `llguidance.hf.from_tokenizer` gives the same mask at every step of a run."""
+    for kind, text in CASES:
+        constraint = constraints.parse_constraint(kind, text)
+        assert_library_masks(loaded, constraint, constraints.constrained_generate(loaded, prompt, constraint, HOT, 30, 2))
+
+
+def assert_library_masks(loaded, constraint, run):
+    """At every step of `run`, the mask of `ll_tokenizer` equals the one of the library's own
+    `llguidance.hf.from_tokenizer` view of the same tokenizer."""
+    import llguidance
+    import llguidance.hf
+
+    theirs = llguidance.hf.from_tokenizer(loaded.tokenizer, n_vocab=loaded.vocab_size,
+                                          eos_token=list(loaded.eos_token_ids))
+    ours = constraints.compile_constraint(loaded, constraint)
+    a, b = ours.matcher(), llguidance.LLMatcher(theirs, ours.grammar, log_level=0)
+    for step in run.steps:
+        mask = constraints.allowed_tokens(a, loaded.vocab_size)
+        assert mask.equal(constraints.allowed_tokens(b, loaded.vocab_size)), (constraint.kind, step.index)
+        assert int(mask.sum()) == step.allowed_count
+        assert a.consume_token(step.id) and b.consume_token(step.id)

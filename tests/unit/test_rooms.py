@@ -104,6 +104,9 @@ def test_answers_are_one_per_student_bounded_and_rate_limited(store, monkeypatch
     room.answer(made.code, student(1), "B", store)  # replaces
     room.answer(made.code, student(2), "B", store)
     assert store.answers(made.code, poll["id"]).keys() == {student(1), student(2)}
+    room.answer(made.code, student(2), "B", store, poll_id=poll["id"])
+    with pytest.raises(PlaygroundError, match="That poll has ended"):
+        room.answer(made.code, student(2), "B", store, poll_id="0ld0ld00")
     for bad, message in [("x" * 41, "at most 40 characters"), ("   ", "Type an answer"), ("C", "Vote A"),
                          (None, "short text")]:
         with pytest.raises(PlaygroundError, match=message):
