@@ -242,6 +242,8 @@ def build_app() -> gr.Blocks:
         for trigger in (app.load, timer.tick):
             trigger(common.status_markdown, outputs=status, api_name=False, queue=False, show_progress="hidden")
             trigger(common.status_details, outputs=status_details, api_name=False, queue=False, show_progress="hidden")
+        # a student page stops the status timer (a hall of them would ask every 5 s)
+        class_room.wire(class_panel, tabs, [link for link in tab_links if link is not None], link_values, timer)
     # api_open=False: Gradio's direct /run and /api routes refuse queued functions (guard_routes too)
     app.queue(default_concurrency_limit=HEAVY_CONCURRENCY, max_size=QUEUE_MAX_SIZE, api_open=False)
     configure_queue(app)
