@@ -114,10 +114,10 @@ def build(model, chat_template, prompt, controls: SamplingControls) -> dict:
         step_plot = gr.Plot(label="one step: before the mask, and the allowed tokens renormalised",
                             elem_id="constraint-step-plot")
         table = gr.HTML(elem_id="constraint-table")
-    kind.change(example, [kind], [text], queue=False)
+    kind.change(example, [kind], [text], queue=False, api_name=False)
     run.click(run_constraint, [model, chat_template, prompt, kind, text, max_tokens, *controls.inputs],
-              [result, pair, overview, step, step_plot, table])
-    step.release(show_step, [result, step], [step_plot, table])
+              [result, pair, overview, step, step_plot, table], api_name="sampling_constraint")
+    step.release(show_step, [result, step], [step_plot, table], api_name=False)
     return {"accordion": accordion, "kind": kind, "text": text, "max_tokens": max_tokens}
 
 

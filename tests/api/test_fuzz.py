@@ -205,7 +205,7 @@ def endpoint_names():
             "/side_by_side", "/converse", "/template_view", "/with_without_template", "/teacher_forcing",
             "/preset_poem", "/preset_oranges", "/preset_apples", "/sampling_distribution", "/sampling_refilter",
             "/sampling_next_token", "/sampling_append_token", "/sampling_undo", "/sampling_clear",
-            "/sampling_generate", "/sampling_samples", "/beam_search", "/beam_redraw",
+            "/sampling_generate", "/sampling_samples", "/sampling_constraint", "/beam_search", "/beam_redraw",
             "/inside_view", "/inside_attention", "/inside_lens"]
 
 
