@@ -52,23 +52,21 @@ METHODS = ("occlusion", "gradient", "integrated-gradients", "attention")
 
 FORMULAS = {
     "occlusion-removed": ("Occlusion (token removed)",
-                          "score = log p(target | prompt) − log p(target | prompt without this token). Exact: "
-                          "the model is re-run without each token. Positive: the token made the target more likely."),
+                          "log p(target | prompt) − log p(target | the prompt without this token): the model re-run, "
+                          "exact."),
     "occlusion-replaced": ("Occlusion (token replaced by {neutral})",
-                           "score = log p(target | prompt) − log p(target | prompt with this token replaced by "
-                           "{neutral}). Exact, and every other token keeps its position."),
+                           "log p(target | prompt) − log p(target | this token replaced by {neutral}): exact, the "
+                           "other tokens keep their places."),
     "gradient": ("Gradient × input",
-                 "score = Σ over the embedding's numbers of embedding × ∂ log p(target) / ∂ embedding: a "
-                 "straight-line guess of what removing the token's embedding would change (one backward pass)."),
+                 "Σ embedding × ∂ log p(target) / ∂ embedding: one backward pass, a straight-line guess of "
+                 "what removing the token would change."),
     "integrated-gradients": ("Integrated gradients",
-                             "score = (embedding − baseline) × the gradient averaged along the straight path from "
-                             "a baseline ({neutral} in every place) to the real embeddings ({steps} points). The "
-                             "scores add up to "
-                             "log p(target | prompt) − log p(target | baseline): the completeness check."),
+                             "(embedding − baseline) × the gradient averaged on the path from {neutral} to the "
+                             "prompt ({steps} points); the scores add up to log p(target | prompt) − "
+                             "log p(target | baseline)."),
     "attention": ("Attention rollout (NOT an attribution)",
-                  "score = the last position's row of the product over layers of (mean attention of the heads + "
-                  "identity) / 2: where information could flow to the prediction, not how much each token "
-                  "changed it. Always positive; the rows add up to 1."),
+                  "the last row of the product over layers of (the heads' mean attention + I) / 2: where "
+                  "information could flow, not what changed the prediction."),
 }
 
 

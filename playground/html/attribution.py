@@ -31,6 +31,7 @@ CSS = """
 .why-chip-text { font-size: 1.05rem; white-space: pre; }
 .why-chip-score { font-size: 0.75rem; }
 .why-check { font-size: 0.9rem; margin-top: 0.3rem; }
+.why-seconds { font-size: 0.75rem; font-weight: normal; color: #6b7280; }
 .why-check.bad { color: #b91c1c; font-weight: 600; }
 """
 
@@ -51,7 +52,12 @@ def _chip(text: str, score: float | None, scale: float, start: bool) -> str:
                 f'<span class="why-chip-text">{shown}</span><span class="why-chip-score">·</span></span>')
     return (f'<span class="why-chip" style="background:{score_color(score, scale)}" '
             f'title="{html.escape(text)}: {score:+.4f}"><span class="why-chip-text">{shown}</span>'
-            f'<span class="why-chip-score">{score:+.2f}</span></span>')
+            f'<span class="why-chip-score">{_short(score)}</span></span>')
+
+
+def _short(score: float) -> str:
+    """Two decimals, or two significant digits for a small nonzero score (attention rollout's)."""
+    return f"{score:+.1e}" if score and abs(score) < 0.005 else f"{score:+.2f}"
 
 
 def completeness_html(row) -> str:
@@ -69,9 +75,9 @@ def panel_html(tokens, row) -> str:
     chips = "".join(_chip(t.text, s, scale, t.start) for t, s in zip(tokens, row.scores))
     check = completeness_html(row) if row.completeness_error is not None else ""
     kind = "" if row.is_attribution else " not-attribution"
-    return (f'<div class="why-panel{kind}" data-method="{html.escape(row.key)}"><h4>{html.escape(row.title)}</h4>'
-            f'<p class="why-formula">{html.escape(row.formula)}</p><div class="why-chips">{chips}</div>{check}'
-            f'<div class="why-check">{row.seconds:.1f} s</div></div>')
+    return (f'<div class="why-panel{kind}" data-method="{html.escape(row.key)}"><h4>{html.escape(row.title)} '
+            f'<span class="why-seconds">{row.seconds:.1f} s</span></h4>'
+            f'<p class="why-formula">{html.escape(row.formula)}</p><div class="why-chips">{chips}</div>{check}</div>')
 
 
 def target_html(result) -> str:

@@ -38,6 +38,12 @@ last panel shows how different they look."""
 
 CSS = why_html.CSS + """
 .why-lecture { background: #f6f7fb; border-left: 4px solid #1f4fd8; padding: 0.4rem 0.9rem; font-size: 1.0rem; }
+/* presenter mode: the panels stay on the screen (long content scrolls inside the view) */
+html.playground-present #why-view { max-height: calc(100vh - 40px); overflow-y: auto !important; }
+html.playground-present .why-chip-score { font-size: 14px; }
+html.playground-present .why-formula { font-size: 15px; line-height: 1.25; margin-bottom: 0.2rem; }
+html.playground-present .why-panel { padding: 0.2rem 0.5rem; }
+html.playground-present .why-target { font-size: 22px; margin: 0 0 0.3rem; }
 """
 
 
