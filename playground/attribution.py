@@ -231,8 +231,9 @@ def _target_function(loaded: LoadedModel, start_embeds: torch.Tensor, target_id:
     return f
 
 
-def _gradient_methods(loaded, start, own, target_id, method: str, steps: int):
-    """(scores per own token, f(x), f(baseline), convergence delta) by Captum."""
+def _gradient_methods(loaded, start, own, target_id, method: str, steps: int, f_input: float):
+    """(scores per own token, f(baseline), convergence delta) by Captum; f(baseline) follows from
+    Captum's delta = sum(scores) - (f(x) - f(baseline)) and the prompt's own f(x)."""
     from captum.attr import InputXGradient, IntegratedGradients
 
     start_embeds = _embeddings(loaded, start) if start else _embeddings(loaded, own)[:, :0]
@@ -242,20 +243,19 @@ def _gradient_methods(loaded, start, own, target_id, method: str, steps: int):
         try:
             if method == "gradient":
                 attributions = InputXGradient(f).attribute(text_embeds.clone().requires_grad_(True))
-                return attributions.sum(-1)[0].tolist(), None, None, None
+                return attributions.sum(-1)[0].tolist(), None, None
             baseline = _embeddings(loaded, [neutral_token(loaded.tokenizer)] * len(own))
             per_call = max(1, TOKENS_PER_CALL // (len(start) + len(own)))
             attributions, delta = IntegratedGradients(f).attribute(
                 text_embeds, baselines=baseline, n_steps=steps, method="gausslegendre",
                 internal_batch_size=min(steps, per_call), return_convergence_delta=True)
-            with torch.no_grad():
-                f_input, f_base = f(text_embeds).item(), f(baseline).item()
         except RuntimeError as exc:
             if "grad" in str(exc).lower() or "derivative" in str(exc).lower():
                 raise PlaygroundError(f"{loaded.id}'s weights ({loaded.weights}) do not support gradients: "
                                       f"occlusion and attention still work. ({str(exc)[:120]})") from None
             raise
-    return attributions.sum(-1)[0].tolist(), f_input, f_base, float(delta.reshape(-1)[0])
+    scores, delta = attributions.sum(-1)[0].tolist(), float(delta.reshape(-1)[0])
+    return scores, f_input - sum(scores) + delta, delta
 
 
 def rollout(attentions: torch.Tensor) -> torch.Tensor:
@@ -310,11 +310,11 @@ def attribute(model_id: str, text: str, methods=METHODS, target: str | None = No
             began = time.perf_counter()
             add("occlusion-replaced", blank + _occlusion(loaded, start, own, target_id, f_input, False), began=began)
         elif method == "gradient":
-            scores = _gradient_methods(loaded, start, own, target_id, method, steps)[0]
+            scores = _gradient_methods(loaded, start, own, target_id, method, steps, f_input)[0]
             add("gradient", blank + tuple(scores), began=began)
         elif method == "integrated-gradients":
-            scores, f_x, f_base, delta = _gradient_methods(loaded, start, own, target_id, method, steps)
-            add("integrated-gradients", blank + tuple(scores), began=began, f_input=f_x, f_baseline=f_base,
+            scores, f_base, delta = _gradient_methods(loaded, start, own, target_id, method, steps, f_input)
+            add("integrated-gradients", blank + tuple(scores), began=began, f_input=f_input, f_baseline=f_base,
                 completeness_error=delta, steps=steps)
         else:
             add("attention", blank + _attention(model_id, text, ids)[len(start):], False, began=began)

@@ -129,7 +129,7 @@ DEMOS: tuple[Demo, ...] = (
          "Which prompt tokens made Gemma predict ' Paris': occlusion, gradient x input and integrated gradients "
          "side by side, with attention rollout (not an attribution) for the comparison.",
          "why", {"model": "gemma-3-270m", "prompt": "The capital of France is the city of", "target": " Paris",
-                 "steps": "32", "run": "why", "view": "scores"}),
+                 "steps": "16", "run": "why", "view": "scores"}),
     Demo("base-model-distribution", "Decoder-only models", "A base model's next-token distribution",
          "`ollama run llama3.1:8b-text`: the whole distribution over the vocabulary after a prompt.",
          "sampling", {"model": "gemma-3-270m", "prompt": "What Is An LLM", "preset": "random", "view": "chart"}),
