@@ -2,8 +2,8 @@
 
 The target is the lab's most probable next token with the lab's probability; occlusion's score of
 the last token equals re-running the model without it; integrated gradients report the completeness
-error as sum(scores) - (f(input) - f(baseline)); the attention row comes from the Inside pass and is
-labelled not an attribution; each method gives one finite score per text token.
+error as sum(scores) - (f(input) - f(baseline)), f(baseline) the model's own on the neutral tokens;
+the attention row is labelled not an attribution; each method gives one finite score per text token.
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ def test_every_method_on_a_packaged_model(model_id):
     assert removed.scores[-1] == pytest.approx(result.target_logprob - without_last, abs=1e-3)
 
     ig = result.method("integrated-gradients")
+    neutral = [attribution.neutral_token(loaded.tokenizer)] * len(own)
+    with torch.no_grad():
+        logits = loaded.model(input_ids=torch.tensor([start + neutral])).logits[0, -1].float()
+    assert ig.f_baseline == pytest.approx(float(torch.log_softmax(logits, -1)[result.target_id]), abs=1e-2)
     assert ig.completeness_error == pytest.approx(ig.total - (ig.f_input - ig.f_baseline), abs=1e-3)
     assert ig.f_input == pytest.approx(result.target_logprob, abs=1e-3)
     assert not result.method("attention").is_attribution
