@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from playground import settings
 from playground.errors import PlaygroundError
+from playground.lru import BoundedLRU
 from playground.rooms import configured, polls, store as room_store
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -170,6 +171,20 @@ def start_poll(code, key, kind: str, *, model_id: str = "", prompt: str = "", te
     return poll
 
 
+# guess -> the model's token, by (model, prompt, guess): a class converges on a few guesses, and an
+# answer that hits costs no tokenization (a burst of 300 answers when a poll opens)
+_guesses = BoundedLRU(max_entries=4096)
+
+
+def _mapped(poll: dict, text) -> polls.Guess:
+    key = (poll["model"], poll["prompt"], text if isinstance(text, str) else None)
+    guess = _guesses.get(key) if key[2] is not None else None
+    if guess is None:
+        guess = polls.map_guess(_loaded_tokenizer(poll["model"]), poll["prompt"], poll["prompt_ids"], text)
+        _guesses.put(key, guess)
+    return guess
+
+
 def _loaded_tokenizer(model_id: str):
     from playground.models import load_model  # the tokenizer the poll's model reads with
     return load_model(model_id).tokenizer
@@ -192,7 +207,7 @@ def answer(code, student, text, store=None, poll_id: str | None = None) -> str:
     if poll.get("revealed"):
         raise PlaygroundError("This poll is closed: the presenter revealed the answers.")
     if poll["kind"] == "next_token":
-        guess = polls.map_guess(_loaded_tokenizer(poll["model"]), poll["prompt"], poll["prompt_ids"], text)
+        guess = _mapped(poll, text)
         stored = {"text": guess.text, "id": guess.token_id, "label": guess.label, "n": guess.n_tokens}
         message = guess.note
     elif poll["kind"] == "count":
