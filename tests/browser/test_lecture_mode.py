@@ -244,7 +244,8 @@ def test_a_copied_link_restores_the_same_state(page, app_url):
 
 @pytest.mark.parametrize("tab, result", [("Sampling lab", "#sampling-numbers table"),
                                          ("Beam search", "#beam-tree .js-plotly-plot"),
-                                         ("Inside the model", "#inside-attention .js-plotly-plot")])
+                                         ("Inside the model", "#inside-attention .js-plotly-plot"),
+                                         ("Why this token?", "#why-view .why-panels")])
 def test_a_first_visit_shows_a_computed_result(page, app_url, tab, result):
     page.goto(app_url)
     select_tab(page, tab)
