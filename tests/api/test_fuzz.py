@@ -206,7 +206,7 @@ def endpoint_names():
             "/preset_poem", "/preset_oranges", "/preset_apples", "/sampling_distribution", "/sampling_refilter",
             "/sampling_next_token", "/sampling_append_token", "/sampling_undo", "/sampling_clear",
             "/sampling_generate", "/sampling_samples", "/sampling_constraint", "/beam_search", "/beam_redraw",
-            "/inside_view", "/inside_attention", "/inside_lens"]
+            "/inside_view", "/inside_attention", "/inside_lens", "/why_view"]
 
 
 def test_every_public_endpoint_is_fuzzed(fuzz_app):
