@@ -169,7 +169,7 @@ async def hall(url: str, presenter: Presenter, students: int, deadline: float, j
         while len(record["join"]) + len(record["errors"]) < students and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
         record["rss"]["joined"] = rss_bytes(pid) if pid else 0
-        cpu, requests, wall = cpu_seconds(pid), record["requests"], time.perf_counter()
+        cpu, requests, wall, client = cpu_seconds(pid), record["requests"], time.perf_counter(), time.process_time()
         sync = __import__("httpx").Client(trust_env=False)
         for k in range(1, STEPS + 1):
             record["sent"][k] = time.perf_counter()
@@ -178,6 +178,7 @@ async def hall(url: str, presenter: Presenter, students: int, deadline: float, j
         record["rss"]["followed"] = rss_bytes(pid) if pid else 0
         if pid:  # the server's CPU per student request while following (the presenter's 10 steps included)
             record["follow_cpu"] = {"server_cpu_s": round(cpu_seconds(pid) - cpu, 2),
+                                    "bench_clients_cpu_s": round(time.process_time() - client, 2),
                                     "requests": record["requests"] - requests,
                                     "seconds": round(time.perf_counter() - wall, 1)}
         for kind in ("next_token", "count", "chat"):
