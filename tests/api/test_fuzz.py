@@ -206,7 +206,9 @@ def endpoint_names():
             "/preset_poem", "/preset_oranges", "/preset_apples", "/sampling_distribution", "/sampling_refilter",
             "/sampling_next_token", "/sampling_append_token", "/sampling_undo", "/sampling_clear",
             "/sampling_generate", "/sampling_samples", "/sampling_constraint", "/beam_search", "/beam_redraw",
-            "/inside_view", "/inside_attention", "/inside_lens", "/why_view"]
+            "/inside_view", "/inside_attention", "/inside_lens", "/why_view",
+            "/class_start", "/class_poll_next_token", "/class_poll_count", "/class_poll_chat", "/class_reveal",
+            "/class_hide"]
 
 
 def test_every_public_endpoint_is_fuzzed(fuzz_app):
@@ -231,7 +233,7 @@ def test_fuzz_endpoint(fuzz_app, api_name):
     def fuzz(data):
         # every parameter valid, then 0-2 of them replaced by hostile values: deep paths and validation both
         values = [data.draw(strategy) for strategy in valid]
-        corrupt = data.draw(st.lists(st.integers(0, len(values) - 1), max_size=2, unique=True))
+        corrupt = data.draw(st.lists(st.integers(0, len(values) - 1), max_size=2, unique=True)) if values else []
         for index in corrupt:
             values[index] = data.draw(hostile[index])
         if time.monotonic() > stop_at:  # (after drawing: hypothesis wants the same draws every run)
