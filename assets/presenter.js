@@ -3,7 +3,7 @@
 // in view, keyboard shortcuts. Its settings (FLOOR, the shortcut keys) come from
 // window.playgroundPresenterSettings, which presenter.head() writes just before this script.
 (() => {
-  const { floor: FLOOR, keys } = window.playgroundPresenterSettings;  // set by presenter.head()
+  const { floor: FLOOR, keys, help, demos } = window.playgroundPresenterSettings;  // set by presenter.head()
   const root = document.documentElement;
   const presenting = () => root.classList.contains('playground-present');
   // Whether the keyboard is writing into a field: a text box, a number box, a list, an editable
@@ -141,15 +141,74 @@
   };
   if (document.body) start(); else document.addEventListener('DOMContentLoaded', start);
 
+  // The lecture's demos in order: from a demo's link, the previous and next one (presenter mode kept).
+  const demoIndex = () => {
+    const id = new URLSearchParams(window.location.search).get('demo');
+    return demos.findIndex(([demoId]) => demoId === id);
+  };
+  const openDemo = (step) => {
+    const at = demoIndex();
+    const next = demos[at + step];
+    if (at < 0 || !next) return;
+    const url = new URL(window.location.href);
+    url.search = new URLSearchParams([['demo', next[0]], ['present', '1']]).toString();
+    window.location.assign(url.toString());
+  };
+  const drawDemoNav = () => {
+    const at = demoIndex();
+    let bar = document.getElementById('demo-nav');
+    if (at < 0 || !presenting()) { if (bar) bar.remove(); return; }
+    if (bar) return;
+    bar = document.createElement('div');
+    bar.id = 'demo-nav';
+    const button = (id, text, step) => {
+      const b = document.createElement('button');
+      b.id = id; b.textContent = text; b.disabled = !demos[at + step];
+      b.title = demos[at + step] ? demos[at + step][1] : '';
+      b.addEventListener('click', () => openDemo(step));
+      return b;
+    };
+    const title = document.createElement('span');
+    title.className = 'demo-nav-title';
+    title.textContent = `${at + 1}/${demos.length} · ${demos[at][1]}`;
+    bar.append(button('demo-previous', '◀', -1), title, button('demo-next', '▶', 1));
+    document.body.appendChild(bar);
+  };
+  // "?": the shortcuts over any tab (Escape or "?" again closes it)
+  const toggleHelp = () => {
+    const open = document.getElementById('shortcuts-help');
+    if (open) { open.remove(); return; }
+    const overlay = document.createElement('div');
+    overlay.id = 'shortcuts-help';
+    const box = document.createElement('div');
+    const heading = document.createElement('h3');
+    heading.textContent = 'Keyboard shortcuts (not while typing in a text box)';
+    const table = document.createElement('table');
+    for (const [key, what] of help) {
+      const row = table.insertRow();
+      const kbd = document.createElement('kbd');
+      kbd.textContent = key;
+      row.insertCell().appendChild(kbd);
+      row.insertCell().textContent = what;
+    }
+    box.append(heading, table);
+    overlay.appendChild(box);
+    overlay.addEventListener('click', () => overlay.remove());
+    document.body.appendChild(overlay);
+  };
+  setInterval(drawDemoNav, 500);
   // Keyboard shortcuts: press the selected tab's button (never while typing).
   document.addEventListener('keydown', (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (typing(event.target)) return;
     if (event.target.type === 'range' && /^Arrow/.test(event.key)) return;  // the arrows move the slider
+    if (event.key === 'Escape' && document.getElementById('shortcuts-help')) { toggleHelp(); return; }
     const key = event.key === 'ArrowRight' ? '→' : event.key === 'ArrowLeft' ? '←' : event.key.toLowerCase();
     const id = keys[key];
     if (!id) return;
     if (id === 'presenter-toggle') { setPresent(!presenting()); event.preventDefault(); return; }
+    if (id === 'shortcuts-help') { toggleHelp(); event.preventDefault(); return; }
+    if (id === 'demo-next' || id === 'demo-previous') { openDemo(id === 'demo-next' ? 1 : -1); event.preventDefault(); return; }
     const el = document.getElementById(id);
     if (!el || el.offsetParent === null) return;
     (el.tagName === 'BUTTON' ? el : (el.querySelector('button') || el)).click();

@@ -17,8 +17,12 @@ Phases, each bounded in count and time (every call has a client-side timeout):
 4. **deadlines**: each heavy kind (beam search, K samples, side by side, converse, teacher forcing,
    the inside pass, BPE training) at its largest, one at a time, while another client keeps a heavy
    slot busy: how it ended and whether within the limit + 10 s.
-5. **memory**: the server's RSS before, at its peak and after; a model call after everything must
-   still answer.
+5. **memory**: an adversarial mix (`--sessions` sessions, 100 by default, each with its own
+   1,000-token prompt's distribution, every fourth one then drawing 64 samples of 100 tokens, and
+   long conversations) against the server's memory budget (`playground.memory_budget`: the setting,
+   or 2.5x its RSS with the models loaded, at least 4 GiB): the mix's outcomes, its RSS peak against
+   the budget, and the RSS before, at its peak and after everything; a model call after everything
+   must still answer, with the numbers it gave before the mix.
 
 The server runs with `PLAYGROUND_REQUEST_TIMEOUT=--limit` (30 s by default, so a run takes minutes),
 everything else at its defaults. Loopback only: `--url` must be 127.0.0.1 (or the app is started
@@ -225,6 +229,30 @@ def deadlines(url: str, api: Api, http, limit: float, queue_wait: float) -> dict
     return report
 
 
+LONG_PROMPT = ("In the lecture hall the students asked how a language model turns text into tokens, and "
+               "the instructor answered with an example about lighthouses and ships. ")  # 30 tokens
+
+
+def memory_mix(url: str, api: Api, http, sessions: int, timeout: float) -> dict:
+    """`sessions` sessions with 1,000-token prompts (each its own), K samples, long chats, 8 at a time."""
+    def one(i: int) -> list[Outcome]:
+        session = Session(url, api, http)
+        prompt = f"Session {i}: " + LONG_PROMPT * 33  # about 1,000 tokens, different in every session
+        outcomes = [session.call("/sampling_distribution", timeout, model_id="gemma-3-270m" if i % 2 else
+                                 "smollm2-135m-instruct", prompt=prompt)]
+        if i % 4 == 0:
+            outcomes.append(session.call("/sampling_samples", timeout, k=64, length=100))
+        if i % 10 == 0:
+            outcomes.append(session.call("/converse", timeout, message=LONG_PROMPT * 40, system="",
+                                         chat_model="smollm2-135m-instruct", base_model="gemma-3-270m",
+                                         base_mode="conversation_text", max_tokens=64))
+        return outcomes
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = [o for batch in pool.map(one, range(sessions)) for o in batch]
+    return {"sessions": sessions, "outcomes": outcome_summary(outcomes)}
+
+
 def _raw_get(url: str, target: str) -> str:
     address = urlparse(url)
     try:
@@ -261,11 +289,15 @@ def main() -> None:
     parser.add_argument("--limit", type=float, default=30.0, help="PLAYGROUND_REQUEST_TIMEOUT for the server")
     parser.add_argument("--seconds", type=float, default=300.0, help="the flood phase's length at most")
     parser.add_argument("--no-deadlines", action="store_true", help="leave out the per-kind deadline phase")
+    parser.add_argument("--sessions", type=int, default=100, help="sessions of the memory mix (0: none)")
+    parser.add_argument("--only-memory", action="store_true", help="only the memory phase (and the model call after)")
+    parser.add_argument("--budget-mb", type=float, default=0.0, help="PLAYGROUND_MEMORY_BUDGET_MB (0: automatic)")
     parser.add_argument("--out", default=str(RESULT))
     args = parser.parse_args()
     for name in ("flood", "one_session", "bypass", "garbage"):
         setattr(args, name, max(0, min(getattr(args, name), 200)))  # bounded whatever is asked
-    env = {"PLAYGROUND_REQUEST_TIMEOUT": str(args.limit)}
+    args.sessions = max(0, min(args.sessions, 300))
+    env = {"PLAYGROUND_REQUEST_TIMEOUT": str(args.limit), "PLAYGROUND_MEMORY_BUDGET_MB": str(args.budget_mb)}
     from playground import settings
 
     queue_wait = settings.Settings.from_environment().queue_wait
@@ -278,16 +310,28 @@ def main() -> None:
         for model in ("smollm2-135m-instruct", "gemma-3-270m"):
             warm.call("/sampling_distribution", 300, model_id=model, prompt="Warm up")
         report["rss_mb_models_loaded"] = mb(rss.reset())
-        report["bypass"] = bypass(url, api, http, args.bypass)
+        before = warm.call("/sampling_distribution", 120, model_id="smollm2-135m-instruct",
+                           prompt="After all that, the capital of France is")
+        budget = args.budget_mb or max(4096.0, 2.5 * report["rss_mb_models_loaded"])
+        report["memory_budget_mb"] = round(budget, 1)
         timeout = queue_wait + args.limit + 60
-        report["flood"] = flood(url, api, http, args.flood, args.one_session, timeout, args.seconds)
-        report["flood"]["bound_s"] = queue_wait + args.limit + 10
-        report["garbage"] = garbage(url, http, args.garbage)
-        if not args.no_deadlines:
+        if not args.only_memory:
+            report["bypass"] = bypass(url, api, http, args.bypass)
+            report["flood"] = flood(url, api, http, args.flood, args.one_session, timeout, args.seconds)
+            report["flood"]["bound_s"] = queue_wait + args.limit + 10
+            report["garbage"] = garbage(url, http, args.garbage)
+        if not args.no_deadlines and not args.only_memory:
             report["deadlines"] = deadlines(url, api, http, args.limit, queue_wait)
+        if args.sessions:
+            rss.reset()
+            report["memory"] = memory_mix(url, api, http, args.sessions, queue_wait + args.limit + 60)
+            report["memory"]["rss_mb_peak"] = mb(rss.peak)
+            report["memory"]["within_budget"] = mb(rss.peak) <= budget
         after = Session(url, api, http).call("/sampling_distribution", 120, model_id="smollm2-135m-instruct",
                                              prompt="After all that, the capital of France is")
         report["served_after"] = after.ok
+        # the details JSON (the last output): the tokens and their probabilities
+        report["same_numbers_after"] = after.ok and before.ok and after.data[-1] == before.data[-1]
         report["rss_mb_peak"] = mb(rss.peak)
         report["rss_mb_after"] = mb(rss.last)
         rss.stop()

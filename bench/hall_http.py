@@ -24,7 +24,7 @@ import time
 import uuid
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -170,6 +170,7 @@ class Outcome:
     ok: bool
     seconds: float
     error: str | None = None
+    data: list | None = field(default=None, compare=False, repr=False)  # the event's outputs, when it ended well
 
     @property
     def kind(self) -> str:
@@ -232,7 +233,7 @@ class Session:
                     if message["msg"] == "unexpected_error":
                         return Outcome(False, seconds, f"unexpected_error: {message.get('message')}")
                     if message.get("success"):
-                        return Outcome(True, seconds)
+                        return Outcome(True, seconds, data=(message.get("output") or {}).get("data"))
                     error = (message.get("output") or {}).get("error")
                     return Outcome(False, seconds, str(error) if error else "error without a message")
             return Outcome(False, time.perf_counter() - start, "the stream ended without a result")

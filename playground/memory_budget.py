@@ -1,7 +1,8 @@
 """The server's memory budget: what its caches and new heavy requests share, and what happens near it.
 
 The budget is `PLAYGROUND_MEMORY_BUDGET_MB` when set (> 0), else 2.5 times the server's resident
-memory (RSS) just after its models loaded (`note_models_loaded`, called by `playground.models`),
+memory (RSS) with its models loaded (`note_models_loaded`, called by `playground.models` after a
+load and by `playground.model_call` after a model's first call, when its weights are resident),
 with 4 GiB as the floor; before a model is loaded there is no budget to enforce. Near it:
 
 1. `relieve()`: the caches shrink first. Every bounded cache (`playground.lru.BoundedLRU`: the

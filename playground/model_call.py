@@ -25,7 +25,7 @@ from collections.abc import Iterator
 
 import torch
 
-from playground import limits
+from playground import limits, memory_budget
 from playground.models import LoadedModel
 
 _CPU_COMPUTE = threading.Lock()
@@ -56,8 +56,11 @@ def model_call(loaded: LoadedModel, slot: bool = True) -> Iterator[None]:
     """
     request_checks()
     loaded.forward_calls += 1
+    first = loaded.forward_calls == 1
     with compute_slot(loaded) if slot else contextlib.nullcontext():
         yield
+    if first:  # a GGUF model's weights are resident only once it ran: the automatic budget counts them
+        memory_budget.note_models_loaded()
 
 
 @torch.inference_mode()

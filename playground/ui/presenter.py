@@ -10,9 +10,11 @@ page, and the chart's height grows in proportion so rows keep their spacing).
 Results come into view as they arrive: the result a link or a tab's first visit asked for is
 scrolled to once it is drawn, and in presenter mode again whenever it changes while it is not
 fully visible (never while the presenter is typing). Keyboard shortcuts (listed in the app, see
-`SHORTCUTS`) press the selected tab's buttons; they never fire while a text box has the focus (a
+`SHORTCUTS`; "?" shows them over any tab) press the selected tab's buttons; they never fire while a text box has the focus (a
 slider, checkbox or button with the focus is not typing: the shortcuts work after a slider was
-moved, except the arrows, which move the focused slider).
+moved, except the arrows, which move the focused slider). A page opened from a demo's link shows a
+small "◀ previous · title · next ▶" bar in presenter mode ("[" and "]" too): the lecture's demos in
+order, each opened in presenter mode.
 
 The script is `assets/presenter.js` (`head()` puts it in the page with its settings);
 `window.playgroundChartsSettled(root)` says whether every chart under `root` is drawn as presenter
@@ -23,6 +25,7 @@ What it leaves out: the tabs' layouts (each tab module) and which result a link 
 
 from __future__ import annotations
 
+from playground import lecture
 from playground.ui import page_scripts
 
 CHART_FONT_PX = 20
@@ -35,6 +38,9 @@ SHORTCUTS = (
     ("→", "Beam search: replay one step forward", "beam-step-forward"),
     ("←", "Beam search: replay one step back", "beam-step-back"),
     ("p", "Presenter mode on / off", "presenter-toggle"),
+    ("]", "Lecture demos: the next demo (from a demo's link)", "demo-next"),
+    ("[", "Lecture demos: the previous demo", "demo-previous"),
+    ("?", "Show or hide this list of shortcuts", "shortcuts-help"),
 )
 
 
@@ -65,6 +71,18 @@ CSS = """
 .lecture-index .demo-needs { color: #8a4b00; font-size: 0.95em; }
 .lecture-index .demo-poll { color: #1d4ed8; font-weight: 600; font-size: 0.95em; }
 .lecture-index a.demo-link { font-weight: 700; }
+/* the previous / next demo bar (a demo's link in presenter mode) and the "?" list of shortcuts */
+#demo-nav { position: fixed; right: 12px; bottom: 12px; z-index: 70; display: flex; gap: 6px; align-items: center;
+  background: rgba(255, 255, 255, 0.95); border: 1px solid #888; border-radius: 8px; padding: 4px 8px;
+  box-shadow: 0 4px 14px rgba(0, 0, 0, 0.2); font-size: 16px; max-width: 60vw; }
+#demo-nav button { font-size: 16px; padding: 2px 10px; border: 1px solid #888; border-radius: 6px; background: #f3f4f6; }
+#demo-nav button:disabled { opacity: 0.4; }
+#demo-nav .demo-nav-title { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; max-width: 36vw; }
+#shortcuts-help { position: fixed; inset: 0; z-index: 80; background: rgba(0, 0, 0, 0.45); display: flex;
+  align-items: center; justify-content: center; }
+#shortcuts-help > div { background: #fff; color: #000; border-radius: 10px; padding: 1rem 1.5rem; font-size: 18px;
+  max-height: 90vh; overflow-y: auto; }
+#shortcuts-help kbd { border: 1px solid #888; border-radius: 4px; padding: 0 6px; font-family: monospace; }
 html.playground-present { font-size: 20px; }
 html.playground-present body {
   --text-xxs: 14px; --text-xs: 16px; --text-sm: 18px; --text-md: 20px; --text-lg: 22px; --text-xl: 26px;
@@ -92,9 +110,14 @@ html.playground-present #fim-parts, html.playground-present #fim-psm {
 """
 
 def head() -> str:
-    """The presenter script (`assets/presenter.js`) with its settings: the chart font floor and the shortcut keys."""
+    """The presenter script (`assets/presenter.js`) with its settings: the chart font floor, the
+    shortcut keys (and what each does, for the "?" overlay) and the lecture's demos in order (for
+    the previous / next demo controls)."""
     keys = {key: elem_id for key, _what, elem_id in SHORTCUTS}
-    return "\n".join([page_scripts.settings_tag("playgroundPresenterSettings", {"floor": CHART_FONT_PX, "keys": keys}),
+    help_rows = [[key, what] for key, what, _ in SHORTCUTS]
+    demos = [[demo.id, demo.title] for demo in lecture.DEMOS]
+    settings = {"floor": CHART_FONT_PX, "keys": keys, "help": help_rows, "demos": demos}
+    return "\n".join([page_scripts.settings_tag("playgroundPresenterSettings", settings),
                       page_scripts.script_tag("presenter.js")])
 
 

@@ -156,6 +156,8 @@ def _outputs(session: lab.LabSession | None, settings: sampling.SamplingSettings
     choices = _token_choices(tokens)
     html = generated_html.generated_html(view.shown_prompt, session.records, session.stop_note,
                                          start=view.start_labels)
+    if light:
+        return session, figure, _numbers_html(view), gr.skip(), html, gr.skip()
     return (session, figure, _numbers_html(view), gr.update(choices=choices, value=choices[0][1]),
             html, _details(view, tokens))
 
@@ -169,9 +171,9 @@ class StreamPacer:
     whether a running view is sent): the first call, then at most once per `interval` seconds
     (`PLOT_INTERVAL_SECONDS`)."""
 
-    def __init__(self, interval: float | None = None, clock=time.monotonic):
+    def __init__(self, interval: float | None = None, clock=None):
         self.interval = PLOT_INTERVAL_SECONDS if interval is None else interval
-        self.clock = clock
+        self.clock = clock or _now
         self.last: float | None = None
 
     def __call__(self) -> bool:
@@ -288,12 +290,14 @@ def clear(state, top_n, log_scale, temperature, top_k, top_p, min_p, order):
 
 @user_errors
 def generate_n(state, n, stop, top_n, log_scale, temperature, top_k, top_p, min_p, order, seed, stop_signal=None):
-    """Stream N tokens: the text, the numbers and the token list follow every token, the chart is paced.
-    After Stop (`stop_signal`, the tab's `StopSignal`) one last view shows the tokens so far and says so."""
+    """Stream N tokens within a frame budget: the text and the numbers `TEXT_VIEWS_PER_CHART` times
+    per `PLOT_INTERVAL_SECONDS`, the chart, the token list and the details at most once in it; the
+    last view has everything. After Stop (`stop_signal`, the tab's
+    `StopSignal`) one last view shows the tokens so far and says so."""
     session, settings = _require(state), _settings(temperature, top_k, top_p, min_p, order)
     n = clamp_int(n, "N", 1, MAX_GENERATE, default=1)
     seed, stops = seed_from_value(seed), _stop_strings(stop)
-    chart_due, chart_behind = StreamPacer(), True
+    text_due, chart_due, behind = StreamPacer(PLOT_INTERVAL_SECONDS / TEXT_VIEWS_PER_CHART), StreamPacer(), True
     steps = lab.generate(session, settings, n, seed, stops)
     try:
         for _record, ranked in steps:

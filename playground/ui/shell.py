@@ -75,10 +75,11 @@ EVENT_GROUPS: dict[str, str] = {
     "playground.ui.sampling_tab.samples_after_stop": "instant",
     "playground.ui.sampling_tab.generate_n": "heavy",
     "playground.ui.sampling_tab.draw_samples": "heavy",
+    "playground.ui.constraint_section.run_constraint": "heavy",  # a constrained and a free generation
+    "playground.ui.constraint_section.show_step": "instant",  # redraws the kept run
     "playground.ui.chain_section.show_chain": "model-step",  # re-filters; a cache miss is one forward
     "playground.ui.chain_section.run_ab": "heavy",  # 2 x N decode steps
     "playground.ui.chain_section.grow_tree": "instant",  # the lab's path folded into the tree
-    "playground.ui.constraint_section.show_step": "instant",  # redraws the kept run
     **{f"playground.ui.tokenizer_tab.{name}": "instant"
        for name in ("explore", "compare", "decode", "ids_to_decode", "apply_preset", "bpe_step",
                     "bpe_encode")},
@@ -236,7 +237,6 @@ def build_app() -> gr.Blocks:
                 tab_links.append(attribution_tab.build())
         link_values = link_wiring.install(tabs, [link for link in tab_links if link is not None], notice, copy_link,
                                           link_output)
-        class_room.wire(class_panel, tabs, [link for link in tab_links if link is not None], link_values)
         present.change(None, present, None, js=presenter.TOGGLE_JS)
         timer = gr.Timer(5.0)
         for trigger in (app.load, timer.tick):

@@ -357,3 +357,26 @@ def test_the_first_visit_header_is_whole_and_models_open_over_the_page(hall_page
     select_tab(page, "Tokenizer")
     page.locator("#copy-link").click()
     page.locator("#link-output").wait_for(state="visible")
+
+
+def test_a_presenter_steps_through_the_demos_and_finds_the_shortcuts(hall_page, app_url):
+    """From a demo's link: the previous/next bar and "]" open the next demo in presenter mode; "?"
+    lists the shortcuts over the tab."""
+    page = hall_page
+    first, second = lecture.DEMOS[0], lecture.DEMOS[1]
+    open_link(page, app_url, f"demo={first.id}&present=1")
+    bar = page.locator("#demo-nav")
+    bar.wait_for(state="visible")
+    assert f"1/{len(lecture.DEMOS)}" in bar.inner_text() and first.title in bar.inner_text()
+    assert page.locator("#demo-previous").is_disabled()
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("?")
+    overlay = page.locator("#shortcuts-help")
+    overlay.wait_for(state="visible")
+    assert "Lecture demos: the next demo" in overlay.inner_text() and "Sampling lab: next token" in overlay.inner_text()
+    page.keyboard.press("Escape")
+    overlay.wait_for(state="detached")
+    page.keyboard.press("]")
+    page.wait_for_url(f"**demo={second.id}**")
+    page.wait_for_function("document.body.dataset.linkState === 'done'", timeout=240_000)
+    assert "present=1" in page.url and second.title in page.locator("#demo-nav").inner_text()

@@ -154,10 +154,11 @@ def test_sampling_caps_and_messages(lab_state):
     assert "Unknown model id" in handler_outcome(tab.show_distribution, "../../etc/passwd", False, "x", 10, False, *rules)
 
 
-def test_stopping_a_generation_keeps_its_tokens_and_frees_the_session(lab_state):
+def test_stopping_a_generation_keeps_its_tokens_and_frees_the_session(lab_state, monkeypatch):
     """A stream closed between tokens (Gradio closes it when the page goes away) keeps its tokens."""
     from playground.ui import sampling_tab as tab
 
+    monkeypatch.setattr(tab, "PLOT_INTERVAL_SECONDS", 0.0)  # a whole view after every token
     rules = (1.0, 0, 1.0, 0.0, "transformers")
     stream = tab.generate_n(lab_state, 200, "", 10, False, *rules, 1)
     for _ in range(3):
@@ -170,11 +171,13 @@ def test_stopping_a_generation_keeps_its_tokens_and_frees_the_session(lab_state)
     assert len(after[5]["generated"]) == 4
 
 
-def test_the_stop_signal_ends_both_lab_streams_with_a_view_that_says_so(lab_state):
+def test_the_stop_signal_ends_both_lab_streams_with_a_view_that_says_so(lab_state, monkeypatch):
     """Stop (the tab's StopSignal): Generate N's last view keeps the tokens so far and says Stop; a
     stopped samples run is kept for the view after Stop; the session is free again either way."""
     from playground.ui import sampling_tab as tab
     from playground.ui.common import StopSignal
+
+    monkeypatch.setattr(tab, "PLOT_INTERVAL_SECONDS", 0.0)  # a whole view after every token
 
     rules = (1.0, 0, 1.0, 0.0, "transformers")
     signal = StopSignal()
