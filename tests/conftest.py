@@ -170,6 +170,35 @@ def page(browser):
     context.close()
 
 
+PRESENTER_SCALE = {"viewport": {"width": 1280, "height": 720}, "device_scale_factor": 1.5}
+
+
+@pytest.fixture
+def presenter_page(browser):
+    """A page as the instructor's projector shows it (1280x720, device scale 1.5), recording the
+    page's script errors in `page.errors` and its calls in `page.server_calls`."""
+    context = browser.new_context(**PRESENTER_SCALE)
+    page = context.new_page()
+    page.set_default_timeout(180_000)
+    page.errors = []
+    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+    page.server_calls = ServerCalls(page)
+    yield page
+    context.close()
+
+
+def shown_legibly(page, elem_id: str, cells: str, min_width: int, shot: str) -> None:
+    """`#elem_id` scrolled into view is at least `min_width` x 300 px, the table cells `cells` are
+    drawn at 14 px or more, and a screenshot named `shot` records it."""
+    block = page.locator(f"#{elem_id}")
+    block.scroll_into_view_if_needed()
+    box = block.bounding_box()
+    assert box["width"] >= min_width and box["height"] >= 300, box
+    size = page.evaluate(f"() => parseFloat(getComputedStyle(document.querySelector('{cells}')).fontSize)")
+    assert size >= 14, size
+    screenshot(page, shot)
+
+
 def set_number(page, elem_id: str, value: int | float) -> None:
     """Type `value` into the number box of the slider or number `#elem_id` and wait until it sticks.
 

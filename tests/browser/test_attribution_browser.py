@@ -14,7 +14,6 @@ from pathlib import Path
 
 from tests.conftest import screenshot, wait_until
 
-PRESENTER = {"viewport": {"width": 1280, "height": 720}, "device_scale_factor": 1.5}
 COLUMNS = ["position", "id", "text", "display", "bytes", "start", "occlusion-removed", "occlusion-replaced",
            "gradient", "integrated-gradients", "attention"]
 
@@ -36,47 +35,41 @@ def _download(page, elem_id: str) -> tuple[bytes, str]:
     return Path(info.value.path()).read_bytes(), info.value.suggested_filename
 
 
-def test_why_paris_at_presenter_scale_with_downloads(browser, app_url):
-    context = browser.new_context(**PRESENTER)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        _open(page, app_url, prompt="The capital of France is", target=" Paris")
-        view = page.locator("#why-view")
-        assert "Why ␣Paris? p = " in view.locator(".why-target").inner_text()
-        panels = view.locator(".why-panel")
-        assert panels.count() == 5
-        assert [panels.nth(i).get_attribute("data-method") for i in range(5)] == COLUMNS[6:]
-        assert "NOT an attribution" in panels.nth(4).inner_text()
-        assert "Completeness (8 steps)" in panels.nth(3).inner_text()
-        chips = page.evaluate("""() => [...document.querySelectorAll('#why-view .why-panel[data-method="occlusion-removed"] .why-chip')]
-            .map((c) => [c.querySelector('.why-chip-text').textContent, c.querySelector('.why-chip-score').textContent,
-                         getComputedStyle(c).backgroundColor])""")
-        assert [c[0] for c in chips] == ["The", "␣capital", "␣of", "␣France", "␣is"]
-        for _, score, color in chips:  # red for a positive score, blue for a negative one
-            red, green, blue = (int(v) for v in color[color.index("(") + 1:-1].split(",")[:3])
-            assert (red >= blue) if float(score) >= 0 else (blue >= red), (score, color)
-        # in view and legible at presenter scale: the target line and the first panels' chips on the screen
-        box = page.evaluate("""() => { const r = document.querySelector('#why-view .why-chips').getBoundingClientRect();
-            const t = document.querySelector('#why-view .why-chip-text');
-            return [r.top, r.bottom, r.right, parseFloat(getComputedStyle(t).fontSize)]; }""")
-        assert 0 <= box[0] and box[1] <= 720 and box[2] <= 1280 and box[3] >= 14, box
-        screenshot(page, "why-paris-presenter")
+def test_why_paris_at_presenter_scale_with_downloads(presenter_page, app_url):
+    page = presenter_page
+    _open(page, app_url, prompt="The capital of France is", target=" Paris")
+    view = page.locator("#why-view")
+    assert "Why ␣Paris? p = " in view.locator(".why-target").inner_text()
+    panels = view.locator(".why-panel")
+    assert panels.count() == 5
+    assert [panels.nth(i).get_attribute("data-method") for i in range(5)] == COLUMNS[6:]
+    assert "NOT an attribution" in panels.nth(4).inner_text()
+    assert "Completeness (8 steps)" in panels.nth(3).inner_text()
+    chips = page.evaluate("""() => [...document.querySelectorAll('#why-view .why-panel[data-method="occlusion-removed"] .why-chip')]
+        .map((c) => [c.querySelector('.why-chip-text').textContent, c.querySelector('.why-chip-score').textContent,
+                     getComputedStyle(c).backgroundColor])""")
+    assert [c[0] for c in chips] == ["The", "␣capital", "␣of", "␣France", "␣is"]
+    for _, score, color in chips:  # red for a positive score, blue for a negative one
+        red, green, blue = (int(v) for v in color[color.index("(") + 1:-1].split(",")[:3])
+        assert (red >= blue) if float(score) >= 0 else (blue >= red), (score, color)
+    # in view and legible at presenter scale: the target line and the first panels' chips on the screen
+    box = page.evaluate("""() => { const r = document.querySelector('#why-view .why-chips').getBoundingClientRect();
+        const t = document.querySelector('#why-view .why-chip-text');
+        return [r.top, r.bottom, r.right, parseFloat(getComputedStyle(t).fontSize)]; }""")
+    assert 0 <= box[0] and box[1] <= 720 and box[2] <= 1280 and box[3] >= 14, box
+    screenshot(page, "why-paris-presenter")
 
-        data, name = _download(page, "why-data-csv")
-        rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
-        assert name == "attribution.csv" and rows[0] == COLUMNS and len(rows) == 6
-        data, name = _download(page, "why-data-json")
-        parsed = json.loads(data)
-        assert name == "attribution.json" and parsed["target_text"] == " Paris"
-        assert parsed["integrated-gradients"]["steps"] == 8 and len(parsed["tokens"]) == 5
+    data, name = _download(page, "why-data-csv")
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    assert name == "attribution.csv" and rows[0] == COLUMNS and len(rows) == 6
+    data, name = _download(page, "why-data-json")
+    parsed = json.loads(data)
+    assert name == "attribution.json" and parsed["target_text"] == " Paris"
+    assert parsed["integrated-gradients"]["steps"] == 8 and len(parsed["tokens"]) == 5
 
-        _open(page, app_url, prompt="<b>bold</b> & <i>", methods="occlusion")
-        assert page.locator("#why-view b").count() == 0
-        shown = page.evaluate("""() => [...document.querySelector('#why-view .why-panel').querySelectorAll(
-            '.why-chip-text')].map((t) => t.textContent).join('')""")
-        assert shown.replace("␣", " ") == "<b>bold</b> & <i>", shown
-        assert not errors, errors
-    finally:
-        context.close()
+    _open(page, app_url, prompt="<b>bold</b> & <i>", methods="occlusion")
+    assert page.locator("#why-view b").count() == 0
+    shown = page.evaluate("""() => [...document.querySelector('#why-view .why-panel').querySelectorAll(
+        '.why-chip-text')].map((t) => t.textContent).join('')""")
+    assert shown.replace("␣", " ") == "<b>bold</b> & <i>", shown
+    assert not page.errors, page.errors

@@ -5,73 +5,59 @@ table are in view and legible."""
 
 from __future__ import annotations
 
-from tests.conftest import screenshot, select_tab
+from tests.conftest import screenshot, select_tab, shown_legibly
 
-PRESENTER = {"viewport": {"width": 1280, "height": 720}, "device_scale_factor": 1.5}
 FUNNEL = "#chain-funnel .js-plotly-plot"
 LABELS = f"() => JSON.stringify(document.querySelector('{FUNNEL}').data[0].x)"
 
 
-def test_the_funnel_follows_the_chain_at_presenter_scale(browser, app_url):
-    context = browser.new_context(**PRESENTER)
-    page = context.new_page()
-    page.set_default_timeout(180_000)
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        page.goto(app_url)
-        select_tab(page, "Sampling lab")
-        page.locator("#sampling-show").click()
-        page.wait_for_function("() => document.querySelector('#sampling-numbers table')", timeout=180_000)
-        page.locator("#chain-section").get_by_text("Sampler chain").first.click()
-        page.locator(FUNNEL).wait_for(timeout=180_000)
-        page.wait_for_function(f"() => document.querySelector('{FUNNEL}').data")
-        assert page.evaluate(LABELS) == ('["model","1. penalties","2. dry","3. top_n_sigma","4. top_k","5. typical_p",'
-                                         '"6. top_p","7. min_p","8. xtc","9. temperature"]')
-        kept = page.evaluate(f"() => document.querySelector('{FUNNEL}').data[0].y")
-        assert kept[4] == 40 and kept[0] > 40 >= kept[-1] >= 1
-        assert page.locator("#chain-table tr[data-stage]").count() == 10
+def test_the_funnel_follows_the_chain_at_presenter_scale(presenter_page, app_url):
+    page = presenter_page
+    page.goto(app_url)
+    select_tab(page, "Sampling lab")
+    page.locator("#sampling-show").click()
+    page.wait_for_function("() => document.querySelector('#sampling-numbers table')", timeout=180_000)
+    page.locator("#chain-section").get_by_text("Sampler chain").first.click()
+    page.locator(FUNNEL).wait_for(timeout=180_000)
+    page.wait_for_function(f"() => document.querySelector('{FUNNEL}').data")
+    assert page.evaluate(LABELS) == ('["model","1. penalties","2. dry","3. top_n_sigma","4. top_k","5. typical_p",'
+                                     '"6. top_p","7. min_p","8. xtc","9. temperature"]')
+    kept = page.evaluate(f"() => document.querySelector('{FUNNEL}').data[0].y")
+    assert kept[4] == 40 and kept[0] > 40 >= kept[-1] >= 1
+    assert page.locator("#chain-table tr[data-stage]").count() == 10
 
-        # temperature up to third place: a stage moves, the funnel is drawn again
+    # temperature up to third place: a stage moves, the funnel is drawn again
+    before = page.evaluate(LABELS)
+    page.locator("#chain-stage input").click()
+    page.get_by_role("option", name="9. temperature").click()
+    for _ in range(6):
+        page.locator("#chain-up").click()
+        page.wait_for_function(f"(b) => JSON.stringify(document.querySelector('{FUNNEL}').data[0].x) !== b",
+                               arg=before)
         before = page.evaluate(LABELS)
-        page.locator("#chain-stage input").click()
-        page.get_by_role("option", name="9. temperature").click()
-        for _ in range(6):
-            page.locator("#chain-up").click()
-            page.wait_for_function(f"(b) => JSON.stringify(document.querySelector('{FUNNEL}').data[0].x) !== b",
-                                   arg=before)
-            before = page.evaluate(LABELS)
-        assert '"3. temperature"' in before
-        assert ";temperature=0.8;top_n_sigma=-1.0;top_k=40;" in page.locator("#chain-text textarea").input_value()
+    assert '"3. temperature"' in before
+    assert ";temperature=0.8;top_n_sigma=-1.0;top_k=40;" in page.locator("#chain-text textarea").input_value()
 
-        # the funnel and its numbers are in view and legible at presenter scale
-        funnel = page.locator("#chain-funnel")
-        funnel.scroll_into_view_if_needed()
-        box = funnel.bounding_box()
-        assert box["width"] >= 400 and box["height"] >= 300, box
-        size = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('#chain-table td')).fontSize)")
-        assert size >= 14, size
-        screenshot(page, "chain-funnel-presenter")
+    # the funnel and its numbers are in view and legible at presenter scale
+    shown_legibly(page, "chain-funnel", "#chain-table td", 400, "chain-funnel-presenter")
 
-        # A/B on the same dice: two strips, the divergence (if any) marked
-        page.locator("#chain-ab").click()
-        page.locator("#ab-note").wait_for(timeout=300_000)
-        assert page.locator("#ab-a .ab-tok").count() >= 1 and page.locator("#ab-b .ab-tok").count() >= 1
-        note = page.locator("#ab-note").inner_text()
-        assert ("First divergence" in note) == (page.locator("#ab-a .ab-diverged").count() == 1)
-        strip = page.locator("#ab-a")
-        strip.scroll_into_view_if_needed()
-        assert strip.bounding_box()["width"] >= 400
-        screenshot(page, "chain-ab-presenter")
+    # A/B on the same dice: two strips, the divergence (if any) marked
+    page.locator("#chain-ab").click()
+    page.locator("#ab-note").wait_for(timeout=300_000)
+    assert page.locator("#ab-a .ab-tok").count() >= 1 and page.locator("#ab-b .ab-tok").count() >= 1
+    note = page.locator("#ab-note").inner_text()
+    assert ("First divergence" in note) == (page.locator("#ab-a .ab-diverged").count() == 1)
+    strip = page.locator("#ab-a")
+    strip.scroll_into_view_if_needed()
+    assert strip.bounding_box()["width"] >= 400
+    screenshot(page, "chain-ab-presenter")
 
-        # a preset replaces the chain
-        page.locator("#chain-preset input").click()
-        page.get_by_role("option", name="Ollama").click()
-        page.wait_for_function(f"() => JSON.stringify(document.querySelector('{FUNNEL}').data[0].x).includes('1. penalties')"
-                               f" && document.querySelector('{FUNNEL}').data[0].x.length == 6")
-        assert not errors, errors
-    finally:
-        context.close()
+    # a preset replaces the chain
+    page.locator("#chain-preset input").click()
+    page.get_by_role("option", name="Ollama").click()
+    page.wait_for_function(f"() => JSON.stringify(document.querySelector('{FUNNEL}').data[0].x).includes('1. penalties')"
+                           f" && document.querySelector('{FUNNEL}').data[0].x.length == 6")
+    assert not page.errors, page.errors
 
 
 def test_a_deep_link_opens_the_chain_and_ab_and_the_tree_grows(page, app_url):

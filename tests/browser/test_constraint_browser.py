@@ -5,57 +5,43 @@ the schema says; the charts and the table are in view and legible."""
 
 from __future__ import annotations
 
-from tests.conftest import screenshot, select_tab, set_number, wait_until
+from tests.conftest import screenshot, select_tab, shown_legibly, set_number, wait_until
 
-PRESENTER = {"viewport": {"width": 1280, "height": 720}, "device_scale_factor": 1.5}
 STEP_PLOT = "#constraint-step-plot .js-plotly-plot"
 CONSTRAINED = "() => (document.querySelector('#constraint-constrained .constraint-text') || {}).innerText"
 
 
-def test_the_constraint_section_shows_the_mask_at_presenter_scale(browser, app_url):
-    context = browser.new_context(**PRESENTER)
-    page = context.new_page()
-    page.set_default_timeout(180_000)
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        page.goto(app_url)
-        select_tab(page, "Sampling lab")
-        page.locator("#constraint-section").get_by_text("Constraint: structured outputs").first.click()
-        page.locator("#constraint-kind").get_by_text("choices", exact=True).click()
-        wait_until(page, "() => document.querySelector('#constraint-text textarea').value.startsWith('Paris,')",
-                   "the choices example", "() => document.querySelector('#constraint-text textarea').value")
-        page.locator("#constraint-run").click()
-        wait_until(page, f"() => ['Paris', 'London', 'Berlin', 'Rome'].includes(({CONSTRAINED})())",
-                   "one of the choices as the constrained text", CONSTRAINED)
-        assert page.locator("#constraint-free .constraint-text").inner_text()
-        page.wait_for_function(f"() => document.querySelector('{STEP_PLOT}') && document.querySelector('{STEP_PLOT}').data")
-        title = page.evaluate(f"() => document.querySelector('{STEP_PLOT}').layout.title.text")
-        assert title.startswith("step 1:") and "allowed" in title and "removed" in title
-        assert page.locator("#constraint-overview .js-plotly-plot").count() == 1
+def test_the_constraint_section_shows_the_mask_at_presenter_scale(presenter_page, app_url):
+    page = presenter_page
+    page.goto(app_url)
+    select_tab(page, "Sampling lab")
+    page.locator("#constraint-section").get_by_text("Constraint: structured outputs").first.click()
+    page.locator("#constraint-kind").get_by_text("choices", exact=True).click()
+    wait_until(page, "() => document.querySelector('#constraint-text textarea').value.startsWith('Paris,')",
+               "the choices example", "() => document.querySelector('#constraint-text textarea').value")
+    page.locator("#constraint-run").click()
+    wait_until(page, f"() => ['Paris', 'London', 'Berlin', 'Rome'].includes(({CONSTRAINED})())",
+               "one of the choices as the constrained text", CONSTRAINED)
+    assert page.locator("#constraint-free .constraint-text").inner_text()
+    page.wait_for_function(f"() => document.querySelector('{STEP_PLOT}') && document.querySelector('{STEP_PLOT}').data")
+    title = page.evaluate(f"() => document.querySelector('{STEP_PLOT}').layout.title.text")
+    assert title.startswith("step 1:") and "allowed" in title and "removed" in title
+    assert page.locator("#constraint-overview .js-plotly-plot").count() == 1
 
-        # the charts and the table in view and legible at presenter scale
-        plot = page.locator("#constraint-step-plot")
-        plot.scroll_into_view_if_needed()
-        box = plot.bounding_box()
-        assert box["width"] >= 600 and box["height"] >= 300, box
-        size = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('#constraint-steps td')).fontSize)")
-        assert size >= 14, size
-        screenshot(page, "constraint-choices-presenter")
+    # the charts and the table in view and legible at presenter scale
+    shown_legibly(page, "constraint-step-plot", "#constraint-steps td", 600, "constraint-choices-presenter")
 
-        # a JSON schema: the text starts as the schema says; the slider shows another step
-        page.locator("#constraint-kind").get_by_text("JSON schema", exact=True).click()
-        wait_until(page, "() => document.querySelector('#constraint-text textarea').value.includes('population')",
-                   "the JSON schema example", "() => document.querySelector('#constraint-text textarea').value")
-        set_number(page, "constraint-max-tokens", 12)
-        page.locator("#constraint-run").click()
-        wait_until(page, f"() => (({CONSTRAINED})() || '').startsWith('{{\"city\": \"')",
-                   "the schema's first key in the constrained text", CONSTRAINED)
-        set_number(page, "constraint-step", 3)
-        page.locator("#constraint-step input[type=range]").dispatch_event("pointerup")
-        wait_until(page, f"() => document.querySelector('{STEP_PLOT}').layout.title.text.startsWith('step 3:')",
-                   "step 3 drawn", f"() => document.querySelector('{STEP_PLOT}').layout.title.text")
-        screenshot(page, "constraint-json-presenter")
-        assert not errors, errors
-    finally:
-        context.close()
+    # a JSON schema: the text starts as the schema says; the slider shows another step
+    page.locator("#constraint-kind").get_by_text("JSON schema", exact=True).click()
+    wait_until(page, "() => document.querySelector('#constraint-text textarea').value.includes('population')",
+               "the JSON schema example", "() => document.querySelector('#constraint-text textarea').value")
+    set_number(page, "constraint-max-tokens", 12)
+    page.locator("#constraint-run").click()
+    wait_until(page, f"() => (({CONSTRAINED})() || '').startsWith('{{\"city\": \"')",
+               "the schema's first key in the constrained text", CONSTRAINED)
+    set_number(page, "constraint-step", 3)
+    page.locator("#constraint-step input[type=range]").dispatch_event("pointerup")
+    wait_until(page, f"() => document.querySelector('{STEP_PLOT}').layout.title.text.startsWith('step 3:')",
+               "step 3 drawn", f"() => document.querySelector('{STEP_PLOT}').layout.title.text")
+    screenshot(page, "constraint-json-presenter")
+    assert not page.errors, page.errors
