@@ -20,7 +20,6 @@ Usage: `.venv/bin/python bench/bench_attribution.py [--repeats N] [--steps N] [-
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -30,6 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from timing import write_report  # noqa: E402
 from playground import attribution  # noqa: E402
 from playground.inside import passes  # noqa: E402
 from playground.models import load_model  # noqa: E402
@@ -116,10 +116,7 @@ def main() -> None:
     torch.manual_seed(0)
     results = {"bench": "attribution", "prompt": PROMPT, "target": TARGET, "threads": torch.get_num_threads(),
                "models": [bench_model(m, args.repeats, args.steps) for m in args.models]}
-    text = json.dumps(results, indent=1)
-    print(text)
-    if args.json_out:
-        Path(args.json_out).write_text(text + "\n")
+    write_report(results, args.json_out, indent=1)
 
 
 if __name__ == "__main__":

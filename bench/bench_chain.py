@@ -19,7 +19,6 @@ What it leaves out: the model call (re-filtering never calls it), the browser's 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -31,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from timing import median_ms  # noqa: E402
+from timing import median_ms, write_report  # noqa: E402
 from transformers import LogitsProcessorList  # noqa: E402
 from transformers.generation.logits_process import (  # noqa: E402
     EtaLogitsWarper,
@@ -112,10 +111,7 @@ def main() -> None:
                     "load_before": [round(x, 2) for x in load_before],
                     "load_after": [round(x, 2) for x in os.getloadavg()]},
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json_out:
-        Path(args.json_out).write_text(text + "\n")
+    write_report(result, args.json_out)
 
 
 if __name__ == "__main__":

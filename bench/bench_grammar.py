@@ -28,6 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from timing import write_report  # noqa: E402
 from playground import models, token_text  # noqa: E402
 
 MODEL = "gemma-3-270m"
@@ -260,10 +261,7 @@ def main() -> None:
         torch.set_num_threads(threads)  # the model runs as the app runs it
         result["generation"] = bench_generation(args.tokens, args.repeats)
     result["load_average_after"] = os.getloadavg()
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json_out:
-        Path(args.json_out).write_text(text + "\n")
+    write_report(result, args.json_out)
 
 
 if __name__ == "__main__":

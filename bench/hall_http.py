@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from timing import write_report  # noqa: E402,F401 - the benches' one JSON writer, re-exported
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -291,11 +293,3 @@ def slope(points: list[tuple[float, float]]) -> float | None:
             / sum((x - mean_x) ** 2 for x, _ in points))
 
 
-def write_report(report: dict, path: str | None, echo: bool = True) -> None:
-    """Print the report as JSON (unless `echo` is False) and write it to `path` if given."""
-    text = json.dumps(report, indent=2)
-    if echo:
-        print(text, flush=True)
-    if path:
-        with open(path, "w") as handle:
-            handle.write(text + "\n")

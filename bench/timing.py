@@ -1,7 +1,9 @@
-"""Shared timing helper for the bench scripts (run as scripts: bench/ is on sys.path)."""
+"""Shared helpers for the bench scripts (run as scripts: bench/ is on sys.path): timing, and the JSON
+report every bench prints and writes."""
 
 from __future__ import annotations
 
+import json
 import statistics
 import threading
 import time
@@ -36,3 +38,13 @@ def in_threads(fn, count: int) -> tuple[list, float]:
     for thread in threads:
         thread.join()
     return results, time.perf_counter() - began
+
+
+def write_report(report: dict, path: str | None, echo: bool = True, indent: int = 2) -> None:
+    """Print the report as JSON (unless `echo` is False) and write it to `path` if given."""
+    text = json.dumps(report, indent=indent)
+    if echo:
+        print(text, flush=True)
+    if path:
+        with open(path, "w") as handle:
+            handle.write(text + "\n")

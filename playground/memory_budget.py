@@ -37,6 +37,18 @@ _lock = threading.Lock()
 _loaded_rss: int | None = None  # RSS just after the last model load
 
 
+def _glibc():
+    """glibc, whose malloc_trim hands freed pages back to the system; None elsewhere."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+_LIBC = _glibc()
+
+
 def rss_bytes() -> int | None:
     """The process's resident memory now, or None where /proc is not there."""
     try:
@@ -93,10 +105,8 @@ def relieve() -> Status:
     """Shrink what can be rebuilt: empty every bounded cache, collect garbage, return freed pages."""
     lru.clear_all()
     gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc: the freed memory stays with the process for reuse
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
     return status()
 
 

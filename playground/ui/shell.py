@@ -223,27 +223,17 @@ def build_app() -> gr.Blocks:
         with gr.Tabs() as tabs:
             with gr.Tab("Lecture", id="lecture"):
                 lecture_tab.build()
-            with gr.Tab("Tokenizer", id="tokenizer"):
-                tab_links.append(tokenizer_tab.build())
-            with gr.Tab("Base vs chat", id="chat"):
-                tab_links.append(chat_tab.build())
-            with gr.Tab("Sampling lab", id="sampling"):
-                tab_links.append(sampling_tab.build())
-            with gr.Tab("Beam search", id="beam"):
-                tab_links.append(beam_tab.build())
-            with gr.Tab("Inside the model", id="inside"):
-                tab_links.append(inside_tab.build())
-            with gr.Tab("Why this token?", id="why"):
-                tab_links.append(attribution_tab.build())
-        link_values = link_wiring.install(tabs, [link for link in tab_links if link is not None], notice, copy_link,
-                                          link_output)
+            for label, tab_id, module in LINKED_TABS:  # each returns its part in deep links
+                with gr.Tab(label, id=tab_id):
+                    tab_links.append(module.build())
+        link_values = link_wiring.install(tabs, tab_links, notice, copy_link, link_output)
         present.change(None, present, None, js=presenter.TOGGLE_JS)
         timer = gr.Timer(5.0)
         for trigger in (app.load, timer.tick):
             trigger(common.status_markdown, outputs=status, api_name=False, queue=False, show_progress="hidden")
             trigger(common.status_details, outputs=status_details, api_name=False, queue=False, show_progress="hidden")
         # a student page stops the status timer (a hall of them would ask every 5 s)
-        class_room.wire(class_panel, tabs, [link for link in tab_links if link is not None], link_values, timer)
+        class_room.wire(class_panel, tabs, tab_links, link_values, timer)
     # api_open=False: Gradio's direct /run and /api routes refuse queued functions (guard_routes too)
     app.queue(default_concurrency_limit=HEAVY_CONCURRENCY, max_size=QUEUE_MAX_SIZE, api_open=False)
     configure_queue(app)
@@ -251,7 +241,12 @@ def build_app() -> gr.Blocks:
     return app
 
 
-TAB_MODULES = (tokenizer_tab, chat_tab, sampling_tab, beam_tab, inside_tab, attribution_tab, exports, class_room)
+# The tabs after the Lecture index, in lecture order: (label, id, module with `build() -> TabLink`).
+LINKED_TABS = (("Tokenizer", "tokenizer", tokenizer_tab), ("Base vs chat", "chat", chat_tab),
+               ("Sampling lab", "sampling", sampling_tab), ("Beam search", "beam", beam_tab),
+               ("Inside the model", "inside", inside_tab), ("Why this token?", "why", attribution_tab))
+
+TAB_MODULES = (*(module for _, _, module in LINKED_TABS), exports, class_room)  # their CSS and HEAD
 
 
 def launch_kwargs() -> dict:
