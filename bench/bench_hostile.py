@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import socket
 import sys
@@ -49,22 +50,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hall_http import (ROOT, Api, Outcome, RssSampler, Session, command_line, http_client, log_report,  # noqa: E402
                        mb, outcome_summary, percentile, served_app, write_report)
 
+from tests.api.raw_http import PROTOCOL_GARBAGE  # noqa: E402 - the same corpus as the API test
+
 RESULT = ROOT / "bench" / "results" / "hostile-cpu.json"
 BEAM = {"prompt": "The best thing about a lecture is", "model_id": "smollm2-135m-instruct", "num_beams": 4,
         "max_new_tokens": 24, "compare_greedy": True}
 SIDE = {"prompt": "Write me a poem about large language models", "max_tokens": 96}
-GARBAGE = [
-    ("POST", "/gradio_api/call/nope", {"data": []}),
-    ("POST", "/gradio_api/call/v2/nope", {}),
-    ("POST", "/gradio_api/run/nope", {"data": []}),
-    ("POST", "/gradio_api/queue/join", {"data": [], "fn_index": 9999, "session_hash": "g1"}),
-    ("POST", "/gradio_api/queue/join", {"data": [], "fn_index": -1, "session_hash": "g1"}),
-    ("POST", "/gradio_api/queue/join", {"data": [], "fn_index": 1e10, "session_hash": "g1"}),
-    ("POST", "/gradio_api/run/predict", {"data": [], "fn_index": 9999}),
-    ("POST", "/gradio_api/call/v2/tokenize", {"bogus": 1}),
-    ("GET", "/gradio_api/queue/data?session_hash=no-such-session", None),
-    ("GET", "/gradio_api/call/tokenize/no-such-event", None),
-]
 
 
 def bypass(url: str, api: Api, http, count: int) -> dict:
@@ -267,16 +258,23 @@ def _raw_get(url: str, target: str) -> str:
 def garbage(url: str, http, rounds: int) -> dict:
     statuses: Counter = Counter()
     for _ in range(rounds):
-        for method, path, body in GARBAGE:
+        for method, path, body in PROTOCOL_GARBAGE:
             try:
                 response = http.request(method, url.rstrip("/") + path, json=body, timeout=60)
                 statuses[str(response.status_code)] += 1
             except Exception as exc:  # noqa: BLE001 - a dropped connection is a finding
                 statuses[type(exc).__name__] += 1
     links = {f"{size // 1000} KB": _raw_get(url, "/?prompt=" + "a" * size) for size in (70_000, 1_000_000)}
-    return {"calls": rounds * len(GARBAGE), "statuses": dict(statuses),
+    return {"calls": rounds * len(PROTOCOL_GARBAGE), "statuses": dict(statuses),
             "server_errors_or_drops": sum(n for s, n in statuses.items() if not s.startswith("4")),
             "links": links}
+
+
+def server_budget_mb(log_name: str) -> float | None:
+    """The automatic budget as the server logged it last ("memory budget N MB"), None if it did not."""
+    path = ROOT / "artifacts" / log_name
+    found = re.findall(r"memory budget (\d+) MB", path.read_text(errors="replace")) if path.exists() else []
+    return float(found[-1]) if found else None
 
 
 def main() -> None:
@@ -301,7 +299,8 @@ def main() -> None:
     from playground import settings
 
     queue_wait = settings.Settings.from_environment().queue_wait
-    report = {"command": command_line(), "request_timeout_s": args.limit, "queue_wait_s": queue_wait}
+    report = {"command": command_line(), "request_timeout_s": args.limit, "queue_wait_s": queue_wait,
+              "load_average_1min_at_start": os.getloadavg()[0]}
     with served_app(args.url, env, log_name="bench-hostile.log") as (url, pid), http_client(300) as http:
         api = Api(url)
         api.require("/beam_search", "/side_by_side", "/tokenize", "/sampling_distribution")
@@ -312,8 +311,8 @@ def main() -> None:
         report["rss_mb_models_loaded"] = mb(rss.reset())
         before = warm.call("/sampling_distribution", 120, model_id="smollm2-135m-instruct",
                            prompt="After all that, the capital of France is")
-        budget = args.budget_mb or max(4096.0, 2.5 * report["rss_mb_models_loaded"])
-        report["memory_budget_mb"] = round(budget, 1)
+        budget = args.budget_mb or server_budget_mb("bench-hostile.log")
+        report["memory_budget_mb"] = budget and round(budget, 1)
         timeout = queue_wait + args.limit + 60
         if not args.only_memory:
             report["bypass"] = bypass(url, api, http, args.bypass)
@@ -326,7 +325,7 @@ def main() -> None:
             rss.reset()
             report["memory"] = memory_mix(url, api, http, args.sessions, queue_wait + args.limit + 60)
             report["memory"]["rss_mb_peak"] = mb(rss.peak)
-            report["memory"]["within_budget"] = mb(rss.peak) <= budget
+            report["memory"]["within_budget"] = budget is not None and mb(rss.peak) <= budget
         after = Session(url, api, http).call("/sampling_distribution", 120, model_id="smollm2-135m-instruct",
                                              prompt="After all that, the capital of France is")
         report["served_after"] = after.ok
@@ -335,6 +334,7 @@ def main() -> None:
         report["rss_mb_peak"] = mb(rss.peak)
         report["rss_mb_after"] = mb(rss.last)
         rss.stop()
+    report["load_average_1min_at_end"] = os.getloadavg()[0]
     report["server_log"] = log_report("bench-hostile.log")
     write_report(report, args.out)
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from playground import fastpath, limits, settings
+from playground import fastpath, limits, memory_budget, settings
 from playground.errors import PlaygroundError
 from playground.model_call import forward
 from playground.models import LoadedModel
@@ -202,6 +202,7 @@ def batcher_for(loaded: LoadedModel) -> Batcher:
 def next_token_logits(loaded: LoadedModel, ids: list[int]) -> torch.Tensor:
     """Logits after `ids` [vocab], through the model's batcher (or directly when batching is off)."""
     limits.check_deadline()
+    memory_budget.check_running()  # here, in the request's own thread, not the batcher's
     if not enabled():
         return batched_last_logits(loaded, [ids])[0]
     return _wait(batcher_for(loaded).submit(list(ids), rows=1, length=len(ids)))
@@ -295,6 +296,7 @@ def decode_step(loaded: LoadedModel, cache, token_ids) -> torch.Tensor:
     sessions' steps on the CPU when the cache allows it."""
     token_ids = torch.as_tensor(token_ids, dtype=torch.long).reshape(-1, 1)
     limits.check_deadline()
+    memory_budget.check_running()  # here, in the request's own thread, not the batcher's
     if not enabled() or loaded.device.type != "cpu" or not batchable(cache):
         logits, _ = forward(loaded, token_ids, cache)  # on a GPU the static decoders serve
         return logits

@@ -204,6 +204,6 @@ def samples(session, settings: SamplingSettings, k: int, length: int, seed: int,
             stop_strings: Sequence[str] = ()) -> Iterator[generation.SamplesResult]:
     """K samples, K sized by what the memory budget has left (`SamplesResult.requested` says so)."""
     loaded = load_model(session.model_id)
-    fits = memory_budget.samples_that_fit(k, generation.sample_bytes(loaded, len(session.ids) + length))
-    for result in generation.iter_samples(loaded, session.ids, settings, fits, length, seed, stop_strings):
-        yield replace(result, requested=k) if fits < k else result
+    with memory_budget.reserved_samples(k, generation.sample_bytes(loaded, len(session.ids) + length)) as fits:
+        for result in generation.iter_samples(loaded, session.ids, settings, fits, length, seed, stop_strings):
+            yield replace(result, requested=k) if fits < k else result

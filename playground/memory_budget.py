@@ -9,10 +9,14 @@ with 4 GiB as the floor; before a model is loaded there is no budget to enforce.
    distributions, the lab's decoders, the inside passes, the lens) is emptied; each refills on
    demand with the same results. Then the garbage collector runs and glibc hands freed pages back
    to the system (`malloc_trim`).
-2. `admit(what)` before a new heavy request: if RSS is still over the budget after relieving, the
-   request is refused with a `PlaygroundError` that says so in words; requests already running
-   go on (each is bounded in size and time), and light requests (one model call) are served.
-3. `samples_that_fit(k, bytes_each)`: K samples sized by what the budget has left (at least 1).
+2. `admit(what)` before a new heavy request: if RSS plus what running requests have reserved is
+   still over the budget after relieving, the request is refused with a `PlaygroundError` that
+   says so in words.
+3. `reserved_samples(k, bytes_each)`: K samples sized by what the budget has left (at least 1),
+   and that memory reserved until the samples end, so two requests never count the same headroom.
+4. `check_running()` before every model call: a running request that finds RSS within
+   `STOP_MARGIN` of the budget (after relieving) is stopped in words, so the memory a request
+   grows into (its KV cache, one step at a time) never carries the server past its budget.
 
 RSS is read from /proc/self/statm (Linux; elsewhere the budget is not enforced and says so in
 `status()`). What it leaves out: the per-request caps on what a client sends (each tab checks its
@@ -21,10 +25,13 @@ own input before storing it), the queue's time bounds (`playground.ui.queue_guar
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
+import logging
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from playground import lru, settings
@@ -34,7 +41,10 @@ AUTO_FACTOR = 2.5
 FLOOR_BYTES = 4 * 2**30  # never below 4 GiB (a free Space has 16 GB): one small model loaded must not starve the next
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _lock = threading.Lock()
+STOP_MARGIN = 0.05  # a running request stops when RSS is within 5% of the budget: one more step must fit
 _loaded_rss: int | None = None  # RSS just after the last model load
+_reserved = 0  # bytes promised to running requests (K samples) that RSS may not show yet
+_log = logging.getLogger("playground.memory")
 
 
 def _glibc():
@@ -62,9 +72,14 @@ def note_models_loaded() -> None:
     """Called once a model has loaded: the automatic budget grows with the models the server holds."""
     global _loaded_rss
     rss = rss_bytes()
-    if rss is not None:
-        with _lock:
-            _loaded_rss = max(rss, _loaded_rss or 0)
+    if rss is None:
+        return
+    with _lock:
+        grew = rss > (_loaded_rss or 0)
+        _loaded_rss = max(rss, _loaded_rss or 0)
+    limit = limit_bytes()
+    if grew and limit is not None:  # one line per growth, so the operator (and bench_hostile) can read it
+        _log.info("memory budget %.0f MB (resident with the models loaded: %.0f MB)", limit / 2**20, rss / 2**20)
 
 
 def limit_bytes() -> int | None:
@@ -80,25 +95,40 @@ def limit_bytes() -> int | None:
 class Status:
     rss_bytes: int | None
     limit_bytes: int | None
+    reserved_bytes: int = 0
+
+    @property
+    def enforced(self) -> bool:
+        return self.rss_bytes is not None and self.limit_bytes is not None
 
     @property
     def over(self) -> bool:
-        return self.rss_bytes is not None and self.limit_bytes is not None and self.rss_bytes > self.limit_bytes
+        """RSS plus the running requests' reservations is past the budget: no new heavy request."""
+        return self.enforced and self.rss_bytes + self.reserved_bytes > self.limit_bytes
+
+    @property
+    def at_stop_line(self) -> bool:
+        """RSS alone is within `STOP_MARGIN` of the budget: running requests stop."""
+        return self.enforced and self.rss_bytes > (1 - STOP_MARGIN) * self.limit_bytes
 
     @property
     def headroom_bytes(self) -> int | None:
-        if self.rss_bytes is None or self.limit_bytes is None:
+        """What a new request may grow into: up to the stop line, less what is reserved."""
+        if not self.enforced:
             return None
-        return self.limit_bytes - self.rss_bytes
+        return int((1 - STOP_MARGIN) * self.limit_bytes) - self.rss_bytes - self.reserved_bytes
 
     def as_dict(self) -> dict:
         mb = lambda value: None if value is None else round(value / 2**20, 1)  # noqa: E731
-        return {"rss_mb": mb(self.rss_bytes), "budget_mb": mb(self.limit_bytes), "over": self.over,
-                "enforced": self.rss_bytes is not None and self.limit_bytes is not None}
+        return {"rss_mb": mb(self.rss_bytes), "budget_mb": mb(self.limit_bytes),
+                "reserved_mb": mb(self.reserved_bytes), "over": self.over, "enforced": self.enforced}
+
+    def in_words(self) -> str:
+        return f"{self.rss_bytes / 2**20:,.0f} MB in use, budget {self.limit_bytes / 2**20:,.0f} MB"
 
 
 def status() -> Status:
-    return Status(rss_bytes(), limit_bytes())
+    return Status(rss_bytes(), limit_bytes(), _reserved)
 
 
 def relieve() -> Status:
@@ -119,14 +149,35 @@ def admit(what: str = "this request") -> None:
     now = relieve()
     if now.over:
         raise PlaygroundError(
-            f"The server is short of memory ({now.rss_bytes / 2**20:,.0f} MB in use, budget "
-            f"{now.limit_bytes / 2**20:,.0f} MB), so it cannot start {what} now. Requests that are running "
-            "go on and free their memory as they end: try again in a minute.")
+            f"The server is short of memory ({now.in_words()}), so it cannot start {what} now. Requests "
+            "that are running go on and free their memory as they end: try again in a minute.")
 
 
-def samples_that_fit(k: int, bytes_each: int) -> int:
-    """How many of `k` samples (each needing about `bytes_each`) the budget has room for now (>= 1)."""
-    headroom = status().headroom_bytes
-    if headroom is None or bytes_each <= 0:
-        return k
-    return max(1, min(k, headroom // bytes_each))
+def check_running() -> None:
+    """Before a model call of a running request: stop it in words when RSS is at the stop line
+    (within `STOP_MARGIN` of the budget) even after the caches were emptied."""
+    if not status().at_stop_line:
+        return
+    now = relieve()
+    if now.at_stop_line:
+        raise PlaygroundError(
+            f"The server ran short of memory ({now.in_words()}), so this request was stopped before it "
+            "could grow past it. Try fewer tokens or samples, a shorter prompt, or again in a minute.")
+
+
+@contextlib.contextmanager
+def reserved_samples(k: int, bytes_each: int) -> Iterator[int]:
+    """How many of `k` samples (each needing about `bytes_each`) the budget has room for now (>= 1),
+    with their memory reserved until the block ends."""
+    global _reserved
+    rss, limit = rss_bytes(), limit_bytes()
+    with _lock:  # headroom read and reserved at once: two requests never count the same headroom
+        now = Status(rss, limit, _reserved)
+        fits = k if now.headroom_bytes is None or bytes_each <= 0 else max(1, min(k, now.headroom_bytes // bytes_each))
+        held = fits * max(0, bytes_each) if now.enforced else 0
+        _reserved += held
+    try:
+        yield fits
+    finally:
+        with _lock:
+            _reserved -= held

@@ -43,8 +43,10 @@ def compute_slot(loaded: LoadedModel):
 
 
 def request_checks() -> None:
-    """What every model call checks first: the request's time limit, then injected faults."""
+    """What every model call checks first: the request's time limit, the memory budget's stop
+    line, then injected faults."""
     limits.check_deadline()
+    memory_budget.check_running()
     limits.maybe_inject_fault("forward")
 
 

@@ -22,6 +22,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
+from tests.api.raw_http import PROTOCOL_GARBAGE
 from tests.conftest import ARTIFACTS, wait_in_queue
 
 TOKENIZE = ["bytes", "abc", False, False]
@@ -74,22 +75,7 @@ def test_the_queue_still_serves_the_same_function(app_url):
     assert 'data-count="3"' in counts
 
 
-GARBAGE = [
-    ("POST", "/gradio_api/call/nope", {"data": []}),
-    ("POST", "/gradio_api/call/v2/nope", {}),
-    ("POST", "/gradio_api/run/nope", {"data": []}),
-    ("POST", "/gradio_api/queue/join", {"data": [], "fn_index": 9999, "session_hash": "g1"}),
-    ("POST", "/gradio_api/queue/join", {"data": [], "fn_index": -1, "session_hash": "g1"}),
-    ("POST", "/gradio_api/queue/join", {"data": [], "fn_index": 1e10, "session_hash": "g1"}),
-    ("POST", "/gradio_api/run/predict", {"data": [], "fn_index": 9999}),
-    ("POST", "/gradio_api/call/v2/tokenize", {"bogus": 1}),
-    ("GET", "/gradio_api/queue/data?session_hash=no-such-session", None),
-    ("GET", "/gradio_api/call/tokenize/no-such-event", None),
-    ("GET", "/gradio_api/call/v2/tokenize/no-such-event", None),
-]
-
-
-@pytest.mark.parametrize("method,path,body", GARBAGE, ids=[f"{m} {p} {json.dumps(b)}" for m, p, b in GARBAGE])
+@pytest.mark.parametrize("method,path,body", PROTOCOL_GARBAGE, ids=[f"{m} {p} {json.dumps(b)}" for m, p, b in PROTOCOL_GARBAGE])
 def test_protocol_garbage_gets_a_short_4xx(http, method, path, body):
     response = http.request(method, path, json=body)
     _clean_refusal(response)
@@ -129,7 +115,7 @@ def test_over_long_links_get_414_in_words(app_url, size):
 def test_refusals_are_logged_in_one_line(app_url, http):
     log = ARTIFACTS / "app-server.log"
     start = log.stat().st_size
-    for method, path, body in GARBAGE[:4]:
+    for method, path, body in PROTOCOL_GARBAGE[:4]:
         http.request(method, path, json=body)
     with pytest.raises(AppError):  # a handler's refusal of bad input (gr.Error)
         Client(app_url, verbose=False).predict("cl100k_base", "9" * 50, api_name="/decode_ids")

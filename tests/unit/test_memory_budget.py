@@ -53,27 +53,86 @@ def test_over_the_budget_the_caches_are_emptied_then_the_request_is_refused_in_w
     assert len(cache) == 0 and sorted(evicted) == ["a", "b"]  # relieved first (decoders handed back)
 
 
+def _budget_with_headroom(budget_mb, headroom: int) -> None:
+    """A budget whose stop line lies `headroom` bytes above the process's RSS once relieved (so a
+    relief inside the test frees nothing more)."""
+    rss = memory_budget.relieve().rss_bytes
+    budget_mb((rss + headroom) / (1 - memory_budget.STOP_MARGIN) / 2**20)
+
+
 def test_samples_are_sized_by_what_the_budget_has_left(budget_mb):
-    rss = memory_budget.rss_bytes()
-    budget_mb((rss + 10 * 2**20) / 2**20)  # about 10 MB of headroom
-    assert memory_budget.samples_that_fit(64, 2**20) in range(8, 12)
-    assert memory_budget.samples_that_fit(64, 2**30) == 1  # at least one
-    assert memory_budget.samples_that_fit(4, 1) == 4  # never more than asked
+    _budget_with_headroom(budget_mb, 10 * 2**20)  # about 10 MB of headroom
+    with memory_budget.reserved_samples(64, 2**20) as fits:
+        assert fits in range(8, 12)
+    with memory_budget.reserved_samples(64, 2**30) as fits:
+        assert fits == 1  # at least one
+    with memory_budget.reserved_samples(4, 1) as fits:
+        assert fits == 4  # never more than asked
+
+
+def test_two_requests_never_count_the_same_headroom(budget_mb):
+    """What one request's samples reserve is gone for the next until the first ends."""
+    _budget_with_headroom(budget_mb, 40 * 2**20)
+    with memory_budget.reserved_samples(64, 2**20) as first:
+        assert first in range(35, 41)
+        assert memory_budget.status().reserved_bytes == first * 2**20
+        with memory_budget.reserved_samples(64, 2**20) as second:
+            assert second == 1  # the headroom is the first request's
+        rss = memory_budget.relieve().rss_bytes
+        budget_mb((rss + first * 2**20 // 2) / 2**20)  # below RSS + the reservation, above RSS
+        with pytest.raises(PlaygroundError, match="short of memory"):
+            memory_budget.admit("a beam search")
+    assert memory_budget.status().reserved_bytes == 0  # handed back, also after an error
+
+
+def test_the_stop_line_lies_within_five_percent_of_the_budget():
+    limit = 1000 * 2**20
+    assert memory_budget.Status(960 * 2**20, limit).at_stop_line
+    assert not memory_budget.Status(940 * 2**20, limit).at_stop_line
+    assert not memory_budget.Status(940 * 2**20, limit, 100 * 2**20).at_stop_line  # reservations: not yet in RSS
+    assert memory_budget.Status(940 * 2**20, limit, 100 * 2**20).over  # but no new heavy request
+
+
+def test_a_running_request_stops_in_words_at_the_stop_line(budget_mb):
+    budget_mb(64 * 1024)
+    memory_budget.check_running()  # far below: goes on
+    budget_mb(memory_budget.rss_bytes() / 2 / 2**20)  # twice the budget, even after relieving
+    with pytest.raises(PlaygroundError) as error:
+        memory_budget.check_running()
+    assert "ran short of memory" in str(error.value) and "was stopped" in str(error.value)
+
+
+def test_a_model_call_checks_the_stop_line(budget_mb):
+    """Tiny-random: every model call of a running request passes the check (the forward refuses)."""
+    import torch
+
+    from playground.model_call import forward
+    from playground.models import load_model
+
+    loaded = load_model("tiny-random")
+    budget_mb(memory_budget.rss_bytes() / 2 / 2**20)
+    with pytest.raises(PlaygroundError, match="ran short of memory"):
+        forward(loaded, torch.tensor([[1, 2, 3]]))
+    budget_mb(64 * 1024)
+    logits, _ = forward(loaded, torch.tensor([[1, 2, 3]]))
+    assert logits.shape[0] == 1
 
 
 def test_k_samples_are_cut_to_the_budget_and_the_result_says_so(budget_mb):
-    """Tiny-random: a budget with room for about 3 samples draws 3 of the 8 asked for, and says so."""
+    """Tiny-random: a budget with room for about 3 samples draws 3 of the 8 asked for, and says so.
+    A 900-token prompt makes a sample's share (4 MB) large beside the process's own RSS noise."""
     from playground import generation, lab
     from playground.models import load_model
     from playground.sampling import SamplingSettings
 
     loaded = load_model("tiny-random")
-    session = lab.open_session("tiny-random", "Hello there", False, 64)
+    session = lab.open_session("tiny-random", "Hello there " * 300, False, 1024)
     each = generation.sample_bytes(loaded, len(session.ids) + 4)
-    budget_mb((memory_budget.rss_bytes() + 3.5 * each) / 2**20)
-    result = list(lab.samples(session, SamplingSettings(), 8, 4, 0))[-1]
-    assert 1 <= len(result.samples) <= 4 and result.requested == 8
-    assert f"{len(result.samples)} samples, not the 8 asked for" in result.budget_note
     budget_mb(64 * 1024)
     result = list(lab.samples(session, SamplingSettings(), 8, 4, 0))[-1]
     assert len(result.samples) == 8 and result.budget_note == ""
+    memory_budget.relieve()  # what the first run allocated once (threads, pools) is now in RSS
+    _budget_with_headroom(budget_mb, int(3.5 * each))
+    result = list(lab.samples(session, SamplingSettings(), 8, 4, 0))[-1]
+    assert 1 <= len(result.samples) <= 4 and result.requested == 8
+    assert f"{len(result.samples)} samples, not the 8 asked for" in result.budget_note
