@@ -400,7 +400,9 @@ def model_changed(model_id):
         is_chat = get_spec(model_id).role == "chat"
     except PlaygroundError:
         is_chat = False
-    return gr.update(interactive=is_chat, value=False if not is_chat else gr.skip(),
+    # a chat model keeps the box as it is: no `value` at all (gr.skip() inside an update is a dict, which ticks it)
+    keep = {} if is_chat else {"value": False}
+    return gr.update(interactive=is_chat, **keep,
                      info="wrap the prompt as a user message" if is_chat else "base models have no chat template")
 
 

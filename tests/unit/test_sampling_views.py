@@ -230,3 +230,14 @@ def test_the_token_list_shows_the_numbers_the_chart_shows():
         assert (f"after the rules {percent(token['prob'])}" if token["kept"] else "removed") in label
     chart_labels = [text for text in json.loads(figure.plot)["data"][1]["text"] if text]
     assert chart_labels and all(any(f"after the rules {c}" in label for label in labels) for c in chart_labels)
+
+
+def test_choosing_a_chat_model_leaves_the_chat_template_box_as_it_is():
+    """A chat model makes the box clickable without ticking it (a link's chat_template=0 holds);
+    a base model unticks it."""
+    from playground.ui import sampling_tab
+
+    chat = sampling_tab.model_changed("smollm2-135m-instruct")
+    assert chat["interactive"] is True and "value" not in chat
+    base = sampling_tab.model_changed("gemma-3-270m")
+    assert base["interactive"] is False and base["value"] is False
