@@ -4,6 +4,8 @@
 // A tab's first visit runs its default plan (`playgroundVisit`); "Copy link" writes the selected
 // tab's values as a link (`playgroundCopyLink`). `document.body.dataset.linkState` says whether a
 // plan is running; `document.body.dataset.tabVisits` counts the tab selections the page has seen.
+// A generated token with a "why?" link (`data-why`, playground/html/generated.py) opens it in a new
+// browser tab on a click, so the lab's own state stays as it was.
 (() => {
   const opened = {};
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -94,4 +96,11 @@
     if (navigator.clipboard) navigator.clipboard.writeText(link).catch(() => {});
     return link;
   };
+  document.addEventListener('click', (event) => {
+    const token = event.target.closest && event.target.closest('.gen-tok[data-why]');
+    if (!token) return;
+    const url = new URL(window.location.href);
+    url.search = token.dataset.why;
+    window.open(url.toString(), '_blank', 'noopener');
+  });
 })();

@@ -38,13 +38,13 @@ from dataclasses import dataclass
 
 import torch
 
-from playground import start_tokens
+from playground import limits, start_tokens
 from playground.errors import PlaygroundError
 from playground.model_call import compute_slot, model_call
 from playground.models import LoadedModel, load_model
 from playground.token_text import token_label
 
-MAX_TOKENS = 128  # start tokens included
+MAX_TOKENS = limits.ATTRIBUTION_TOKENS  # start tokens included
 MAX_STEPS = 64  # integrated gradients' path points
 DEFAULT_STEPS = 32
 TOKENS_PER_CALL = 1024  # prompt tokens per batched model call (occlusion rows, IG path points)

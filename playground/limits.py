@@ -135,6 +135,7 @@ def _as_number(value, name: str) -> float:
 
 CHAT_MESSAGE_CHARS = 32_000
 CHAT_CONVERSATION_CHARS = 128_000
+ATTRIBUTION_TOKENS = 128  # what "Why this token?" reads at most, start tokens included
 
 
 def text_chars(value, depth: int = 0) -> int:

@@ -17,8 +17,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from playground import decoding, generation, memory_budget, prompts, settings
+from playground import decoding, generation, memory_budget, prompts, settings, start_tokens
 from playground.generation import stop_note
+from playground.limits import ATTRIBUTION_TOKENS
 from playground.lru import BoundedLRU
 from playground.models import LoadedModel, load_model
 from playground.sampling import FilterResult, RankedLogits, SamplingSettings, filter_logits
@@ -68,6 +69,23 @@ class LabView:
     def max_bars(self) -> int | None:
         """The most bars the view has numbers for (None: the whole vocabulary)."""
         return None
+
+    def why_prompts(self) -> tuple[str | None, ...]:
+        """For each generated token, the text "Why this token?" attributes it after: the prompt and
+        the tokens before it, decoded. None where that text would be read as other tokens than the
+        ones generated (attribution reads a text), or is longer than attribution reads."""
+        tokenizer, ids = self.tokenizer, self.session.ids
+        if tokenizer is None or not self.session.records:
+            return ()
+        start = start_tokens.start_ids(tokenizer)
+        skip = len(start) if list(self.session.prompt_ids[: len(start)]) == start else 0
+        first = len(self.session.prompt_ids)
+        prompts_ = []
+        for end in range(first, first + len(self.session.records)):
+            text = tokenizer.decode(ids[skip:end], skip_special_tokens=False) if end <= ATTRIBUTION_TOKENS else ""
+            same = text.strip() and start_tokens.text_ids(tokenizer, text).ids == ids[:end]
+            prompts_.append(text if same else None)
+        return tuple(prompts_)
 
     def top_tokens(self, n: int) -> list[dict]:
         return generation.token_rows(self.ranked, self.result, self.tokenizer, n)

@@ -357,6 +357,10 @@ class EngineView:
         eos = [e for e in self.eos_token_ids if e in self.known.ids]
         return (float(self.ranked.raw_probs[eos].sum()) if eos else 0.0, sum(self.result.prob_of(e) for e in eos))
 
+    def why_prompts(self) -> tuple[str | None, ...]:
+        """No "why?" links: attribution needs the model's gradients, which an engine does not give."""
+        return ()
+
     @property
     def start_labels(self) -> tuple[str, ...]:
         """The start tokens read before a plain prompt, as chips' text (known through the entry's

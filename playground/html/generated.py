@@ -7,7 +7,8 @@ the hover title lists its rank, raw and processed probability, the end-of-sequen
 the top alternatives at that step. A header line, the stop note, a "running" state and the token
 count (`data-tokens`) serve the base-vs-chat columns; the sampling lab leaves them out. Spans come
 from `playground.html.tokens.render_spans`, so all token text is `html.escape`d. `samples_html`
-draws K samples, one row each. What it leaves out: computing the records (`playground.generation`),
+draws K samples, one row each. A generated token can carry a "why?" link (`WhyLinks`: the "Why this
+token?" tab on the text before it, the token as the target), opened by a click. What it leaves out: computing the records (`playground.generation`),
 any gradio import.
 """
 
@@ -16,6 +17,8 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from playground.html.tokens import Span, render_spans
 from playground.token_text import visible_whitespace
@@ -48,24 +51,52 @@ def token_title(record) -> str:
     return "\n".join(lines)
 
 
-def record_spans(records: Sequence, hover: bool = True) -> list[Span]:
-    """One coloured span per record; `hover=False` leaves out the hover cards (most of the bytes)."""
+@dataclass(frozen=True)
+class WhyLinks:
+    """"Why this token?" for generated tokens: `prompts[i]` is the text before record i (None: no
+    link), attributed on `model_id` with the token as the target (`playground.ui.attribution_tab`)."""
+
+    model_id: str
+    prompts: tuple[str | None, ...]
+
+    def query(self, index: int, token_id: int) -> str | None:
+        prompt = self.prompts[index] if index < len(self.prompts) else None
+        if prompt is None:
+            return None
+        return "?" + urlencode({"tab": "why", "model": self.model_id, "prompt": prompt, "target": f"#{token_id}",
+                                "run": "why"})
+
+
+WHY_HINT = "click: why this token? (which prompt tokens made it likely, in a new browser tab)"
+
+
+def record_spans(records: Sequence, hover: bool = True, why: WhyLinks | None = None) -> list[Span]:
+    """One coloured span per record; `hover=False` leaves out the hover cards (most of the bytes);
+    `why`: the tokens' "why?" links (a click opens them)."""
     spans = []
-    for record in records:
+    for number, record in enumerate(records):
         classes = ["gen-tok", f"gen-{record.chosen}"]
         if record.is_eos:
             classes.append("gen-eos")
-        spans.append(Span(record.text if record.text else "∅", token_title(record) if hover else "", tuple(classes),
-                          probability_color(record.raw_prob), {"i": record.index, "id": record.id}))
+        data = {"i": record.index, "id": record.id}
+        link = why.query(number, record.id) if why is not None else None
+        title = token_title(record) if hover else ""
+        if link:
+            classes.append("gen-why")
+            data["why"] = link
+            title = f"{title}\n{WHY_HINT}" if title else WHY_HINT
+        spans.append(Span(record.text if record.text else "∅", title, tuple(classes),
+                          probability_color(record.raw_prob), data))
     return spans
 
 
 def generated_html(prompt: str, records: Sequence, stop_note: str | None = None, empty_note: str = "",
-                   header: str = "", running: bool | None = None, start: Sequence[str] = ()) -> str:
+                   header: str = "", running: bool | None = None, start: Sequence[str] = (),
+                   why: WhyLinks | None = None) -> str:
     """The prompt followed by the coloured generated tokens (and why generation stopped).
 
     `start`: the start tokens the model read before the prompt (`playground.start_tokens`), shown
-    as chips in front of it.
+    as chips in front of it. `why`: each token's "why?" link (`WhyLinks`).
     `header` is a line above the text (a column's model and mode); `running` marks the view as
     streaming (`gen-running`) or finished (`gen-done`), left out when None.
     """
@@ -76,7 +107,7 @@ def generated_html(prompt: str, records: Sequence, stop_note: str | None = None,
     chips = "".join(f'<span class="gen-start" title="start token: the model reads it before the text">'
                     f'{html.escape(label)}</span>' for label in start)
     parts += ['<div class="gen-text">', chips, f'<span class="gen-prompt">{html.escape(prompt)}</span>',
-              render_spans(record_spans(records), css_class="gen-spans"), "</div>"]
+              render_spans(record_spans(records, why=why), css_class="gen-spans"), "</div>"]
     if not records and empty_note:
         parts.append(f'<div class="gen-note">{html.escape(empty_note)}</div>')
     if stop_note:
@@ -133,6 +164,8 @@ GENERATED_CSS = """
 .gen-start { font-family: monospace; font-size: 0.85em; border: 1px solid #999; border-radius: 4px;
   padding: 0 4px; margin-right: 4px; color: #444; background: #eef; }
 .gen-tok { border-radius: 4px; padding: 2px 1px; margin: 0 1px; color: #111; cursor: help; }
+.gen-tok.gen-why { cursor: pointer; }
+.gen-tok.gen-why:hover { outline: 2px solid #1f4fd8; }
 .gen-forced { outline: 2px dashed #1f4fd8; }
 .gen-eos { outline: 2px solid #111; font-weight: 700; }
 .gen-header { font-size: 0.95rem; color: #555; margin-bottom: 4px; }

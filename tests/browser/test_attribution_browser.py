@@ -73,3 +73,35 @@ def test_why_paris_at_presenter_scale_with_downloads(presenter_page, app_url):
         '.why-chip-text')].map((t) => t.textContent).join('')""")
     assert shown.replace("␣", " ") == "<b>bold</b> & <i>", shown
     assert not page.errors, page.errors
+
+
+def test_a_generated_token_opens_why_on_the_text_before_it(page, app_url):
+    """Sampling lab, greedy, 4 tokens: a click on the second opens "Why this token?" in a new browser
+    tab on the prompt and the token before it, the second as the target, already run."""
+    query = urllib.parse.urlencode({"tab": "sampling", "model": "smollm2-135m-instruct", "preset": "greedy",
+                                    "prompt": "The capital of France is", "chat_template": "0", "n": "4",
+                                    "run": "generate"})
+    page.goto(app_url + "?" + query)
+    wait_until(page, "() => document.body.dataset.linkState === 'done' && "
+                     "document.querySelectorAll('#sampling-generated .gen-tok').length === 4 && "
+                     "document.querySelectorAll('#sampling-generated .gen-why').length === 4",
+               "four generated tokens with why links",
+               "() => (document.querySelector('#sampling-generated') || {}).innerHTML", timeout_ms=300_000)
+    assert not page.locator("#sampling-chat-template input").is_checked()  # the link's chat_template=0 holds
+    token = page.locator("#sampling-generated .gen-tok").nth(1)
+    texts = [page.locator("#sampling-generated .gen-tok").nth(i).text_content() for i in range(2)]
+    assert "why this token" in token.get_attribute("title")
+    with page.context.expect_page(timeout=30_000) as opened:
+        token.click()
+    why = opened.value
+    wait_until(why, "() => document.body.dataset.linkState === 'done' && "
+                    "document.querySelectorAll('#why-view .why-panel').length > 0",
+               "the why tab's attribution drawn",
+               "() => [document.body.dataset.linkState, (document.querySelector('#why-view') || {}).innerText]",
+               timeout_ms=300_000)
+    prompt = why.locator("#why-prompt textarea").input_value()
+    assert prompt == "The capital of France is" + texts[0], (prompt, texts)
+    target = why.locator("#why-view .why-target").inner_text()
+    assert target.startswith(f"Why {texts[1].replace(' ', '␣')}?"), (target, texts)
+    screenshot(why, "why-from-a-generated-token")
+    why.close()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import pickle
+import re
+from urllib.parse import parse_qs
 
 import pytest
 import torch
@@ -91,3 +94,48 @@ def test_undo_needs_no_model_call_and_rewinds_the_decoder_when_lent(loaded):
     assert loaded.forward_calls == before
     lab.next_token(session, HOT, 5)  # the same position and seed: the same token again
     assert session.records[-1].id == third
+
+
+def test_each_generated_token_links_to_why_on_exactly_the_tokens_before_it(loaded):
+    """The "why?" link of token i attributes it after the prompt and tokens 0..i-1: the text it
+    carries is read back as those very ids (start tokens included), or the token has no link."""
+    from playground import start_tokens
+    from playground.html import generated
+
+    session = _session("The capital of France is")
+    list(lab.generate(session, HOT, 5, 1))
+    view = lab.view(session, HOT)
+    prompts = view.why_prompts()
+    assert len(prompts) == 5
+    first = len(session.prompt_ids)
+    for i, text in enumerate(prompts):
+        if text is not None:
+            assert start_tokens.text_ids(loaded.tokenizer, text).ids == session.ids[: first + i]
+    assert prompts[0] is not None and prompts[0].startswith("The capital of France is")
+    page = generated.generated_html("p", session.records, why=generated.WhyLinks(MODEL, prompts))
+    first_link = re.search(r'data-why="([^"]*)"', page).group(1)
+    query = parse_qs(html.unescape(first_link).lstrip("?"))
+    assert query == {"tab": ["why"], "model": [MODEL], "prompt": [prompts[0]], "target": [f"#{session.records[0].id}"],
+                     "run": ["why"]}
+    assert page.count("gen-why") == sum(p is not None for p in prompts)
+
+
+def test_no_why_link_past_what_attribution_reads(loaded):
+    from playground.attribution import MAX_TOKENS
+
+    session = _session("word " * (MAX_TOKENS - 2))
+    list(lab.generate(session, HOT, 4, 1))
+    prompts = lab.view(session, HOT).why_prompts()
+    first = len(session.prompt_ids)
+    assert all(p is None for i, p in enumerate(prompts) if first + i > MAX_TOKENS)
+    assert any(p is None for p in prompts)
+
+
+def test_why_text_is_escaped_in_the_link():
+    from playground import generation
+    from playground.html import generated
+
+    loaded = load_model(MODEL)
+    record = generation.forced_step(generation.Decoder(loaded, [1, 2, 3]), SamplingSettings(), 5)
+    page = generated.generated_html("", [record], why=generated.WhyLinks(MODEL, ('"><script>alert(1)</script>',)))
+    assert "<script" not in page and "gen-why" in page
