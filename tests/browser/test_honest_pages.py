@@ -249,16 +249,18 @@ def test_a_follow_up_typed_while_the_base_column_streams_is_kept_and_answered(pa
 
 
 def test_a_busy_server_says_so_on_the_page(browser):
-    url, process = start_app({"PLAYGROUND_HEAVY_CONCURRENCY": "1", "PLAYGROUND_QUEUE_WAIT": "1"},
+    # a 5 s queue-wait bound: short enough to pass behind a 300-token run, long enough that Stop
+    # (pressed once "Waiting for its turn" shows) lands first on a loaded machine (1 s did not)
+    url, process = start_app({"PLAYGROUND_HEAVY_CONCURRENCY": "1", "PLAYGROUND_QUEUE_WAIT": "5"},
                              log_name="honest-busy-app.log")
     contexts = [browser.new_context(viewport={"width": 1600, "height": 1000}) for _ in range(2)]
     try:
         first, second = (context.new_page() for context in contexts)
         second.server_calls = ServerCalls(second)
         cancels = _count_cancels(second)
-        for page in (first, second):
+        for page, tokens in ((first, 300), (second, 60)):
             page.set_default_timeout(60_000)
-            open_chat_tab(page, url, 60)
+            open_chat_tab(page, url, tokens)
         first.locator("#chat-run").click()
         wait_streaming(first, "#chat-base-column", 1)
         # waiting behind the first, the second student presses Stop: taken out of the queue, said so
@@ -268,14 +270,14 @@ def test_a_busy_server_says_so_on_the_page(browser):
         wait_done(second, COLUMNS, timeout=120_000)
         assert [status_of(second, panel) for panel in COLUMNS] == [STOPPED_WAITING] * 2
         assert not errors_once_settled(second) and not cancels
-        second.locator("#chat-run").click()  # waits behind the first again, longer than the 1 s allowed
+        second.locator("#chat-run").click()  # waits behind the first again, longer than the 5 s allowed
         second.locator(".toast-body").get_by_text("The server is busy").first.wait_for(timeout=240_000)
         wait_done(second, COLUMNS, timeout=120_000)  # ... and its panels say it never started
         for panel in COLUMNS:
             assert status_of(second, panel) == NOT_STARTED
         assert not busy_panels(second, COLUMNS)
         screenshot(second, "honest-busy")
-        wait_done(first, COLUMNS)  # the first student's request was not disturbed
+        wait_done(first, COLUMNS, timeout=600_000)  # the first student's request was not disturbed
         assert "maximum number of new tokens" in status_of(first, "#chat-base-column")
     finally:
         for context in contexts:
