@@ -4,8 +4,9 @@
 // A tab's first visit runs its default plan (`playgroundVisit`); "Copy link" writes the selected
 // tab's values as a link (`playgroundCopyLink`). `document.body.dataset.linkState` says whether a
 // plan is running; `document.body.dataset.tabVisits` counts the tab selections the page has seen.
-// A generated token with a "why?" link (`data-why`, playground/html/generated.py) opens it in a new
-// browser tab on a click, so the lab's own state stays as it was.
+// A generated token with a "why?" link (`data-why`, playground/html/generated.py), or a chart bar with
+// one as its customdata (teacher forcing, playground/plots/chat.py), opens it in a new browser tab on
+// a click, so the page's own state stays as it was.
 (() => {
   const opened = {};
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -96,11 +97,25 @@
     if (navigator.clipboard) navigator.clipboard.writeText(link).catch(() => {});
     return link;
   };
+  const openWhy = (query) => {
+    const url = new URL(window.location.href);
+    url.search = query;
+    window.open(url.toString(), '_blank', 'noopener');
+  };
   document.addEventListener('click', (event) => {
     const token = event.target.closest && event.target.closest('.gen-tok[data-why]');
-    if (!token) return;
-    const url = new URL(window.location.href);
-    url.search = token.dataset.why;
-    window.open(url.toString(), '_blank', 'noopener');
+    if (token) openWhy(token.dataset.why);
   });
+  // a chart whose bars carry a "why?" link as customdata (teacher forcing): bound once per drawn chart
+  setInterval(() => {
+    document.querySelectorAll('.js-plotly-plot').forEach((plot) => {
+      if (plot.dataset.whyClick || typeof plot.on !== 'function') return;
+      plot.dataset.whyClick = '1';
+      plot.on('plotly_click', (event) => {
+        const point = event && event.points && event.points[0];
+        const link = point && point.customdata;
+        if (typeof link === 'string' && link.startsWith('?tab=why')) openWhy(link);
+      });
+    });
+  }, 300);
 })();

@@ -37,7 +37,7 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from playground import limits
+from playground import limits, scoring
 from playground.backends import backend_for
 from playground.errors import PlaygroundError
 from playground.models import get_spec, load_tokenizer
@@ -347,6 +347,14 @@ def score_text(model_id: str, text: str, context_ids: Sequence[int] | None = Non
     if not text:
         raise PlaygroundError("There is no text to score.")
     return backend_for(get_spec(model_id)).score_text(text, context_ids)
+
+
+def why_prompts(scored: ScoredText) -> tuple[str | None, ...]:
+    """Each scored token's "why?" prompt (`playground.scoring.why_prompts`); none on a model whose
+    backend has no attribution (an engine)."""
+    if not backend_for(get_spec(scored.model_id)).capabilities.has("attribution"):
+        return ()
+    return scoring.why_prompts(scored)
 
 
 @dataclass(frozen=True)

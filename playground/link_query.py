@@ -117,6 +117,16 @@ def parse(query: dict, params: list[Param]) -> tuple[dict, list[str]]:
     return values, notes
 
 
+WHY_HINT = "click: why this token? (which prompt tokens made it likely, in a new browser tab)"
+
+
+def why_query(model_id: str, prompt: str, token_id: int) -> str:
+    """The link (`?...`) that opens "Why this token?" on `prompt` with token `token_id` as the target,
+    already run: what a click on a generated or teacher-forced token opens."""
+    return "?" + urlencode({"tab": "why", "model": model_id, "prompt": prompt, "target": f"#{token_id}",
+                            "run": "why"})
+
+
 def encode_value(param: Param, value) -> str:
     if param.kind == "bool":
         return "1" if value else "0"

@@ -83,8 +83,7 @@ class LabView:
         prompts_ = []
         for end in range(first, first + len(self.session.records)):
             text = tokenizer.decode(ids[skip:end], skip_special_tokens=False) if end <= ATTRIBUTION_TOKENS else ""
-            same = text.strip() and start_tokens.text_ids(tokenizer, text).ids == ids[:end]
-            prompts_.append(text if same else None)
+            prompts_.append(text if start_tokens.reads_as(tokenizer, text, ids[:end]) else None)
         return tuple(prompts_)
 
     def top_tokens(self, n: int) -> list[dict]:

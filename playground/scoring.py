@@ -20,6 +20,7 @@ import torch
 
 from playground import start_tokens
 from playground.errors import PlaygroundError
+from playground.limits import ATTRIBUTION_TOKENS
 from playground.model_call import forward_chunks
 from playground.models import load_model
 from playground.token_text import display_text, token_bytes
@@ -99,6 +100,22 @@ def local_score(model_id: str, text: str, context_ids: Sequence[int] | None = No
     )
     return ScoredText(model_id, text, tuple(context), tokens)
 
+
+
+def why_prompts(scored: ScoredText) -> tuple[str | None, ...]:
+    """For each scored token, the text before it that "Why this token?" attributes it after: the
+    text up to the token, where that reads back as exactly the ids it was scored after (start tokens
+    included, within attribution's `limits.ATTRIBUTION_TOKENS`), else None (so a text scored after
+    a conversation has none). For an in-process model (`playground.chat.why_prompts` asks its backend)."""
+    tokenizer = load_model(scored.model_id).tokenizer
+    before = list(scored.context_ids)
+    prompts = []
+    for token in scored.tokens:
+        prefix = scored.text[: token.start]
+        fits = len(before) <= ATTRIBUTION_TOKENS
+        prompts.append(prefix if fits and start_tokens.reads_as(tokenizer, prefix, before) else None)
+        before.append(token.id)
+    return tuple(prompts)
 
 
 def engine_scored(spec, text: str, tokenizer_of) -> ScoredText:

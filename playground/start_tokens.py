@@ -136,3 +136,9 @@ def text_ids(tokenizer, text: str, mode: str | None = None) -> TextIds:
     if not own and not start:
         start = document_start_ids(tokenizer)
     return TextIds(tuple(start), tuple(own))
+
+
+def reads_as(tokenizer, text: str, ids) -> bool:
+    """Whether a plain `text` is read as exactly `ids` (its start tokens included): where a view
+    hands a text on to be read again (a "why?" link), the ids it showed are the ones read."""
+    return bool(text.strip()) and text_ids(tokenizer, text).ids == list(ids)

@@ -18,9 +18,9 @@ import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 from playground.html.tokens import Span, render_spans
+from playground.link_query import WHY_HINT, why_query
 from playground.token_text import visible_whitespace
 
 CHOSEN_MARK = {"sampled": "sampled", "greedy": "greedy (most probable)", "forced": "picked by hand"}
@@ -63,11 +63,7 @@ class WhyLinks:
         prompt = self.prompts[index] if index < len(self.prompts) else None
         if prompt is None:
             return None
-        return "?" + urlencode({"tab": "why", "model": self.model_id, "prompt": prompt, "target": f"#{token_id}",
-                                "run": "why"})
-
-
-WHY_HINT = "click: why this token? (which prompt tokens made it likely, in a new browser tab)"
+        return why_query(self.model_id, prompt, token_id)
 
 
 def record_spans(records: Sequence, hover: bool = True, why: WhyLinks | None = None) -> list[Span]:

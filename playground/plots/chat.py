@@ -3,7 +3,7 @@
 Data in (two `ScoredText`s and their `AlignedSpan`s from `playground.chat.align_scores`), Figure
 out; no model runs here. When the two models tokenize differently, each bar covers a character
 span where both tokenizations have a boundary and shows the summed surprisal of that span's tokens,
-and the figure says so on screen. What it leaves out: scoring and alignment (`playground.chat`).
+and the figure says so on screen. A bar with a "why?" link opens "Why this token?" on a click. What it leaves out: scoring and alignment (`playground.chat`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import html
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from playground.link_query import WHY_HINT, why_query
 from playground.token_text import visible_whitespace
 
 FONT = dict(size=18)
@@ -56,8 +57,20 @@ def context_note(first, second, spans) -> str:
             f"both are compared after “{shown}”.")
 
 
-def surprisal_figure(first, second, spans) -> go.Figure:
-    """Bars of -log2 p per aligned span for both models, and below them the difference."""
+def _why_links(scored, spans, which: int, prompts) -> list[str]:
+    """Each bar's "why?" link (its span's first token, `link_query.why_query`), or ""."""
+    links = []
+    for span in spans:
+        indices = span.tokens[which]
+        prompt = prompts[indices[0]] if indices and indices[0] < len(prompts) else None
+        links.append(why_query(scored.model_id, prompt, scored.tokens[indices[0]].id) if prompt is not None else "")
+    return links
+
+
+def surprisal_figure(first, second, spans, why: tuple = ((), ())) -> go.Figure:
+    """Bars of -log2 p per aligned span for both models, and below them the difference. `why`: each
+    scoring's "why?" prompts per token (`playground.chat.why_prompts`); a bar whose span's first
+    token has one carries its link as `customdata`, which a click opens."""
     names = (first.model_id, second.model_id)
     x = list(range(len(spans)))
     ticks = [_label(s.text) for s in spans]
@@ -65,15 +78,16 @@ def surprisal_figure(first, second, spans) -> go.Figure:
                         subplot_titles=("", f"Difference: {names[0]} − {names[1]} (bits)"))
     for which, (name, color) in enumerate(zip(names, COLORS)):
         scored = (first, second)[which]
+        links = _why_links(scored, spans, which, why[which])
         hover = []
-        for span in spans:
+        for span, link in zip(spans, links):
             pieces = " | ".join(visible_whitespace(scored.tokens[i].text) for i in span.tokens[which])
             bound = " (at least: a token outside the engine's top K)" if any(
                 scored.tokens[i].bounded for i in span.tokens[which]) else ""
             hover.append(f"“{visible_whitespace(span.text)}”<br>{name}: {span.bits[which]:.2f} bits{bound}"
-                         f"<br>tokens: {pieces}")
+                         f"<br>tokens: {pieces}" + (f"<br>{WHY_HINT}" if link else ""))
         fig.add_trace(go.Bar(x=x, y=[s.bits[which] for s in spans], name=name, marker_color=color,
-                             hovertext=hover, hoverinfo="text"), row=1, col=1)
+                             hovertext=hover, hoverinfo="text", customdata=links), row=1, col=1)
     diffs = [s.difference for s in spans]
     fig.add_trace(go.Bar(x=x, y=diffs, name="difference", showlegend=False,
                          marker_color=[COLORS[0] if d > 0 else COLORS[1] for d in diffs],

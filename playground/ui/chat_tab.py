@@ -360,7 +360,8 @@ def teacher_forcing(text, history, base_model, chat_model):
     summary = f"Largest disagreements ({base_model} vs {chat_model}): " + ", ".join(
         f"“{html.escape(visible_whitespace(s.text))}” ({s.bits[0]:.1f} vs {s.bits[1]:.1f} bits)" for s in worst)
     summary += "".join(f"\n\n{html.escape(scored.note)}" for scored in (base, chat_scored) if scored.note)
-    return surprisal_figure(base, chat_scored, spans), summary, text
+    why = (chat.why_prompts(base), chat.why_prompts(chat_scored))
+    return surprisal_figure(base, chat_scored, spans, why), summary, text
 
 
 def _setter(value):

@@ -105,3 +105,31 @@ def test_a_generated_token_opens_why_on_the_text_before_it(page, app_url):
     assert target.startswith(f"Why {texts[1].replace(' ', '␣')}?"), (target, texts)
     screenshot(why, "why-from-a-generated-token")
     why.close()
+
+
+def test_a_teacher_forced_token_opens_why_on_the_text_before_it(page, app_url):
+    """Base vs chat, teacher forcing: a click on the base model's bar for " Paris" opens "Why this
+    token?" in a new browser tab on the text before it, " Paris" as the target, already run."""
+    page.goto(app_url + "?tab=chat")
+    page.get_by_text("5 · Teacher forcing").click()
+    page.locator("#chat-score-text textarea").fill("The capital of France is Paris.")
+    page.locator("#chat-score").click()
+    plot = "#chat-score-plot .js-plotly-plot"
+    wait_until(page, f"() => {{ const p = document.querySelector('{plot}'); return p && p.data && p.dataset.whyClick; }}",
+               "the teacher-forcing chart drawn, its clicks bound",
+               f"() => (document.querySelector('#chat-score-plot') || {{}}).innerText", timeout_ms=300_000)
+    links = page.evaluate(f"() => document.querySelector('{plot}').data[0].customdata")
+    paris = next(i for i, link in enumerate(links)
+                 if link and urllib.parse.parse_qs(link.lstrip("?"))["prompt"] == ["The capital of France is"])
+    with page.context.expect_page(timeout=30_000) as opened:
+        page.locator(f"{plot} .trace.bars").nth(0).locator(".point path").nth(paris).click(force=True)
+    why = opened.value
+    wait_until(why, "() => document.body.dataset.linkState === 'done' && "
+                    "document.querySelectorAll('#why-view .why-panel').length > 0",
+               "the why tab's attribution drawn",
+               "() => [document.body.dataset.linkState, (document.querySelector('#why-view') || {}).innerText]",
+               timeout_ms=300_000)
+    assert why.locator("#why-prompt textarea").input_value() == "The capital of France is"
+    assert why.locator("#why-view .why-target").inner_text().startswith("Why ␣Paris?")
+    screenshot(why, "why-from-a-teacher-forced-token")
+    why.close()

@@ -44,3 +44,33 @@ def test_a_long_text_stops_at_its_time_limit_between_chunks(monkeypatch):
         clock[0] += 31.0  # the limit passes while the first chunk is scored
         with pytest.raises(RequestTimeout, match="time limit"):
             next(chunks)
+
+
+def test_each_scored_token_links_to_why_on_exactly_the_ids_before_it():
+    """Teacher forcing's "why?" prompt of token i is the text before it, read back as the very ids it
+    was scored after; a text scored after a conversation gets none; the chart carries the links."""
+    from urllib.parse import parse_qs
+
+    from playground import chat
+    from playground.plots.chat import surprisal_figure
+
+    text = "The capital of France is Paris, and the capital of Italy is Rome."
+    scored = scoring.local_score(MODEL, text)
+    prompts = chat.why_prompts(scored)
+    tokenizer = load_model(MODEL).tokenizer
+    assert len(prompts) == len(scored.tokens) and sum(p is not None for p in prompts) >= len(prompts) - 2
+    before = list(scored.context_ids)
+    for token, prompt in zip(scored.tokens, prompts):
+        if prompt is not None:
+            assert prompt == text[: token.start] and start_tokens.text_ids(tokenizer, prompt).ids == before
+        before.append(token.id)
+    after_chat = scoring.local_score(MODEL, text, context_ids=[1, 5, 6, 7])
+    assert all(p is None for p in chat.why_prompts(after_chat))
+    spans = chat.align_scores(scored, scored)
+    figure = surprisal_figure(scored, scored, spans, (prompts, ()))
+    links = figure.data[0].customdata
+    first = next(i for i, link in enumerate(links) if link)
+    query = parse_qs(links[first].lstrip("?"))
+    token = scored.tokens[spans[first].tokens[0][0]]
+    assert query["tab"] == ["why"] and query["target"] == [f"#{token.id}"] and query["prompt"] == [text[: token.start]]
+    assert not any(figure.data[1].customdata)  # no prompts given for the second scoring: no links
