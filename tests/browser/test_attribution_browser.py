@@ -75,6 +75,18 @@ def test_why_paris_at_presenter_scale_with_downloads(presenter_page, app_url):
     assert not page.errors, page.errors
 
 
+def _why_opened_by(page, click):
+    """The browser tab a click opens, once its "Why this token?" link has run."""
+    with page.context.expect_page(timeout=30_000) as opened:
+        click()
+    why = opened.value
+    done = "() => document.body.dataset.linkState === 'done' && document.querySelectorAll('#why-view .why-panel').length > 0"
+    wait_until(why, done, "the why tab's attribution drawn",
+               "() => [document.body.dataset.linkState, (document.querySelector('#why-view') || {}).innerText]",
+               timeout_ms=300_000)
+    return why
+
+
 def test_a_generated_token_opens_why_on_the_text_before_it(page, app_url):
     """Sampling lab, greedy, 4 tokens: a click on the second opens "Why this token?" in a new browser
     tab on the prompt and the token before it, the second as the target, already run."""
@@ -91,14 +103,7 @@ def test_a_generated_token_opens_why_on_the_text_before_it(page, app_url):
     token = page.locator("#sampling-generated .gen-tok").nth(1)
     texts = [page.locator("#sampling-generated .gen-tok").nth(i).text_content() for i in range(2)]
     assert "why this token" in token.get_attribute("title")
-    with page.context.expect_page(timeout=30_000) as opened:
-        token.click()
-    why = opened.value
-    wait_until(why, "() => document.body.dataset.linkState === 'done' && "
-                    "document.querySelectorAll('#why-view .why-panel').length > 0",
-               "the why tab's attribution drawn",
-               "() => [document.body.dataset.linkState, (document.querySelector('#why-view') || {}).innerText]",
-               timeout_ms=300_000)
+    why = _why_opened_by(page, lambda: token.click())
     prompt = why.locator("#why-prompt textarea").input_value()
     assert prompt == "The capital of France is" + texts[0], (prompt, texts)
     target = why.locator("#why-view .why-target").inner_text()
@@ -121,14 +126,8 @@ def test_a_teacher_forced_token_opens_why_on_the_text_before_it(page, app_url):
     links = page.evaluate(f"() => document.querySelector('{plot}').data[0].customdata")
     paris = next(i for i, link in enumerate(links)
                  if link and urllib.parse.parse_qs(link.lstrip("?"))["prompt"] == ["The capital of France is"])
-    with page.context.expect_page(timeout=30_000) as opened:
-        page.locator(f"{plot} .trace.bars").nth(0).locator(".point path").nth(paris).click(force=True)
-    why = opened.value
-    wait_until(why, "() => document.body.dataset.linkState === 'done' && "
-                    "document.querySelectorAll('#why-view .why-panel').length > 0",
-               "the why tab's attribution drawn",
-               "() => [document.body.dataset.linkState, (document.querySelector('#why-view') || {}).innerText]",
-               timeout_ms=300_000)
+    why = _why_opened_by(page, lambda: page.locator(f"{plot} .trace.bars").nth(0).locator(".point path")
+                         .nth(paris).click(force=True))
     assert why.locator("#why-prompt textarea").input_value() == "The capital of France is"
     assert why.locator("#why-view .why-target").inner_text().startswith("Why ␣Paris?")
     screenshot(why, "why-from-a-teacher-forced-token")
