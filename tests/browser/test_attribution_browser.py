@@ -75,6 +75,23 @@ def test_why_paris_at_presenter_scale_with_downloads(presenter_page, app_url):
     assert not page.errors, page.errors
 
 
+def test_why_on_gemma_at_presenter_scale(presenter_page, app_url):
+    """The other packaged model (the test above runs SmolLM2): Gemma reads <bos> first, a start chip
+    without a score; the target and the panels are in view."""
+    page = presenter_page
+    _open(page, app_url, model="gemma-3-270m", prompt="The capital of France is", target=" Paris",
+          methods="occlusion,integrated-gradients")
+    assert "Why ␣Paris? p = " in page.locator("#why-view .why-target").inner_text()
+    chips = page.evaluate("""() => [...document.querySelectorAll('#why-view .why-panel[data-method="occlusion-removed"] .why-chip')]
+        .map((c) => c.querySelector('.why-chip-text').textContent)""")
+    assert chips[0] == "<bos>" and chips[1:] == ["The", "␣capital", "␣of", "␣France", "␣is"], chips
+    assert "Completeness (8 steps)" in page.locator("#why-view").inner_text()
+    top = page.evaluate("() => document.querySelector('#why-view .why-target').getBoundingClientRect().top")
+    assert 0 <= top < 720, top
+    screenshot(page, "why-paris-gemma-presenter")
+    assert not page.errors, page.errors
+
+
 def _why_opened_by(page, click):
     """The browser tab a click opens, once its "Why this token?" link has run."""
     with page.context.expect_page(timeout=30_000) as opened:

@@ -45,3 +45,21 @@ def test_the_constraint_section_shows_the_mask_at_presenter_scale(presenter_page
                "step 3 drawn", f"() => document.querySelector('{STEP_PLOT}').layout.title.text")
     screenshot(page, "constraint-json-presenter")
     assert not page.errors, page.errors
+
+
+def test_the_constraint_section_on_the_other_packaged_model(presenter_page, app_url):
+    """The same choice list on SmolLM2 (the test above runs the default, Gemma): one of the choices."""
+    page = presenter_page
+    page.goto(app_url + "?tab=sampling&model=smollm2-135m-instruct")
+    wait_until(page, "() => document.body.dataset.linkState === 'done'", "the link applied",
+               "() => document.body.dataset.linkState")
+    page.locator("#constraint-section").get_by_text("Constraint: structured outputs").first.click()
+    page.locator("#constraint-kind").get_by_text("choices", exact=True).click()
+    wait_until(page, "() => document.querySelector('#constraint-text textarea').value.startsWith('Paris,')",
+               "the choices example", "() => document.querySelector('#constraint-text textarea').value")
+    page.locator("#constraint-run").click()
+    wait_until(page, f"() => ['Paris', 'London', 'Berlin', 'Rome'].includes(({CONSTRAINED})())",
+               "one of the choices as the constrained text", CONSTRAINED)
+    assert "smollm2-135m-instruct" in page.locator("#sampling-model input").input_value()
+    shown_legibly(page, "constraint-step-plot", "#constraint-steps td", 600, "constraint-choices-smollm2-presenter")
+    assert not page.errors, page.errors
