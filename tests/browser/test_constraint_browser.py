@@ -11,10 +11,8 @@ STEP_PLOT = "#constraint-step-plot .js-plotly-plot"
 CONSTRAINED = "() => (document.querySelector('#constraint-constrained .constraint-text') || {}).innerText"
 
 
-def test_the_constraint_section_shows_the_mask_at_presenter_scale(presenter_page, app_url):
-    page = presenter_page
-    page.goto(app_url)
-    select_tab(page, "Sampling lab")
+def _run_the_choices_example(page) -> None:
+    """Open the section, pick the choice list (its example fills in), run it: one of the choices."""
     page.locator("#constraint-section").get_by_text("Constraint: structured outputs").first.click()
     page.locator("#constraint-kind").get_by_text("choices", exact=True).click()
     wait_until(page, "() => document.querySelector('#constraint-text textarea').value.startsWith('Paris,')",
@@ -22,6 +20,13 @@ def test_the_constraint_section_shows_the_mask_at_presenter_scale(presenter_page
     page.locator("#constraint-run").click()
     wait_until(page, f"() => ['Paris', 'London', 'Berlin', 'Rome'].includes(({CONSTRAINED})())",
                "one of the choices as the constrained text", CONSTRAINED)
+
+
+def test_the_constraint_section_shows_the_mask_at_presenter_scale(presenter_page, app_url):
+    page = presenter_page
+    page.goto(app_url)
+    select_tab(page, "Sampling lab")
+    _run_the_choices_example(page)
     assert page.locator("#constraint-free .constraint-text").inner_text()
     page.wait_for_function(f"() => document.querySelector('{STEP_PLOT}') && document.querySelector('{STEP_PLOT}').data")
     title = page.evaluate(f"() => document.querySelector('{STEP_PLOT}').layout.title.text")
@@ -53,13 +58,7 @@ def test_the_constraint_section_on_the_other_packaged_model(presenter_page, app_
     page.goto(app_url + "?tab=sampling&model=smollm2-135m-instruct")
     wait_until(page, "() => document.body.dataset.linkState === 'done'", "the link applied",
                "() => document.body.dataset.linkState")
-    page.locator("#constraint-section").get_by_text("Constraint: structured outputs").first.click()
-    page.locator("#constraint-kind").get_by_text("choices", exact=True).click()
-    wait_until(page, "() => document.querySelector('#constraint-text textarea').value.startsWith('Paris,')",
-               "the choices example", "() => document.querySelector('#constraint-text textarea').value")
-    page.locator("#constraint-run").click()
-    wait_until(page, f"() => ['Paris', 'London', 'Berlin', 'Rome'].includes(({CONSTRAINED})())",
-               "one of the choices as the constrained text", CONSTRAINED)
+    _run_the_choices_example(page)
     assert "smollm2-135m-instruct" in page.locator("#sampling-model input").input_value()
     shown_legibly(page, "constraint-step-plot", "#constraint-steps td", 600, "constraint-choices-smollm2-presenter")
     assert not page.errors, page.errors
