@@ -5,7 +5,8 @@ tokens' records (their ids, probabilities and alternatives), the last stop note 
 It never holds a KV cache, a decoder or a distribution between requests, so an idle session costs a
 few kilobytes (the UI keeps it in `gr.State`).
 
-Operations: `open_session`, `view`, `next_token`, `append_token`, `undo`, `clear`, `generate`
+Operations: `open_session`, `view`, `next_token`, `append_token`, `undo`, `return_to` (a node of
+the session's branching tree), `clear`, `generate`
 (streams each record with the distribution after it, so nothing is ranked or run twice),
 `samples`, `tokenizer`. Each runs through the model's backend (`playground.backends.backend_for`):
 an in-process model through `playground.local_lab` (decoders lent from a bounded pool), an engine
@@ -21,7 +22,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from playground import decoding, generation, prompts
 from playground.backends import backend_for
@@ -110,6 +111,25 @@ def undo(session: LabSession) -> None:
             raise PlaygroundError("Nothing to undo: only the prompt is left.")
         session.records.pop()
         session.stop_note = None
+
+
+def return_to(session: LabSession, settings: SamplingSettings, steps: Sequence[tuple[int, str]]) -> None:
+    """Bring the text to a path of the session's tree (`samplers.tree.Tree.steps`: token ids and how
+    each was chosen, after the prompt): the tokens it shares with the text stay as they are, the
+    rest go, then the path's own are appended (one model call each at most, on a cache miss) and
+    keep how they were chosen the first time."""
+    want = [(int(token_id), str(chosen)) for token_id, chosen in steps]
+    with session.lock:
+        have = [r.id for r in session.records]
+        keep = 0
+        while keep < min(len(have), len(want)) and have[keep] == want[keep][0]:
+            keep += 1
+        del session.records[keep:]
+        session.stop_note = None
+    for token_id, chosen in want[keep:]:
+        record = append_token(session, settings, token_id)
+        with session.lock:
+            session.records[-1] = replace(record, chosen=chosen)
 
 
 def clear(session: LabSession) -> None:

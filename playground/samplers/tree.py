@@ -8,7 +8,9 @@ and nothing is ever recomputed. The tree keeps ids, probabilities and kinds only
 `MAX_NODES` nodes (then new tokens are not added and `full` says so); a new prompt starts a new
 tree. `tree_dict` is its JSON export (each node's token, edge probability and path log-probability).
 
-What it leaves out: drawing (`playground.plots.chain.tree_spec`), returning the lab to a node.
+`Tree.steps(node)` is the path to a node, which `playground.lab.return_to` brings the lab's text to
+(a click on the drawn node). What it leaves out: drawing (`playground.plots.chain.tree_spec`),
+the model calls of a return (`playground.lab`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from playground.errors import PlaygroundError
 
 MAX_NODES = 200
 
@@ -45,6 +49,12 @@ class Tree:
             out.append(index)
             index = self.nodes[index].parent
         return out[::-1]
+
+    def steps(self, index: int) -> list[tuple[int, str]]:
+        """(token id, how it was chosen) from the prompt to node `index`: what the lab returns to."""
+        if not 0 <= index < len(self.nodes):
+            raise PlaygroundError(f"The tree has no node {index} (it has {len(self.nodes)}).")
+        return [(self.nodes[i].token_id, self.nodes[i].chosen) for i in self.path(index)]
 
     def logprob(self, index: int) -> float:
         return sum(math.log(max(self.nodes[i].prob, 1e-45)) for i in self.path(index))

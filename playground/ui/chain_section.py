@@ -17,10 +17,11 @@ Deep links (`extend_link`): `chain`, `chain_b`, `ab_seed`, `ab_tokens`, `run=cha
 
 Last, the session's branching tree (`samplers.tree`): every token the lab chose from this prompt, a
 new branch where a different token follows an undo, drawn with each node's probability and the
-current path, exported as JSON; it follows the lab through the same change event.
+current path, exported as JSON; it follows the lab through the same change event. A click on a node
+brings the lab back to it (`sampling_tab.return_to_node`, with the tree state this section returns).
 
 What it leaves out: the chain itself (`playground.samplers`), K-samples A/B in the page (CLI
-`ab --samples`), returning the lab to a node of the tree by a click.
+`ab --samples`).
 """
 
 from __future__ import annotations
@@ -174,7 +175,8 @@ def build(state: gr.State, numbers: gr.HTML) -> dict:
             ab_button = gr.Button("A/B", variant="primary", scale=1, elem_id="chain-ab")
         strips = gr.HTML(elem_id="chain-ab-strips")
         gr.Markdown("**Branching tree**: every token the lab chose from this prompt (sampled, clicked or "
-                    "generated); after Undo a different token starts a branch. The current path is in colour.")
+                    "generated); after Undo a different token starts a branch. The current path is in colour; "
+                    "click a node to bring the text back (or over) to it.")
         tree_plot = gr.Plot(label="the session's tree (hover: the path's log-probability)", elem_id="chain-tree")
         with gr.Accordion("tree (JSON)", open=False):
             tree_json = gr.JSON(elem_id="chain-tree-json")
@@ -192,7 +194,8 @@ def build(state: gr.State, numbers: gr.HTML) -> dict:
     drop.click(remove, [chain_box, stage], chain_box, api_name=False, queue=False).success(api_name=False, **run)
     plus.click(add, [chain_box, sampler], chain_box, api_name=False, queue=False).success(api_name=False, **run)
     numbers.change(api_name=False, trigger_mode="always_last", **run)
-    return {"accordion": accordion, "chain": chain_box, "chain_b": chain_b, "seed": seed, "tokens": tokens}
+    return {"accordion": accordion, "chain": chain_box, "chain_b": chain_b, "seed": seed, "tokens": tokens,
+            "tree": tree}
 
 
 def extend_link(link, parts: dict, shown: str) -> None:

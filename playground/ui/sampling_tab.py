@@ -278,6 +278,17 @@ def append_token(state, token_id, top_n, log_scale, temperature, top_k, top_p, m
 
 
 @user_errors
+def return_to_node(state, tree, node, top_n, log_scale, temperature, top_k, top_p, min_p, order):
+    """A click on a node of the branching tree: the lab's text goes back (or over) to that node."""
+    session, settings = _require(state), _settings(temperature, top_k, top_p, min_p, order)
+    if tree is None or tuple(tree.prompt_ids) != tuple(session.prompt_ids):
+        raise PlaygroundError("That tree belongs to another prompt: choose tokens from this one first.")
+    index = clamp_int(node, "tree node", 0, max(0, len(tree.nodes) - 1))
+    lab.return_to(session, settings, tree.steps(index))
+    return _outputs(session, settings, top_n, log_scale)
+
+
+@user_errors
 def undo(state, top_n, log_scale, temperature, top_k, top_p, min_p, order):
     session = _require(state)
     lab.undo(session)
@@ -472,6 +483,8 @@ def build() -> link_wiring.TabLink:
     constraint = constraint_section.build(model, chat_template, prompt, controls)  # structured outputs (issue 26)
     clicked = gr.Textbox(visible="hidden", elem_id="sampling-click-id")
     clicked_button = gr.Button("append clicked", visible="hidden", elem_id="sampling-click-button")
+    tree_node = gr.Textbox(visible="hidden", elem_id="sampling-tree-node")
+    tree_button = gr.Button("return to the clicked node", visible="hidden", elem_id="sampling-tree-button")
 
     rules = controls.settings_inputs
     view_outputs = [state, plot, numbers, token_pick, generated, details]
@@ -494,6 +507,8 @@ def build() -> link_wiring.TabLink:
     next_button.click(next_token, [state, *rule_inputs, controls.seed], api_name="sampling_next_token", **view)
     append.click(append_token, [state, token_pick, *rule_inputs], api_name="sampling_append_token", **view)
     clicked_button.click(append_token, [state, clicked, *rule_inputs], api_name=False, **view)
+    tree_button.click(return_to_node, [state, chain["tree"], tree_node, *rule_inputs], api_name="sampling_tree_return",
+                      **view)
     undo_button.click(undo, [state, *rule_inputs], api_name="sampling_undo", **view)
     clear_button.click(clear, [state, *rule_inputs], api_name="sampling_clear", **view)
     # Both long streams take the tab's StopSignal as their last input (a State: not an API parameter).
@@ -548,32 +563,38 @@ CSS = generated_html.GENERATED_CSS + chain_section.CSS + constraint_section.CSS 
 .sampling-prompt-note { font-size: 1.05rem; color: #8a4b00; margin: 0 0 6px; }
 .sampling-numbers-table td { padding: 5px 10px; border-bottom: 1px solid #ddd; }
 .sampling-presets button { font-size: 1.05rem; }
-#sampling-dist-plot .js-plotly-plot .bars path { cursor: pointer; }
+#sampling-dist-plot .js-plotly-plot .bars path, #chain-tree .js-plotly-plot .points path { cursor: pointer; }
 """
 
-# gr.Plot has no click event: forward plotly clicks on a bar to the hidden textbox + button.
+# gr.Plot has no click event: forward plotly clicks on a bar (its token id) or on a node of the branching
+# tree (its index, the first of its customdata) to a hidden textbox + button.
 HEAD = """
 <script>
 (() => {
-  const bind = () => {
-    const root = document.getElementById('sampling-dist-plot');
+  const bind = (chart, box, button, value) => {
+    const root = document.getElementById(chart);
     if (!root) return;
     root.querySelectorAll('.js-plotly-plot').forEach((plot) => {
       if (plot.dataset.samplingClick || typeof plot.on !== 'function') return;
       plot.dataset.samplingClick = '1';
       plot.on('plotly_click', (event) => {
         const point = event && event.points && event.points[0];
-        if (!point || point.customdata === undefined || point.customdata < 0) return;
-        const box = document.querySelector('#sampling-click-id textarea, #sampling-click-id input');
-        const button = document.getElementById('sampling-click-button');
-        if (!box || !button) return;
-        box.value = String(point.customdata);
-        box.dispatchEvent(new Event('input', { bubbles: true }));
-        setTimeout(() => button.click(), 50);
+        const picked = point && value(point.customdata);
+        const field = document.querySelector(`#${box} textarea, #${box} input`);
+        const press = document.getElementById(button);
+        if (picked === null || picked === undefined || !field || !press) return;
+        field.value = String(picked);
+        field.dispatchEvent(new Event('input', { bubbles: true }));
+        setTimeout(() => press.click(), 50);
       });
     });
   };
-  setInterval(bind, 200);
+  const tokenId = (data) => (typeof data === 'number' && data >= 0 ? data : null);
+  const nodeIndex = (data) => (Array.isArray(data) && typeof data[0] === 'number' ? data[0] : null);
+  setInterval(() => {
+    bind('sampling-dist-plot', 'sampling-click-id', 'sampling-click-button', tokenId);
+    bind('chain-tree', 'sampling-tree-node', 'sampling-tree-button', nodeIndex);
+  }, 200);
 })();
 </script>
 """

@@ -77,3 +77,24 @@ def test_a_deep_link_opens_the_chain_and_ab_and_the_tree_grows(page, app_url):
         page.locator("#sampling-next").click()
         page.wait_for_function(f"(n) => document.querySelector('{tree}') && document.querySelector('{tree}').data"
                                f" && document.querySelector('{tree}').data[3].x.length == n", arg=count)
+
+    # a click on a node brings the text to it: Undo twice, then the leaf brings both tokens back, the
+    # first node drops the second again; the tree's current node follows, no node is added
+    tokens = "#sampling-generated .gen-tok"
+    texts = [page.locator(tokens).nth(i).text_content() for i in range(2)]
+    for left in (1, 0):
+        page.locator("#sampling-undo").click()
+        page.wait_for_function(f"(n) => document.querySelectorAll('{tokens}').length == n", arg=left)
+    for node, shown in ((1, texts), (0, texts[:1])):
+        # the node's centre, read at once (the chart is redrawn as the lab follows: the same layout), clicked
+        # once the drawn chart's clicks are bound; the nodes are the points with customdata
+        page.evaluate("() => document.getElementById('chain-tree').scrollIntoView({ block: 'center' })")
+        page.wait_for_function(f"() => [...document.querySelectorAll('{tree}')].every(p => p.dataset.samplingClick)")
+        x, y = page.evaluate(f"""(i) => {{ const r = document.querySelectorAll('{tree} path.point.plotly-customdata')[i]
+                                 .getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }}""", node)
+        page.mouse.click(x, y)
+        page.wait_for_function(f"(n) => document.querySelectorAll('{tokens}').length == n", arg=len(shown))
+        assert [page.locator(tokens).nth(i).text_content() for i in range(len(shown))] == shown
+        page.wait_for_function(f"(n) => document.querySelector('{tree}').data[1].x.length == 3 * (n + 1)"
+                               f" && document.querySelector('{tree}').data[3].x.length == 2", arg=node)
+    screenshot(page, "chain-tree-returned")

@@ -52,3 +52,36 @@ def test_the_section_grows_the_tree_from_the_lab_without_the_model():
     assert loaded.forward_calls == calls
     assert len(data["nodes"]) == 3 and data["current"] == 2 and data["nodes"][2]["chosen"] == "forced"
     assert json.loads(plot.plot)["data"][3]["customdata"][2][0] == 2
+
+
+def test_a_click_on_a_node_brings_the_lab_back_to_it_and_over_to_another_branch():
+    """Tiny-random: two branches; returning to the first branch's leaf restores its tokens (and how
+    each was chosen) with the same records as when they were generated; the tree's current node follows."""
+    from playground.ui import sampling_tab
+
+    session = lab.open_session("tiny-random", "Once upon a time", False, 1024)
+    settings = SamplingSettings(temperature=0.0)
+    for _ in range(3):
+        lab.next_token(session, settings, 0)
+    first_branch = [(r.id, r.chosen, r.raw_prob) for r in session.records]
+    tree, *_ = chain_section.grow_tree(session, None)
+    lab.undo(session)
+    lab.undo(session)
+    lab.append_token(session, settings, 42)
+    tree, *_ = chain_section.grow_tree(session, tree)
+    assert len(tree.nodes) == 4 and tree.current == 3
+    leaf = 2  # the first branch's last token
+    assert tree.steps(leaf) == [(t, c) for t, c, _ in first_branch]
+    rules = (10, False, 0.0, 0, 1.0, 0.0, "transformers")
+    sampling_tab.return_to_node(session, tree, str(leaf), *rules)
+    assert [(r.id, r.chosen) for r in session.records] == [(t, c) for t, c, _ in first_branch]
+    assert [r.raw_prob for r in session.records] == pytest.approx([p for *_, p in first_branch], abs=1e-6)
+    tree, _, data = chain_section.grow_tree(session, tree)
+    assert data["current"] == leaf and len(tree.nodes) == 4  # no new node: the path was there
+    sampling_tab.return_to_node(session, tree, "3", *rules)  # over to the other branch
+    assert [r.id for r in session.records] == [first_branch[0][0], 42]
+    with pytest.raises(Exception, match="tree node"):
+        sampling_tab.return_to_node(session, tree, "abc", *rules)
+    other = lab.open_session("tiny-random", "Another prompt", False, 1024)
+    with pytest.raises(Exception, match="another prompt"):
+        sampling_tab.return_to_node(other, tree, "1", *rules)
