@@ -6,8 +6,9 @@ kept tokens (log scale: 262,144 down to a handful), the raw model's probability 
 the entropy (bits) of the stage's distribution. Hovering a column lists the stage's parameters and
 its five most probable tokens. `tree_spec(tree)` draws the lab's branching tree
 (`samplers.tree.tree_dict`): one column per position, the model's probability on each node, the
-current path in colour, each node's path log-probability on hover. The specs are plain plotly.js
-dicts (see `plots.sampling.spec_json`).
+current path in colour, each node's path log-probability on hover. `ab_samples_spec(samples)` draws
+K samples A/B (`samplers.ab.ABSamples.as_dict`): the next token's counts per side, side by side,
+over the same K uniform numbers. The specs are plain plotly.js dicts (see `plots.sampling.spec_json`).
 What it leaves out: running the chain (`playground.samplers`), the table beside it
 (`playground.html.chain`).
 """
@@ -115,4 +116,31 @@ def tree_spec(tree: dict, title: str = "") -> dict:
     depth = max([p[0] for p in place.values()] + [1])
     layout = dict(title=dict(text=title), font=FONT, showlegend=False, height=420, margin=dict(l=90, r=30, t=50, b=30),
                   xaxis=dict(visible=False, range=[-0.6, depth + 0.6]), yaxis=dict(visible=False, autorange="reversed"))
+    return {"data": data, "layout": layout}
+
+
+AB_COLORS = ("#4c78a8", "#f58518")
+AB_TOKENS = 20  # bars at most: the tokens drawn most on either side
+
+
+def ab_samples_spec(samples: dict, label_a: str = "A", label_b: str = "B") -> dict:
+    """The next token over K draws per side, A and B side by side: both sides used the same K
+    uniform numbers, so a difference in the bars is the chains' doing."""
+    counts = {side: {row["id"]: row["count"] for row in samples[side]} for side in ("a", "b")}
+    texts = {row["id"]: row["text"] for side in ("a", "b") for row in samples[side]}
+    order = sorted(texts, key=lambda t: (-max(counts["a"].get(t, 0), counts["b"].get(t, 0)), t))[:AB_TOKENS]
+    names = [short_label(texts[t]) for t in order]
+    data = [dict(type="bar", name=name, x=names, y=[counts[side].get(t, 0) for t in order], marker=dict(color=color),
+                 hovertemplate=f"{name}: %{{x}} drawn %{{y}} times<extra></extra>")
+            for side, name, color in (("a", f"A: {label_a}", AB_COLORS[0]), ("b", f"B: {label_b}", AB_COLORS[1]))]
+    k, same = samples["k"], samples["same_token"]
+    title = (f"K = {k} next-token draws per side on the same {k} uniform numbers: "
+             f"{same} of {k} ({same / max(1, k):.0%}) picked the same token on both sides")
+    left = [k - sum(counts[side].get(t, 0) for t in order) for side in ("a", "b")]
+    if any(left):  # more tokens than bars: say what is not drawn
+        title += (f"<br><sup>the {len(order)} tokens drawn most; A's other {left[0]} and B's other {left[1]} "
+                  "draws are not shown</sup>")
+    layout = dict(title=dict(text=title, font=dict(size=16)), font=FONT, barmode="group", height=420,
+                  margin=dict(l=60, r=20, t=60, b=110), xaxis=dict(type="category", tickangle=-45),
+                  yaxis=dict(title=dict(text="times drawn")), legend=dict(orientation="h", y=1.0, yanchor="bottom"))
     return {"data": data, "layout": layout}

@@ -20,8 +20,10 @@ new branch where a different token follows an undo, drawn with each node's proba
 current path, exported as JSON; it follows the lab through the same change event. A click on a node
 brings the lab back to it (`sampling_tab.return_to_node`, with the tree state this section returns).
 
-What it leaves out: the chain itself (`playground.samplers`), K-samples A/B in the page (CLI
-`ab --samples`).
+K samples A/B draw the next token K times per side on the same K uniform numbers (as the CLI's
+`ab --samples K`), drawn as two histograms side by side.
+
+What it leaves out: the chain itself (`playground.samplers`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ DEFAULT_PRESET = "llama.cpp default"
 HINT = "Press “Show distribution” above: the chain then runs on the lab's distribution, stage by stage."
 CSS = chain_html.CSS + chain_html.AB_CSS
 MAX_AB_TOKENS = 64
+MAX_AB_K = 256  # K samples A/B in the page (the CLI takes up to samplers.ab.MAX_AB_SAMPLES)
 DEFAULT_B = "top_k=40;temperature=1.5"
 
 
@@ -115,17 +118,32 @@ def move_down(chain_text, stage):
     return _moved(chain_text, stage, 1)
 
 
+def _ab_inputs(state, chain_a, chain_b, seed, what: str):
+    """(chain A, chain B, seed) for an A/B run on the lab's session, checked; refused in words without one."""
+    if state is None:
+        raise PlaygroundError(f"Press “Show distribution” first: {what}.")
+    backend_for(state.model_id).require("sampler_chain")
+    return chain_from(chain_a or ""), chain_from(chain_b or ""), clamp_int(seed, "seed", 0, 2**31 - 1)
+
+
 @user_errors
 def run_ab(state, chain_a, chain_b, seed, tokens):
     """A (the chain above) and B from the lab's text on the same seed: two strips, the divergence marked."""
-    if state is None:
-        raise PlaygroundError("Press “Show distribution” first: A/B continues the lab's text.")
-    a, b = chain_from(chain_a or ""), chain_from(chain_b or "")
-    seed = clamp_int(seed, "seed", 0, 2**31 - 1)
+    a, b, seed = _ab_inputs(state, chain_a, chain_b, seed, "A/B continues the lab's text")
     tokens = clamp_int(tokens, "tokens", 1, MAX_AB_TOKENS)
-    backend_for(state.model_id).require("sampler_chain")
     result = chain_runs.ab_after(state.model_id, state.ids, a, b, seed, tokens)
     return chain_html.ab_strips(result.as_dict(), format_chain(a), format_chain(b))
+
+
+@user_errors
+def run_ab_samples(state, chain_a, chain_b, seed, k):
+    """K draws of the next token per side on the same K uniform numbers: the two histograms."""
+    a, b, seed = _ab_inputs(state, chain_a, chain_b, seed, "K samples A/B draw the lab's next token")
+    k = clamp_int(k, "K", 1, MAX_AB_K)
+    result = chain_runs.ab_samples(state.model_id, state.ids, len(state.prompt_ids), a, b, seed, k)
+    tokenizer = backend_for(state.model_id).lab_tokenizer(state)
+    data = result.as_dict(lambda t: display_text(token_bytes(tokenizer, t)))
+    return PlotData(type="plotly", plot=spec_json(chain_plots.ab_samples_spec(data, format_chain(a), format_chain(b))))
 
 
 @user_errors
@@ -174,6 +192,12 @@ def build(state: gr.State, numbers: gr.HTML) -> dict:
             tokens = gr.Slider(1, MAX_AB_TOKENS, value=16, step=1, label="tokens", scale=2, elem_id="chain-ab-tokens")
             ab_button = gr.Button("A/B", variant="primary", scale=1, elem_id="chain-ab")
         strips = gr.HTML(elem_id="chain-ab-strips")
+        with gr.Row():
+            ab_k = gr.Slider(1, MAX_AB_K, value=64, step=1, label="K samples A/B: K draws of the next token per side",
+                             scale=4, elem_id="chain-ab-k")
+            ab_samples_button = gr.Button("K samples A/B", scale=1, elem_id="chain-ab-samples")
+        ab_histograms = gr.Plot(label="the next token over K draws, A beside B (the same K uniform numbers)",
+                                elem_id="chain-ab-histograms")
         gr.Markdown("**Branching tree**: every token the lab chose from this prompt (sampled, clicked or "
                     "generated); after Undo a different token starts a branch. The current path is in colour; "
                     "click a node to bring the text back (or over) to it.")
@@ -184,6 +208,8 @@ def build(state: gr.State, numbers: gr.HTML) -> dict:
     numbers.change(grow_tree, [state, tree], [tree, tree_plot, tree_json], api_name=False,
                    trigger_mode="always_last", show_progress="hidden")
     ab_button.click(run_ab, [state, chain_box, chain_b, seed, tokens], strips, api_name="sampling_chain_ab")
+    ab_samples_button.click(run_ab_samples, [state, chain_box, chain_b, seed, ab_k], ab_histograms,
+                            api_name="sampling_chain_ab_samples")
     outputs = [funnel, table, chain_box, stage]
     run = dict(fn=show_chain, inputs=[state, chain_box, stage], outputs=outputs, show_progress="hidden")
     preset.input(preset_text, preset, chain_box, api_name=False, queue=False).then(api_name=False, **run)

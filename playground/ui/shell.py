@@ -79,6 +79,7 @@ EVENT_GROUPS: dict[str, str] = {
     "playground.ui.constraint_section.show_step": "instant",  # redraws the kept run
     "playground.ui.chain_section.show_chain": "model-step",  # re-filters; a cache miss is one forward
     "playground.ui.chain_section.run_ab": "heavy",  # 2 x N decode steps
+    "playground.ui.chain_section.run_ab_samples": "model-step",  # one distribution (cached), 2 x K chain runs
     "playground.ui.chain_section.grow_tree": "instant",  # the lab's path folded into the tree
     **{f"playground.ui.tokenizer_tab.{name}": "instant"
        for name in ("explore", "compare", "decode", "ids_to_decode", "apply_preset", "bpe_step",

@@ -206,7 +206,7 @@ def endpoint_names():
             "/preset_poem", "/preset_oranges", "/preset_apples", "/sampling_distribution", "/sampling_refilter",
             "/sampling_next_token", "/sampling_append_token", "/sampling_undo", "/sampling_clear",
             "/sampling_generate", "/sampling_samples", "/sampling_constraint", "/sampling_chain",
-            "/sampling_chain_ab", "/sampling_tree_return", "/beam_search", "/beam_redraw",
+            "/sampling_chain_ab", "/sampling_chain_ab_samples", "/sampling_tree_return", "/beam_search", "/beam_redraw",
             "/inside_view", "/inside_attention", "/inside_lens", "/why_view",
             "/class_start", "/class_poll_next_token", "/class_poll_count", "/class_poll_chat", "/class_reveal",
             "/class_hide"]

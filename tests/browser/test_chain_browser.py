@@ -1,7 +1,7 @@
 """Chromium at presenter scale (1280x720, device scale 1.5) drives the sampler chain section: the
 funnel of llama.cpp's default chain after "Show distribution", a stage moved up re-filters without
-the model, A/B draws two strips on the same dice, a preset switches the chain; the funnel and its
-table are in view and legible."""
+the model, A/B draws two strips on the same dice and K samples A/B two histograms, a preset switches
+the chain; the funnel and its table are in view and legible."""
 
 from __future__ import annotations
 
@@ -51,6 +51,20 @@ def test_the_funnel_follows_the_chain_at_presenter_scale(presenter_page, app_url
     strip.scroll_into_view_if_needed()
     assert strip.bounding_box()["width"] >= 400
     screenshot(page, "chain-ab-presenter")
+
+    # K samples A/B: the next token's counts, A beside B over the same K = 64 numbers, in view
+    page.locator("#chain-ab-samples").click()
+    histograms = "#chain-ab-histograms .js-plotly-plot"
+    page.wait_for_function(f"() => document.querySelector('{histograms}') && document.querySelector('{histograms}').data"
+                           f" && document.querySelector('{histograms}').data.length == 2", timeout=180_000)
+    bars = page.evaluate(f"() => document.querySelector('{histograms}').data.map((t) => [t.name, t.x, t.y])")
+    assert bars[0][0].startswith("A: ") and bars[1][0].startswith("B: ") and bars[0][1] == bars[1][1]
+    assert 0 < sum(bars[0][2]) <= 64 and 0 < sum(bars[1][2]) <= 64
+    assert "K = 64 next-token draws" in page.evaluate(f"() => document.querySelector('{histograms}').layout.title.text")
+    block = page.locator("#chain-ab-histograms")
+    block.scroll_into_view_if_needed()
+    assert block.bounding_box()["width"] >= 400
+    screenshot(page, "chain-ab-samples-presenter")
 
     # a preset replaces the chain
     page.locator("#chain-preset input").click()

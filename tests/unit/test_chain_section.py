@@ -78,3 +78,29 @@ def test_ab_strips_mark_the_first_divergence(session):
     assert chain_section.run_ab(session, "top_k=40;temperature=0.8", "top_k=40;temperature=3.0", 3, 8) == differ
     with pytest.raises(gr.Error, match="Show distribution"):
         chain_section.run_ab(None, "top_k=3", "top_k=4", 0, 4)
+
+
+def test_k_samples_ab_draw_histograms_side_by_side_on_the_same_numbers(session):
+    """Identical chains: the same token in every draw, equal bars; greedy against a hot chain: the
+    greedy side is one bar of K; the title says how many draws agreed; the same seed, the same chart."""
+    same = json.loads(chain_section.run_ab_samples(session, "top_k=40;temperature=0.8", "top_k=40;temperature=0.8",
+                                                   5, 64).plot)
+    a, b = same["data"]
+    title = same["layout"]["title"]["text"]
+    assert a["y"] == b["y"] and "64 of 64 (100%)" in title
+    if len(a["x"]) == 20:  # tiny-random's flat distribution: more tokens than bars, and the title says so
+        assert f"A's other {64 - sum(a['y'])} and B's other {64 - sum(b['y'])} draws are not shown" in title
+    else:
+        assert sum(a["y"]) == 64
+    differ = json.loads(chain_section.run_ab_samples(session, "top_k=1", "temperature=3.0", 5, 64).plot)
+    a, b = differ["data"]
+    assert sorted(a["y"], reverse=True)[0] == 64 and sum(b["y"]) <= 64 and len(b["x"]) > 1
+    assert a["x"] == b["x"] and a["name"] == "A: top_k=1" and b["name"] == "B: temperature=3.0"
+    assert chain_section.run_ab_samples(session, "top_k=1", "temperature=3.0", 5, 64).plot == \
+        chain_section.run_ab_samples(session, "top_k=1", "temperature=3.0", 5, 64).plot
+    with pytest.raises(gr.Error, match="K must be a number"):
+        chain_section.run_ab_samples(session, "top_k=1", "top_k=2", 5, "many")
+    clamped = json.loads(chain_section.run_ab_samples(session, "top_k=1", "top_k=2", 5, 10**6).plot)
+    assert "K = 256 " in clamped["layout"]["title"]["text"]  # clamped to the page's bound
+    with pytest.raises(gr.Error, match="Show distribution"):
+        chain_section.run_ab_samples(None, "top_k=1", "top_k=2", 5, 8)
