@@ -75,10 +75,18 @@ def normalize_code(code) -> str:
     return text
 
 
-def create(store=None) -> Room:
-    """A new room; a message when `PLAYGROUND_MAX_ROOMS` rooms are live."""
+START_WINDOW_S = 3600.0  # PLAYGROUND_CLASS_STARTS counts the classes an address started in this window
+
+
+def create(store=None, starter: str = "") -> Room:
+    """A new room; a message when `PLAYGROUND_MAX_ROOMS` rooms are live, or when `starter` (the
+    presenter's network address) has started `PLAYGROUND_CLASS_STARTS` within the hour: one script
+    cannot take every room."""
     store = _store(store)
     config = settings.current()
+    if starter and store.hit("class-start", starter, START_WINDOW_S) > config.class_starts:
+        raise PlaygroundError(f"This address has started {config.class_starts} classes within the hour, the most "
+                              "it may (PLAYGROUND_CLASS_STARTS): use one of them, or try again later.")
     for _ in range(20):
         room = Room("".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH)), secrets.token_urlsafe(24))
         outcome = store.create(room.code, {"key": _hash(room.key), "state": "{}", "poll": ""},

@@ -83,6 +83,17 @@ def test_the_number_of_rooms_is_bounded(store, monkeypatch):
         room.create(store)
 
 
+def test_one_address_starts_a_bounded_number_of_classes(store, monkeypatch):
+    """A script cannot take every room: the fourth class from one address within the hour is refused
+    in words, another address still starts one."""
+    monkeypatch.setenv("PLAYGROUND_CLASS_STARTS", "3")
+    for _ in range(3):
+        room.create(store, starter="10.0.0.7")
+    with pytest.raises(PlaygroundError, match="started 3 classes within the hour"):
+        room.create(store, starter="10.0.0.7")
+    assert room.create(store, starter="10.0.0.8").code
+
+
 def test_rooms_expire(store, monkeypatch):
     monkeypatch.setenv("PLAYGROUND_ROOM_TTL", "0.3")
     made = room.create(store)
