@@ -52,7 +52,7 @@ FIELDS: dict[str, tuple[str, object, str]] = {
     "room_ttl": ("PLAYGROUND_ROOM_TTL", 14400.0, "seconds a class room lives after it was started"),
     "max_rooms": ("PLAYGROUND_MAX_ROOMS", 64, "class rooms live at once at most"),
     "answer_rate": ("PLAYGROUND_ANSWER_RATE", 5, "answers one student may send per 10 seconds (more are refused)"),
-    "class_starts": ("PLAYGROUND_CLASS_STARTS", 6, "classes one network address may start per hour (more are refused)"),
+    "class_starts": ("PLAYGROUND_CLASS_STARTS", 20, "classes one network address may start per hour (more are refused; 0: no limit)"),
 }
 
 
@@ -91,7 +91,7 @@ class Settings:
     room_ttl: float = 14400.0
     max_rooms: int = 64
     answer_rate: int = 5
-    class_starts: int = 6
+    class_starts: int = 20
 
     @property
     def cache_path(self) -> Path:
