@@ -14,9 +14,10 @@ with 4 GiB as the floor; before a model is loaded there is no budget to enforce.
    says so in words.
 3. `reserved_samples(k, bytes_each)`: K samples sized by what the budget has left (at least 1),
    and that memory reserved until the samples end, so two requests never count the same headroom.
-4. `check_running()` before every model call: a running request that finds RSS within
-   `STOP_MARGIN` of the budget (after relieving) is stopped in words, so the memory a request
-   grows into (its KV cache, one step at a time) never carries the server past its budget.
+4. `check_running()` before every model call of a heavy request (one that grows: the caller marks
+   it with `growing()`): at RSS within `STOP_MARGIN` of the budget (after relieving) it is stopped
+   in words, so the memory a request grows into (its KV cache, one step at a time) never carries
+   the server past its budget. Light requests (one model call) are served whatever the budget.
 
 RSS is read from /proc/self/statm (Linux; elsewhere the budget is not enforced and says so in
 `status()`). What it leaves out: the per-request caps on what a client sends (each tab checks its
@@ -26,6 +27,7 @@ own input before storing it), the queue's time bounds (`playground.ui.queue_guar
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import ctypes
 import gc
 import logging
@@ -45,6 +47,7 @@ STOP_MARGIN = 0.05  # a running request stops when RSS is within 5% of the budge
 _loaded_rss: int | None = None  # RSS just after the last model load
 _reserved = 0  # bytes promised to running requests (K samples) that RSS may not show yet
 _log = logging.getLogger("playground.memory")
+_growing: contextvars.ContextVar[bool] = contextvars.ContextVar("playground_memory_growing", default=False)
 
 
 def _glibc():
@@ -153,10 +156,21 @@ def admit(what: str = "this request") -> None:
             "that are running go on and free their memory as they end: try again in a minute.")
 
 
+@contextlib.contextmanager
+def growing() -> Iterator[None]:
+    """Mark the request run inside as heavy: its model calls check the stop line (`check_running`).
+    A context variable, so the worker threads a request's steps run on see it."""
+    token = _growing.set(True)
+    try:
+        yield
+    finally:
+        _growing.reset(token)
+
+
 def check_running() -> None:
-    """Before a model call of a running request: stop it in words when RSS is at the stop line
-    (within `STOP_MARGIN` of the budget) even after the caches were emptied."""
-    if not status().at_stop_line:
+    """Before a model call of a heavy request (`growing`): stop it in words when RSS is at the stop
+    line (within `STOP_MARGIN` of the budget) even after the caches were emptied."""
+    if not _growing.get() or not status().at_stop_line:
         return
     now = relieve()
     if now.at_stop_line:

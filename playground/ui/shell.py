@@ -42,6 +42,7 @@ validates its own values (NaN, infinities, sizes): the server never trusts the p
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 
@@ -119,15 +120,18 @@ class PlaygroundBlocks(gr.Blocks):
                           event_id=None, *args, **kwargs):
         if iterator is None and self.queue_guard is not None:  # an event's first call: it just left the queue
             self.queue_guard.check_start(self, event_id)
-        if iterator is None and getattr(block_fn, "concurrency_id", None) == "heavy":
+        heavy = getattr(block_fn, "concurrency_id", None) == "heavy"
+        if iterator is None and heavy:
             try:  # near the memory budget the caches are emptied, then a new heavy request is refused
                 memory_budget.admit("a long request (generation, samples, beams, training)")
             except PlaygroundError as exc:
                 refused_log.info("refused %s: %s", handler_key(block_fn) or "?", str(exc)[:200])
                 raise gr.Error(str(exc), title="Short of memory", duration=15, print_exception=False) from None
         try:
-            return await super().process_api(block_fn, inputs, state, request, iterator, session_hash, event_id,
-                                             *args, **kwargs)
+            # a heavy request's model calls check the budget's stop line (each streamed step too)
+            with memory_budget.growing() if heavy else contextlib.nullcontext():
+                return await super().process_api(block_fn, inputs, state, request, iterator, session_hash,
+                                                 event_id, *args, **kwargs)
         except gr.Error as exc:
             # a message for the user (bad input, busy, time limit): one log line, not a traceback
             if exc.print_exception:

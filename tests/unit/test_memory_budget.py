@@ -93,17 +93,33 @@ def test_the_stop_line_lies_within_five_percent_of_the_budget():
     assert memory_budget.Status(940 * 2**20, limit, 100 * 2**20).over  # but no new heavy request
 
 
-def test_a_running_request_stops_in_words_at_the_stop_line(budget_mb):
+def test_a_heavy_request_stops_in_words_at_the_stop_line_and_a_light_one_is_served(budget_mb):
     budget_mb(64 * 1024)
-    memory_budget.check_running()  # far below: goes on
+    with memory_budget.growing():
+        memory_budget.check_running()  # far below: goes on
     budget_mb(memory_budget.rss_bytes() / 2 / 2**20)  # twice the budget, even after relieving
-    with pytest.raises(PlaygroundError) as error:
+    memory_budget.check_running()  # a light request (one model call): served
+    with memory_budget.growing(), pytest.raises(PlaygroundError) as error:
         memory_budget.check_running()
     assert "ran short of memory" in str(error.value) and "was stopped" in str(error.value)
 
 
+def test_a_heavy_mark_reaches_the_worker_threads_a_request_runs_on():
+    """Gradio runs a handler's steps on worker threads (anyio copies the context): the mark goes along."""
+    import anyio
+
+    async def step():
+        return await anyio.to_thread.run_sync(lambda: memory_budget._growing.get())
+
+    async def heavy():
+        with memory_budget.growing():
+            return await step()
+
+    assert anyio.run(heavy) is True and anyio.run(step) is False
+
+
 def test_a_model_call_checks_the_stop_line(budget_mb):
-    """Tiny-random: every model call of a running request passes the check (the forward refuses)."""
+    """Tiny-random: every model call of a heavy request passes the check (the forward refuses)."""
     import torch
 
     from playground.model_call import forward
@@ -111,8 +127,9 @@ def test_a_model_call_checks_the_stop_line(budget_mb):
 
     loaded = load_model("tiny-random")
     budget_mb(memory_budget.rss_bytes() / 2 / 2**20)
-    with pytest.raises(PlaygroundError, match="ran short of memory"):
+    with memory_budget.growing(), pytest.raises(PlaygroundError, match="ran short of memory"):
         forward(loaded, torch.tensor([[1, 2, 3]]))
+    logits, _ = forward(loaded, torch.tensor([[1, 2, 3]]))  # not heavy: served
     budget_mb(64 * 1024)
     logits, _ = forward(loaded, torch.tensor([[1, 2, 3]]))
     assert logits.shape[0] == 1
@@ -133,6 +150,7 @@ def test_k_samples_are_cut_to_the_budget_and_the_result_says_so(budget_mb):
     assert len(result.samples) == 8 and result.budget_note == ""
     memory_budget.relieve()  # what the first run allocated once (threads, pools) is now in RSS
     _budget_with_headroom(budget_mb, int(3.5 * each))
-    result = list(lab.samples(session, SamplingSettings(), 8, 4, 0))[-1]
+    with memory_budget.growing():  # as the app runs K samples: a heavy request
+        result = list(lab.samples(session, SamplingSettings(), 8, 4, 0))[-1]
     assert 1 <= len(result.samples) <= 4 and result.requested == 8
     assert f"{len(result.samples)} samples, not the 8 asked for" in result.budget_note
