@@ -459,6 +459,11 @@ _LOADED: dict[str, LoadedModel] = {}
 _TOKENIZERS: dict[str, object] = {}
 _REGISTRY_LOCK = threading.Lock()
 _MODEL_LOCKS: dict[str, threading.Lock] = {}
+# One model load at a time, whichever model: transformers builds a model's modules on the meta device
+# under a process-wide switch, so a second load running beside it got meta tensors ("Cannot copy out
+# of meta tensor"), seen when two tabs loaded two models at once. Re-entrant: a random model's load
+# loads the tokenizer it borrows, which may load that model.
+_LOAD_LOCK = threading.RLock()
 
 
 def _lock_for(key: str) -> threading.Lock:
@@ -495,9 +500,13 @@ def load_tokenizer(model_id: str):
         elif _manifest_ok(cache_dir(spec), _source_identity(spec)):
             tokenizer = _load_cached_tokenizer(cache_dir(spec))
         else:
-            return load_model(model_id).tokenizer  # builds the cache, tokenizer included
-        _TOKENIZERS[model_id] = tokenizer
-        return tokenizer
+            tokenizer = None
+        if tokenizer is not None:
+            _TOKENIZERS[model_id] = tokenizer
+            return tokenizer
+    # no cache yet: loading the model builds it, tokenizer included (outside the tokenizer's lock,
+    # which a model load, holding the load lock, may itself wait for)
+    return load_model(model_id).tokenizer
 
 
 def load_model(model_id: str, device: str | None = None) -> LoadedModel:
@@ -505,7 +514,7 @@ def load_model(model_id: str, device: str | None = None) -> LoadedModel:
     spec = get_spec(model_id)
     if model_id in _LOADED:
         return _LOADED[model_id]
-    with _lock_for(model_id):
+    with _LOAD_LOCK:
         if model_id in _LOADED:  # another thread finished the load while we waited
             return _LOADED[model_id]
         available, reason = availability(spec)

@@ -143,3 +143,29 @@ def test_fused_llama_decoder_follows_transformers_on_smollm2():
             assert int(logits.argmax()) == token
             logits = decoder.step(token)
             plain.append(token)
+
+
+LOAD_BOTH_AT_ONCE = """
+import threading
+from playground.models import load_model
+errors = []
+def load(model_id):
+    try:
+        load_model(model_id).model(**load_model(model_id).tokenizer("Hello", return_tensors="pt"))
+    except Exception as exc:
+        errors.append(f"{model_id}: {type(exc).__name__}: {exc}")
+threads = [threading.Thread(target=load, args=(m,)) for m in ("smollm2-135m-instruct", "gemma-3-270m")]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(errors)
+"""
+
+
+def test_two_models_loaded_at_once_both_load():
+    """A fresh process, two threads loading the two packaged models at the same moment (two students
+    on two tabs of a new server): both load and run. Without one load at a time, transformers' meta
+    device switch left both with meta tensors ("Cannot copy out of meta tensor")."""
+    result = subprocess.run([sys.executable, "-c", LOAD_BOTH_AT_ONCE], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout[-2000:]
