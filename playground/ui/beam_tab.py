@@ -194,7 +194,11 @@ def build() -> link_wiring.TabLink:
                      num_return, compare_greedy, compare_sampled, seed, collapse]
     search_outputs = [result_state, tree, step, table, summary]
     link_step = gr.State(link_wiring.LateValue())  # a link's replay step, applied once its search has run
-    run_button.click(run_search, [*search_inputs, link_step], search_outputs, api_name="beam_search")
+    # the last search asked for is the one shown: one listener for every search (the button, a first
+    # visit, a link, a preset all press it), a press while one runs runs after it ("always_last"); two
+    # listeners ran side by side and the tab's first-visit search, slower, overwrote a preset's tree
+    run_button.click(run_search, [*search_inputs, link_step], search_outputs, api_name="beam_search",
+                     trigger_mode="always_last")
     num_beams.change(returns_within_beams, [num_beams, num_return], num_return, api_name=False, queue=False,
                      show_progress="hidden")
     gr.on([step.input, collapse.change, compare_greedy.change, compare_sampled.change], redraw,
@@ -206,7 +210,7 @@ def build() -> link_wiring.TabLink:
                      show_progress="hidden", trigger_mode="always_last")
     for button, preset in zip(preset_buttons, presets):
         button.click(lambda p=preset: _preset_values(p), None, [*search_inputs, preset_note], api_name=False,
-                     queue=False).then(run_search, search_inputs, search_outputs, api_name=False)
+                     queue=False).then(None, js="() => document.getElementById('beam-run').click()")
     fields = dict(zip(("prompt", "model", "chat_template", "beams", "tokens", "length_penalty", "early_stopping",
                        "returns", "greedy", "sampled", "seed", "collapse"), search_inputs))
     late = {"step": (link_query.Param("step", "int", None, 0, beam.MAX_NEW_TOKENS), link_step, step)}
