@@ -177,23 +177,32 @@ def test_stop_never_shows_an_error_in_the_sampling_lab(page, app_url):
     page.locator("#sampling-dist-plot .js-plotly-plot").wait_for(timeout=180_000)
     set_number(page, "sampling-n", LONG)
     tokens = "#sampling-generated .gen-tok"
-    for attempt in range(5):
+    stops = 0
+    for attempt in range(10):  # 5 runs that Stop ended; on a loaded machine a run can end first
         page.locator("#sampling-generate").click()
         seen = 2 + attempt % 3  # Stop at different points
         page.wait_for_function(f"(n) => document.querySelectorAll('{tokens}').length >= n", arg=seen,
                                timeout=180_000)
         page.locator("#sampling-stop-generate").click()
-        wait_until(page, "() => document.querySelector('#sampling-generated').innerText.includes('you pressed Stop')",
+        wait_until(page, "() => ['you pressed Stop', 'maximum number of new tokens'].some((t) =>"
+                         " document.querySelector('#sampling-generated').innerText.includes(t))",
                    f"attempt {attempt}: the view after Stop",
                    f"() => [document.querySelectorAll('{tokens}').length,"
                    " document.querySelector('#sampling-generated').innerText.slice(-300)]")
         assert not errors_once_settled(page), (attempt, errors_shown(page))
         kept = page.locator(tokens).count()  # the tokens so far stay (a step running at Stop completes)
-        assert seen <= kept < LONG, (attempt, seen, kept)
+        if "you pressed Stop" in page.locator("#sampling-generated").inner_text():
+            stops += 1
+            assert seen <= kept < LONG, (attempt, seen, kept)
+        else:  # all LONG tokens came before the Stop landed (seen on a loaded machine): its own end, said so
+            assert kept == LONG, (attempt, kept)
         # back to the prompt: the default seed samples the end of sequence some 70 tokens in, which
         # a text grown by each attempt (and Stop landing late on a loaded machine) would reach
         page.locator("#sampling-clear").click()
         page.wait_for_function(f"() => document.querySelectorAll('{tokens}').length === 0", timeout=180_000)
+        if stops == 5:
+            break
+    assert stops == 5, f"only {stops} of 10 runs were still going when Stop landed"
     page.get_by_text("Many samples: K continuations").click()
     set_number(page, "sampling-length", 100)
     view = page.locator("#sampling-samples-view")
@@ -277,8 +286,9 @@ def test_a_busy_server_says_so_on_the_page(browser):
             assert status_of(second, panel) == NOT_STARTED
         assert not busy_panels(second, COLUMNS)
         screenshot(second, "honest-busy")
-        wait_done(first, COLUMNS, timeout=600_000)  # the first student's request was not disturbed
-        assert "maximum number of new tokens" in status_of(first, "#chat-base-column")
+        wait_done(first, COLUMNS, timeout=600_000)  # the first student's request was not disturbed:
+        ended = status_of(first, "#chat-base-column")  # its own end (on a loaded machine, the time limit)
+        assert "maximum number of new tokens" in ended or "Stopped at the time limit" in ended, ended
     finally:
         for context in contexts:
             context.close()
