@@ -76,6 +76,7 @@ EVENT_GROUPS: dict[str, str] = {
     "playground.ui.sampling_tab.samples_after_stop": "instant",
     "playground.ui.sampling_tab.generate_n": "heavy",
     "playground.ui.sampling_tab.draw_samples": "heavy",
+    "playground.ui.sampling_tab.return_to_node": "heavy",  # up to a tree path's 200 tokens, one step each
     "playground.ui.constraint_section.run_constraint": "heavy",  # a constrained and a free generation
     "playground.ui.constraint_section.show_step": "instant",  # redraws the kept run
     "playground.ui.chain_section.show_chain": "model-step",  # re-filters; a cache miss is one forward
