@@ -296,10 +296,10 @@ def decode_step(loaded: LoadedModel, cache, token_ids) -> torch.Tensor:
     sessions' steps on the CPU when the cache allows it."""
     token_ids = torch.as_tensor(token_ids, dtype=torch.long).reshape(-1, 1)
     limits.check_deadline()
-    memory_budget.check_running()  # here, in the request's own thread, not the batcher's
     if not enabled() or loaded.device.type != "cpu" or not batchable(cache):
         logits, _ = forward(loaded, token_ids, cache)  # on a GPU the static decoders serve
         return logits
+    memory_budget.check_running()  # here, in the request's own thread: the batch's forward runs on the batcher's
     step = _Step(cache, token_ids)
     return _wait(decode_batcher_for(loaded).submit(step, rows=token_ids.shape[0],
                                                    length=cache.get_seq_length() + 1))

@@ -168,8 +168,8 @@ def _presenter_view(made: room.Room, request) -> list:
 @user_errors
 def start_class(request: gr.Request, current):
     """A new room for this page (its key stays in the session)."""
-    client = getattr(request, "client", None) if request is not None else None
-    made = current if isinstance(current, room.Room) else room.create(starter=getattr(client, "host", None) or "")
+    address = getattr(getattr(request, "client", None), "host", None) or ""
+    made = current if isinstance(current, room.Room) else room.create(starter=address)
     return _presenter_view(made, request)
 
 

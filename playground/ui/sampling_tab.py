@@ -154,13 +154,12 @@ def _outputs(session: lab.LabSession | None, settings: sampling.SamplingSettings
               if plot else gr.skip())
     tokens = view.top_tokens(top_n)
     choices = _token_choices(tokens)
-    if light:  # a streamed step: no "why?" links yet (they need every prefix decoded)
-        html = generated_html.generated_html(view.shown_prompt, session.records, session.stop_note,
-                                             start=view.start_labels)
-        return session, figure, _numbers_html(view), gr.skip(), html, gr.skip()
-    why = generated_html.WhyLinks(session.model_id, view.why_prompts())
+    # a streamed step has no "why?" links yet (they need every prefix decoded)
+    why = None if light else generated_html.WhyLinks(session.model_id, view.why_prompts())
     html = generated_html.generated_html(view.shown_prompt, session.records, session.stop_note,
                                          start=view.start_labels, why=why)
+    if light:
+        return session, figure, _numbers_html(view), gr.skip(), html, gr.skip()
     return (session, figure, _numbers_html(view), gr.update(choices=choices, value=choices[0][1]),
             html, _details(view, tokens))
 
