@@ -15,6 +15,8 @@ What it leaves out: running the chain (`playground.samplers`), the table beside 
 
 from __future__ import annotations
 
+import html
+
 from playground.plots.sampling import FONT, KEPT_COLOR, RAW_COLOR, short_label
 
 ENTROPY_COLOR = "#e4572e"
@@ -121,6 +123,7 @@ def tree_spec(tree: dict, title: str = "") -> dict:
 
 AB_COLORS = ("#4c78a8", "#f58518")
 AB_TOKENS = 20  # bars at most: the tokens drawn most on either side
+AB_LEGEND = 60  # characters of a chain in the legend
 
 
 def ab_samples_spec(samples: dict, label_a: str = "A", label_b: str = "B") -> dict:
@@ -130,8 +133,11 @@ def ab_samples_spec(samples: dict, label_a: str = "A", label_b: str = "B") -> di
     texts = {row["id"]: row["text"] for side in ("a", "b") for row in samples[side]}
     order = sorted(texts, key=lambda t: (-max(counts["a"].get(t, 0), counts["b"].get(t, 0)), t))[:AB_TOKENS]
     names = [short_label(texts[t]) for t in order]
-    data = [dict(type="bar", name=name, x=names, y=[counts[side].get(t, 0) for t in order], marker=dict(color=color),
-                 hovertemplate=f"{name}: %{{x}} drawn %{{y}} times<extra></extra>")
+    def legend(name: str) -> str:  # a long chain would run off the chart: its start, the rest on hover
+        return name if len(name) <= AB_LEGEND else name[: AB_LEGEND - 1] + "…"
+
+    data = [dict(type="bar", name=legend(name), x=names, y=[counts[side].get(t, 0) for t in order],
+                 marker=dict(color=color), hovertemplate=f"{html.escape(name)}: %{{x}} drawn %{{y}} times<extra></extra>")
             for side, name, color in (("a", f"A: {label_a}", AB_COLORS[0]), ("b", f"B: {label_b}", AB_COLORS[1]))]
     k, same = samples["k"], samples["same_token"]
     title = (f"K = {k} next-token draws per side on the same {k} uniform numbers: "
@@ -140,7 +146,9 @@ def ab_samples_spec(samples: dict, label_a: str = "A", label_b: str = "B") -> di
     if any(left):  # more tokens than bars: say what is not drawn
         title += (f"<br><sup>the {len(order)} tokens drawn most; A's other {left[0]} and B's other {left[1]} "
                   "draws are not shown</sup>")
-    layout = dict(title=dict(text=title, font=dict(size=16)), font=FONT, barmode="group", height=420,
-                  margin=dict(l=60, r=20, t=60, b=110), xaxis=dict(type="category", tickangle=-45),
-                  yaxis=dict(title=dict(text="times drawn")), legend=dict(orientation="h", y=1.0, yanchor="bottom"))
+    # the title in its own band below the plot's label, the legend between it and the bars (they overlapped)
+    layout = dict(title=dict(text=title, font=dict(size=16), y=0.87, yanchor="top", yref="container"), font=FONT,
+                  barmode="group", height=480, margin=dict(l=60, r=20, t=150, b=110),
+                  xaxis=dict(type="category", tickangle=-45), yaxis=dict(title=dict(text="times drawn")),
+                  legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
     return {"data": data, "layout": layout}
