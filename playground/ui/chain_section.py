@@ -6,8 +6,10 @@ Enter), a stage picker with Up / Down / Remove, and a sampler picker with Add. T
 (`playground.plots.chain`) and the table (`playground.html.chain`) show what each stage keeps:
 count, the model's mass on it, the entropy, the top tokens. The chain runs on the lab's cached
 distribution after the session's text (`decoding.ranked_after`): editing it never calls the model,
-and the funnel follows the lab (Show distribution, Next token, Undo) through the numbers panel's
-change event. `build(state, numbers)` is the hook `sampling_tab.build` calls.
+and the funnel follows the lab (Show distribution, Next token, Undo, the end of a generation): `follow`
+runs it after each of the lab's events that change the text, never on a streamed step (a generation
+would otherwise send two more requests with every frame). `build(state)` and `follow(parts, events)`
+are the hooks `sampling_tab.build` calls.
 
 Below it, A/B on the same dice: chain A (the chain above) and chain B continue the lab's text for N
 tokens on one seed (`samplers.ab.ab_after`), drawn as two strips with the first divergence marked.
@@ -17,7 +19,7 @@ Deep links (`extend_link`): `chain`, `chain_b`, `ab_seed`, `ab_tokens`, `run=cha
 
 Last, the session's branching tree (`samplers.tree`): every token the lab chose from this prompt, a
 new branch where a different token follows an undo, drawn with each node's probability and the
-current path, exported as JSON; it follows the lab through the same change event. A click on a node
+current path, exported as JSON; it follows the lab the same way. A click on a node
 brings the lab back to it (`sampling_tab.return_to_node`, with the tree state this section returns).
 
 K samples A/B draw the next token K times per side on the same K uniform numbers (as the CLI's
@@ -159,9 +161,9 @@ def grow_tree(state, tree):
     return tree, PlotData(type="plotly", plot=spec_json(chain_plots.tree_spec(data, title))), data
 
 
-def build(state: gr.State, numbers: gr.HTML) -> dict:
-    """The section, wired to the lab's session `state`; it follows the lab through `numbers`. Returns its
-    parts for the lab's deep link (`extend_link`)."""
+def build(state: gr.State) -> dict:
+    """The section, wired to the lab's session `state`. Returns its parts for `follow` and the lab's deep
+    link (`extend_link`)."""
     initial = chain_from(DEFAULT_PRESET)
     with gr.Accordion("Sampler chain: every sampler, in your order, stage by stage", open=False,
                       elem_id="chain-section") as accordion:
@@ -205,8 +207,6 @@ def build(state: gr.State, numbers: gr.HTML) -> dict:
         with gr.Accordion("tree (JSON)", open=False):
             tree_json = gr.JSON(elem_id="chain-tree-json")
     tree = gr.State(None)
-    numbers.change(grow_tree, [state, tree], [tree, tree_plot, tree_json], api_name=False,
-                   trigger_mode="always_last", show_progress="hidden")
     ab_button.click(run_ab, [state, chain_box, chain_b, seed, tokens], strips, api_name="sampling_chain_ab")
     ab_samples_button.click(run_ab_samples, [state, chain_box, chain_b, seed, ab_k], ab_histograms,
                             api_name="sampling_chain_ab_samples")
@@ -219,9 +219,18 @@ def build(state: gr.State, numbers: gr.HTML) -> dict:
             api_name=False, **run)
     drop.click(remove, [chain_box, stage], chain_box, api_name=False, queue=False).success(api_name=False, **run)
     plus.click(add, [chain_box, sampler], chain_box, api_name=False, queue=False).success(api_name=False, **run)
-    numbers.change(api_name=False, trigger_mode="always_last", **run)
+    follows = [dict(fn=grow_tree, inputs=[state, tree], outputs=[tree, tree_plot, tree_json], show_progress="hidden"),
+               run]
     return {"accordion": accordion, "chain": chain_box, "chain_b": chain_b, "seed": seed, "tokens": tokens,
-            "tree": tree}
+            "tree": tree, "follows": follows}
+
+
+def follow(parts: dict, events) -> None:
+    """After each of the lab's `events` (those that change its text; a stream's once it has ended) the
+    tree grows and the funnel follows."""
+    for event in events:
+        for step in parts["follows"]:
+            event.then(api_name=False, **step)
 
 
 def extend_link(link, parts: dict, shown: str) -> None:

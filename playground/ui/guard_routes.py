@@ -18,6 +18,12 @@ HTTP request before Gradio does:
   Gradio still raises before it has started its answer becomes a 400 the same way. A link up to
   `MAX_HEADER_BYTES` reaches this check (uvicorn's h11 would otherwise drop the connection of a
   request line over 16 KB: `raise_header_limit`).
+- **No stream left waiting on nothing.** A session's event stream (`/gradio_api/queue/data`) opened
+  while none of its requests is pending is answered at once with Gradio's `close_stream` message.
+  Gradio's page opens a stream whenever a request's join answer arrives while it has none open; when
+  that request already ended (its result came on the previous stream, which then closed, ahead of
+  the join answer: a fast `.then` step on a busy server), Gradio would keep the new stream open,
+  with heartbeats, until the session's next request, and the page would look busy meanwhile.
 - **Headers for a Space embed.** Every answer carries `Content-Security-Policy: frame-ancestors
   <PLAYGROUND_FRAME_ANCESTORS>` (by default the app itself, huggingface.co and *.hf.space, where a
   Space is embedded), `X-Frame-Options: SAMEORIGIN` for browsers without CSP (browsers with it let
@@ -111,15 +117,32 @@ def check_function_call(blocks, path: str, body) -> None:
         function_for(fns, body, route.group("cname"), by_index=False)
 
 
+def _session_of_stream(path: str, query: bytes) -> str | None:
+    if path.rstrip("/") != "/gradio_api/queue/data":
+        return None
+    values = parse_qs(query.decode("latin-1")).get("session_hash")
+    return values[0] if values else None
+
+
+def nothing_pending(blocks, path: str, query: bytes) -> bool:
+    """True for a session's event stream opened while the session has no request pending (every
+    result it asked for has been sent): nothing would ever come on it."""
+    queue = getattr(blocks, "_queue", None)
+    session = _session_of_stream(path, query)
+    if queue is None or session is None or session not in queue.pending_messages_per_session:
+        return False
+    return not queue.pending_event_ids_session.get(session)
+
+
 def check_event_stream(blocks, path: str, query: bytes) -> None:
     """Raise a Refusal for an event stream of a session or event the queue does not know (Gradio
     would start the stream and then drop the connection)."""
     queue = getattr(blocks, "_queue", None)
     if queue is None:
         return
+    session = _session_of_stream(path, query)
     if path.rstrip("/") == "/gradio_api/queue/data":
-        values = parse_qs(query.decode("latin-1")).get("session_hash")
-        if values and values[0] not in queue.pending_messages_per_session:
+        if session is not None and session not in queue.pending_messages_per_session:
             raise Refusal(404, "Unknown session: nothing of it is queued or running.")
         return
     stream = _EVENT_STREAM.match(path)
@@ -162,6 +185,10 @@ class GuardRoutes:
         except Refusal as refusal:
             await self._refuse(scope, send_with_headers, refusal)
             return
+        if scope.get("method") == "GET" and nothing_pending(_blocks(scope), _path(scope),
+                                                            scope.get("query_string", b"")):
+            await self._close_stream(send_with_headers)
+            return
         try:
             await self.app(scope, receive, send_with_headers)
         except Exception as exc:  # noqa: BLE001 - Gradio's own failure on a request it could not read
@@ -198,6 +225,15 @@ class GuardRoutes:
             raise Refusal(400, "The request body is not JSON.") from None
         check_function_call(blocks, path, parsed)
         return _replay(body, receive)
+
+    async def _close_stream(self, send) -> None:
+        from gradio.server_messages import CloseStreamMessage
+
+        body = f"data: {json.dumps(CloseStreamMessage().model_dump())}\n\n".encode("utf-8")
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream; charset=utf-8"),
+                                (b"cache-control", b"no-cache"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
 
     async def _refuse(self, scope, send, refusal: Refusal) -> None:
         log.info("refused %s %s: %d %s", scope.get("method"), _path(scope)[:120], refusal.status, refusal.message)

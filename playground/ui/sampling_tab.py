@@ -478,7 +478,7 @@ def build() -> link_wiring.TabLink:
         samples_json = gr.JSON(label="samples (JSON)", visible="hidden")
     with gr.Accordion("Details (JSON)", open=False):
         details = gr.JSON(label="top tokens and generated records", elem_id="sampling-details")
-    chain = chain_section.build(state, numbers)  # the sampler chain: its editor, funnel and A/B (issue 25)
+    chain = chain_section.build(state)  # the sampler chain: its editor, funnel and A/B (issue 25)
     constraint = constraint_section.build(model, chat_template, prompt, controls)  # structured outputs (issue 26)
     clicked = gr.Textbox(visible="hidden", elem_id="sampling-click-id")
     clicked_button = gr.Button("append clicked", visible="hidden", elem_id="sampling-click-button")
@@ -490,11 +490,12 @@ def build() -> link_wiring.TabLink:
     view = dict(outputs=view_outputs)
 
     show_inputs = [model, chat_template, prompt, top_n, log_scale, *rules]
-    show.click(show_distribution, show_inputs, api_name="sampling_distribution", **view)
-    prompt.submit(show_distribution, show_inputs, api_name=False, **view)
-    chat_template.change(show_distribution, show_inputs, api_name=False, **view)
-    model.change(model_changed, model, chat_template, api_name=False, queue=False).then(
-        show_distribution, show_inputs, api_name=False, **view)
+    moves = [  # the events that change the lab's text: the chain section follows each (`chain_section.follow`)
+        show.click(show_distribution, show_inputs, api_name="sampling_distribution", **view),
+        prompt.submit(show_distribution, show_inputs, api_name=False, **view),
+        chat_template.change(show_distribution, show_inputs, api_name=False, **view),
+        model.change(model_changed, model, chat_template, api_name=False, queue=False).then(
+            show_distribution, show_inputs, api_name=False, **view)]
 
     refilter_inputs = [state, top_n, log_scale, *rules]
     # One listener for every rule control: a preset changes four sliders at once, and "always_last"
@@ -503,17 +504,19 @@ def build() -> link_wiring.TabLink:
           api_name="sampling_refilter", trigger_mode="always_last", show_progress="hidden", **view)
 
     rule_inputs = [top_n, log_scale, *rules]
-    next_button.click(next_token, [state, *rule_inputs, controls.seed], api_name="sampling_next_token", **view)
-    append.click(append_token, [state, token_pick, *rule_inputs], api_name="sampling_append_token", **view)
-    clicked_button.click(append_token, [state, clicked, *rule_inputs], api_name=False, **view)
-    tree_button.click(return_to_node, [state, chain["tree"], tree_node, *rule_inputs], api_name="sampling_tree_return",
-                      **view)
-    undo_button.click(undo, [state, *rule_inputs], api_name="sampling_undo", **view)
-    clear_button.click(clear, [state, *rule_inputs], api_name="sampling_clear", **view)
+    moves += [
+        next_button.click(next_token, [state, *rule_inputs, controls.seed], api_name="sampling_next_token", **view),
+        append.click(append_token, [state, token_pick, *rule_inputs], api_name="sampling_append_token", **view),
+        clicked_button.click(append_token, [state, clicked, *rule_inputs], api_name=False, **view),
+        tree_button.click(return_to_node, [state, chain["tree"], tree_node, *rule_inputs],
+                          api_name="sampling_tree_return", **view),
+        undo_button.click(undo, [state, *rule_inputs], api_name="sampling_undo", **view),
+        clear_button.click(clear, [state, *rule_inputs], api_name="sampling_clear", **view)]
     # Both long streams take the tab's StopSignal as their last input (a State: not an API parameter).
     stop_signal = gr.State(StopSignal())
     generating = generate_button.click(generate_n, [state, n_tokens, stop, *rule_inputs, controls.seed, stop_signal],
                                        api_name="sampling_generate", **view)
+    chain_section.follow(chain, [*moves, generating])  # a generation: once, when it has ended
     sampling_many = samples_button.click(draw_samples,
                                          [state, k, length, stop, top_n, *rules, controls.seed, stop_signal],
                                          [samples_view, histogram, samples_json], api_name="sampling_samples")

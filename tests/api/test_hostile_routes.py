@@ -7,7 +7,8 @@ streams of unknown sessions or events, bodies that are not JSON or too large, li
 1 MB) gets a 4xx with a short message, never a 500 or a dropped connection, and each refusal is one
 log line, not a traceback. Pages carry headers that allow a Hugging Face Space embed and nothing
 else; Gradio's monitoring pages are not served. Per-client fairness: one session holding
-`PLAYGROUND_CLIENT_HEAVY` (2) heavy requests has a third refused at once, in words.
+`PLAYGROUND_CLIENT_HEAVY` (2) heavy requests has a third refused at once, in words. A session's
+event stream opened after its last result was sent closes at once (the page's race on a busy server).
 """
 
 from __future__ import annotations
@@ -165,3 +166,34 @@ def test_one_session_holds_at_most_two_heavy_requests(app_url):
     other.predict("smollm2-135m-instruct", False, "Another student", 10, False, *rules, api_name="/sampling_distribution")
     done = other.predict(2, "", 10, False, *rules, 1, api_name="/sampling_generate")
     assert done is not None
+
+
+def _queue_stream(http, session: str) -> list[dict]:
+    """The messages of one `/gradio_api/queue/data` stream, up to its `close_stream` (a read waits at
+    most 8 s: under Gradio's 15 s heartbeat, a stream left open fails the read)."""
+    messages = []
+    with http.stream("GET", f"/gradio_api/queue/data?session_hash={session}", timeout=httpx.Timeout(8.0)) as response:
+        assert response.status_code == 200, response.status_code
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                messages.append(json.loads(line[len("data:"):]))
+                if messages[-1]["msg"] == "close_stream":
+                    break
+    return messages
+
+
+def test_a_stream_opened_after_the_sessions_last_result_closes_at_once(http, config):
+    """The page's race on a busy server: a fast request's result came on a stream that then closed, ahead
+    of the request's join answer, and the page opens another stream. Gradio would hold that one open,
+    with heartbeats, until the session's next request (the page looking busy meanwhile)."""
+    session = "stream-after-the-last-result"
+    joined = http.post("/gradio_api/queue/join", json={"data": TOKENIZE, "fn_index": _index(config, api_name="tokenize"),
+                                                       "session_hash": session})
+    assert joined.status_code == 200, joined.text[:300]
+    first = [m["msg"] for m in _queue_stream(http, session)]
+    assert first[-2:] == ["process_completed", "close_stream"], first
+    assert [m["msg"] for m in _queue_stream(http, session)] == ["close_stream"]
+    # the next request still gets its result on a stream of its own
+    http.post("/gradio_api/queue/join", json={"data": TOKENIZE, "fn_index": _index(config, api_name="tokenize"),
+                                              "session_hash": session})
+    assert [m["msg"] for m in _queue_stream(http, session)][-2:] == ["process_completed", "close_stream"]
