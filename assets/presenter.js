@@ -3,7 +3,7 @@
 // in view, keyboard shortcuts. Its settings (FLOOR, the shortcut keys) come from
 // window.playgroundPresenterSettings, which presenter.head() writes just before this script.
 (() => {
-  const { floor: FLOOR, keys, help, demos } = window.playgroundPresenterSettings;  // set by presenter.head()
+  const { floor: FLOOR, keys, help, demos, views } = window.playgroundPresenterSettings;  // set by presenter.head()
   const root = document.documentElement;
   const presenting = () => root.classList.contains('playground-present');
   // Whether the keyboard is writing into a field: a text box, a number box, a list, an editable
@@ -213,6 +213,11 @@
     if (!el || el.offsetParent === null) return;
     (el.tagName === 'BUTTON' ? el : (el.querySelector('button') || el)).click();
     event.preventDefault();
+    const view = views[id] && document.getElementById(views[id]);
+    if (view && presenting()) {  // its result comes below this block: the block at the top, then followed
+      view.scrollIntoView({ block: 'start', behavior: 'instant' });
+      window.playgroundFollow = views[id];
+    }
   });
 
   // A demo link keeps presenter mode.

@@ -43,6 +43,10 @@ SHORTCUTS = (
     ("?", "Show or hide this list of shortcuts", "shortcuts-help"),
 )
 
+# a shortcut's button -> the block presenter mode brings to the top of the screen when it is pressed
+# (Generate N: its row, with Stop, and the generated text right below it)
+SHORTCUT_VIEWS = {"sampling-generate": "sampling-generate-row"}
+
 
 def shortcuts_markdown() -> str:
     rows = "\n".join(f"| `{keys}` | {what} |" for keys, what, _ in SHORTCUTS)
@@ -116,7 +120,7 @@ def head() -> str:
     keys = {key: elem_id for key, _what, elem_id in SHORTCUTS}
     help_rows = [[key, what] for key, what, _ in SHORTCUTS]
     demos = [[demo.id, demo.title] for demo in lecture.DEMOS]
-    settings = {"floor": CHART_FONT_PX, "keys": keys, "help": help_rows, "demos": demos}
+    settings = {"floor": CHART_FONT_PX, "keys": keys, "help": help_rows, "demos": demos, "views": SHORTCUT_VIEWS}
     return "\n".join([page_scripts.settings_tag("playgroundPresenterSettings", settings),
                       page_scripts.script_tag("presenter.js")])
 

@@ -80,6 +80,7 @@ MAX_STOP_CHARS = 200
 STOPPED_BY_USER = lab.STOPPED_BY_USER
 STOP_WAIT_SECONDS = 30.0  # how long the view after Stop waits for the stream to finish its step
 PLOT_INTERVAL_SECONDS = settings.current().plot_interval
+TITLE_TEXT_CHARS = 40  # the chart's title ends with the last 40 characters of the text
 TEXT_VIEWS_PER_CHART = 4  # streaming: the text and the numbers up to 4 times per chart (4 a second)
 HINT = "Press “Show distribution” to run the model once on the prompt; every control after that only re-filters."
 
@@ -110,6 +111,17 @@ def _numbers_html(view: lab.LabView) -> str:
     body = "".join(f"<tr><td>{html_escape(k)}</td><td><b>{html_escape(v)}</b></td></tr>" for k, v in rows)
     note = f'<p class="sampling-prompt-note">{html_escape(session.prompt_note)}</p>' if session.prompt_note else ""
     return f'{note}<table class="sampling-numbers-table">{body}</table>'
+
+
+def _chart_title(view: lab.LabView) -> str:
+    """The chart's title names the text the distribution comes after (its last `TITLE_TEXT_CHARS`
+    characters, whitespace as single spaces): a presenter's screen shows the prompt with its result."""
+    session = view.session
+    text = " ".join((view.shown_prompt + "".join(r.text for r in session.records)).split())
+    tail = text if len(text) <= TITLE_TEXT_CHARS else "…" + text[-(TITLE_TEXT_CHARS - 1):]
+    step = len(session.records)
+    generated = f" ({step} generated token{'s' if step != 1 else ''})" if step else ""
+    return f"Next token after “{html_escape(tail)}”{generated}"
 
 
 def _token_choices(tokens: list[dict]) -> list[tuple[str, int]]:
@@ -147,10 +159,8 @@ def _outputs(session: lab.LabSession | None, settings: sampling.SamplingSettings
                 generated_html.generated_html("", [], empty_note=HINT), {})
     view = lab.view(session, settings, ranked)
     top_n = min(_top_n(top_n), view.max_bars or MAX_TOP_N)  # an engine view: its top K
-    step = len(session.records)
-    title = "Next token" + (f" after {step} generated token{'s' if step != 1 else ''}" if step else "")
     figure = (_plot(sampling_plots.distribution_spec(view.ranked, view.result, view.tokenizer, top_n,
-                                                     bool(log_scale), title))
+                                                     bool(log_scale), _chart_title(view)))
               if plot else gr.skip())
     tokens = view.top_tokens(top_n)
     choices = _token_choices(tokens)
@@ -457,12 +467,13 @@ def build() -> link_wiring.TabLink:
                 next_button = gr.Button("Next token", variant="primary", elem_id="sampling-next")
                 undo_button = gr.Button("Undo", elem_id="sampling-undo")
                 clear_button = gr.Button("Clear", elem_id="sampling-clear")
-            with gr.Row():
-                n_tokens = gr.Slider(1, MAX_GENERATE, value=20, step=1, label="N", scale=2, elem_id="sampling-n")
-                generate_button = gr.Button("Generate N", variant="primary", scale=1, elem_id="sampling-generate")
-                stop_generate = gr.Button("Stop", variant="stop", scale=1, elem_id="sampling-stop-generate")
-            stop = gr.Textbox("", label="stop strings (separate with |, \\n for a line break)",
-                              elem_id="sampling-stop")
+    # Generation's controls sit right above its text: a presenter sees Stop and the tokens on one screen
+    with gr.Row(elem_id="sampling-generate-row", equal_height=True):
+        n_tokens = gr.Slider(1, MAX_GENERATE, value=20, step=1, label="N", scale=2, elem_id="sampling-n")
+        generate_button = gr.Button("Generate N", variant="primary", scale=1, elem_id="sampling-generate")
+        stop_generate = gr.Button("Stop", variant="stop", scale=1, elem_id="sampling-stop-generate")
+        stop = gr.Textbox("", label="stop strings (| between them, \\n a new line)", scale=3,
+                          elem_id="sampling-stop")
     generated = gr.HTML(generated_html.generated_html("", [], empty_note=HINT), elem_id="sampling-generated")
     data_downloads("Download the generated tokens", records_data, [state], "sampling-tokens", "sampling-tokens-data")
     with gr.Accordion("Many samples: K continuations with these rules and seed", open=False):
@@ -554,7 +565,7 @@ def tab_link(model, chat_template, prompt, top_n, log_scale, controls: SamplingC
         actions={"show": [("sampling-show", SHOWN)],
                  "generate": [("sampling-show", SHOWN), ("sampling-generate", "#sampling-generated .gen-status")]},
         default_run="show",
-        views={"chart": "sampling-dist-plot", "text": "sampling-generated", "numbers": "sampling-numbers"},
+        views={"chart": "sampling-dist-plot", "text": "sampling-generate-row", "numbers": "sampling-numbers"},
         default_view="chart",
         aliases={"preset": preset_query},
     )

@@ -167,11 +167,29 @@ def test_every_demo_opens_ready_in_view(hall_page, app_url, demo):
     assert box is not None and box["height"] > 20, f"#{view_id} is not shown"
     assert box["top"] >= -1 and box["bottom"] <= box["vh"] + 1 and box["left"] >= -1 and box["right"] <= box["vw"] + 1, \
         f"#{view_id} is not inside the viewport: {box}"
+    if demo.tab == "sampling":  # the slide's text on screen with its result, and Stop beside a generation
+        _prompt_in_view(page, demo)
     boxes = page.evaluate(CHART_TEXT_BOXES, page.locator(f"#{view_id}").element_handle())
     assert not overlapping(boxes), overlapping(boxes)
     clipped = page.evaluate(CLIPPED_TEXTS, page.locator(f"#{view_id}").element_handle())
     assert not clipped, clipped
     assert not page.evaluate(SPILLING), page.evaluate(SPILLING)
+
+
+def _inside(box) -> bool:
+    return box is not None and box["height"] > 0 and box["top"] >= -1 and box["bottom"] <= box["vh"] + 1
+
+
+def _prompt_in_view(page, demo) -> None:
+    """A sampling demo shows its prompt's end on screen: in the chart's title, or, for a generation,
+    in the generated text, which is in view with the Stop button (none of them was)."""
+    prompt = " ".join(page.locator("#sampling-prompt textarea").input_value().split())
+    generating = demo.query.get("run") == "generate"
+    where = "sampling-generated" if generating else "sampling-dist-plot"
+    shown = " ".join(page.evaluate("(id) => document.getElementById(id).textContent", where).split())
+    assert prompt[-20:] in shown, (prompt, shown[:300])
+    for elem_id in [where, "sampling-stop-generate"] if generating else [where]:
+        assert _inside(in_viewport(page, elem_id)), (elem_id, in_viewport(page, elem_id))
 
 
 def test_a_chart_grown_past_the_screen_is_fitted_back(hall_page, app_url):
@@ -281,6 +299,19 @@ def test_presenter_mode_toggle_and_large_type(hall_page, app_url):
     wait_until(page, f"(({sizes_js})()).length > 0 && Math.min(...({sizes_js})()) >= 20",
                "every text of the distribution chart at 20 px or more",
                f"() => ({sizes_js})().sort((a, b) => a - b).slice(0, 5)")
+
+
+def test_the_generate_shortcut_shows_stop_and_the_text_in_presenter_mode(hall_page, app_url):
+    """`g` in presenter mode: the tokens come in view below Generate and Stop (they came below the fold)."""
+    page = hall_page
+    open_link(page, app_url, "tab=sampling&preset=greedy&n=8&present=1")
+    page.evaluate("window.scrollTo(0, 0)")
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("g")
+    page.wait_for_function("document.querySelector('#sampling-generated .gen-root').dataset.tokens === '8'",
+                           timeout=180_000)
+    for elem_id in ("sampling-stop-generate", "sampling-generated"):
+        assert _inside(in_viewport(page, elem_id)), (elem_id, in_viewport(page, elem_id))
 
 
 def test_shortcuts_press_the_selected_tabs_buttons(page, app_url):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -113,7 +114,7 @@ def test_generate_n_streams_within_a_frame_budget_and_always_ends_with_everythin
     first, last = views
     assert not any(_is_skip(part) for part in first) and not any(_is_skip(part) for part in last)
     assert [len(view[5]["generated"]) for view in views] == [1, 6]
-    assert "after 6 generated tokens" in last[1].plot and last[4].count("gen-tok") == 6
+    assert "(6 generated tokens)" in last[1].plot and last[4].count("gen-tok") == 6
 
     monkeypatch.setattr(tab, "PLOT_INTERVAL_SECONDS", 0.0)  # everything with every token: no extra view
     views = list(tab.generate_n(state, 3, "", 10, False, *rules, 1))
@@ -213,6 +214,26 @@ def test_the_rest_bar_is_exactly_zero_when_the_rules_keep_none_of_it():
     processed = spec["data"][1]
     assert processed["x"][-1] is None and processed["text"][-1] == ""
     assert spec["data"][0]["hovertext"][-1].endswith("processed 0<br>0 of them kept")
+
+
+def test_the_chart_title_names_the_text_it_follows_escaped():
+    """A presenter's screen shows the prompt with its result: the title ends with the text's last
+    characters (whitespace as single spaces), escaped for plotly's markup, and counts generated tokens."""
+    from playground.ui import sampling_tab as tab
+
+    rules = (0.0, 0, 1.0, 0.0, "transformers")
+    prompt = "A long\n\nprompt, more words than the title holds, <b>bold</b> & end"
+    state, figure, *_ = tab.show_distribution("tiny-random", False, prompt, 10, False, *rules)
+    title = json.loads(figure.plot)["layout"]["title"]["text"]
+    tail = " ".join(prompt.split())[-(tab.TITLE_TEXT_CHARS - 1):]
+    assert title == f"Next token after “…{html.escape(tail)}”", title
+    assert "<b>" not in title and "&lt;b&gt;" in title
+    *_, last = tab.generate_n(state, 2, "", 10, False, *rules, 1)
+    title = json.loads(last[1].plot)["layout"]["title"]["text"]
+    text = " ".join((prompt + "".join(r.text for r in state.records)).split())
+    assert title.endswith(f"{html.escape(text[-(tab.TITLE_TEXT_CHARS - 1):])}” (2 generated tokens)"), title
+    short = tab.show_distribution("tiny-random", False, "Hi", 10, False, *rules)[1]
+    assert json.loads(short.plot)["layout"]["title"]["text"] == "Next token after “Hi”"
 
 
 def test_the_token_list_shows_the_numbers_the_chart_shows():
