@@ -504,9 +504,13 @@ def build() -> link_wiring.TabLink:
     moves = [  # the events that change the lab's text: the chain section follows each (`chain_section.follow`)
         show.click(show_distribution, show_inputs, api_name="sampling_distribution", **view),
         prompt.submit(show_distribution, show_inputs, api_name=False, **view),
-        chat_template.change(show_distribution, show_inputs, api_name=False, **view),
-        model.change(model_changed, model, chat_template, api_name=False, queue=False).then(
+        # a user's choice shows the new distribution; a link or a class room setting the model, the template
+        # and the prompt at once does not (`.input`, not `.change`): its own Show would race three shows,
+        # and the one that ended last (an old prompt's) was the session that Generate continued
+        chat_template.input(show_distribution, show_inputs, api_name=False, **view),
+        model.input(model_changed, model, chat_template, api_name=False, queue=False).then(
             show_distribution, show_inputs, api_name=False, **view)]
+    model.change(model_changed, model, chat_template, api_name=False, queue=False)  # the toggle, whoever set the model
 
     refilter_inputs = [state, top_n, log_scale, *rules]
     # One listener for every rule control: a preset changes four sliders at once, and "always_last"

@@ -44,3 +44,28 @@ def test_temperature_slider_changes_the_chart(page, app_url):
     assert page.locator("#sampling-generated .gen-forced").count() == 1
     screenshot(page, "sampling-clicked-bar")
     assert not errors, errors
+
+
+def test_a_link_shows_once_with_its_own_prompt_and_a_chosen_model_shows_its_distribution(page, app_url):
+    """A link that sets the model, the chat template and the prompt at once shows one distribution,
+    of its prompt: the model's and the template's change events used to show the default prompt as
+    well, and when that show ended last, Generate continued the default prompt (the eos demo)."""
+    import json
+
+    shows = []
+    page.on("request", lambda r: shows.append(json.loads(r.post_data)["data"]) if "/queue/join" in r.url
+            and r.post_data and '"What is' not in r.post_data and "The capital of France is" in r.post_data else None)
+    page.goto(f"{app_url}?tab=sampling&model=smollm2-135m-instruct&chat_template=1"
+              "&prompt=What%20is%20the%20capital%20of%20France%3F&run=show")
+    page.wait_for_function("document.body.dataset.linkState === 'done'", timeout=240_000)
+    page.server_calls.wait_idle("the link's calls")
+    assert not shows, shows  # no request carried the default prompt
+    title = page.evaluate(f"() => document.querySelector('{PLOT}').layout.title.text")
+    assert "France?" in title, title
+
+    # a model chosen by hand shows its own distribution (the dropdown's input event)
+    page.locator("#sampling-model input").click()
+    page.get_by_role("option", name="gemma-3-270m").click()
+    page.wait_for_function("() => document.querySelector('#sampling-numbers').innerText.includes('262,144')",
+                           timeout=180_000)
+    assert not page.locator("#sampling-chat-template input").is_checked()  # a base model: no template
