@@ -49,9 +49,18 @@ TOP_ALTERNATIVES = 5
 MAX_NEW_TOKENS_LIMIT = 2048
 
 
-def stop_note(reason: str) -> str:
-    """The sampling lab's note for a stop reason: "Stopped: <the reason in words>."."""
-    return f"Stopped: {STOP_REASONS[reason]}."
+def stop_note(reason: str, record: "StepRecord | None" = None) -> str:
+    """The sampling lab's note for a stop reason: "Stopped: <the reason in words>.". An end of
+    sequence also says how probable it was (`record`, the step that chose it): the lecture's point
+    is that the model itself chooses to stop."""
+    note = STOP_REASONS[reason]
+    if reason == "eos" and record is not None:
+        note += f" (probability {_percent(record.raw_prob)} under the model, {_percent(record.prob)} after the rules)"
+    return f"Stopped: {note}."
+
+
+def _percent(value: float) -> str:
+    return f"{value * 100:.1f}%" if value >= 0.001 else f"{value:.1e}"
 
 
 MAX_SAMPLES = 64

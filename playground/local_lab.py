@@ -180,7 +180,7 @@ def _record(session, record: generation.StepRecord, decoder: generation.Decoder)
         decoder.rewind(len(ranked_ids) - 1)  # the token is still pending: dropping it is free
         raise
     session.records.append(record)
-    session.stop_note = stop_note(record.stop) if record.stop else None
+    session.stop_note = stop_note(record.stop, record) if record.stop else None
     return ranked
 
 

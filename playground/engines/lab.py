@@ -487,7 +487,7 @@ def session_steps(state: EngineState, session, settings: SamplingSettings, n: in
         except BaseException:
             session.records.pop()
             raise
-        session.stop_note = generation.stop_note(stop) if stop else None
+        session.stop_note = generation.stop_note(stop, record) if stop else None
         yield record, after
         if stop is not None:
             return

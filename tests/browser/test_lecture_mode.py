@@ -169,6 +169,9 @@ def test_every_demo_opens_ready_in_view(hall_page, app_url, demo):
         f"#{view_id} is not inside the viewport: {box}"
     if demo.tab == "sampling":  # the slide's text on screen with its result, and Stop beside a generation
         _prompt_in_view(page, demo)
+    if demo.id == "eos":  # the model chose to stop, and how probable it made that, under the text
+        said = page.locator("#sampling-generated").inner_text()
+        assert "chose its end-of-sequence token (probability" in said, said[-300:]
     boxes = page.evaluate(CHART_TEXT_BOXES, page.locator(f"#{view_id}").element_handle())
     assert not overlapping(boxes), overlapping(boxes)
     clipped = page.evaluate(CLIPPED_TEXTS, page.locator(f"#{view_id}").element_handle())

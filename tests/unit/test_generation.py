@@ -186,3 +186,16 @@ def test_bad_generation_input(loaded, prompt, bad):
     kwargs = dict(max_new_tokens=3, seed=0) | bad
     with pytest.raises(PlaygroundError):
         generation.generate(loaded, prompt, HOT, **kwargs)
+
+
+def test_an_end_of_sequence_note_says_how_probable_the_model_made_it(loaded, prompt):
+    """The eos demo's point on screen: the model chose to stop, with this probability."""
+    decoder = generation.Decoder(loaded, prompt)
+    eos = loaded.tokenizer.eos_token_id
+    record = generation.forced_step(decoder, PRESETS["top-10"], eos)
+    note = generation.stop_note("eos", record)
+    assert note.startswith("Stopped: the model chose its end-of-sequence token (probability ")
+    raw = f"{record.raw_prob * 100:.1f}%" if record.raw_prob >= 0.001 else f"{record.raw_prob:.1e}"
+    assert f"probability {raw} under the model" in note and note.endswith(" after the rules).")
+    assert generation.stop_note("eos") == "Stopped: the model chose its end-of-sequence token."
+    assert generation.stop_note("max_tokens", record) == "Stopped: the maximum number of new tokens was reached."
