@@ -179,6 +179,7 @@ class BeamResult:
     sampled: PathRecord | None = None
     prompt_note: str | None = None  # set when the prompt was cut to MAX_PROMPT_TOKENS
     engine_note: str | None = None  # set when it ran on an inference engine (`playground.engines.beam`)
+    user_prompt: str | None = None  # the message the user typed, where the chat template wrapped it
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -554,6 +555,7 @@ def run_beam_search(model_id: str, prompt: str, settings: BeamSettings, chat_tem
     fitted = fit_prompt(loaded, prompt, chat_template, MAX_PROMPT_TOKENS)
     result = beam_search(loaded, fitted.ids, settings, eos_token_ids=eos_token_ids, on_step=on_step)
     result.prompt_note = fitted.note
+    result.user_prompt = prompt if chat_template else None
     return add_comparisons(loaded, result, greedy=compare_greedy, sample_seed=sample_seed)
 
 
@@ -577,6 +579,7 @@ def engine_search(spec: ModelSpec, prompt: str | None, settings: BeamSettings, c
     finished = search_steps(result, rows, follow, beams.label, on_step, normalized=True)
     result.sequences = returned_sequences(result, finished, beams)
     result.prompt_note, result.engine_note = beams.prompt_note, beams.note(compare)
+    result.user_prompt = prompt if chat_template else None
     result.seconds = time.perf_counter() - started
     return result
 

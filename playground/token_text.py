@@ -125,6 +125,13 @@ def visible_whitespace(text: str) -> str:
     return text.translate(_WHITESPACE_TABLE)
 
 
+def text_tail(text: str, chars: int) -> str:
+    """The last `chars` characters of `text` as one line (each run of whitespace one space), with
+    "…" in front when it was cut: where a chart names the text it follows."""
+    line = " ".join(text.split())
+    return line if len(line) <= chars else "…" + line[-(chars - 1):]
+
+
 def token_label(tokenizer, token_id: int) -> str:
     """A short label for plots: display text with visible whitespace."""
     return visible_whitespace(display_text(token_bytes(tokenizer, token_id)))

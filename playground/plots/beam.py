@@ -29,6 +29,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from playground.beam import BeamNode, BeamResult, PathRecord
+from playground.token_text import text_tail
 
 STATUS_COLORS = {
     "root": "#111827",
@@ -47,6 +48,7 @@ STATUS_NAMES = {
 PATH_STYLES = {"greedy": ("#9333ea", "dash"), "sampled": ("#db2777", "dot")}
 EDGE_BINS = ((0.05, 1.0), (0.2, 2.0), (0.5, 3.5), (1.01, 5.5))  # (p below, line width)
 ROW_PIXELS = 34
+PROMPT_CHARS = 32  # the title names the prompt by its last 32 characters
 VISIBLE_STEPS = 20  # the x range first shows the last 20 steps shown (labels stay readable); pan for more
 LABEL_CHARS = 12
 
@@ -257,6 +259,14 @@ def comparison_traces(paths: list[PathRecord], layout: TreeLayout, font_size: in
     return traces, band
 
 
+def prompt_label(result: BeamResult) -> str:
+    """The prompt's end, quoted and escaped, for the title: the user's message where the chat template
+    wrapped it (the template's own end says nothing), else the text the model reads."""
+    if result.user_prompt is not None:
+        return f"“{html.escape(text_tail(result.user_prompt, PROMPT_CHARS))}” in the chat template"
+    return f"“{html.escape(text_tail(result.prompt_text, PROMPT_CHARS))}”"
+
+
 def figure_layout(result: BeamResult, layout: TreeLayout, band: float, path_rows: int) -> dict:
     """Size, axes (the last VISIBLE_STEPS steps in view), legend and title of the tree figure."""
     steps_shown = max(layout.upto_step, 1)
@@ -269,7 +279,8 @@ def figure_layout(result: BeamResult, layout: TreeLayout, band: float, path_rows
         hoverlabel=dict(font_size=16),
         font=dict(size=15),
         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0, font=dict(size=14)),
-        title=dict(text=f"step {layout.upto_step} of {result.steps} · edge width = step probability"
+        title=dict(text=f"{prompt_label(result)} · step {layout.upto_step} of {result.steps}"
+                        " · edge width = step probability"
                         + (" · drag left for earlier steps" if steps_shown > VISIBLE_STEPS else ""),
                    x=0.99, xanchor="right", y=0.99, font=dict(size=14)),
         uirevision="beam-tree",

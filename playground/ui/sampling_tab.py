@@ -63,6 +63,7 @@ from playground.limits import clamp_int
 from playground.html import generated as generated_html
 from playground.models import get_spec
 from playground.plots import sampling as sampling_plots
+from playground.token_text import text_tail
 from playground.ui import chain_section, constraint_section, link_wiring
 from playground.ui.common import StopPressed, StopSignal, connect_stop, model_choices, user_errors
 from playground.ui.exports import data_downloads
@@ -115,13 +116,17 @@ def _numbers_html(view: lab.LabView) -> str:
 
 def _chart_title(view: lab.LabView) -> str:
     """The chart's title names the text the distribution comes after (its last `TITLE_TEXT_CHARS`
-    characters, whitespace as single spaces): a presenter's screen shows the prompt with its result."""
+    characters, whitespace as single spaces; the user's message while a chat template's reply is
+    empty): a presenter's screen shows the prompt with its result."""
     session = view.session
-    text = " ".join((view.shown_prompt + "".join(r.text for r in session.records)).split())
-    tail = text if len(text) <= TITLE_TEXT_CHARS else "…" + text[-(TITLE_TEXT_CHARS - 1):]
+    reply = "".join(r.text for r in session.records)
+    if session.chat_template and not reply.strip():  # the template's own end would say nothing
+        shown = f"“{html_escape(text_tail(session.prompt, TITLE_TEXT_CHARS))}” in the chat template"
+    else:
+        shown = f"“{html_escape(text_tail(view.shown_prompt + reply, TITLE_TEXT_CHARS))}”"
     step = len(session.records)
     generated = f" ({step} generated token{'s' if step != 1 else ''})" if step else ""
-    return f"Next token after “{html_escape(tail)}”{generated}"
+    return f"Next token after {shown}{generated}"
 
 
 def _token_choices(tokens: list[dict]) -> list[tuple[str, int]]:

@@ -167,7 +167,7 @@ def test_every_demo_opens_ready_in_view(hall_page, app_url, demo):
     assert box is not None and box["height"] > 20, f"#{view_id} is not shown"
     assert box["top"] >= -1 and box["bottom"] <= box["vh"] + 1 and box["left"] >= -1 and box["right"] <= box["vw"] + 1, \
         f"#{view_id} is not inside the viewport: {box}"
-    if demo.tab == "sampling":  # the slide's text on screen with its result, and Stop beside a generation
+    if demo.tab in ("sampling", "beam"):  # the slide's text on screen with its result, Stop beside a generation
         _prompt_in_view(page, demo)
     if demo.id == "eos":  # the model chose to stop, and how probable it made that, under the text
         said = page.locator("#sampling-generated").inner_text()
@@ -184,11 +184,11 @@ def _inside(box) -> bool:
 
 
 def _prompt_in_view(page, demo) -> None:
-    """A sampling demo shows its prompt's end on screen: in the chart's title, or, for a generation,
-    in the generated text, which is in view with the Stop button (none of them was)."""
-    prompt = " ".join(page.locator("#sampling-prompt textarea").input_value().split())
+    """A sampling or beam demo shows its prompt's end on screen: in the chart's title, or, for a
+    generation, in the generated text, which is in view with the Stop button (none of them was)."""
+    prompt = " ".join(page.locator(f"#{demo.tab}-prompt textarea").input_value().split())
     generating = demo.query.get("run") == "generate"
-    where = "sampling-generated" if generating else "sampling-dist-plot"
+    where = "sampling-generated" if generating else {"sampling": "sampling-dist-plot", "beam": "beam-tree"}[demo.tab]
     shown = " ".join(page.evaluate("(id) => document.getElementById(id).textContent", where).split())
     assert prompt[-20:] in shown, (prompt, shown[:300])
     for elem_id in [where, "sampling-stop-generate"] if generating else [where]:
@@ -358,7 +358,7 @@ def test_returned_sequences_follow_the_beams_without_an_error(page, app_url):
 def test_a_beam_link_opens_at_its_replay_step_and_copies_it(page, app_url):
     open_link(page, app_url, "tab=beam&preset=greedy-vs-beam&tokens=8&step=3")
     page.wait_for_function("() => { const gd = document.querySelector('#beam-tree .js-plotly-plot');"
-                           " return gd && gd.layout && gd.layout.title.text.startsWith('step 3 of 8'); }")
+                           " return gd && gd.layout && gd.layout.title.text.includes(' · step 3 of 8'); }")
     assert page.locator("#beam-step input[type=number]").input_value() == "3"
     page.locator("#copy-link").click()
     page.wait_for_function("(document.querySelector('#link-output textarea, #link-output input') || {}).value")
@@ -366,7 +366,7 @@ def test_a_beam_link_opens_at_its_replay_step_and_copies_it(page, app_url):
     assert query["tab"] == ["beam"] and query["step"] == ["3"] and query["tokens"] == ["8"]
     page.locator("#beam-run").click()  # a search of one's own shows the whole tree again: the link's step is spent
     page.wait_for_function("() => document.querySelector('#beam-tree .js-plotly-plot').layout.title.text"
-                           ".startsWith('step 8 of 8')", timeout=120_000)
+                           ".includes(' · step 8 of 8')", timeout=120_000)
 
 
 def test_the_first_visit_header_is_whole_and_models_open_over_the_page(hall_page, app_url):

@@ -9,6 +9,8 @@ comparison paths, the settings checks, the figure and the CLI.
 
 from __future__ import annotations
 
+import html
+
 import json
 import math
 
@@ -303,6 +305,10 @@ def test_figure_draws_every_candidate(big_result):
     labels = [text for t in figure.data if t.mode == "markers+text" for text in t.text]
     assert len(labels) >= len(big_result.nodes)
     assert all("<" not in text for text in labels if text != "<b>prompt</b>")
+    # the title names the prompt (its end, escaped): a presenter's screen shows it with the tree
+    title = figure.layout.title.text
+    assert title.startswith(f"“{html.escape(big_result.prompt_text.strip())}” · step 40 of 40"), title
+    assert "<b>" not in title and "&lt;b&gt;tag&lt;/b&gt; &amp; more" in title
 
 
 
@@ -403,3 +409,14 @@ def test_long_prompts_are_cut_and_odd_prompts_refused():
         beam.run_beam_search("tiny-random", ["not", "text"], beam.BeamSettings(2, 2, 1.0, False, 1))
     with pytest.raises(PlaygroundError):
         beam.run_beam_search("no-such-model", "Hi", beam.BeamSettings(2, 2, 1.0, False, 1))
+
+
+def test_the_tree_title_names_the_users_message_in_a_chat_template():
+    from playground.plots.beam import prompt_label
+
+    settings = beam.BeamSettings(2, 2, 1.0, "never", 2)
+    templated = beam.run_beam_search("tiny-random", "Hi <b>there</b>", settings, chat_template=True)
+    assert templated.user_prompt == "Hi <b>there</b>"
+    assert prompt_label(templated) == "“Hi &lt;b&gt;there&lt;/b&gt;” in the chat template"
+    plain = beam.run_beam_search("tiny-random", "Hi there", settings)
+    assert plain.user_prompt is None and prompt_label(plain) == f"“{html.escape(plain.prompt_text.strip())}”"

@@ -262,3 +262,12 @@ def test_choosing_a_chat_model_leaves_the_chat_template_box_as_it_is():
     assert chat["interactive"] is True and "value" not in chat
     base = sampling_tab.model_changed("gemma-3-270m")
     assert base["interactive"] is False and base["value"] is False
+
+
+def test_a_chat_template_chart_title_names_the_users_message():
+    from playground.ui import sampling_tab as tab
+
+    rules = (0.0, 0, 1.0, 0.0, "transformers")
+    figure = tab.show_distribution("tiny-random", True, "What is the capital of France?", 10, False, *rules)[1]
+    title = json.loads(figure.plot)["layout"]["title"]["text"]
+    assert title == "Next token after “What is the capital of France?” in the chat template", title

@@ -47,3 +47,9 @@ def test_byte_tokenizer_is_the_lecture_v0():
     assert tokenizer.encode("a🐟") == [97, 0xF0, 0x9F, 0x90, 0x9F]
     assert tokenizer.decode([0xF0, 0x9F]) == "<0xF0><0x9F>"
     assert tokenizer.decode(list(FISH)) == "🐟"
+
+
+def test_text_tail_is_one_line_and_says_it_was_cut():
+    assert token_text.text_tail("Hi  there\n", 40) == "Hi there"
+    assert token_text.text_tail("one\ntwo\tthree four", 10) == "…hree four" and len(token_text.text_tail("x" * 99, 10)) == 10
+    assert token_text.text_tail("", 5) == ""
