@@ -107,7 +107,7 @@ DEMOS: tuple[Demo, ...] = (
                     "view": "forcing"}),
     Demo("architecture", "Architectures", "A transformer's parameters, counted",
          "The real model's configuration; GPT-1, GPT-3, Mistral 7B and Llama 3 from one formula.",
-         "inside", {"run": "look", "view": "card"}),
+         "inside", {"run": "look", "view": "table"}),
     Demo("capacity", "Architectures", "Up to 2 bits per parameter",
          "How much a model can memorise at most (Allen-Zhu and Li 2024): this model and the lecture's, in bytes.",
          "inside", {"run": "look", "view": "capacity"}),

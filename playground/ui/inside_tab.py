@@ -85,6 +85,11 @@ attention heatmap of section 2: fixed weights by distance, against weights that 
 CSS = """
 .inside-lecture { background: #f6f7fb; border-left: 4px solid #1f4fd8; padding: 0.4rem 0.9rem; font-size: 1.02rem; }
 #inside-card table { font-size: 1.02rem; }
+/* the lecture's table on one projector screen: all ten columns (its figures and the check were off to
+   the right), 15 px, compact rows */
+html.playground-present #inside-table table { font-size: 15px !important; }
+html.playground-present #inside-table th, html.playground-present #inside-table td { padding: 2px 4px !important; }
+html.playground-present #inside-table * { font-size: 15px !important; line-height: 1.25 !important; }
 """
 
 
@@ -221,7 +226,8 @@ def build() -> link_wiring.TabLink:
     gr.Markdown(text_views.FORMULA)
     table = gr.Dataframe(value=text_views.table_rows(arch.lecture_table()), headers=text_views.TABLE_HEADERS,
                          label="The lecture's models and this one, by the same formula", interactive=False,
-                         wrap=True, elem_id="inside-table")
+                         wrap=True, elem_id="inside-table", max_height=1000,
+                         column_widths=["11%", "6%", "6%", "6%", "6%", "6%", "7%", "25%", "12%", "15%"])
     capacity = gr.Markdown("Press **Look inside**: how much this model can memorise at most, beside the "
                            "lecture's models (up to 2 bits per parameter).", elem_id="inside-capacity")
 
@@ -298,7 +304,7 @@ def build() -> link_wiring.TabLink:
     return link_wiring.TabLink(
         "inside", {"text": text, "model": model, "layer": layer, "head": head, "positions": positions},
         actions={"look": [looked_in], "lens": [looked_in, ("inside-lens-run", "#inside-lens .js-plotly-plot")]}, default_run="look",
-        views={"card": "inside-card", "capacity": "inside-capacity", "ssm": "inside-ssm",
+        views={"card": "inside-card", "table": "inside-table", "capacity": "inside-capacity", "ssm": "inside-ssm",
                "attention": "inside-attention", "heads": "inside-heads", "lens": "inside-lens",
                "forcing": "inside-forcing", "kv": "inside-kv-note"},
         default_view="attention")

@@ -135,6 +135,12 @@ SPILLING = """() => [...document.querySelectorAll('[id]')].filter((el) => el.off
     .map((el) => el.id + ': ' + el.scrollHeight + ' px of content in ' + el.clientHeight)"""
 
 
+# Boxes inside a view that scroll sideways: part of the result is off to the right.
+SCROLLING_SIDEWAYS = """(id) => [...document.getElementById(id).querySelectorAll('*')].filter((el) => {
+    const s = getComputedStyle(el); return /(auto|scroll)/.test(s.overflowX) && el.scrollWidth > el.clientWidth + 1; })
+    .map((el) => (el.className || el.tagName) + ': ' + el.scrollWidth + ' px wide in ' + el.clientWidth)"""
+
+
 def in_viewport(page, elem_id: str) -> dict:
     return page.evaluate("""(id) => { const el = document.getElementById(id); if (!el) return null;
         const b = el.getBoundingClientRect();
@@ -169,6 +175,10 @@ def test_every_demo_opens_ready_in_view(hall_page, app_url, demo):
         f"#{view_id} is not inside the viewport: {box}"
     if demo.tab in ("sampling", "beam"):  # the slide's text on screen with its result, Stop beside a generation
         _prompt_in_view(page, demo)
+    if demo.id == "architecture":  # the lecture's table whole on one screen: every row and column
+        assert not page.evaluate(SCROLLING_SIDEWAYS, view_id), page.evaluate(SCROLLING_SIDEWAYS, view_id)
+        last = page.locator("#inside-table").get_by_text("Llama 3 405B").first.bounding_box()
+        assert last and last["y"] + last["height"] <= 720 + 1, last
     if demo.id == "eos":  # the model chose to stop, and how probable it made that, under the text
         said = page.locator("#sampling-generated").inner_text()
         assert "chose its end-of-sequence token (probability" in said, said[-300:]
