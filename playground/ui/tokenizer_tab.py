@@ -144,14 +144,22 @@ def alternatives_html(tokenizer_id: str, text: str) -> str:
     if not alternatives:
         return "<p>This tokenizer has exactly one id sequence for the text (one id per byte).</p>"
     head = f" (first {limit:,} characters)" if len(text) > limit else ""
-    rows = [f"<p><b>encode(text)</b>{head}: {len(tokenizer_registry.get_tokenizer(tokenizer_id).encode(text[:limit])):,} ids</p>"]
+    canonical = tokenizer_registry.get_tokenizer(tokenizer_id).encode(text[:limit])
+    # the text and its own ids here too: in presenter mode they are above the screen
+    quoted = text if len(text) <= 80 else text[:79] + "…"
+    rows = [f'<p class="tok-alt-text">The text “{html.escape(quoted)}” in {html.escape(tokenizer_id)}</p>',
+            f"<p><b>encode(text)</b>{head}: {len(canonical):,} ids</p>{_ids_div(canonical)}"]
     for alt in alternatives:
         method = "each character encoded on its own" if alt.method == "characters" else "one token per byte"
         same = "decodes to the same text ✓" if alt.same_text else "decodes differently ✗"
-        shown = ", ".join(map(str, alt.ids[:300])) + (", …" if len(alt.ids) > 300 else "")
-        rows.append(f"<p><b>{html.escape(method)}</b>: {len(alt.ids):,} ids, {same}</p>"
-                    f'<div class="tok-ids">[{html.escape(shown)}]</div>')
+        rows.append(f"<p><b>{html.escape(method)}</b>: {len(alt.ids):,} ids, {same}</p>{_ids_div(alt.ids)}")
     return '<div class="tok-root">' + "".join(rows) + "</div>"
+
+
+def _ids_div(ids, most: int = 300) -> str:
+    shown = ", ".join(map(str, ids[:most])) + (", …" if len(ids) > most else "")
+    return f'<div class="tok-ids">[{html.escape(shown)}]</div>'
+
 
 
 @user_errors

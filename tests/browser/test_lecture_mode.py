@@ -179,6 +179,9 @@ def test_every_demo_opens_ready_in_view(hall_page, app_url, demo):
         assert not page.evaluate(SCROLLING_SIDEWAYS, view_id), page.evaluate(SCROLLING_SIDEWAYS, view_id)
         last = page.locator("#inside-table").get_by_text("Llama 3 405B").first.bounding_box()
         assert last and last["y"] + last["height"] <= 720 + 1, last
+    if demo.id == "tokenization-not-one-to-one":  # the text and its own ids beside the other sequences
+        said = page.locator(f"#{view_id}").inner_text()
+        assert "The text “strawberry”" in said and "[496, 675, 15717]" in said, said
     if demo.id == "eos":  # the model chose to stop, and how probable it made that, under the text
         said = page.locator("#sampling-generated").inner_text()
         assert "chose its end-of-sequence token (probability" in said, said[-300:]

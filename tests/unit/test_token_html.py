@@ -84,3 +84,17 @@ def test_one_generated_renderer_and_one_colour_scale_for_both_tabs():
     # the log scale: improbable tokens are told apart, p <= 0.0001 is red
     assert generated.probability_color(1e-5) == generated.probability_color(1e-4) != generated.probability_color(1e-3)
     assert not hasattr(chat_html, "generated_html") and not hasattr(chat_html, "prob_color")
+
+
+def test_the_alternatives_view_shows_the_text_and_its_own_ids():
+    """The "not one-to-one" demo on one screen: the text and encode(text)'s ids beside the other id
+    sequences (in presenter mode the text and the ids view are above the screen)."""
+    from playground import tokenizer_registry
+    from playground.ui import tokenizer_tab
+
+    text = "<b>strawberry"
+    page = tokenizer_tab.alternatives_html("cl100k_base", text)
+    canonical = tokenizer_registry.get_tokenizer("cl100k_base").encode(text)
+    assert "The text “&lt;b&gt;strawberry” in cl100k_base" in page and "<b>strawberry" not in page
+    assert f"<b>encode(text)</b>: {len(canonical)} ids</p><div class=\"tok-ids\">[{', '.join(map(str, canonical))}]" in page
+    assert page.count("decodes to the same text ✓") >= 1
