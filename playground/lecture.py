@@ -175,7 +175,7 @@ DEMOS: tuple[Demo, ...] = (
          "chat", {"run": "none", "view": "loss"}),
     Demo("chatbot-context", "Instruction tuning: inference", "A chatbot program: two turns about oranges",
          "The program manages the context and writes the headers; greedy. The base model gets the same text.",
-         "chat", {"run": "oranges", "view": "conversation", **QUICK_CHAT}),
+         "chat", {"run": "oranges", "view": "conversation", **QUICK_CHAT, "max_tokens": "40"}),
     Demo("apples-diet", "Instruction tuning", "What to do, not what not to do",
          "The apples diet: the chat model follows the instruction (temperature 0.3).",
          "chat", {"run": "apples", "view": "columns", **LOW_TEMPERATURE_CHAT},

@@ -84,6 +84,9 @@ OFFLINE_PAIR = ("gemma-3-270m", "smollm2-135m-instruct")
 
 CSS = """
 #chat-chatbot { font-size: 1.15rem; }
+/* on a projector the conversation takes the screen less the message row: both turns in view */
+html.playground-present #chat-chatbot { height: calc(100vh - 160px) !important; max-height: none !important;
+                                         font-size: 18px; }
 .chat-col-title { font-weight: 700; font-size: 1.1rem; }
 """
 
@@ -469,12 +472,14 @@ def build() -> link_wiring.TabLink:
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(label="Chat model", height=420, elem_id="chat-chatbot", feedback_options=None)
-                with gr.Row():
-                    message = gr.Textbox(label="Your message", scale=4, elem_id="chat-message",
-                                         placeholder="Ask the chat model something and press Enter")
-                    send = gr.Button("Send", variant="primary", scale=1, elem_id="chat-send")
-                    stop_conversation = gr.Button("Stop", variant="stop", scale=0, elem_id="chat-stop-conversation")
-                    clear = gr.Button("Clear", scale=1, elem_id="chat-clear")
+                # the message box has the column's width (beside three buttons it was squeezed to 160 px)
+                message = gr.Textbox(show_label=False, elem_id="chat-message", lines=1,
+                                     placeholder="Your message: ask the chat model something and press Enter")
+                with gr.Row(equal_height=True):
+                    send = gr.Button("Send", variant="primary", scale=1, min_width=80, elem_id="chat-send")
+                    stop_conversation = gr.Button("Stop", variant="stop", scale=1, min_width=80,
+                                                  elem_id="chat-stop-conversation")
+                    clear = gr.Button("Clear", scale=1, min_width=80, elem_id="chat-clear")
             with gr.Column(scale=2):
                 base_mode = gr.Radio(BASE_MODES, value="conversation_text", label="The base model gets the conversation",
                                      elem_id="chat-base-mode")

@@ -182,6 +182,11 @@ def test_every_demo_opens_ready_in_view(hall_page, app_url, demo):
     if demo.id == "tokenization-not-one-to-one":  # the text and its own ids beside the other sequences
         said = page.locator(f"#{view_id}").inner_text()
         assert "The text “strawberry”" in said and "[496, 675, 15717]" in said, said
+    if demo.id == "chatbot-context":  # both turns on screen, and a message box one can read
+        for question in ("What is the color of oranges?", "I have a green orange, can I eat it?"):
+            box = page.locator("#chat-chatbot").get_by_text(question).first.bounding_box()
+            assert box and box["y"] >= -1 and box["y"] + box["height"] <= 720 + 1, (question, box)
+        assert in_viewport(page, "chat-message")["width"] >= 400, in_viewport(page, "chat-message")
     if demo.id == "eos":  # the model chose to stop, and how probable it made that, under the text
         said = page.locator("#sampling-generated").inner_text()
         assert "chose its end-of-sequence token (probability" in said, said[-300:]
