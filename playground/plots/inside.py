@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import textwrap
 
 import numpy as np
 
@@ -83,6 +84,7 @@ def layer_note(layer: LayerInfo, tokens: int) -> str:
     return f"sliding window of {layer.window}: each token sees at most its last {layer.window} tokens"
 
 
+NOTE_CHARS = 72  # a chart's subtitle line, in characters
 HOVER = "query <b>%{y}</b><br>key <b>%{x}</b><br>weight %{z:.4f}<extra></extra>"
 
 
@@ -91,14 +93,16 @@ def attention_spec(amap: AttentionMap) -> dict:
     group = amap.shares_with
     shared = (f"shares key/value head {amap.kv_head} with heads {', '.join(str(h) for h in group if h != amap.head)}"
               if len(group) > 1 else f"its own key/value head {amap.kv_head}")
+    # the note in lines of at most NOTE_CHARS: a sliding-window layer's note, on one line, was cut on both sides
+    note = textwrap.wrap(f"{layer_note(amap.layer, len(names))} · rows sum to 1", NOTE_CHARS)
     title = (f"Layer {amap.layer.layer}, head {amap.head} ({shared})<br>"
-             f"<sup>{html.escape(layer_note(amap.layer, len(names)))} · rows sum to 1</sup>")
+             + "<br>".join(f"<sup>{html.escape(line)}</sup>" for line in note))
     trace = dict(type="heatmap", z=typed_array(_masked(amap.weights, amap.layer)), x=names, y=names,
                  coloraxis="coloraxis",
                  hovertemplate=HOVER, xgap=1, ygap=1)
     size = max(420, min(900, 18 * len(names) + 260))
     layout = dict(
-        title=dict(text=title), font=FONT, height=size, margin=dict(l=140, r=30, t=110, b=140),
+        title=dict(text=title), font=FONT, height=size, margin=dict(l=140, r=30, t=80 + 30 * len(note), b=140),
         xaxis=dict(title=dict(text="key (the token attended to)"), type="category", tickangle=-60,
                    showgrid=False, nticks=MAX_TICKS),
         yaxis=dict(title=dict(text="query (the token attending)"), type="category", autorange="reversed",
@@ -153,7 +157,7 @@ def lens_spec(grid: LensGrid) -> dict:
         text_row, hover_row = [], []
         for c, cell in enumerate(row):
             hit = grid.actual_next[c] is not None and cell[0] == grid.actual_next[c]
-            text_row.append(label(cell[0], 10) + (" ✓" if hit else ""))
+            text_row.append(label(cell[0], 8) + (" ✓" if hit else ""))
             candidates = "<br>".join(f"{label(t, 24)}: {p:.3f}" for t, p in zip(cell, grid.top_probs[r, c].tolist()))
             follows = ("the text ends here" if grid.actual_next[c] is None
                        else f"actually follows: <b>{label(grid.actual_next[c], 24)}</b>")
@@ -162,7 +166,7 @@ def lens_spec(grid: LensGrid) -> dict:
         texts.append(text_row)
         hovers.append(hover_row)
     trace = dict(type="heatmap", z=top1, x=columns, y=list(grid.rows), text=texts, customdata=hovers,
-                 texttemplate="%{text}", textfont=dict(size=13), hovertemplate="%{customdata}<extra></extra>",
+                 texttemplate="%{text}", textfont=dict(size=15), hovertemplate="%{customdata}<extra></extra>",
                  colorscale=LENS_COLORSCALE, reversescale=True, zmin=0, zmax=1, xgap=1, ygap=1,
                  colorbar=dict(title=dict(text="top-1 prob", side="right")))
     layout = dict(

@@ -187,6 +187,10 @@ def test_every_demo_opens_ready_in_view(hall_page, app_url, demo):
             box = page.locator("#chat-chatbot").get_by_text(question).first.bounding_box()
             assert box and box["y"] >= -1 and box["y"] + box["height"] <= 720 + 1, (question, box)
         assert in_viewport(page, "chat-message")["width"] >= 400, in_viewport(page, "chat-message")
+    if demo.id == "logit-lens":  # the cells' tokens legible from the back row (they were 13 px)
+        sizes = page.evaluate("() => [...document.querySelectorAll('#inside-lens .heatmaplayer text')]"
+                              ".map((t) => parseFloat(getComputedStyle(t).fontSize))")
+        assert sizes and min(sizes) >= 14, sorted(set(sizes))
     if demo.id == "eos":  # the model chose to stop, and how probable it made that, under the text
         said = page.locator("#sampling-generated").inner_text()
         assert "chose its end-of-sequence token (probability" in said, said[-300:]

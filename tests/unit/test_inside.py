@@ -10,6 +10,10 @@ SDPA; the charts escape tokens and leave the masked triangle empty; the CLI comm
 
 from __future__ import annotations
 
+import html
+
+import re
+
 import base64
 import json
 import threading
@@ -286,6 +290,13 @@ def test_sliding_layers_are_marked_in_the_chart():
     assert np.isnan(z[5, 0]) and np.isnan(z[4, 0]) and not np.isnan(z[5, 2])  # outside the window of 4: empty
     assert not amap.visible(5, 1) and amap.visible(5, 2)
     assert "sliding window of 4" in plots.attention_spec(amap)["layout"]["title"]["text"]
+    # the note in lines of at most NOTE_CHARS (on one line it was cut on both sides), the top margin grown for them
+    wide = attention.AttentionMap(MODEL, attention.LayerInfo(3, "sliding_attention", 512), 0, 0, (0,),
+                                  tuple("abcdef"), weights)
+    spec = plots.attention_spec(wide)
+    lines = re.findall(r"<sup>(.*?)</sup>", spec["layout"]["title"]["text"])
+    assert len(lines) >= 2 and all(len(html.unescape(line)) <= plots.NOTE_CHARS for line in lines), lines
+    assert spec["layout"]["margin"]["t"] == 80 + 30 * len(lines)
 
 
 def test_card_and_table_text():
