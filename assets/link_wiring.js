@@ -78,6 +78,8 @@
           let text;
           if (kind === 'bool') text = value ? '1' : '0';
           else if (kind === 'choices') text = (value || []).join(',');
+          // token ids: a list, or a view's details whose `generated` records carry them (the sampling lab's)
+          else if (kind === 'ids') text = (Array.isArray(value) ? value : ((value && value.generated) || []).map((r) => r.id)).join(',');
           else if (kind === 'int' || kind === 'float') text = (value === null || value === undefined || value === '') ? '' : String(Number(value));
           else text = value === null || value === undefined ? '' : String(value);
           if (dflt === null || text !== dflt) query.set(name, text);

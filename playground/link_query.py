@@ -16,10 +16,11 @@ What it leaves out: which components the parameters belong to (the UI), and the 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-KINDS = ("text", "int", "float", "bool", "choice", "choices")
+KINDS = ("text", "int", "float", "bool", "choice", "choices", "ids")  # ids: token ids, "12,345,6"
 MAX_TEXT = 4000  # characters of one text parameter: a link is not a file
 RESERVED = ("tab", "demo", "present", "run", "join", "follow", "class")  # the last three: class rooms
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
@@ -75,6 +76,13 @@ def parse_value(param: Param, raw: str) -> tuple[object, str | None]:
         if raw in param.choices:
             return raw, None
         return None, f"{param.name}: {shown!r} is not available here ({_listed(param.choices)})"
+    if param.kind == "ids":
+        items = [item.strip() for item in raw.split(",") if item.strip()]
+        if not all(re.fullmatch(r"[0-9]{1,9}", item) for item in items):
+            return None, f"{param.name}: {shown!r} is not a list of token ids (whole numbers, comma separated)"
+        most = param.max_items or len(items)
+        note = f"{param.name}: only the first {most:,} token ids were used" if len(items) > most else None
+        return [int(item) for item in items[:most]], note
     if param.kind == "choices":
         items = [item for item in raw.split(",") if item]
         unknown = [item for item in items if item not in param.choices]
@@ -130,7 +138,7 @@ def why_query(model_id: str, prompt: str, token_id: int) -> str:
 def encode_value(param: Param, value) -> str:
     if param.kind == "bool":
         return "1" if value else "0"
-    if param.kind == "choices":
+    if param.kind in ("choices", "ids"):
         return ",".join(str(item) for item in (value or []))
     if param.kind in ("int", "float"):
         return _number(float(value))

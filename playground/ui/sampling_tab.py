@@ -57,7 +57,7 @@ from html import escape as html_escape
 import gradio as gr
 from gradio.components.plot import PlotData
 
-from playground import exports, generation, lab, sampling, settings
+from playground import exports, generation, lab, link_query, sampling, settings
 from playground.errors import PlaygroundError
 from playground.limits import clamp_int
 from playground.html import generated as generated_html
@@ -249,9 +249,15 @@ def _token_id(value) -> int:
 
 
 @user_errors
-def show_distribution(model_id, chat_template, prompt, top_n, log_scale, temperature, top_k, top_p, min_p, order):
+def show_distribution(model_id, chat_template, prompt, top_n, log_scale, temperature, top_k, top_p, min_p, order,
+                      link_tokens=None):
+    """The distribution after the prompt. A link's generated tokens (`link_tokens`, a
+    `link_wiring.LateValue`, taken once) are put back after it, each as a chosen token."""
     settings = _settings(temperature, top_k, top_p, min_p, order)
     session = lab.open_session(model_id, prompt, chat_template, MAX_PROMPT_TOKENS)
+    taken = link_tokens.take() if isinstance(link_tokens, link_wiring.LateValue) else None
+    for token_id in taken or ():
+        lab.append_token(session, settings, token_id)
     return _outputs(session, settings, top_n, log_scale)
 
 
@@ -505,7 +511,8 @@ def build() -> link_wiring.TabLink:
     view_outputs = [state, plot, numbers, token_pick, generated, details]
     view = dict(outputs=view_outputs)
 
-    show_inputs = [model, chat_template, prompt, top_n, log_scale, *rules]
+    link_tokens = gr.State(link_wiring.LateValue())  # a link's generated tokens, put back by its Show
+    show_inputs = [model, chat_template, prompt, top_n, log_scale, *rules, link_tokens]
     moves = [  # the events that change the lab's text: the chain section follows each (`chain_section.follow`)
         show.click(show_distribution, show_inputs, api_name="sampling_distribution", **view),
         prompt.submit(show_distribution, show_inputs, api_name=False, **view),
@@ -548,6 +555,8 @@ def build() -> link_wiring.TabLink:
             shown_after_stop, refilter_inputs, api_name=False, show_progress="hidden", **view).then(
             samples_after_stop, state, [samples_view, histogram, samples_json], api_name=False, show_progress="hidden")
     link = tab_link(model, chat_template, prompt, top_n, log_scale, controls, n_tokens, stop)
+    # the generated tokens: Copy link reads their ids from the details JSON, a link puts them back
+    link.late["tokens"] = (link_query.Param("tokens", "ids", (), max_items=MAX_GENERATE), link_tokens, details)
     constraint_section.extend_link(link, constraint, SHOWN)
     chain_section.extend_link(link, chain, SHOWN)
     link.states["lab"] = state  # a class room publishes the lab's step (playground.ui.class_room)

@@ -285,6 +285,33 @@ def test_a_copied_link_restores_the_same_state(page, app_url):
     fresh.close()
 
 
+def test_a_copied_link_brings_back_the_labs_generated_tokens(page, app_url):
+    """The link carries the generated ids (`tokens=`): the restored lab shows the same tokens, the same
+    numbers and the same next-token chart (it reopened at 0 tokens)."""
+    open_link(page, app_url, "tab=sampling&preset=random&n=6&run=generate")
+    page.wait_for_function("document.querySelector('#sampling-generated .gen-root').dataset.tokens === '6'",
+                           timeout=120_000)
+    page.server_calls.wait_idle("the generation")
+    tokens = page.locator("#sampling-generated .gen-spans").inner_text()
+    numbers = settled_numbers(page)
+    chart = page.evaluate("() => JSON.stringify(document.querySelector('#sampling-dist-plot .js-plotly-plot').data)")
+    page.locator("#copy-link").click()
+    page.wait_for_function("(document.querySelector('#link-output textarea, #link-output input') || {}).value")
+    link = page.locator("#link-output textarea, #link-output input").first.input_value()
+    ids = parse_qs(urlparse(link).query)["tokens"][0].split(",")
+    assert len(ids) == 6 and all(i.isdigit() for i in ids), link
+    fresh = page.context.new_page()
+    fresh.goto(link)
+    fresh.wait_for_function("document.body.dataset.linkState === 'done'", timeout=120_000)
+    fresh.wait_for_function("document.querySelector('#sampling-generated .gen-root').dataset.tokens === '6'",
+                            timeout=120_000)
+    assert fresh.locator("#sampling-generated .gen-spans").inner_text() == tokens
+    assert settled_numbers(fresh) == numbers  # the same sequence log-prob, perplexity and next distribution
+    assert fresh.evaluate("() => JSON.stringify(document.querySelector('#sampling-dist-plot .js-plotly-plot').data)") \
+        == chart
+    fresh.close()
+
+
 @pytest.mark.parametrize("tab, result", [("Sampling lab", "#sampling-numbers table"),
                                          ("Beam search", "#beam-tree .js-plotly-plot"),
                                          ("Inside the model", "#inside-attention .js-plotly-plot"),

@@ -49,3 +49,15 @@ def test_query_string_leaves_out_defaults_and_round_trips():
 def test_slug():
     assert link_query.slug("Short answers win (length penalty -1)") == "short-answers-win-length-penalty-1"
     assert link_query.slug("Count the r's in strawberry") == "count-the-r-s-in-strawberry"
+
+
+def test_token_ids_parse_cap_refuse_and_round_trip():
+    ids = Param("tokens", "ids", (), max_items=3)
+    assert link_query.parse_value(ids, "12, 345,6") == ([12, 345, 6], None)
+    assert link_query.parse_value(ids, "") == ([], None)
+    value, note = link_query.parse_value(ids, "1,2,3,4")
+    assert value == [1, 2, 3] and note == "tokens: only the first 3 token ids were used"
+    for bad in ("1,x", "-1", "²", "1.5", "9999999999"):
+        value, note = link_query.parse_value(ids, bad)
+        assert value is None and "is not a list of token ids" in note, bad
+    assert link_query.encode_value(ids, [12, 345]) == "12,345" and link_query.encode_value(ids, ()) == ""
