@@ -89,9 +89,13 @@
     }
     return query;
   };
-  window.playgroundCopyLink = (values, spec, labels) => {
+  window.playgroundCopyLink = (values, spec, labels, runs) => {
     const query = window.playgroundLinkQuery(values, spec, labels);
     if (!query) return 'Open a tab with results (not the Lecture tab) to copy its link.';
+    // a result on the page that the tab's default run would not bring back (the logit lens): run it again
+    for (const [run, view, selector] of (runs || {})[query.get('tab')] || []) {
+      if (document.querySelector(selector)) { query.set('run', run); query.set('view', view); break; }
+    }
     if (document.body.classList.contains('playground-present')) query.set('present', '1');
     const url = new URL(window.location.href);
     url.search = query.toString();

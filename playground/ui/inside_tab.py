@@ -307,4 +307,4 @@ def build() -> link_wiring.TabLink:
         views={"card": "inside-card", "table": "inside-table", "capacity": "inside-capacity", "ssm": "inside-ssm",
                "attention": "inside-attention", "heads": "inside-heads", "lens": "inside-lens",
                "forcing": "inside-forcing", "kv": "inside-kv-note"},
-        default_view="attention")
+        default_view="attention", copy_runs=[("lens", "lens", "#inside-lens .js-plotly-plot")])

@@ -49,6 +49,8 @@ class TabLink:
     - `late`: parameters the tab applies itself once its action has run (the beam replay step, whose
       slider's range is known only then): name -> (Param, gr.State(LateValue()) the link fills,
       the component "Copy link" reads it from).
+    - `copy_runs`: results "Copy link" keeps in the link when they are on the page: (run, view, CSS
+      selector of the result), the first found wins (the Inside tab's logit lens: `run=lens&view=lens`).
     """
 
     tab: str
@@ -61,6 +63,7 @@ class TabLink:
     visit_run: str | None = "default"  # what a first visit presses ("default": `default_run`, None: nothing)
     late: dict = field(default_factory=dict)
     states: dict = field(default_factory=dict)  # session states other parts of the page read (the lab's)
+    copy_runs: list = field(default_factory=list)  # (run, view, selector of its result) kept by Copy link
 
     def view_id(self, name: str | None) -> str | None:
         view = self.views.get(name)
@@ -243,8 +246,10 @@ def install(tabs_component: gr.Tabs, tab_links: list[TabLink], notice: gr.Markdo
             for link in tab_links}
     copied = [c for link in tab_links for c in [*link.fields.values(), *(c for _p, _s, c in link.late.values())]]
     labels = {child.label: child.id for child in getattr(tabs_component, "children", []) if child.id in by_tab}
+    runs = {link.tab: [list(entry) for entry in link.copy_runs] for link in tab_links if link.copy_runs}
     copy_button.click(None, copied, copy_output,
-                      js=f"(...values) => window.playgroundCopyLink(values, {json.dumps(spec)}, {json.dumps(labels)})")
+                      js=f"(...values) => window.playgroundCopyLink(values, {json.dumps(spec)}, {json.dumps(labels)}, "
+                         f"{json.dumps(runs)})")
     return LinkValues(copied, spec, labels)
 
 

@@ -312,6 +312,24 @@ def test_a_copied_link_brings_back_the_labs_generated_tokens(page, app_url):
     fresh.close()
 
 
+def test_a_copied_inside_link_keeps_the_logit_lens(page, app_url):
+    """A copied link of the Inside tab with the logit lens drawn opens the lens again (it opened the
+    attention chart, the lens empty)."""
+    open_link(page, app_url, "tab=inside&text=The%20capital%20of%20France%20is%20Paris.&run=lens")
+    page.locator("#inside-lens .js-plotly-plot").wait_for(timeout=120_000)
+    page.locator("#copy-link").click()
+    page.wait_for_function("(document.querySelector('#link-output textarea, #link-output input') || {}).value")
+    link = page.locator("#link-output textarea, #link-output input").first.input_value()
+    query = parse_qs(urlparse(link).query)
+    assert query["run"] == ["lens"] and query["view"] == ["lens"], link
+    fresh = page.context.new_page()
+    fresh.goto(link)
+    fresh.wait_for_function("document.body.dataset.linkState === 'done'", timeout=120_000)
+    rows = fresh.evaluate("() => document.querySelector('#inside-lens .js-plotly-plot').data[0].y")
+    assert rows == page.evaluate("() => document.querySelector('#inside-lens .js-plotly-plot').data[0].y")
+    fresh.close()
+
+
 @pytest.mark.parametrize("tab, result", [("Sampling lab", "#sampling-numbers table"),
                                          ("Beam search", "#beam-tree .js-plotly-plot"),
                                          ("Inside the model", "#inside-attention .js-plotly-plot"),
