@@ -34,7 +34,8 @@ def bpe_curve_figure(lengths: list[int], step: int | None = None, title: str = "
         step = max(0, min(step, len(lengths) - 1))
         fig.add_trace(go.Scatter(x=[step], y=[lengths[step]], mode="markers+text", name="current",
                                  marker=dict(size=14, color="#e45756"), text=[f"{lengths[step]:,}"],
-                                 textposition="top right"))
+                                 # its number on the side with room (at the last merges it was cut at the edge)
+                                 textposition="top left" if step > (len(lengths) - 1) / 2 else "top right"))
     fig.update_layout(title=title or "Sequence length while merging", xaxis_title="merges",
                       yaxis_title="tokens in the training text", showlegend=False, font=FONT, height=420,
                       margin=dict(l=60, r=20, t=60, b=50))

@@ -121,3 +121,13 @@ def test_encoding_stops_at_the_request_time_limit():
     merges = bpe.train("the cat sat on the mat " * 100, 50).merges
     with limits.deadline(0.0), pytest.raises(limits.RequestTimeout):
         bpe.encode("the cat sat on the mat " * 100, merges)
+
+
+def test_the_curve_marks_its_merge_with_the_number_on_the_side_with_room():
+    """At the last merges the number went right of the marker and was cut at the chart's edge."""
+    from playground.plots.tokenizer import bpe_curve_figure
+
+    lengths = [100 - i for i in range(11)]
+    assert bpe_curve_figure(lengths, step=10).data[1].textposition == "top left"
+    assert bpe_curve_figure(lengths, step=2).data[1].textposition == "top right"
+    assert bpe_curve_figure(lengths, step=10).data[1].text == ("90",)
