@@ -220,12 +220,30 @@
     }
   });
 
-  // A demo link keeps presenter mode.
+  // A demo link keeps presenter mode, and the Lecture index keeps its place: the position is saved
+  // when a demo opens and given back when the page returns to the index (Back), once the index is drawn
+  // (the browser's own restoring came before Gradio had drawn the page, so it always showed the top).
+  const PLACE = 'playgroundLectureScroll';
   document.addEventListener('click', (event) => {
     const a = event.target.closest && event.target.closest('a.demo-link');
-    if (!a || !presenting()) return;
+    if (!a) return;
+    try { sessionStorage.setItem(PLACE, String(Math.round(window.scrollY))); } catch (e) { /* storage off */ }
+    if (!presenting()) return;
     const url = new URL(a.href, window.location.href);
     url.searchParams.set('present', '1');
     a.href = url.toString();
   }, true);
+  const returnToPlace = (tries) => {
+    let saved = null;
+    try { saved = sessionStorage.getItem(PLACE); } catch (e) { return; }
+    if (saved === null || new URLSearchParams(window.location.search).has('demo')) return;
+    const index = document.getElementById('lecture-index');
+    const ready = index && index.offsetParent !== null
+      && document.documentElement.scrollHeight - window.innerHeight >= Number(saved);
+    if (!ready) { if (tries > 0) setTimeout(() => returnToPlace(tries - 1), 200); return; }
+    try { sessionStorage.removeItem(PLACE); } catch (e) { /* storage off */ }
+    window.scrollTo(0, Number(saved));
+  };
+  returnToPlace(150);  // a page loaded again (Back without the browser's page cache)
+  window.addEventListener('pageshow', (event) => { if (event.persisted) returnToPlace(150); });
 })();

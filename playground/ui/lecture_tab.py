@@ -40,9 +40,10 @@ def index_html(demos=lecture.DEMOS) -> str:
         if demo.poll:  # a class room's poll goes with it
             needs += f' <span class="demo-poll">Class poll: {escape(lecture.POLL_NAMES[demo.poll])}</span>'
         parts.append(f'<li id="demo-{escape(demo.id)}"><a class="demo-link" href="{escape(demo.url.lstrip("/"))}" '
-                     f'data-demo="{escape(demo.id)}">{escape(demo.title)}</a> '
-                     f'<span class="demo-tab">({escape(TAB_LABELS.get(demo.tab, demo.tab))})</span> · '
-                     f'{_inline(demo.line)}{needs}</li>')
+                     f'data-demo="{escape(demo.id)}" title="{escape(demo.line)}">{escape(demo.title)}</a> '
+                     f'<span class="demo-tab">({escape(TAB_LABELS.get(demo.tab, demo.tab))})</span>'
+                     f'<span class="demo-tab-sep"> · </span><span class="demo-line">{_inline(demo.line)}</span>'
+                     f'{needs}</li>')
     parts.append("</ol></div>")
     return "".join(parts)
 

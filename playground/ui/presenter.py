@@ -75,6 +75,15 @@ CSS = """
 .lecture-index .demo-needs { color: #8a4b00; font-size: 0.95em; }
 .lecture-index .demo-poll { color: #1d4ed8; font-weight: 600; font-size: 0.95em; }
 .lecture-index a.demo-link { font-weight: 700; }
+/* on a projector the index is compact: titles only (the line is the link's hover text), two columns,
+   about a screen and a half (it was 3,900 px long) */
+html.playground-present .lecture-index { columns: 2; column-gap: 2.5rem; font-size: 16px; line-height: 1.35; }
+html.playground-present .lecture-index .demo-line, html.playground-present .lecture-index .demo-needs,
+html.playground-present .lecture-index .demo-tab-sep { display: none; }
+html.playground-present .lecture-index h3 { margin: 0.4rem 0 0; font-size: 16px; break-after: avoid; }
+html.playground-present .lecture-index ol { margin: 0; }
+html.playground-present .lecture-index li { margin: 0; break-inside: avoid; }
+html.playground-present .lecture-index .demo-poll { font-size: 15px; }
 /* the previous / next demo bar (a demo's link in presenter mode) and the "?" list of shortcuts */
 #demo-nav { position: fixed; right: 12px; bottom: 12px; z-index: 70; display: flex; gap: 6px; align-items: center;
   background: rgba(255, 255, 255, 0.95); border: 1px solid #888; border-radius: 8px; padding: 4px 8px;

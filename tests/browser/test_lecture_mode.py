@@ -251,6 +251,31 @@ def test_the_lecture_tab_lists_every_demo_and_opens_one(page, app_url):
     assert page.locator("#sampling-numbers").inner_text().find("10 of") >= 0  # top-k 10 keeps 10 tokens
 
 
+def test_the_presenters_lecture_index_is_compact_and_keeps_its_place(hall_page, app_url):
+    """At presenter scale the index fits two screens (it was 3,900 px) and Back from a demo returns to
+    the place in it (it jumped to the top)."""
+    page = hall_page
+    page.goto(f"{app_url}?present=1")
+    index = page.locator("#lecture-index")
+    index.wait_for()
+    height = index.bounding_box()["height"]
+    assert height <= 2 * 720, height
+    titles = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector('#lecture-index a.demo-link')).fontSize)")
+    assert titles >= 16, titles
+    page.evaluate("window.scrollTo(0, 400)")
+    place = page.evaluate("window.scrollY")
+    assert place > 200, place  # the page is long enough to have a place
+    last = index.locator("a.demo-link").last
+    last.scroll_into_view_if_needed()
+    place = page.evaluate("window.scrollY")
+    last.click()
+    page.wait_for_function("document.body.dataset.linkState === 'done'", timeout=180_000)
+    page.go_back()
+    index.wait_for()
+    wait_until(page, "(place) => Math.abs(window.scrollY - place) <= 4", "the index back at its place",
+               "() => window.scrollY", arg=place)
+
+
 # The lab's numbers table once its request is over: Gradio's progress overlay ("processing | 0.3s")
 # sits on the old table while a new one is computed, so a changed text alone is not a new result.
 SETTLED_NUMBERS = """(before) => { const box = document.querySelector('#sampling-numbers');
