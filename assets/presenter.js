@@ -242,7 +242,16 @@
       && document.documentElement.scrollHeight - window.innerHeight >= Number(saved);
     if (!ready) { if (tries > 0) setTimeout(() => returnToPlace(tries - 1), 200); return; }
     try { sessionStorage.removeItem(PLACE); } catch (e) { /* storage off */ }
-    window.scrollTo(0, Number(saved));
+    // held for 3 s while the page settles (late styles and fonts move it), unless the presenter scrolls
+    let moved = false;
+    const mine = () => { moved = true; };
+    ['wheel', 'touchmove', 'keydown'].forEach((kind) => window.addEventListener(kind, mine, { once: true, passive: true }));
+    const hold = (left) => {
+      if (moved) return;
+      if (Math.abs(window.scrollY - Number(saved)) > 2) window.scrollTo(0, Number(saved));
+      if (left > 0) setTimeout(() => hold(left - 1), 200);
+    };
+    hold(15);
   };
   returnToPlace(150);  // a page loaded again (Back without the browser's page cache)
   window.addEventListener('pageshow', (event) => { if (event.persisted) returnToPlace(150); });

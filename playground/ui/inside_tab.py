@@ -31,7 +31,7 @@ from playground.inside import arch, attention, forcing, kv, lens, passes, ssm
 from playground.limits import clamp_int
 from playground.plots import inside as plots
 from playground.plots.sampling import spec_json
-from playground.ui import link_wiring
+from playground.ui import link_wiring, rare_section
 from playground.ui.common import model_choices, user_errors
 from playground.ui.exports import data_downloads
 
@@ -82,7 +82,7 @@ not trained) reads u<sub>t</sub> = the first coordinate of each token's embeddin
 both ways: step by step (the state carried) and unrolled (one matrix). Compare its matrix with the
 attention heatmap of section 2: fixed weights by distance, against weights that depend on the tokens."""
 
-CSS = """
+CSS = rare_section.CSS + """
 .inside-lecture { background: #f6f7fb; border-left: 4px solid #1f4fd8; padding: 0.4rem 0.9rem; font-size: 1.02rem; }
 #inside-card table { font-size: 1.02rem; }
 /* the lecture's table on one projector screen: all ten columns (its figures and the check were off to
@@ -230,6 +230,7 @@ def build() -> link_wiring.TabLink:
                          column_widths=["11%", "6%", "6%", "6%", "6%", "6%", "7%", "25%", "12%", "15%"])
     capacity = gr.Markdown("Press **Look inside**: how much this model can memorise at most, beside the "
                            "lecture's models (up to 2 bits per parameter).", elem_id="inside-capacity")
+    rare_parts = rare_section.build(model)  # the vocabulary's under-trained tokens (the tokenization slide)
 
     gr.Markdown("## 2. Attention")
     with gr.Row():
@@ -303,8 +304,9 @@ def build() -> link_wiring.TabLink:
     looked_in = ("inside-run", "#inside-attention .js-plotly-plot")  # the look is done once its heatmap is drawn
     return link_wiring.TabLink(
         "inside", {"text": text, "model": model, "layer": layer, "head": head, "positions": positions},
-        actions={"look": [looked_in], "lens": [looked_in, ("inside-lens-run", "#inside-lens .js-plotly-plot")]}, default_run="look",
+        actions={"look": [looked_in], "lens": [looked_in, ("inside-lens-run", "#inside-lens .js-plotly-plot")],
+                 "rare": [looked_in, ("rare-find", "#rare-table table")]}, default_run="look",
         views={"card": "inside-card", "table": "inside-table", "capacity": "inside-capacity", "ssm": "inside-ssm",
                "attention": "inside-attention", "heads": "inside-heads", "lens": "inside-lens",
-               "forcing": "inside-forcing", "kv": "inside-kv-note"},
+               "forcing": "inside-forcing", "kv": "inside-kv-note", "rare": ("rare-table", rare_parts["accordion"])},
         default_view="attention", copy_runs=[("lens", "lens", "#inside-lens .js-plotly-plot")])

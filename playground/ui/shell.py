@@ -98,6 +98,8 @@ EVENT_GROUPS: dict[str, str] = {
     "playground.ui.fim_section.complete": "heavy",
     "playground.ui.inside_tab.look_inside": "model-step",
     "playground.ui.inside_tab.show_lens": "model-step",
+    "playground.ui.rare_section.find": "model-step",  # no forward; the model's rows, read once per model
+    "playground.ui.rare_section.ask_to_repeat": "heavy",  # up to 16 decode steps
     "playground.ui.inside_tab.show_attention": "instant",
     "playground.ui.inside_tab.slid_attention": "instant",
     "playground.ui.attribution_tab.why": "heavy",  # forward and backward passes of several methods

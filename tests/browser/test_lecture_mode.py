@@ -173,7 +173,7 @@ def test_every_demo_opens_ready_in_view(hall_page, app_url, demo):
     assert box is not None and box["height"] > 20, f"#{view_id} is not shown"
     assert box["top"] >= -1 and box["bottom"] <= box["vh"] + 1 and box["left"] >= -1 and box["right"] <= box["vw"] + 1, \
         f"#{view_id} is not inside the viewport: {box}"
-    if demo.tab in ("sampling", "beam"):  # the slide's text on screen with its result, Stop beside a generation
+    if demo.query.get("view") in ("chart", "text", "tree"):  # the lab's and beam's text with their result
         _prompt_in_view(page, demo)
     if demo.id == "architecture":  # the lecture's table whole on one screen: every row and column
         assert not page.evaluate(SCROLLING_SIDEWAYS, view_id), page.evaluate(SCROLLING_SIDEWAYS, view_id)
@@ -273,7 +273,7 @@ def test_the_presenters_lecture_index_is_compact_and_keeps_its_place(hall_page, 
     page.go_back()
     index.wait_for()
     wait_until(page, "(place) => Math.abs(window.scrollY - place) <= 4", "the index back at its place",
-               "() => window.scrollY", arg=place)
+               "(place) => [window.scrollY, place, document.documentElement.scrollHeight]", arg=place)
 
 
 # The lab's numbers table once its request is over: Gradio's progress overlay ("processing | 0.3s")

@@ -1,0 +1,106 @@
+"""Under-trained tokens: vocabulary entries the model saw (almost) never in training.
+
+The lecture's tokenization slide warns of "exploits around tokens with few training examples": a
+token the tokenizer has but the training text (almost) never contained gets (almost) no gradient,
+so its row of the output matrix stays near where initialisation and weight decay left it, close to
+the direction all rows share. Following the published glitch-token studies (Land and Bartolo 2024,
+"Fishing for Magikarp"), the indicator here is, for every token, the norm of its output-matrix row
+after the mean row is removed: the lowest are the candidates, with the vocabulary's mean and
+spread to compare them with (a z-score). For a model with tied embeddings the same matrix is its
+input embedding. A candidate is checked by asking the model to repeat it (`repeat_prompt`), which
+an under-trained token often makes it fail.
+
+Each candidate also says whether the tokenizer ever produces it: a token whose text encodes as
+other ids is unreachable from text, so the model cannot have seen it in training.
+
+What it leaves out: the studies' other indicators (the first principal component removed, the
+unused-token reference set) and their verification over many prompts; running the repeat check
+(the Inside tab runs it through the lab, `playground.ui.rare_section`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from playground.models import LoadedModel
+from playground.token_text import display_text, token_bytes
+
+TOP = 10
+
+
+@dataclass(frozen=True)
+class RareToken:
+    id: int
+    text: str  # the token's bytes as display text (`token_text.display_text`)
+    norm: float  # of its output-matrix row, the mean row removed
+    z: float  # (norm - the vocabulary's mean norm) / their standard deviation
+    reachable: bool  # encoding the token's text gives back this one id
+
+
+@dataclass(frozen=True)
+class RareTokens:
+    model_id: str
+    vocab_size: int  # the rows compared: the tokenizer's ordinary tokens (special tokens left out)
+    tied: bool  # input and output embeddings are one matrix
+    mean_norm: float
+    std_norm: float
+    lowest: tuple[RareToken, ...]  # the candidates, lowest norm first
+    typical: tuple[RareToken, ...]  # tokens at the median norm, for contrast
+
+
+CHUNK_ROWS = 16_384  # rows centred at a time: Gemma's 262,144 x 640 matrix is 671 MB in float32
+
+
+def centred_row_norms(weight: torch.Tensor) -> torch.Tensor:
+    """‖W[i] - mean_j W[j]‖ for every row i of the output matrix `weight` (vocab x hidden), a chunk
+    of rows at a time (no second copy of the matrix)."""
+    with torch.no_grad():
+        mean = weight.float().mean(dim=0, keepdim=True) if weight.dtype == torch.float32 else \
+            sum(chunk.float().sum(dim=0, keepdim=True) for chunk in weight.split(CHUNK_ROWS)) / weight.shape[0]
+        return torch.cat([(chunk.float() - mean).norm(dim=1) for chunk in weight.split(CHUNK_ROWS)])
+
+
+def _reachable(tokenizer, token_id: int) -> bool:
+    text = tokenizer.decode([token_id])
+    return tokenizer.encode(text, add_special_tokens=False) == [token_id]
+
+
+def rare_tokens(loaded: LoadedModel, top: int = TOP) -> RareTokens:
+    """The `top` tokens with the lowest centred output-row norm among the tokenizer's ordinary tokens
+    (computed once per loaded model)."""
+    return loaded.runtime.part(f"rare-tokens-{top}", lambda: _rare_tokens(loaded, top))
+
+
+def _rare_tokens(loaded: LoadedModel, top: int) -> RareTokens:
+    tokenizer = loaded.tokenizer
+    weight = loaded.model.get_output_embeddings().weight
+    usable = min(weight.shape[0], len(tokenizer))
+    special = set(getattr(tokenizer, "all_special_ids", ()))
+    norms = centred_row_norms(weight[:usable])
+    keep = torch.tensor([i not in special for i in range(usable)])
+    ordinary = norms[keep]
+    mean, std = float(ordinary.mean()), float(ordinary.std())
+    ids = torch.arange(usable)[keep]
+    order = torch.argsort(ordinary)
+
+    def token(position: int) -> RareToken:
+        token_id = int(ids[position])
+        norm = float(ordinary[position])
+        return RareToken(token_id, display_text(token_bytes(tokenizer, token_id)), norm,
+                         (norm - mean) / std if std > 0 else 0.0, _reachable(tokenizer, token_id))
+
+    middle = len(order) // 2
+    input_weight = loaded.model.get_input_embeddings().weight
+    return RareTokens(
+        model_id=loaded.id, vocab_size=int(keep.sum()), tied=input_weight.data_ptr() == weight.data_ptr(),
+        mean_norm=mean, std_norm=std,
+        lowest=tuple(token(int(p)) for p in order[:top]),
+        typical=tuple(token(int(p)) for p in order[middle - 1: middle + 2]),
+    )
+
+
+def repeat_prompt(text: str) -> str:
+    """What the model is asked, to check a candidate: repeat the token's text exactly."""
+    return f'Please repeat this string back to me exactly, and nothing else: "{text}"'
