@@ -13,9 +13,13 @@ an under-trained token often makes it fail.
 Each candidate also says whether the tokenizer ever produces it: a token whose text encodes as
 other ids is unreachable from text, so the model cannot have seen it in training.
 
+`repeat_check` asks the model (through the lab, greedy) to repeat a candidate and, as controls, the
+tokens of median norm (a chat model in its chat template, a base model as a few-shot copy); its
+verdict never reads more than the answers show.
+
 What it leaves out: the studies' other indicators (the first principal component removed, the
-unused-token reference set) and their verification over many prompts; running the repeat check
-(the Inside tab runs it through the lab, `playground.ui.rare_section`).
+unused-token reference set) and their verification over many prompts; the page
+(`playground.ui.rare_section`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ from dataclasses import dataclass
 
 import torch
 
-from playground.models import LoadedModel
+from playground.backends import backend_for
+from playground.errors import PlaygroundError
+from playground.models import LoadedModel, get_spec, load_model
+from playground.sampling import PRESETS
 from playground.token_text import display_text, token_bytes
 
 TOP = 10
@@ -101,6 +108,76 @@ def _rare_tokens(loaded: LoadedModel, top: int) -> RareTokens:
     )
 
 
+def for_model(model_id: str, top: int = TOP) -> RareTokens:
+    """`rare_tokens` of a model by id (an in-process model: the statistic reads its weights)."""
+    backend_for(model_id).require("inside")
+    return rare_tokens(load_model(model_id), top)
+
+
 def repeat_prompt(text: str) -> str:
     """What the model is asked, to check a candidate: repeat the token's text exactly."""
     return f'Please repeat this string back to me exactly, and nothing else: "{text}"'
+
+
+def base_repeat_prompt(text: str) -> str:
+    """The same request for a base model: a text whose natural continuation is the token's text."""
+    return f'Copy each string exactly.\nString: "apple"\nCopy: "apple"\nString: " river"\nCopy: " river"\n' \
+           f'String: "{text}"\nCopy: "'
+
+
+REPEAT_TOKENS = 16
+
+
+@dataclass(frozen=True)
+class RepeatAnswer:
+    label: str  # "the candidate" or the control
+    token_id: int
+    prompt: str  # as typed: a chat model reads it in its chat template
+    reply: str
+    repeated: bool  # the reply contains the token's text
+
+
+@dataclass(frozen=True)
+class RepeatCheck:
+    model_id: str
+    chat: bool  # asked in the chat template (else as a text to continue)
+    candidate: RepeatAnswer
+    controls: tuple[RepeatAnswer, ...]  # tokens of median norm
+
+    @property
+    def verdict(self) -> str:
+        """What the answers show together (a model that repeats no control says nothing about a token)."""
+        done, asked = sum(a.repeated for a in self.controls), len(self.controls)
+        if self.candidate.repeated:
+            return "It repeated the candidate: this check finds nothing wrong with it."
+        if asked and 2 * done > asked:
+            return (f"It repeated {done} of {asked} median tokens but not the candidate: a sign that it barely "
+                    "knows the candidate.")
+        return (f"It repeated {done} of {asked} median tokens and not the candidate: this model does not do the "
+                "task reliably, so the check says little about the candidate.")
+
+
+def _ask(model_id: str, label: str, token_id: int, text: str, chat: bool) -> RepeatAnswer:
+    """One greedy request through the lab (`playground.lab`, so an engine would answer the same way)."""
+    from playground import lab  # the lab imports the models' layers: only here, when asked
+
+    prompt = repeat_prompt(text) if chat else base_repeat_prompt(text)
+    session = lab.open_session(model_id, prompt, chat, 512)
+    for _step in lab.generate(session, PRESETS["greedy"], REPEAT_TOKENS, 0, ['"\n', "\n\n"]):
+        pass
+    reply = "".join(r.text for r in session.records)
+    return RepeatAnswer(label, token_id, prompt, reply, bool(text.strip()) and text.strip() in reply)
+
+
+def repeat_check(model_id: str, token_id: int) -> RepeatCheck:
+    """Ask the model to repeat token `token_id` and, as controls, the tokens of median norm (greedy, at
+    most REPEAT_TOKENS tokens each)."""
+    found = for_model(model_id)
+    tokenizer = load_model(model_id).tokenizer
+    if not isinstance(token_id, int) or not 0 <= token_id < len(tokenizer):
+        raise PlaygroundError(f"Pick a token id from 0 to {len(tokenizer) - 1:,}.")
+    chat = get_spec(model_id).role == "chat"
+    controls = tuple(_ask(model_id, "a control (median norm)", t.id, tokenizer.decode([t.id]), chat)
+                     for t in found.typical)
+    return RepeatCheck(model_id, chat, _ask(model_id, "the candidate", token_id, tokenizer.decode([token_id]), chat),
+                       controls)

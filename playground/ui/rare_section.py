@@ -4,10 +4,8 @@
 (`playground.inside.rare_tokens`): the lowest norms with their z-scores and whether the tokenizer
 ever produces them, beside a few tokens of median norm, and says in words how far out the lowest
 are (a model whose lowest are ordinary words, at z about -2, has no clear outliers). "Ask the model to
-repeat it" sends the picked token, and a token of median norm as a control, through the lab
-(greedy, 16 tokens): a chat model gets the request in its chat template, a base model the same
-request as a continuation; the page says what the two answers show together (a model that repeats
-neither says nothing about the token). The lecture's tokenization-issues slide ("potential exploits
+repeat it" runs `rare_tokens.repeat_check` (the picked token and three tokens of median norm as
+controls, greedy) and shows each request, reply and whether it was repeated, with the verdict. The lecture's tokenization-issues slide ("potential exploits
 around tokens with few training examples") is the demo `rare-tokens`.
 
 What it leaves out: the statistics (`playground.inside.rare_tokens`), the model's weights on engines
@@ -20,16 +18,11 @@ from html import escape
 
 import gradio as gr
 
-from playground import lab
-from playground.backends import backend_for
 from playground.errors import PlaygroundError
 from playground.inside import rare_tokens as rare
 from playground.limits import clamp_int
-from playground.models import get_spec, load_model
-from playground.sampling import PRESETS
 from playground.ui.common import user_errors
 
-REPEAT_TOKENS = 16
 OUTLIER_Z = -3.0
 HINT = "Press **Find rare tokens**: the model's vocabulary entries with the least trained output rows."
 CSS = """
@@ -69,52 +62,23 @@ def find(model_id):
     model_id = str(model_id or "")
     if not model_id:
         raise PlaygroundError("Pick a model.")
-    backend_for(model_id).require("inside")
-    found = rare.rare_tokens(load_model(model_id))
+    found = rare.for_model(model_id)
     choices = [(f"{t.id}: {t.text}", t.id) for t in found.lowest]
     return summary_html(found), gr.update(choices=choices, value=choices[0][1] if choices else None)
 
 
-def _repeat(model_id: str, text: str, chat: bool) -> tuple[str, str, bool]:
-    """(prompt, greedy reply, whether the reply contains `text`), through the lab."""
-    prompt = rare.repeat_prompt(text) if chat else f"{rare.repeat_prompt(text)}\nThe string is: \""
-    session = lab.open_session(model_id, prompt, chat, 512)
-    for _step in lab.generate(session, PRESETS["greedy"], REPEAT_TOKENS, 0, ['"\n', "\n\n"]):
-        pass
-    reply = "".join(r.text for r in session.records)
-    return prompt, reply, bool(text.strip()) and text.strip() in reply
-
-
-def verdict(candidate: bool, control: bool) -> str:
-    """What the two answers show together (a model that repeats nothing says nothing about a token)."""
-    if candidate:
-        return "It repeated the candidate: this check finds nothing wrong with it."
-    if control:
-        return "It repeated the median token but not the candidate: a sign that it barely knows the candidate."
-    return ("It repeated neither, the median token included: this model cannot do the task, so the check "
-            "says nothing about the candidate.")
-
-
 @user_errors
 def ask_to_repeat(model_id, token_id):
-    """Ask the model to repeat the picked token and, as a control, a token of median norm (greedy, through
-    the lab); say what the two answers show together."""
-    model_id = str(model_id or "")
-    backend_for(model_id).require("inside")
-    loaded = load_model(model_id)
-    token_id = clamp_int(token_id, "token", 0, len(loaded.tokenizer) - 1)
-    control_id = rare.rare_tokens(loaded).typical[0].id
-    chat = get_spec(model_id).role == "chat"
-    rows, answers = [], []
-    for label, tid in (("the candidate", token_id), ("the control (median norm)", control_id)):
-        prompt, reply, repeated = _repeat(model_id, loaded.tokenizer.decode([tid]), chat)
-        answers.append(repeated)
-        rows.append(f"<tr><td>{escape(label)}</td><td><code>{escape(prompt)}</code></td>"
-                    f"<td><code>{escape(reply)}</code></td><td>{'yes' if repeated else 'no'}</td></tr>")
-    how = "in its chat template" if chat else "as a text to continue (a base model)"
-    return (f'<p class="rare-note">Asked {escape(model_id)} {escape(how)}, greedy, at most {REPEAT_TOKENS} tokens:</p>'
+    """The repeat check of the picked token beside its control, and what the two show together."""
+    check = rare.repeat_check(str(model_id or ""), clamp_int(token_id, "token", 0, 2**31 - 1))
+    rows = "".join(f"<tr><td>{escape(a.label)}</td><td><code>{escape(a.prompt)}</code></td>"
+                   f"<td><code>{escape(a.reply)}</code></td><td>{'yes' if a.repeated else 'no'}</td></tr>"
+                   for a in (check.candidate, *check.controls))
+    how = "in its chat template" if check.chat else "as a text to continue (a base model)"
+    return (f'<p class="rare-note">Asked {escape(check.model_id)} {escape(how)}, greedy, at most '
+            f"{rare.REPEAT_TOKENS} tokens:</p>"
             '<table class="rare-table"><tr><th></th><th>asked</th><th>reply</th><th>repeated</th></tr>'
-            f'{"".join(rows)}</table><p class="rare-note"><b>{escape(verdict(*answers))}</b></p>')
+            f'{rows}</table><p class="rare-note"><b>{escape(check.verdict)}</b></p>')
 
 
 def build(model) -> dict:

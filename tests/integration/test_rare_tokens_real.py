@@ -15,7 +15,7 @@ def test_gemmas_least_trained_rows_stand_out_and_one_is_not_repeated():
     assert found.tied and found.lowest[0].z <= rare_section.OUTLIER_Z and found.lowest[0].reachable
     assert "lie more than 3 standard deviations below the mean" in rare_section.summary_html(found)
     answer = rare_section.ask_to_repeat("gemma-3-270m", found.lowest[0].id)
-    assert "It repeated the median token but not the candidate" in answer, answer
+    assert "It repeated 3 of 3 median tokens but not the candidate" in answer, answer
 
 
 def test_smollm2s_lowest_rows_are_no_outliers_and_the_page_says_so():

@@ -46,7 +46,27 @@ def test_the_summary_says_what_the_numbers_show_and_escapes_token_text():
     assert "z = -1.90" in rare_section.summary_html(calm)
 
 
-def test_the_repeat_verdict_never_reads_more_than_the_two_answers_show():
-    assert rare_section.verdict(True, False).startswith("It repeated the candidate")
-    assert "barely knows the candidate" in rare_section.verdict(False, True)
-    assert "says nothing about the candidate" in rare_section.verdict(False, False)
+def test_the_repeat_verdict_never_reads_more_than_the_answers_show():
+    def check(candidate: bool, *controls: bool) -> str:
+        answer = lambda repeated: rare.RepeatAnswer("x", 1, "p", "r", repeated)  # noqa: E731
+        return rare.RepeatCheck("m", True, answer(candidate), tuple(answer(c) for c in controls)).verdict
+
+    assert check(True, False, False, False).startswith("It repeated the candidate")
+    assert check(False, True, True, False) == ("It repeated 2 of 3 median tokens but not the candidate: a sign "
+                                               "that it barely knows the candidate.")
+    assert "does not do the task reliably" in check(False, True, False, False)
+
+
+def test_a_repeat_check_runs_through_the_lab_and_refuses_a_token_out_of_range():
+    import pytest
+
+    from playground.errors import PlaygroundError
+
+    check = rare.repeat_check("tiny-random", 5)
+    assert check.candidate.token_id == 5
+    assert [a.token_id for a in check.controls] == [t.id for t in rare.for_model("tiny-random").typical]
+    assert check.candidate.prompt.startswith("Please repeat this string back to me exactly") == check.chat
+    with pytest.raises(PlaygroundError):
+        rare.repeat_check("tiny-random", 10**9)
+    page = rare_section.ask_to_repeat("tiny-random", 5)
+    assert page.count("<tr>") == 2 + len(check.controls) and check.verdict.split(":")[0] in page
