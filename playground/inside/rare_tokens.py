@@ -24,6 +24,7 @@ unused-token reference set) and their verification over many prompts; the page
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 import torch
@@ -58,6 +59,19 @@ class RareTokens:
 
 
 CHUNK_ROWS = 16_384  # rows centred at a time: Gemma's 262,144 x 640 matrix is 671 MB in float32
+
+
+def script_of(text: str) -> str:
+    """The writing system of the token's first letter ("Kannada", "Latin", "CJK"; "" without a
+    letter), from its Unicode name: it says what a token is where the viewer's fonts lack its glyphs."""
+    for char in text:
+        if char.isalpha():
+            try:
+                first = unicodedata.name(char).split()[0]
+            except ValueError:
+                return ""
+            return first if first == "CJK" else first.title()
+    return ""
 
 
 def centred_row_norms(weight: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ What it leaves out: the statistics (`playground.inside.rare_tokens`), the model'
 
 from __future__ import annotations
 
+from collections import Counter
 from html import escape
 
 import gradio as gr
@@ -34,8 +35,9 @@ CSS = """
 
 
 def _rows(tokens) -> str:
-    return "".join(f"<tr><td>{t.id}</td><td><code>{escape(t.text)}</code></td><td>{t.norm:.3f}</td>"
-                   f"<td>{t.z:+.2f}</td><td>{'yes' if t.reachable else 'no'}</td></tr>" for t in tokens)
+    return "".join(f"<tr><td>{t.id}</td><td><code>{escape(t.text)}</code></td><td>{escape(rare.script_of(t.text))}</td>"
+                   f"<td>{t.norm:.3f}</td><td>{t.z:+.2f}</td><td>{'yes' if t.reachable else 'no'}</td></tr>"
+                   for t in tokens)
 
 
 def summary_html(found: rare.RareTokens) -> str:
@@ -48,13 +50,15 @@ def summary_html(found: rare.RareTokens) -> str:
     else:
         verdict = (f"None lies {-OUTLIER_Z:.0f} standard deviations below the mean (the lowest is at z = {lowest:+.2f}): "
                    "this model shows no clear under-trained tokens by this measure.")
+    scripts = Counter(rare.script_of(t.text) or "no letter" for t in found.lowest).most_common()
+    verdict += " Their scripts: " + ", ".join(f"{name} {count}" for name, count in scripts) + "."
     matrix = "its tied input and output embedding" if found.tied else "its output matrix"
-    head = ("<tr><th>id</th><th>token</th><th>norm</th><th>z</th><th>the tokenizer produces it</th></tr>")
+    head = ("<tr><th>id</th><th>token</th><th>script</th><th>norm</th><th>z</th><th>the tokenizer produces it</th></tr>")
     return (f'<p class="rare-note">{escape(found.model_id)}: the {len(found.lowest)} lowest of {found.vocab_size:,} '
             f"ordinary tokens by the norm of their row of {matrix}, the mean row removed (mean {found.mean_norm:.3f}, "
             f"standard deviation {found.std_norm:.3f}). {escape(verdict)}</p>"
             f'<table class="rare-table">{head}{_rows(found.lowest)}'
-            f'<tr><th colspan="5">for contrast: tokens at the median norm</th></tr>{_rows(found.typical)}</table>')
+            f'<tr><th colspan="6">for contrast: tokens at the median norm</th></tr>{_rows(found.typical)}</table>')
 
 
 @user_errors

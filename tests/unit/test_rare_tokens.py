@@ -70,3 +70,10 @@ def test_a_repeat_check_runs_through_the_lab_and_refuses_a_token_out_of_range():
         rare.repeat_check("tiny-random", 10**9)
     page = rare_section.ask_to_repeat("tiny-random", 5)
     assert page.count("<tr>") == 2 + len(check.controls) and check.verdict.split(":")[0] in page
+
+
+def test_a_tokens_script_is_named_for_viewers_without_its_font():
+    assert rare.script_of(" ಬಿಯ") == "Kannada" and rare.script_of(" yoga") == "Latin"
+    assert rare.script_of("的小") == "CJK" and rare.script_of(" 123") == "" and rare.script_of("") == ""
+    page = rare_section.summary_html(rare.RareTokens("m", 1, True, 1.0, 0.1, (rare.RareToken(1, " ಬಿಯ", 0.5, -5, True),), ()))
+    assert "<td>Kannada</td>" in page
