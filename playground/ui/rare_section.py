@@ -31,6 +31,10 @@ CSS = """
 .rare-table td, .rare-table th { padding: 3px 10px; border-bottom: 1px solid #ddd; text-align: left; }
 .rare-table code { font-size: 1.05rem; background: #f3f4f6; padding: 0 4px; }
 .rare-note { font-size: 1.05rem; }
+/* the finding and its table on one projector screen */
+html.playground-present .rare-table, html.playground-present .rare-table code { font-size: 17px; }
+html.playground-present .rare-table td, html.playground-present .rare-table th { padding: 1px 8px; }
+html.playground-present .rare-note { font-size: 18px; margin: 0 0 4px; }
 """
 
 
