@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
+from playground import lab
 from playground.backends import backend_for
 from playground.errors import PlaygroundError
 from playground.models import LoadedModel, get_spec, load_model
@@ -78,9 +79,9 @@ def centred_row_norms(weight: torch.Tensor) -> torch.Tensor:
     """‖W[i] - mean_j W[j]‖ for every row i of the output matrix `weight` (vocab x hidden), a chunk
     of rows at a time (no second copy of the matrix)."""
     with torch.no_grad():
-        mean = weight.float().mean(dim=0, keepdim=True) if weight.dtype == torch.float32 else \
-            sum(chunk.float().sum(dim=0, keepdim=True) for chunk in weight.split(CHUNK_ROWS)) / weight.shape[0]
-        return torch.cat([(chunk.float() - mean).norm(dim=1) for chunk in weight.split(CHUNK_ROWS)])
+        chunks = weight.split(CHUNK_ROWS)
+        mean = sum(chunk.float().sum(dim=0, keepdim=True) for chunk in chunks) / weight.shape[0]
+        return torch.cat([(chunk.float() - mean).norm(dim=1) for chunk in chunks])
 
 
 def _reachable(tokenizer, token_id: int) -> bool:
@@ -98,9 +99,9 @@ def _rare_tokens(loaded: LoadedModel, top: int) -> RareTokens:
     tokenizer = loaded.tokenizer
     weight = loaded.model.get_output_embeddings().weight
     usable = min(weight.shape[0], len(tokenizer))
-    special = set(getattr(tokenizer, "all_special_ids", ()))
     norms = centred_row_norms(weight[:usable])
-    keep = torch.tensor([i not in special for i in range(usable)])
+    keep = torch.ones(usable, dtype=torch.bool)
+    keep[[i for i in getattr(tokenizer, "all_special_ids", ()) if i < usable]] = False
     ordinary = norms[keep]
     mean, std = float(ordinary.mean()), float(ordinary.std())
     ids = torch.arange(usable)[keep]
@@ -172,9 +173,7 @@ class RepeatCheck:
 
 
 def _ask(model_id: str, label: str, token_id: int, text: str, chat: bool) -> RepeatAnswer:
-    """One greedy request through the lab (`playground.lab`, so an engine would answer the same way)."""
-    from playground import lab  # the lab imports the models' layers: only here, when asked
-
+    """One greedy request through the lab (`playground.lab`), as the Sampling lab would make it."""
     prompt = repeat_prompt(text) if chat else base_repeat_prompt(text)
     session = lab.open_session(model_id, prompt, chat, 512)
     for _step in lab.generate(session, PRESETS["greedy"], REPEAT_TOKENS, 0, ['"\n', "\n\n"]):

@@ -519,9 +519,9 @@ def build() -> link_wiring.TabLink:
         # a user's choice shows the new distribution; a link or a class room setting the model, the template
         # and the prompt at once does not (`.input`, not `.change`): its own Show would race three shows,
         # and the one that ended last (an old prompt's) was the session that Generate continued
+        # (a base model's show ignores the template box: `lab.open_session`, so it need not wait for the toggle)
         chat_template.input(show_distribution, show_inputs, api_name=False, **view),
-        model.input(model_changed, model, chat_template, api_name=False, queue=False).then(
-            show_distribution, show_inputs, api_name=False, **view)]
+        model.input(show_distribution, show_inputs, api_name=False, **view)]
     model.change(model_changed, model, chat_template, api_name=False, queue=False)  # the toggle, whoever set the model
 
     refilter_inputs = [state, top_n, log_scale, *rules]
