@@ -4,21 +4,22 @@ For each packaged model, in one run on this machine (both sides 2 threads, llama
 with the same GGUF file the playground loads):
 
 - `next_token_ms`: one next-token distribution after a prompt (the median over repeats): ours, the
-  whole vocabulary's logits (`model_call.forward`), fp32 and int4 weights; llama-server, one
+  whole vocabulary's logits (`model_call.forward`), fp32 weights and the GGUF's blocks (gguf); llama-server, one
   completion token with 20 probabilities and the prompt cache off (the prompt is computed each time);
 - `greedy`: 128 greedy tokens after a prompt (end-of-sequence ignored on both sides): ours through
   `generation.iter_generation` (the lab's loop: the whole distribution ranked and recorded every
-  step), fp32 and int4; llama-server's `/completion` with `n_probs` 20, timed by the wall clock
+  step), fp32 and gguf; llama-server's `/completion` with `n_probs` 20, timed by the wall clock
   (its own `predicted_per_second` beside it);
-- `accuracy`: on every position of the lecture's prompts, KL(fp32 || int4) of the next-token
-  distribution and top-1 agreement of our int4 weights against our fp32 weights (the reference);
+- `accuracy`: on every position of the lecture's prompts, KL(fp32 || gguf) of the next-token
+  distribution and top-1 agreement of our gguf weights against our fp32 weights (the reference);
   and for llama-server, which returns only its top 20, the same two against fp32 where computable:
   top-1 agreement, and the KL of the distributions coarsened to llama's 20 tokens plus "the rest"
-  (a lower bound of the true KL), given for our int4 too so the two compare;
+  (a lower bound of the true KL), given for our gguf weights too so the two compare;
 - `kernels`: one token through a 262,144 x 640 layer (Gemma's output layer) on each CPU kernel:
   float32 and bfloat16 `linear`, `_weight_int8pack_mm`, `_weight_int4pack_mm_for_cpu` (groups of 32;
-  float32 or bfloat16 activations; one plane or two, as Q8_0 runs);
-- `roofline`: bytes each decode step reads from the weights (fp32, int4 as packed, the GGUF's blocks)
+  float32 or bfloat16 activations; one plane or two) and the playground's own float32 kernel
+  (`lowbit_mm.cpp`, 4- and 8-bit codes: what runs);
+- `roofline`: bytes each decode step reads from the weights (fp32, our codes as stored, the GGUF's blocks)
   over this machine's memory bandwidth (a large numpy copy in the same run): the fastest a step
   could be if it did nothing but read its weights.
 
@@ -45,7 +46,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ["PLAYGROUND_WEIGHTS"] = "fp32"  # loaded as the reference; the int4 twin is built below
+os.environ["PLAYGROUND_WEIGHTS"] = "fp32"  # loaded as the reference; the gguf twin is built below
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -90,9 +91,7 @@ def step_bytes(model) -> int:
     total = 0
     for module in model.modules():
         if isinstance(module, lowbit.LowBitLinear):
-            total += module.packed.nbytes + module.scale_zero.nbytes + module.refine * module.in_features * 4
-        elif isinstance(module, lowbit.DenseLinear):
-            total += module.weight_bf16.nbytes
+            total += module.codes.nbytes + module.scale.nbytes + module.minimum.nbytes
         elif isinstance(module, torch.nn.Linear):
             total += module.weight.nbytes
     return total
@@ -120,6 +119,10 @@ def kernels(rows: int = 262144, columns: int = 640, repeats: int = 7) -> dict:
     int8 = torch.randint(-128, 127, (rows, columns), dtype=torch.int8)
     scales = torch.rand(rows)
     int4mm = torch.ops.aten._weight_int4pack_mm_for_cpu
+    lowbit.kernel_available()  # builds or loads the playground's kernel
+    ours4 = (torch.randint(0, 256, (rows, columns // 32, 16), dtype=torch.uint8), torch.rand(rows, columns // 32) * 0.01,
+             -torch.rand(rows, columns // 32) * 0.05, 4)
+    ours8 = (torch.randint(0, 256, (rows, columns // 32, 32), dtype=torch.uint8), *ours4[1:3], 8)
     cases = {
         "fp32_linear": lambda: torch.nn.functional.linear(x, weight),
         "bf16_linear": (lambda w=weight.bfloat16(): torch.nn.functional.linear(x.bfloat16(), w)),
@@ -128,19 +131,22 @@ def kernels(rows: int = 262144, columns: int = 640, repeats: int = 7) -> dict:
         "int4pack_mm_g32_fp32_activations": (lambda s=scale_zero1.float(): int4mm(x, packed1, 32, s)),
         "int4pack_mm_g32_bf16_one_plane": lambda: int4mm(x.bfloat16(), packed1, 32, scale_zero1),
         "int4pack_mm_g32_bf16_two_planes": lambda: int4mm(x.bfloat16().repeat(1, 2), packed2, 32, scale_zero2),
+        "playground_lowbit_4bit_fp32": lambda: torch.ops.playground_lowbit.mm(x, *ours4),
+        "playground_lowbit_8bit_fp32": lambda: torch.ops.playground_lowbit.mm(x, *ours8),
     }
     timed = {name: median_ms(fn, repeats, digits=3) for name, fn in cases.items()}
     return {"shape": [rows, columns], "tokens": 1, "ms": timed,
-            "note": "Q4 one plane = 4.5 bits per weight read, Q8_0 as two planes = 9; the packaged output "
-                    "layers are Q8_0 (two planes) and recompute their top 64 logits in float32"}
+            "note": "torch's int4 kernel: Q4 one plane = 4.5 bits per weight read, Q8_0 as two planes = 9, bfloat16 "
+                    "activations; the playground's (lowbit_mm.cpp, what runs): 4-bit codes + float32 scale and "
+                    "minimum = 6 bits per weight, 8-bit = 10, float32 activations and sums"}
 
 
-def int4_twin(loaded):
-    """The same model with int4 weights (the float32 tensors shared, not copied)."""
+def gguf_twin(loaded):
+    """The same model with gguf weights (the float32 tensors shared, not copied)."""
     shared = {id(t): t for t in [*loaded.model.parameters(), *loaded.model.buffers()]}
     model = copy.deepcopy(loaded.model, shared)
     report = lowbit.convert(model, models.gguf_path(loaded.spec))
-    return dataclasses.replace(loaded, model=model, weights="int4", weights_note=report.summary(),
+    return dataclasses.replace(loaded, model=model, weights="gguf", weights_note=report.summary(),
                                runtime=models.ModelRuntime(), forward_calls=0)
 
 
@@ -179,13 +185,13 @@ def coarse_kl(p: torch.Tensor, top: list[tuple[int, float]]) -> float:
     return float((p_top[keep] * (p_top[keep] / q[keep]).log()).sum() + p_rest * math.log(p_rest / q_rest))
 
 
-def accuracy(reference, int4, client, prompts: list[str], llama_positions: str = "all") -> dict:
+def accuracy(reference, gguf, client, prompts: list[str], llama_positions: str = "all") -> dict:
     kls, agree, coarse_ours, coarse_llama, agree_llama = [], [], [], [], []
     for text in prompts:
         ids = decoding.prompt_ids(reference, text)
         with torch.inference_mode():
             p_log = torch.log_softmax(forward_all(reference, torch.tensor([ids]))[0].float(), -1)
-            q_log = torch.log_softmax(forward_all(int4, torch.tensor([ids]))[0].float(), -1)
+            q_log = torch.log_softmax(forward_all(gguf, torch.tensor([ids]))[0].float(), -1)
         kls += (p_log.exp() * (p_log - q_log)).sum(-1).tolist()
         agree += (p_log.argmax(-1) == q_log.argmax(-1)).tolist()
         for position in range(len(ids)) if llama_positions == "all" else [len(ids) - 1]:
@@ -198,30 +204,30 @@ def accuracy(reference, int4, client, prompts: list[str], llama_positions: str =
     return {
         "positions": len(kls), "llama_positions": len(agree_llama),
         "prompts": prompts,
-        "int4_kl_mean": statistics.mean(kls), "int4_kl_max": max(kls),
-        "int4_top1_agreement": sum(agree) / len(agree),
+        "gguf_kl_mean": statistics.mean(kls), "gguf_kl_max": max(kls),
+        "gguf_top1_agreement": sum(agree) / len(agree),
         "llama_top1_agreement": sum(agree_llama) / len(agree_llama),
         "coarse_kl_note": "KL over llama-server's 20 listed tokens plus one bucket for the rest: a lower bound of the KL",
-        "int4_coarse_kl_mean": statistics.mean(coarse_ours),
+        "gguf_coarse_kl_mean": statistics.mean(coarse_ours),
         "llama_coarse_kl_mean": statistics.mean(coarse_llama),
     }
 
 
 def bench_model(model_id: str, tokens: int, repeats: int, bandwidth: float, llama_positions: str = "all") -> dict:
     reference = models.load_model(model_id)
-    int4 = int4_twin(reference)
+    gguf = gguf_twin(reference)
     path = models.gguf_path(reference.spec)
     ids = decoding.prompt_ids(reference, PROMPT)
-    result = {"model": model_id, "gguf": path.name, "int4_layers": int4.weights_note, "prompt_tokens": len(ids)}
+    result = {"model": model_id, "gguf": path.name, "gguf_layers": gguf.weights_note, "prompt_tokens": len(ids)}
     with LlamaServer(path, threads=THREADS) as server, EngineClient(server.config(token_prompts=True), timeout=600) as client:
         prompt = torch.tensor([ids])
-        ours = {name: median_ms(lambda m=m: forward(m, prompt), repeats) for name, m in (("fp32", reference), ("int4", int4))}
+        ours = {name: median_ms(lambda m=m: forward(m, prompt), repeats) for name, m in (("fp32", reference), ("gguf", gguf))}
         llama = median_ms(lambda: llama_top(client, ids), repeats)
-        result["next_token_ms"] = {"ours_fp32": ours["fp32"], "ours_int4": ours["int4"], "llama_server": llama,
-                                   "ratio_int4_over_llama": round(ours["int4"] / llama, 2),
+        result["next_token_ms"] = {"ours_fp32": ours["fp32"], "ours_gguf": ours["gguf"], "llama_server": llama,
+                                   "ratio_gguf_over_llama": round(ours["gguf"] / llama, 2),
                                    "ratio_fp32_over_llama": round(ours["fp32"] / llama, 2)}
         greedy = {}
-        for name, loaded in (("fp32", reference), ("int4", int4)):
+        for name, loaded in (("fp32", reference), ("gguf", gguf)):
             greedy_ours(loaded, ids, 4)  # warm-up
             seconds, tokens_out = greedy_ours(loaded, ids, tokens)
             greedy[name] = {"tokens": len(tokens_out), "seconds": round(seconds, 3),
@@ -233,23 +239,23 @@ def bench_model(model_id: str, tokens: int, repeats: int, bandwidth: float, llam
                                   "tokens_per_s": round(answer.get("tokens_predicted", tokens) / seconds, 2),
                                   "predicted_per_second": round(answer.get("timings", {}).get("predicted_per_second", 0), 2),
                                   "ids": llama_ids}
-        for name in ("fp32", "int4"):
+        for name in ("fp32", "gguf"):
             greedy[f"ratio_{name}_over_llama"] = round(greedy[name]["tokens_per_s"] / greedy["llama_server"]["tokens_per_s"], 2)
         same = lambda a, b: next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))  # noqa: E731
-        greedy["same_tokens_before_divergence"] = {"int4_vs_fp32": same(greedy["int4"]["ids"], greedy["fp32"]["ids"]),
+        greedy["same_tokens_before_divergence"] = {"gguf_vs_fp32": same(greedy["gguf"]["ids"], greedy["fp32"]["ids"]),
                                                    "llama_vs_fp32": same(llama_ids, greedy["fp32"]["ids"])}
-        for entry in ("fp32", "int4", "llama_server"):
+        for entry in ("fp32", "gguf", "llama_server"):
             greedy[entry].pop("ids")
         result["greedy"] = greedy
-        result["accuracy"] = accuracy(reference, int4, client, lecture_prompts(), llama_positions)
-    bytes_fp32, bytes_int4, bytes_gguf = step_bytes(reference.model), step_bytes(int4.model), gguf_step_bytes(path)
+        result["accuracy"] = accuracy(reference, gguf, client, lecture_prompts(), llama_positions)
+    bytes_fp32, bytes_gguf, bytes_gguf = step_bytes(reference.model), step_bytes(gguf.model), gguf_step_bytes(path)
     result["roofline"] = {
         "bandwidth_gb_s": bandwidth,
-        "bytes_per_step": {"fp32": bytes_fp32, "int4": bytes_int4, "llama_gguf": bytes_gguf},
+        "bytes_per_step": {"fp32": bytes_fp32, "gguf": bytes_gguf, "llama_gguf": bytes_gguf},
         "min_ms_per_step": {name: round(b / (bandwidth * 1e9) * 1000, 2) for name, b in
-                            (("fp32", bytes_fp32), ("int4", bytes_int4), ("llama_gguf", bytes_gguf))},
+                            (("fp32", bytes_fp32), ("gguf", bytes_gguf), ("llama_gguf", bytes_gguf))},
         "measured_ms_per_step": {"fp32": round(1000 / greedy["fp32"]["tokens_per_s"], 2),
-                                 "int4": round(1000 / greedy["int4"]["tokens_per_s"], 2),
+                                 "gguf": round(1000 / greedy["gguf"]["tokens_per_s"], 2),
                                  "llama_server": round(1000 / greedy["llama_server"]["tokens_per_s"], 2)},
     }
     return result

