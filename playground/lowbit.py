@@ -13,8 +13,11 @@ integers).
 
 - Q4_1 (w = d * q + m per 32) and Q4_K (w = d * sc * q - dmin * mn per sub-block of 32): 4-bit codes,
   two per byte.
-- Q5_0 (w = d * (q - 16), q of 5 bits) and Q8_0 (w = d * q, q of 8 bits signed, code q + 128): one
-  byte per code.
+- Q5_0 (w = d * (q - 16), q of 5 bits): 4-bit codes plus a word of fifth bits, as the file keeps them.
+- Q8_0 (w = d * q, q of 8 bits signed, code q + 128): one byte per code.
+
+Scales and minimums are kept as float16 where the file's are (Q4_1, Q5_0, Q8_0), so a step reads
+about the file's bytes (Q4_1: 5 bits per weight, Q5_0 6, Q8_0 9; Q4_K 6 against the file's 4.5).
 - Anything else (Q6_K's sub-blocks of 16, F16, F32): the float32 `nn.Linear` stays.
 
 What is exact: the codes, scales and minimums are the file's, and the weights they make are the
@@ -216,15 +219,34 @@ def read_tensors(path: str | Path) -> dict[str, GGUFTensor]:
 # The modules
 
 
+def _exact_dtype(*arrays: np.ndarray):
+    """float16 when every number survives the round trip (the file's own fp16 scales), else float32."""
+    for dtype in (np.float16, np.float32):
+        with np.errstate(over="ignore"):
+            if all(np.array_equal(a.astype(dtype).astype(np.float64), a) for a in arrays):
+                return dtype
+    raise ValueError("scales that float32 cannot hold exactly")
+
+
 def kernel_tensors(codes: Codes) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    """(codes [N, G, 16 or 32] uint8, scale [N, G], minimum [N, G] float32, bits 4 or 8) in the
-    kernel's layout: 4-bit codes two per byte (element j in byte j's low nibble, j + 16 in its high
-    one, as GGUF's Q4 blocks), wider codes one per byte."""
-    if codes.bits <= 4:
-        stored, bits = codes.code[..., :16] | (codes.code[..., 16:] << 4), 4
+    """(codes [N, G, bytes] uint8, scale [N, G], minimum [N, G], bits 4, 5 or 8) in the kernel's layout:
+    elements j and j + 16 share byte j's low and high nibble (as GGUF's Q4 blocks); 5-bit codes add
+    their fifth bits as one 32-bit word per group (as Q5_0); wider codes take a byte each. Scales and
+    minimums are float16 where that is exact (Q4_1, Q5_0, Q8_0 store float16), else float32 (Q4_K's
+    products of two numbers)."""
+    if codes.bits <= 5:
+        low = codes.code & 0x0F
+        nibbles = low[..., :16] | (low[..., 16:] << 4)
+        if codes.bits <= 4:
+            stored, bits = nibbles, 4
+        else:
+            fifth = ((codes.code >> 4) & 1).astype(np.uint32) << np.arange(32, dtype=np.uint32)
+            words = fifth.sum(axis=-1, dtype=np.uint32).astype("<u4")[..., None].view(np.uint8)  # [N, G, 4]
+            stored, bits = np.concatenate([nibbles, words], axis=-1), 5
     else:
         stored, bits = codes.code, 8
-    as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+    dtype = _exact_dtype(codes.scale, codes.minimum)
+    as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=dtype))  # noqa: E731
     return torch.from_numpy(np.ascontiguousarray(stored, dtype=np.uint8)), as_tensor(codes.scale), \
         as_tensor(codes.minimum), bits
 

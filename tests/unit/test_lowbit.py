@@ -66,7 +66,9 @@ def _module(kind: str, rows: int, columns: int, seed: int) -> tuple[lowbit.LowBi
 @pytest.mark.parametrize("kind", ["Q4_1", "Q4_K", "Q5_0", "Q8_0"])
 def test_the_rebuilt_weights_are_the_files_bit_for_bit(kind):
     module, reference = _module(kind, 128, 512, seed=1)
-    assert module.bits == {"Q4_1": 4, "Q4_K": 4, "Q5_0": 8, "Q8_0": 8}[kind]
+    assert module.bits == {"Q4_1": 4, "Q4_K": 4, "Q5_0": 5, "Q8_0": 8}[kind]
+    # the file's float16 scales stay float16 (a step reads the file's bytes); Q4_K's products need float32
+    assert module.scale.dtype == (torch.float32 if kind == "Q4_K" else torch.float16)
     assert torch.equal(module.rebuilt(), reference)
     assert torch.equal(module.rebuilt(100, 28), reference[100:])
 
@@ -98,8 +100,10 @@ def test_the_kernel_refuses_malformed_tensors_in_words():
     module, _ = _module("Q8_0", 64, 256, seed=4)
     with pytest.raises(RuntimeError, match="K must be 32 x the groups"):
         torch.ops.playground_lowbit.mm(torch.randn(1, 128), module.codes, module.scale, module.minimum, 8)
-    with pytest.raises(RuntimeError, match="bits: 4 or 8"):
+    with pytest.raises(RuntimeError, match="32 at 8"):
         torch.ops.playground_lowbit.mm(torch.randn(1, 256), module.codes, module.scale, module.minimum, 5)
+    with pytest.raises(RuntimeError, match="bits: 4, 5 or 8"):
+        torch.ops.playground_lowbit.mm(torch.randn(1, 256), module.codes, module.scale, module.minimum, 6)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,7 +166,7 @@ def test_convert_replaces_every_linear_and_keeps_the_model_close(small_model):
     model = copy.deepcopy(reference)
     report = lowbit.convert(model, path)
     assert report.kept == []
-    assert report.converted == {"Q4_1 4-bit": 4, "Q4_K 4-bit": 4, "Q5_0 8-bit": 4, "Q8_0 8-bit": 3}
+    assert report.converted == {"Q4_1 4-bit": 4, "Q4_K 4-bit": 4, "Q5_0 5-bit": 4, "Q8_0 8-bit": 3}
     assert all(not isinstance(m, torch.nn.Linear) for m in model.modules())
     # the float32 weights stay where they were: tied embeddings, parameter counts, exact embeddings
     assert model.lm_head.weight is model.model.embed_tokens.weight
