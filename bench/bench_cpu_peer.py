@@ -10,7 +10,8 @@ with the same GGUF file the playground loads):
   `generation.iter_generation` (the lab's loop: the whole distribution ranked and recorded every
   step), fp32 and gguf; llama-server's `/completion` with `n_probs` 20, timed by the wall clock
   (its own `predicted_per_second` beside it);
-- `accuracy`: on every position of the lecture's prompts, KL(fp32 || gguf) of the next-token
+- `accuracy`: on every position of the lecture's prompts (ours decoded one token at a time, the path
+  that reads the codes), KL(fp32 || gguf) of the next-token
   distribution and top-1 agreement of our gguf weights against our fp32 weights (the reference);
   and for llama-server, which returns only its top 20, the same two against fp32 where computable:
   top-1 agreement, and the KL of the distributions coarsened to llama's 20 tokens plus "the rest"
@@ -191,7 +192,11 @@ def accuracy(reference, gguf, client, prompts: list[str], llama_positions: str =
         ids = decoding.prompt_ids(reference, text)
         with torch.inference_mode():
             p_log = torch.log_softmax(forward_all(reference, torch.tensor([ids]))[0].float(), -1)
-            q_log = torch.log_softmax(forward_all(gguf, torch.tensor([ids]))[0].float(), -1)
+            # ours one position at a time: the decode path, which reads the codes (a whole prompt
+            # at once would take the float32 matmul, bit for bit the reference's)
+            stepper = decoding.Stepper(gguf, ids[:1])
+            rows = [stepper.logits.clone()] + [stepper.append(token).clone() for token in ids[1:]]
+            q_log = torch.log_softmax(torch.stack(rows).float(), -1)
         kls += (p_log.exp() * (p_log - q_log)).sum(-1).tolist()
         agree += (p_log.argmax(-1) == q_log.argmax(-1)).tolist()
         for position in range(len(ids)) if llama_positions == "all" else [len(ids) - 1]:
@@ -248,12 +253,12 @@ def bench_model(model_id: str, tokens: int, repeats: int, bandwidth: float, llam
             greedy[entry].pop("ids")
         result["greedy"] = greedy
         result["accuracy"] = accuracy(reference, gguf, client, lecture_prompts(), llama_positions)
-    bytes_fp32, bytes_gguf, bytes_gguf = step_bytes(reference.model), step_bytes(gguf.model), gguf_step_bytes(path)
+    bytes_fp32, bytes_ours, bytes_file = step_bytes(reference.model), step_bytes(gguf.model), gguf_step_bytes(path)
     result["roofline"] = {
         "bandwidth_gb_s": bandwidth,
-        "bytes_per_step": {"fp32": bytes_fp32, "gguf": bytes_gguf, "llama_gguf": bytes_gguf},
+        "bytes_per_step": {"fp32": bytes_fp32, "gguf": bytes_ours, "llama_gguf": bytes_file},
         "min_ms_per_step": {name: round(b / (bandwidth * 1e9) * 1000, 2) for name, b in
-                            (("fp32", bytes_fp32), ("gguf", bytes_gguf), ("llama_gguf", bytes_gguf))},
+                            (("fp32", bytes_fp32), ("gguf", bytes_ours), ("llama_gguf", bytes_file))},
         "measured_ms_per_step": {"fp32": round(1000 / greedy["fp32"]["tokens_per_s"], 2),
                                  "gguf": round(1000 / greedy["gguf"]["tokens_per_s"], 2),
                                  "llama_server": round(1000 / greedy["llama_server"]["tokens_per_s"], 2)},
