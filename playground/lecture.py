@@ -108,6 +108,10 @@ DEMOS: tuple[Demo, ...] = (
          "Feed in the ground truth, read P(actual next token) at every position: the training loss.",
          "inside", {"text": "The capital of France is Paris. The capital of Germany is Berlin.", "run": "look",
                     "view": "forcing"}),
+    Demo("encoder-only", "Encoder-only models", "BERT's input: [CLS] A [SEP] B [SEP], three embeddings",
+         "WordPiece pieces (play ##ing), segment A and B, positions: each input vector is a sum of three rows; "
+         "an encoder's attention is bidirectional, a decoder's causal.",
+         "inside", {"run": "encoder", "view": "encoder"}),
     Demo("architecture", "Architectures", "A transformer's parameters, counted",
          "The real model's configuration; GPT-1, GPT-3, Mistral 7B and Llama 3 from one formula.",
          "inside", {"run": "look", "view": "table"}),

@@ -189,3 +189,46 @@ def kv_markdown(report: KVReport) -> str:
 def kv_rows(shapes: list[KVShape]) -> list[list]:
     return [[html.escape(s.name), s.layers, s.heads, s.kv_heads, s.head_dim, size(s.per_token_bytes),
              size(s.mha_per_token_bytes), f"{s.saving:g}×", size(8192 * s.per_token_bytes)] for s in shapes]
+
+
+ENCODER_CSS = """
+.encoder-table { border-collapse: collapse; font-size: 1.0rem; }
+.encoder-table th { text-align: right; padding: 2px 8px; font-weight: 600; white-space: nowrap; }
+.encoder-table td { text-align: center; padding: 2px 3px; border: 1px solid #e5e7eb; white-space: nowrap; }
+.encoder-table td.seg-a { background: #eef2ff; }
+.encoder-table td.seg-b { background: #fef3c7; }
+.encoder-table tr.plus td, .encoder-table tr.plus th { border: none; padding: 0; line-height: 0.9; font-size: 0.8em; color: #6b7280; }
+.encoder-table code { font-size: 1.0rem; }
+.encoder-note { font-size: 1.0rem; margin: 0 0 4px; }
+html.playground-present .encoder-table, html.playground-present .encoder-table code { font-size: 15px; }
+html.playground-present .encoder-note { font-size: 17px; }
+"""
+
+
+def encoder_table_html(pair) -> str:
+    """The slide's table for a real encoding (`inside.encoder_only.EncodedPair`): the input tokens, then
+    the three rows summed for each, E_token[id] + E_segment + E_position; every token text escaped."""
+    segment = ["seg-a" if s == 0 else "seg-b" for s in pair.segments]
+
+    def row(head: str, cells: list[str], plus: bool = False) -> str:
+        tds = "".join(f'<td class="{segment[i]}">{cell}</td>' for i, cell in enumerate(cells))
+        return f'<tr><th>{head}</th>{tds}</tr>' + ('<tr class="plus"><th></th>' + "<td>+</td>" * len(cells) + "</tr>"
+                                                   if plus else "")
+
+    tokens = [f'<code title="token id {i}">{html.escape(t)}</code>' for t, i in zip(pair.tokens, pair.ids)]
+    token_rows = [f'<span title="row {i} of the token embedding matrix">E<sub>{html.escape(t)}</sub></span>'
+                  for t, i in zip(pair.tokens, pair.ids)]
+    segments = ["E<sub>A</sub>" if s == 0 else "E<sub>B</sub>" for s in pair.segments]
+    positions = [f"E<sub>{p}</sub>" for p in pair.positions]
+    return ('<table class="encoder-table">' + row("Input", tokens) + row("Token", token_rows, plus=True)
+            + row("Segment", segments, plus=True) + row("Position", positions) + "</table>")
+
+
+def encoder_note_html(pair) -> str:
+    """What the table shows, in words derived from the encoding."""
+    pieces = ", ".join(f"<code>{html.escape(t)}</code>" for t in dict.fromkeys(pair.continued)) or "none"
+    first_b = pair.segments.index(1) if 1 in pair.segments else len(pair.tokens)
+    return (f'<p class="encoder-note">WordPiece, {pair.vocab_size:,} entries, trained here on <i>Pride and '
+            "Prejudice</i> ch. 1–9 (no BERT vocabulary ships offline; BERT's has 30,522): <code>[CLS]</code> first, "
+            f"<code>[SEP]</code> after each sentence, segment B from position {first_b}; pieces that continue a "
+            f"word: {pieces}. Each input vector is the sum of the three rows below it.</p>")

@@ -12,6 +12,8 @@
   attention) with the real cache measured.
 - `ssm_matrix_spec`, `ssm_memory_spec`: a state-space layer unrolled as its lower-triangular
   matrix over the text's tokens, and its fixed state against the KV cache as the context grows.
+- `encoder_masks_spec`: an encoder's bidirectional attention mask beside a decoder's causal one on
+  the same sentence pair.
 
 Specs, not `go.Figure`s: a head switch redraws a 128 x 128 heatmap and a grid of them, and
 building a validated figure costs more than the rest of the switch (see `plots.sampling`). Every
@@ -32,6 +34,7 @@ from playground.inside.attention import AttentionMap, LayerHeads, LayerInfo
 from playground.inside.forcing import TeacherForcing
 from playground.inside.kv import KVReport
 from playground.inside.lens import LensGrid
+from playground.inside.encoder_only import EncodedPair, Masks
 from playground.inside.ssm import StateSpaceDemo
 
 FONT = dict(size=16)
@@ -275,3 +278,29 @@ def ssm_memory_spec(report: KVReport, state_bytes: int, states: int) -> dict:
                   xaxis=dict(type="log", title=dict(text="tokens in the context")),
                   yaxis=dict(type="log", title=dict(text="MiB")), legend=dict(x=0.01, y=0.99))
     return {"data": data, "layout": layout}
+
+
+def encoder_masks_spec(pair: EncodedPair, masks: Masks) -> dict:
+    """Who may attend to whom on the same tokens: an encoder (bidirectional) beside a decoder (causal),
+    two heatmaps of 1 (may attend) and 0."""
+    names = position_labels(pair.tokens)
+    colors = [[0.0, "#f3f4f6"], [1.0, "#2171b5"]]
+    traces = []
+    for index, (name, allowed) in enumerate((("encoder", masks.bidirectional), ("decoder", masks.causal))):
+        axis = "" if index == 0 else "2"
+        traces.append(dict(type="heatmap", z=allowed.tolist(), x=names, y=names, xaxis=f"x{axis}", yaxis=f"y{axis}",
+                           zmin=0, zmax=1, colorscale=colors, showscale=False, xgap=1, ygap=1,
+                           hovertemplate=f"{name}: <b>%{{y}}</b> attends to <b>%{{x}}</b>: %{{z}}<extra></extra>"))
+    axis = dict(type="category", showgrid=False, tickfont=dict(size=13))
+    # rows are shorter than columns are wide: every other row named (hover names each cell)
+    down = dict(autorange="reversed", tickangle=0, nticks=max(2, (len(names) + 1) // 2), **axis)
+    layout = dict(
+        font=FONT, height=260, margin=dict(l=90, r=20, t=40, b=85), plot_bgcolor=EMPTY,
+        xaxis=dict(domain=[0.0, 0.47], tickangle=-60, nticks=MAX_TICKS, **axis), yaxis=down,
+        xaxis2=dict(domain=[0.53, 1.0], tickangle=-60, nticks=MAX_TICKS, **axis), yaxis2=dict(anchor="x2", showticklabels=False, **down),
+        annotations=[dict(text=text, x=x, y=1.0, xref="paper", yref="paper", xanchor="left", yanchor="bottom",
+                          yshift=4, showarrow=False)
+                     for text, x in (("<b>Encoder (BERT): bidirectional</b>, sees all", 0.0),
+                                     ("<b>Decoder (GPT): causal</b>, sees the past", 0.53))],
+    )
+    return {"data": traces, "layout": layout}

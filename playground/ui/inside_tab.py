@@ -7,7 +7,8 @@ the knowledge capacity ("up to 2 bits per parameter", drawn after the look, no m
 head; (3) the logit lens; (4) teacher forcing in one pass; (5) the KV cache; (6) sequence models:
 a stated state-space layer run step by step and unrolled on the text's embeddings (their
 difference shown), its lower-triangular matrix beside the attention map, its fixed state against
-the KV cache (drawn after the look from the cached pass, no model call).
+the KV cache (drawn after the look from the cached pass, no model call). Two accordions under the
+card: the vocabulary's rare tokens (`rare_section`) and encoder-only models (`encoder_section`).
 
 "Look inside" (`inside_view` API, model-step group) runs the one forward pass
 (`playground.inside.passes.inside_pass`, cached per model and text) and draws every view but the
@@ -31,7 +32,7 @@ from playground.inside import arch, attention, forcing, kv, lens, passes, ssm
 from playground.limits import clamp_int
 from playground.plots import inside as plots
 from playground.plots.sampling import spec_json
-from playground.ui import link_wiring, rare_section
+from playground.ui import encoder_section, link_wiring, rare_section
 from playground.ui.common import model_choices, user_errors
 from playground.ui.exports import data_downloads
 
@@ -82,7 +83,7 @@ not trained) reads u<sub>t</sub> = the first coordinate of each token's embeddin
 both ways: step by step (the state carried) and unrolled (one matrix). Compare its matrix with the
 attention heatmap of section 2: fixed weights by distance, against weights that depend on the tokens."""
 
-CSS = rare_section.CSS + """
+CSS = rare_section.CSS + encoder_section.CSS + """
 .inside-lecture { background: #f6f7fb; border-left: 4px solid #1f4fd8; padding: 0.4rem 0.9rem; font-size: 1.02rem; }
 #inside-card table { font-size: 1.02rem; }
 /* the lecture's table on one projector screen: all ten columns (its figures and the check were off to
@@ -231,6 +232,7 @@ def build() -> link_wiring.TabLink:
     capacity = gr.Markdown("Press **Look inside**: how much this model can memorise at most, beside the "
                            "lecture's models (up to 2 bits per parameter).", elem_id="inside-capacity")
     rare_parts = rare_section.build(model)  # the vocabulary's under-trained tokens (the tokenization slide)
+    encoder_parts = encoder_section.build()  # the lecture's encoder-only slides (no model call)
 
     gr.Markdown("## 2. Attention")
     with gr.Row():
@@ -303,10 +305,13 @@ def build() -> link_wiring.TabLink:
     lens_button.click(show_lens, [looked, positions], lens_plot, api_name="inside_lens")
     looked_in = ("inside-run", "#inside-attention .js-plotly-plot")  # the look is done once its heatmap is drawn
     return link_wiring.TabLink(
-        "inside", {"text": text, "model": model, "layer": layer, "head": head, "positions": positions},
+        "inside", {"text": text, "model": model, "layer": layer, "head": head, "positions": positions,
+                   "sentence_a": encoder_parts["first"], "sentence_b": encoder_parts["second"]},
         actions={"look": [looked_in], "lens": [looked_in, ("inside-lens-run", "#inside-lens .js-plotly-plot")],
-                 "rare": [looked_in, ("rare-find", "#rare-table table")]}, default_run="look",
+                 "rare": [looked_in, ("rare-find", "#rare-table table")],
+                 "encoder": [("encoder-run", "#encoder-masks .js-plotly-plot")]}, default_run="look",
         views={"card": "inside-card", "table": "inside-table", "capacity": "inside-capacity", "ssm": "inside-ssm",
                "attention": "inside-attention", "heads": "inside-heads", "lens": "inside-lens",
-               "forcing": "inside-forcing", "kv": "inside-kv-note", "rare": ("rare-table", rare_parts["accordion"])},
+               "forcing": "inside-forcing", "kv": "inside-kv-note", "rare": ("rare-table", rare_parts["accordion"]),
+               "encoder": ("encoder-result", encoder_parts["accordion"])},
         default_view="attention", copy_runs=[("lens", "lens", "#inside-lens .js-plotly-plot")])

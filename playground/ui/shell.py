@@ -95,6 +95,7 @@ EVENT_GROUPS: dict[str, str] = {
                     "teacher_forcing")},
     "playground.ui.chat_tab.template_views": "instant",
     "playground.ui.fim_section.show": "instant",
+    "playground.ui.encoder_section.show_pair": "instant",  # a tokenizer trained once (0.1 s), no model
     "playground.ui.fim_section.complete": "heavy",
     "playground.ui.inside_tab.look_inside": "model-step",
     "playground.ui.inside_tab.show_lens": "model-step",

@@ -208,6 +208,7 @@ def endpoint_names():
             "/sampling_generate", "/sampling_samples", "/sampling_constraint", "/sampling_chain",
             "/sampling_chain_ab", "/sampling_chain_ab_samples", "/sampling_tree_return", "/beam_search", "/beam_redraw",
             "/inside_view", "/inside_attention", "/inside_lens", "/inside_rare_tokens", "/inside_rare_repeat",
+            "/inside_encoder",
             "/why_view",
             "/class_start", "/class_poll_next_token", "/class_poll_count", "/class_poll_chat", "/class_reveal",
             "/class_hide"]
