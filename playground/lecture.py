@@ -184,9 +184,11 @@ DEMOS: tuple[Demo, ...] = (
          "The program manages the context and writes the headers; greedy. The base model gets the same text.",
          "chat", {"run": "oranges", "view": "conversation", **QUICK_CHAT, "max_tokens": "40"}),
     Demo("apples-diet", "Instruction tuning", "What to do, not what not to do",
-         "The apples diet: the chat model follows the instruction (temperature 0.3).",
-         "chat", {"run": "apples", "view": "columns", **LOW_TEMPERATURE_CHAT},
-         needs="The lecture's point (a helpful plan for a bad idea) shows best with a bigger chat model."),
+         "The apples diet, greedy: the base model continues the text; the 135M chat model answers with a "
+         "refusal it learned as a template (\"I'm sorry ... I don't have the capability\"), not the slide's plan.",
+         "chat", {"run": "apples", "view": "columns", **QUICK_CHAT},
+         needs="The slide's answer (a helpful apples plan: fine-tuning taught the model what to do, never what not "
+               "to do) comes from a bigger chat model: add one to the models file (README, Serving a large class)."),
     Demo("fill-in-the-middle", "Instruction tuning: code completion", "Fill-in-the-middle",
          "A document cut into prefix, suffix and middle, with the sentinel tokens, in training order.",
          "chat", {"run": "fim", "view": "fim"},
