@@ -278,7 +278,9 @@ class LowBitLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         flat = x.reshape(-1, self.in_features).to(torch.float32).contiguous()
-        if flat.shape[0] <= FEW_ROWS:  # bound by the bytes of the weights: read the codes
+        if flat.shape[0] <= FEW_ROWS and not (flat.requires_grad and torch.is_grad_enabled()):
+            # bound by the bytes of the weights: read the codes (the kernel has no backward: a gradient
+            # through this layer, e.g. attribution's, takes the float32 path, the same numbers)
             y = torch.ops.playground_lowbit.mm(flat, self.codes, self.scale, self.minimum, self.bits)
         elif self.weight is not None:  # bound by arithmetic: the same numbers as float32 (bit for bit)
             y = flat @ self.weight.T

@@ -6,7 +6,8 @@ Three kinds:
   (the poll's blob). Each guess becomes the model's token by tokenization only (`map_guess`): the
   guess as the text would continue, a leading space added before a word when the prompt does not
   end in white space (the lecture: BPE attaches white space to the next word), and its first token
-  is the one counted; a guess of several tokens says so.
+  is the one counted; a guess of several tokens says so. A phone may tap a chip instead of typing:
+  the model's most probable words in alphabetical order (`chip_options`), each mapping back to its token.
   Reveal (`score_next_token`): the rows are the model's top tokens and every token the class picked,
   in the model's order, each with the model's probability and rank and the class's share; the share
   of the class that picked the model's top token; the class's average surprisal
@@ -43,6 +44,9 @@ TOP_SHOWN = 10  # the model's top tokens always shown at the reveal
 MAX_ROWS = 25  # tokens in the reveal's table and chart at most
 MAX_COUNT = 100_000
 WORD_START = re.compile(r"\w", re.UNICODE)
+
+
+CHIPS = 6  # answer chips of a next-token poll
 
 
 def new_id() -> str:
@@ -124,11 +128,34 @@ def next_token_poll(model_id: str, prompt: str) -> tuple[dict, bytes]:
     from playground.decoding import next_token_distribution  # the model's side, imported when used
     if not isinstance(prompt, str) or not prompt.strip():
         raise PlaygroundError("A next-token poll needs a prompt: type one in the Sampling lab.")
+    from playground.models import load_tokenizer
+
     distribution = next_token_distribution(model_id, prompt)
-    poll = {"id": new_id(), "kind": "next_token", "model": model_id, "prompt": prompt[-600:],
-            "prompt_ids": list(distribution.input_ids),
-            "question": "Which token comes next?", "revealed": False, "hidden": []}
+    ids = list(distribution.input_ids)
+    poll = {"id": new_id(), "kind": "next_token", "model": model_id, "prompt": prompt[-600:], "prompt_ids": ids,
+            "question": "Which token comes next?", "revealed": False, "hidden": [],
+            "options": chip_options(load_tokenizer(model_id), prompt, ids, distribution.logits)}
     return poll, logprob_blob(distribution.logits)
+
+
+def chip_options(tokenizer, prompt: str, prompt_ids, logits: torch.Tensor, count: int = CHIPS) -> list[str]:
+    """Answer chips for a phone: the model's `count` most probable words, in alphabetical order (so the
+    chips do not give the model's ranking away), each one that a student's tap maps back to the very
+    token it came from (`map_guess`); tokens of white space or punctuation only are left to typing."""
+    chips = []
+    for token_id in logits.topk(min(4 * count, logits.shape[-1])).indices.tolist():
+        text = clean_answer(tokenizer.decode([token_id])).strip()
+        if not any(c.isalnum() for c in text) or text in chips:
+            continue
+        try:
+            if map_guess(tokenizer, prompt, prompt_ids, text).token_id != token_id:
+                continue
+        except PlaygroundError:
+            continue
+        chips.append(text)
+        if len(chips) == count:
+            break
+    return sorted(chips, key=str.lower)
 
 
 def rank_of(logprobs: np.ndarray, token_id: int) -> int:

@@ -459,10 +459,10 @@ def build() -> link_wiring.TabLink:
             run = gr.Button("Generate with both", variant="primary", scale=1, elem_id="chat-run")
             stop = gr.Button("Stop", variant="stop", scale=0, elem_id="chat-stop")
         with gr.Row(equal_height=False):
-            with gr.Column():
+            with gr.Column(elem_id="chat-base-side"):  # ids: a class room's blind poll may swap the sides
                 gr.Markdown("Base model · raw text", elem_classes=["chat-col-title"])
                 base_column = _html_view(elem_id="chat-base-column")
-            with gr.Column():
+            with gr.Column(elem_id="chat-chat-side"):
                 gr.Markdown("Chat model · chat template", elem_classes=["chat-col-title"])
                 chat_column = _html_view(elem_id="chat-chat-column")
 

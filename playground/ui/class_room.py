@@ -23,6 +23,7 @@ What it leaves out: the rules and the store (`playground.rooms`), the HTML and c
 from __future__ import annotations
 
 import json
+import secrets
 
 import gradio as gr
 from starlette.concurrency import run_in_threadpool
@@ -257,9 +258,14 @@ def poll_count(current, text, tokenizer_id, compare):
 
 @user_errors
 def poll_chat(current, base_model, chat_model):
+    """A blind vote: the columns lose their names on the projector, and a coin decides whether the
+    chat model's column is drawn left (A) or right (B), so the layout gives nothing away."""
     current = _room_of(current)
-    room.start_poll(current.code, current.key, "chat", models=(str(base_model), str(chat_model)))
-    return _cleared(current)
+    swap = secrets.randbelow(2) == 1
+    left, right = (str(chat_model), str(base_model)) if swap else (str(base_model), str(chat_model))
+    room.start_poll(current.code, current.key, "chat", models=(left, right))
+    status, *rest = _cleared(current)
+    return [status + f'<span hidden class="class-blind-sides" data-swap="{int(swap)}"></span>', *rest]
 
 
 def _shown(current, result):
@@ -304,18 +310,38 @@ def wire(panel: Panel, tabs: gr.Tabs, tab_links, link_values, status_timer: gr.T
                            api_name="class_poll_count")
     chat = fields["chat"]
     panel.poll_chat.click(poll_chat, [panel.room, chat["base_model"], chat["chat_model"]], poll_outputs,
-                          api_name="class_poll_chat")
+                          api_name="class_poll_chat").then(None, panel.status, None, js=BLIND_JS)
+    for other in (panel.poll_next, panel.poll_count):
+        other.click(None, None, None, js=SEEING_JS)
     panel.reveal.click(reveal, [panel.room], poll_outputs, api_name="class_reveal").then(
-        None, None, None, js=INTO_VIEW_JS)
+        None, None, None, js=REVEALED_JS)
     panel.hide.click(hide, [panel.room, panel.hidden_label], poll_outputs, api_name="class_hide")
 
 
+# "Which is the chat model?" on the projector: while the poll is open, the Base vs chat columns show
+# no model names (their titles, headers and model boxes hidden, the columns marked A and B) - only
+# once it started (its status says open); any other poll or the reveal names them again
+BLIND_JS = ("(status) => { const s = String(status || ''); if (!/data-status=.?open/.test(s)) return;"
+            " document.documentElement.classList.add('class-blind');"
+            " document.documentElement.classList.toggle('class-blind-swap', /data-swap=.?1/.test(s)); }")
+SEEING_JS = "() => document.documentElement.classList.remove('class-blind', 'class-blind-swap')"
 # the reveal's chart and table in sight on the projector (the join card above them is tall)
 INTO_VIEW_JS = ("() => { window.playgroundFollow = 'class-result-plot';"
                 " window.playgroundBringIntoView && window.playgroundBringIntoView('class-result-plot'); }")
+REVEALED_JS = f"() => {{ ({SEEING_JS})(); ({INTO_VIEW_JS})(); }}"  # the models named again, the result in view
 
 
 CSS = """
+html.class-blind .chat-col-title, html.class-blind #chat-base-column .gen-header,
+html.class-blind #chat-chat-column .gen-header, html.class-blind #chat-base-model,
+html.class-blind #chat-chat-model { visibility: hidden; }
+html.class-blind #chat-base-column::before, html.class-blind #chat-chat-column::before {
+  display: block; font-size: 1.6rem; font-weight: 700; }
+html.class-blind #chat-base-column::before { content: "A"; }
+html.class-blind #chat-chat-column::before { content: "B"; }
+html.class-blind-swap #chat-chat-side { order: -1; }
+html.class-blind-swap #chat-chat-column::before { content: "A"; }
+html.class-blind-swap #chat-base-column::before { content: "B"; }
 #class-start { display: none; max-width: 12rem; }
 html.playground-present #class-start { display: inline-flex; }
 .class-join { display: flex; gap: 1.5rem; align-items: center; }

@@ -62,10 +62,17 @@ def test_students_follow_the_presenter_and_answer_a_next_token_poll(browser, app
         presenter.locator("#class-poll-next").click()
         wait_until(presenter, "() => !!document.querySelector('#class-poll-status-box [data-status=open]')",
                    "the poll started", "() => document.querySelector('#class-poll-status-box').innerText")
-        for student, guess in zip(students, ["the", "a", "banana"]):
+        tapped = None
+        for student, guess in zip(students, [None, "a", "banana"]):
             _sees(student, "Which token comes next?", "the poll reached the student")
-            student.locator("#class-answer").fill(guess)
-            student.locator("#class-send").click()
+            if guess is None:  # the phone taps one of the chips (the model's likely words) instead of typing
+                chip = student.locator("#class-follow .class-chip").first
+                tapped = chip.inner_text().strip()
+                assert student.locator("#class-follow .class-chip").count() >= 3 and tapped
+                chip.click()
+            else:
+                student.locator("#class-answer").fill(guess)
+                student.locator("#class-send").click()
             wait_until(student, "() => document.querySelector('#class-answer-status').dataset.outcome",
                        "the answer was taken", "() => document.querySelector('#class-answer-status').innerText")
             status = student.locator("#class-answer-status").inner_text()
@@ -87,7 +94,7 @@ def test_students_follow_the_presenter_and_answer_a_next_token_poll(browser, app
                    ".getBoundingClientRect().top")
         result = presenter.locator("#class-result").inner_text()
         assert "3 answers" in result and "surprised than the model" in result
-        assert "␣the" in result and "␣banana" in result  # guesses as the model's tokens, leading space
+        assert f"␣{tapped}" in result and "␣banana" in result  # guesses as the model's tokens, leading space
         screenshot(presenter, "class-presenter-reveal")
         for student in students:
             _sees(student, "surprised than the model", "the reveal reached the student")
@@ -104,3 +111,44 @@ def test_students_follow_the_presenter_and_answer_a_next_token_poll(browser, app
     finally:
         for context in contexts:
             context.close()
+
+
+SIDES = """() => {
+  const blind = document.documentElement.classList.contains('class-blind');
+  const side = (id) => document.getElementById(id).getBoundingClientRect().left;
+  const mark = (id) => getComputedStyle(document.getElementById(id), '::before').content.replace(/"/g, '');
+  const title = document.querySelector('.chat-col-title');
+  return {blind, base_left: side('chat-base-side') < side('chat-chat-side'), base: mark('chat-base-column'),
+          chat: mark('chat-chat-column'), titles: getComputedStyle(title).visibility,
+          model_box: getComputedStyle(document.getElementById('chat-chat-model')).visibility};
+}"""
+
+
+def test_the_chat_poll_hides_which_column_is_which_until_the_reveal(browser, app_url):
+    """While "which is the chat model?" is open the projector names no model: titles, headers and model
+    boxes hidden, the columns marked A (left) and B (right), and a coin decides the chat model's side;
+    the reveal names them again, and its answer is the side the chat model was drawn on."""
+    context, presenter = _page(browser, PRESENTER)
+    try:
+        presenter.goto(app_url + "?class=new&present=1")
+        presenter.locator("#class-code").inner_text(timeout=120_000)
+        select_tab(presenter, "Base vs chat")
+        assert presenter.evaluate(SIDES)["titles"] == "visible"
+        presenter.locator("#class-poll-chat").click()
+        wait_until(presenter, "() => document.documentElement.classList.contains('class-blind')",
+                   "the columns went blind", SIDES)
+        sides = presenter.evaluate(SIDES)
+        assert sides["titles"] == "hidden" and sides["model_box"] == "hidden", sides
+        left, right = ("base", "chat") if sides["base_left"] else ("chat", "base")
+        assert (sides[left], sides[right]) == ("A", "B"), sides  # A is whichever is drawn on the left
+        screenshot(presenter, "class-chat-poll-blind")
+        presenter.locator("#class-reveal").click()
+        wait_until(presenter, "() => !!document.querySelector('#class-result .class-table')",
+                   "the reveal", "() => document.querySelector('#class-result').innerText")
+        after = presenter.evaluate(SIDES)
+        assert not after["blind"] and after["titles"] == "visible" and after["base_left"], after
+        result = presenter.locator("#class-result").inner_text()
+        chat_label = "A" if left == "chat" else "B"
+        assert re.search(rf"\b{chat_label}\b[^\n]*smollm2-135m-instruct", result), result
+    finally:
+        context.close()

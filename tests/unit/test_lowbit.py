@@ -89,6 +89,16 @@ def test_the_kernel_computes_the_float32_product(kind, positions):
         assert torch.equal(got, x @ reference.t())  # the float32 matmul itself
 
 
+def test_a_gradient_through_the_layer_takes_the_float32_path():
+    """Attribution differentiates through every layer; the codes kernel has no backward."""
+    module, reference = _module("Q4_K", 64, 256, seed=5)
+    x = torch.randn(2, 256, requires_grad=True)
+    module(x).sum().backward()
+    assert torch.allclose(x.grad, reference.sum(0).expand(2, -1), rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        assert torch.allclose(module(x), x @ reference.t(), rtol=1e-5, atol=1e-5)
+
+
 def test_a_bias_and_leading_dimensions_pass_through():
     module, reference = _module("Q4_1", 64, 256, seed=3)
     module.bias = torch.nn.Parameter(torch.randn(64))

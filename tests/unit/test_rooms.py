@@ -160,7 +160,14 @@ def test_next_token_poll_runs_the_model_once_and_reveals_class_against_model(sto
     before = loaded.forward_calls
     poll = room.start_poll(made.code, made.key, "next_token", model_id=MODEL, prompt=PROMPT, store=store)
     assert loaded.forward_calls == before + 1
-    assert "prompt_ids" not in room.view(made.code, store).poll  # the public part only
+    public = room.view(made.code, store).poll
+    assert "prompt_ids" not in public  # the public part only
+    # chips for phones: the model's most probable words, alphabetical, each mapping back to its own token
+    chips = public["options"]
+    assert 3 <= len(chips) <= polls.CHIPS and chips == sorted(chips, key=str.lower)
+    top = next_token_distribution(MODEL, PROMPT).logits.topk(4 * polls.CHIPS).indices.tolist()
+    ids = next_token_distribution(MODEL, PROMPT).input_ids
+    assert all(polls.map_guess(loaded.tokenizer, PROMPT, ids, chip).token_id in top for chip in chips)
     guesses = ["mat", "mat", "floor", "antidisestablishment", "mat"]
     for n, guess in enumerate(guesses):
         room.answer(made.code, student(n), guess, store)
