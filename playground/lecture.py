@@ -108,7 +108,7 @@ DEMOS: tuple[Demo, ...] = (
          "Feed in the ground truth, read P(actual next token) at every position: the training loss.",
          "inside", {"text": "The capital of France is Paris. The capital of Germany is Berlin.", "run": "look",
                     "view": "forcing"}),
-    Demo("encoder-only", "Encoder-only models", "BERT's input: [CLS] A [SEP] B [SEP], three embeddings",
+    Demo("encoder-only", "Architectures", "Encoder-only: BERT's input",
          "WordPiece pieces (play ##ing), segment A and B, positions: each input vector is a sum of three rows; "
          "an encoder's attention is bidirectional, a decoder's causal.",
          "inside", {"run": "encoder", "view": "encoder"}),

@@ -77,10 +77,10 @@ CSS = """
 .lecture-index a.demo-link { font-weight: 700; }
 /* on a projector the index is compact: titles only (the line is the link's hover text), two columns,
    about a screen and a half (it was 3,900 px long) */
-html.playground-present .lecture-index { columns: 2; column-gap: 2.5rem; font-size: 16px; line-height: 1.35; }
+html.playground-present .lecture-index { columns: 2; column-gap: 2.5rem; font-size: 16px; line-height: 1.28; }
 html.playground-present .lecture-index .demo-line, html.playground-present .lecture-index .demo-needs,
 html.playground-present .lecture-index .demo-tab-sep { display: none; }
-html.playground-present .lecture-index h3 { margin: 0.4rem 0 0; font-size: 16px; break-after: avoid; }
+html.playground-present .lecture-index h3 { margin: 0.3rem 0 0; font-size: 16px; break-after: avoid; }
 html.playground-present .lecture-index ol { margin: 0; }
 html.playground-present .lecture-index li { margin: 0; break-inside: avoid; }
 html.playground-present .lecture-index .demo-poll { font-size: 15px; }
