@@ -15,18 +15,19 @@ integers).
   two per byte.
 - Q5_0 (w = d * (q - 16), q of 5 bits): 4-bit codes plus a word of fifth bits, as the file keeps them.
 - Q8_0 (w = d * q, q of 8 bits signed, code q + 128): one byte per code.
+- Anything else (Q6_K's sub-blocks of 16, F16, F32): the float32 `nn.Linear` stays.
 
 Scales and minimums are kept as float16 where the file's are (Q4_1, Q5_0, Q8_0), so a step reads
 about the file's bytes (Q4_1: 5 bits per weight, Q5_0 6, Q8_0 9; Q4_K 6 against the file's 4.5).
-- Anything else (Q6_K's sub-blocks of 16, F16, F32): the float32 `nn.Linear` stays.
 
 What is exact: the codes, scales and minimums are the file's, and the weights they make are the
-float32 weights transformers dequantized (checked row by row at conversion: `reproduces`). A few
-positions (decoding, beams) are computed as sum over groups of scale * (codes . x) + minimum * sum(x);
-more positions rebuild each row exactly as the dequantization rounds it. Either way the result is the
-float32 model's up to the order of summation (about 1e-6 relative), the same freedom two float32
-matmul kernels have, so every tab's numbers agree as they do on float32 weights. The price is memory
-traffic only in the other direction: nothing is rounded.
+float32 weights transformers dequantized (checked row by row at conversion: `reproduces`). Up to
+FEW_ROWS positions (a decode step, a few beams) are computed from the codes as sum over groups of
+scale * (codes . x) + minimum * sum(x), in float32; more positions (a prompt), and any pass that
+needs a gradient, multiply by the float32 weight itself. Either way the result is the float32
+model's up to the order of summation (about 1e-6 relative), the freedom any two float32 matmul
+kernels have, so every tab's numbers agree as they do on float32 weights. Nothing is rounded; the
+price is memory: the codes are kept beside the float32 weights.
 
 Each replaced module keeps the float32 weight it replaces as its `weight` parameter (the same tensor:
 tied embeddings stay tied, the embedding lookup stays exact, parameter counts and code that reads

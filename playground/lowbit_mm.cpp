@@ -7,7 +7,8 @@
 // to a narrower type), so the result is the float32 model's up to the order of summation:
 // `mm`: per output, sum over groups of scale * (codes . x) + minimum * sum(x), accumulated in float32
 // lanes. It is meant for a few rows of x (decoding, a few beams), where reading the weights is the
-// cost; for many rows (a prompt) a float32 matmul on rebuilt weights is faster (lowbit.py).
+// cost; for many rows (a prompt) lowbit.py multiplies by the float32 weight, which `dequantize`
+// rebuilds bit for bit.
 // `dequantize`: rows of W rebuilt in float32 exactly as the GGUF's dequantization rounds them (a
 // product, then a sum: the file is compiled with -ffp-contract=off; `mm`'s fused multiply-adds are
 // explicit intrinsics).
